@@ -1,0 +1,11 @@
+"""The Graduate Exchange Gateway.
+
+The message flow of the brief, one package per stage:
+
+    intake (parse, validate) -> verify (issue 3) -> authorise / route -> messages (store) -> delivery
+
+``registry`` holds the participants, ``codes`` the domain code lists, ``pki`` the key material,
+``web`` the Flask application factory and ``cli`` the ``gateway`` command.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""``gateway init``: everything a fresh machine needs, created once and reused after (idempotent).
+
+- the data folder and the database schema (Alembic migrations);
+- the development CA and the gateway's own key and certificate under ``keys/``;
+- the secrets: the keyed-hash key for identity numbers and the web session key;
+- with ``demo=True``, the demonstration participants and a key and certificate for each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.orm import Session
+
+from gateway.clock import Clock
+from gateway.pki.devca import DevelopmentCA
+from gateway.registry.models import Participant
+from gateway.registry.services import ParticipantInput, add_participant, register_certificate
+from gateway.settings import Settings
+from gateway.store.db import connect, migrate, session_factory, transaction
+
+GATEWAY_ID = "gateway"
+
+
+@dataclass
+class InitReport:
+    """What ``initialise`` found or made, for the command to print."""
+
+    database_revision: str | None = None
+    created: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+
+
+def gateway_key_paths(keys_dir: Path) -> tuple[Path, Path]:
+    return keys_dir / "gateway" / "key.pem", keys_dir / "gateway" / "cert.pem"
+
+
+def participant_key_dir(keys_dir: Path, participant_id: str) -> Path:
+    return keys_dir / "participants" / participant_id
+
+
+def initialise(settings: Settings, clock: Clock, demo: bool = False) -> InitReport:
+    """Bring data, schema, keys and secrets into being where missing; return what was done."""
+    report = InitReport()
+    now = clock.now()
+    if settings.database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.keys_dir.mkdir(parents=True, exist_ok=True)
+    engine = connect(settings.database_url)
+    try:
+        report.database_revision = migrate(engine)
+        ca_existed = (settings.keys_dir / "ca" / "ca.cert.pem").exists()
+        ca = DevelopmentCA.ensure(settings.keys_dir, now, settings.key_passphrase)
+        (report.reused if ca_existed else report.created).append(f"development CA {ca.cert_path}")
+        key_path, cert_path = gateway_key_paths(settings.keys_dir)
+        if key_path.exists() and cert_path.exists():
+            report.reused.append(f"gateway key and certificate {cert_path}")
+        else:
+            ca.issue(key_path.parent, GATEWAY_ID, "Graduate Exchange Gateway", now, "ec", settings.key_passphrase)
+            report.created.append(f"gateway key and certificate {cert_path}")
+        for name in ("identity-hash.key", "session.key"):
+            path = settings.keys_dir / "secrets" / name
+            if path.exists():
+                report.reused.append(f"secret {path}")
+            else:
+                _write_secret(path)
+                report.created.append(f"secret {path}")
+        if demo:
+            with transaction(session_factory(engine)) as session:
+                _demo_participants(session, settings, ca, clock, report)
+    finally:
+        engine.dispose()
+    return report
+
+
+def _write_secret(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+
+
+def demo_participant_inputs() -> list[ParticipantInput]:
+    """The demonstration participants of ``gateway/data/demo-participants.json``."""
+    text = (resources.files("gateway") / "data" / "demo-participants.json").read_text(encoding="utf-8")
+    rows = json.loads(text)["participants"]
+    return [
+        ParticipantInput(**{**row, "regions_served": tuple(row.get("regions_served", ()))}) for row in rows
+    ]
+
+
+def _demo_participants(
+    session: Session, settings: Settings, ca: DevelopmentCA, clock: Clock, report: InitReport
+) -> None:
+    for data in demo_participant_inputs():
+        if session.get(Participant, data.id) is None:
+            add_participant(session, data, clock.now())
+            report.created.append(f"demo participant {data.id} {data.name}")
+        else:
+            report.reused.append(f"demo participant {data.id}")
+        out = participant_key_dir(settings.keys_dir, data.id)
+        if not (out / "cert.pem").exists():
+            issued = ca.issue(out, data.id, data.name, clock.now(), "rsa", settings.key_passphrase)
+            report.created.append(f"key and certificate {issued.cert_path}")
+        cert = x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
+        register_certificate(session, data.id, cert.public_bytes(Encoding.PEM), clock.now())
+

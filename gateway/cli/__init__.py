@@ -1,0 +1,32 @@
+"""The ``gateway`` command line (click). One module per command group."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from gateway import __version__
+from gateway.cli import init_cmd, keys, participants, serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gateway")
+@click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
+def main(verbose: bool) -> None:
+    """The Graduate Exchange Gateway.
+
+    Settings come from GATEWAY_* environment variables (see docs/operations.md); with none set,
+    the embedded default runs from ./data and ./keys.
+    """
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+main.add_command(init_cmd.init)
+main.add_command(serve.serve)
+main.add_command(participants.participants)
+main.add_command(keys.keys)

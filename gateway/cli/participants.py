@@ -1,0 +1,115 @@
+"""``gateway participants add|list|show|disable|enable``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from gateway.cli.common import clock, load_settings, store
+from gateway.registry.models import DeliveryMode, ParticipantKind
+from gateway.registry.services import (
+    ParticipantInput,
+    add_participant,
+    get_participant,
+    list_participants,
+    participant_as_dict,
+    set_enabled,
+)
+
+
+@click.group()
+def participants() -> None:
+    """Register and inspect participants (the organisations that exchange messages)."""
+
+
+@participants.command("add")
+@click.argument("participant_id")
+@click.option("--name", required=True, help="The organisation's registered name.")
+@click.option("--kind", required=True, type=click.Choice([k.value for k in ParticipantKind]))
+@click.option("--region", required=True, help="GB/T 2260 region code where it sits, e.g. 110105.")
+@click.option("--unit-nature", help="Employers only: unit nature code, e.g. 31 (state-owned enterprise).")
+@click.option("--serves", "regions_served", multiple=True, help="A region it is responsible for (repeatable).")
+@click.option("--delivery", "delivery_mode", type=click.Choice([m.value for m in DeliveryMode]), default="pull",
+              show_default=True)
+@click.option("--endpoint", "endpoint_url", help="Push delivery: the participant's SOAP endpoint URL.")
+@click.option("--contact-name")
+@click.option("--contact-phone")
+@click.option("--contact-email")
+@click.option("--contact-address")
+def add(participant_id: str, **options: str | tuple[str, ...] | None) -> None:
+    """Register PARTICIPANT_ID (its unified social credit code)."""
+    data = ParticipantInput(
+        id=participant_id,
+        name=str(options["name"]),
+        kind=str(options["kind"]),
+        region=str(options["region"]),
+        unit_nature=_text(options["unit_nature"]),
+        regions_served=tuple(options["regions_served"] or ()),
+        delivery_mode=str(options["delivery_mode"]),
+        endpoint_url=_text(options["endpoint_url"]),
+        contact_name=_text(options["contact_name"]),
+        contact_phone=_text(options["contact_phone"]),
+        contact_email=_text(options["contact_email"]),
+        contact_address=_text(options["contact_address"]),
+    )
+    with store(load_settings()) as session:
+        participant = add_participant(session, data, clock.now())
+        click.echo(f"registered {participant.id} {participant.name} ({participant.kind})")
+
+
+def _text(value: str | tuple[str, ...] | None) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@participants.command("list")
+@click.option("--kind", type=click.Choice([k.value for k in ParticipantKind]), help="Only this kind.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_(kind: str | None, as_json: bool) -> None:
+    """List registered participants."""
+    with store(load_settings()) as session:
+        found = list_participants(session, kind)
+        if as_json:
+            click.echo(json.dumps([participant_as_dict(p) for p in found], ensure_ascii=False, indent=2))
+            return
+        for p in found:
+            state = "enabled" if p.enabled else "DISABLED"
+            click.echo(f"{p.id}  {p.kind:<30} {p.region}  {p.delivery_mode:<4}  {state:<8}  {p.name}")
+        click.echo(f"{len(found)} participant(s)")
+
+
+@participants.command("show")
+@click.argument("participant_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(participant_id: str, as_json: bool) -> None:
+    """Show one participant, its regions and certificates."""
+    with store(load_settings()) as session:
+        data = participant_as_dict(get_participant(session, participant_id))
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for key, value in data.items():
+        if key == "certificates":
+            click.echo(f"certificates: {len(value)}")
+            for cert in value:
+                click.echo(f"  {cert['fingerprint_sha256'][:16]}…  {cert['not_before']} .. {cert['not_after']}")
+        else:
+            click.echo(f"{key}: {value}")
+
+
+@participants.command("disable")
+@click.argument("participant_id")
+def disable(participant_id: str) -> None:
+    """Disable a participant: it can neither send nor receive."""
+    with store(load_settings()) as session:
+        participant = set_enabled(session, participant_id, False, clock.now())
+        click.echo(f"disabled {participant.id} {participant.name}")
+
+
+@participants.command("enable")
+@click.argument("participant_id")
+def enable(participant_id: str) -> None:
+    """Enable a disabled participant again."""
+    with store(load_settings()) as session:
+        participant = set_enabled(session, participant_id, True, clock.now())
+        click.echo(f"enabled {participant.id} {participant.name}")

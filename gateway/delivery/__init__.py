@@ -1,0 +1,1 @@
+"""Delivery: the outbox worked by dramatiq actors (push connectors and pull mailboxes: issue 5)."""

@@ -1,0 +1,158 @@
+"""The one error hierarchy of the gateway.
+
+Every refusal of a message is a :class:`Fault` subclass with a stable machine-readable ``code``;
+``gateway.intake.faults`` turns them into SOAP 1.1 Faults and is the only place that does.
+Codes never change meaning once published; ``docs/faults.md`` lists them all and a test keeps that
+list and this module in step.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from gateway.privacy import redact
+
+
+class GatewayError(Exception):
+    """Root of everything the gateway raises on purpose."""
+
+
+class ConfigurationError(GatewayError):
+    """A setting or an environment variable is missing or malformed."""
+
+
+class ValidationError(GatewayError):
+    """Input that breaks a rule. ``field`` names the input, the message names the rule."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.rule = message
+
+
+class NotFound(GatewayError):
+    """A thing looked up by id does not exist."""
+
+
+class Fault(GatewayError):
+    """A refusal reported to the sender as a SOAP Fault.
+
+    ``faultcode`` is SOAP 1.1's ``Client`` (the sender must change something) or ``Server``;
+    ``http_status`` is 500 as SOAP 1.1 over HTTP requires, except where HTTP has a better word.
+    """
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    faultcode: ClassVar[str] = "Client"
+    http_status: ClassVar[int] = 500
+    summary: ClassVar[str] = "the gateway could not process the message"
+
+    def __init__(self, message: str | None = None, *, message_id: str | None = None) -> None:
+        # Fault texts are logged and returned; identity numbers quoted from the input never are.
+        text = redact(message or self.summary)
+        super().__init__(text)
+        self.message = text
+        self.message_id = message_id
+
+
+# --- transport and XML ------------------------------------------------------------------------
+
+class PayloadTooLarge(Fault):
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+    summary = "the message is larger than the gateway accepts"
+
+
+class UnsupportedMediaType(Fault):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    http_status = 415
+    summary = "SOAP 1.1 messages are sent as text/xml"
+
+
+class MalformedXml(Fault):
+    code = "XML_MALFORMED"
+    summary = "the message is not well-formed XML"
+
+
+class DtdForbidden(Fault):
+    code = "XML_DTD_FORBIDDEN"
+    summary = "document type declarations are not allowed"
+
+
+class EntityForbidden(Fault):
+    code = "XML_ENTITY_FORBIDDEN"
+    summary = "entity declarations and references are not allowed"
+
+
+class XmlTooDeep(Fault):
+    code = "XML_TOO_DEEP"
+    summary = "the document nests elements deeper than the gateway accepts"
+
+
+class NotSoapEnvelope(Fault):
+    code = "SOAP_ENVELOPE_INVALID"
+    summary = "the document is not a SOAP 1.1 envelope with one Header and one Body"
+
+
+class SchemaViolation(Fault):
+    code = "SCHEMA_VIOLATION"
+    summary = "the message does not conform to the published schemas"
+
+
+class RoutingHeaderMissing(Fault):
+    code = "ROUTING_HEADER_MISSING"
+    summary = "the SOAP Header carries no gateway routing header"
+
+
+# --- services and participants ----------------------------------------------------------------
+
+class UnknownService(Fault):
+    code = "UNKNOWN_SERVICE"
+    summary = "the gateway offers no such service"
+
+
+class ServiceMismatch(Fault):
+    code = "SERVICE_MISMATCH"
+    summary = "the routing header names a different service than the Body carries"
+
+
+class UnknownSender(Fault):
+    code = "UNKNOWN_SENDER"
+    summary = "the sender is not a registered participant"
+
+
+class SenderDisabled(Fault):
+    code = "SENDER_DISABLED"
+    summary = "the sender is disabled"
+
+
+class UnknownRecipient(Fault):
+    code = "UNKNOWN_RECIPIENT"
+    summary = "the recipient resolves to no registered participant"
+
+
+class RecipientDisabled(Fault):
+    code = "RECIPIENT_DISABLED"
+    summary = "the recipient is disabled"
+
+
+class DuplicateMessage(Fault):
+    code = "DUPLICATE_MESSAGE"
+    summary = "a message with this id was already accepted from this sender"
+
+
+class InternalError(Fault):
+    code = "INTERNAL_ERROR"
+    faultcode = "Server"
+    summary = "the gateway failed while processing the message; it was not accepted"
+
+
+def all_fault_classes() -> list[type[Fault]]:
+    """Every concrete fault, for the documentation test and ``docs/faults.md``."""
+    found: list[type[Fault]] = []
+    pending: list[type[Fault]] = [Fault]
+    while pending:
+        cls = pending.pop()
+        for sub in cls.__subclasses__():
+            pending.append(sub)
+            found.append(sub)
+    return sorted(found, key=lambda c: c.code)

@@ -1,0 +1,246 @@
+"""The intake pipeline: a message passes through stages, each of which may refuse it with a Fault.
+
+    parse -> envelope -> schema -> service -> [verify: message security, issue 3]
+          -> sender -> recipient -> store
+
+A stage is any callable ``stage(inbound, session)``. Stages that need no database simply ignore
+the session, which connects only when first used, so a malformed message costs no database work.
+All stages of one message share one transaction: a message is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.errors import (
+    DuplicateMessage,
+    Fault,
+    SchemaViolation,
+    SenderDisabled,
+    ServiceMismatch,
+    UnknownSender,
+    UnknownService,
+)
+from gateway.intake.catalog import Service, ServiceCatalog
+from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_envelope
+from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.registry.directory import SqlDirectory
+from gateway.registry.models import Participant
+from gateway.routing.resolve import resolve_recipient
+from gateway.xmlparse import parse_untrusted
+
+MAX_SCHEMA_ERRORS_REPORTED = 3
+
+
+@dataclass
+class Inbound:
+    """One message on its way through the pipeline; each stage fills in what it establishes."""
+
+    raw: bytes
+    received_at: datetime
+    tree: etree._ElementTree | None = None
+    parts: EnvelopeParts | None = None
+    routing: Routing | None = None
+    service: Service | None = None
+    sender: Participant | None = None
+    recipient: Participant | None = None
+    stored: Message | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def message_id(self) -> str | None:
+        return self.routing.message_id if self.routing else None
+
+
+class Stage(Protocol):
+    def __call__(self, inbound: Inbound, session: Session) -> None: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the sender is told about an accepted message."""
+
+    message_id: str
+    sender_id: str
+    recipient_id: str
+    service: Service
+    status: str
+    received_at: datetime
+    body_sha256: str
+
+
+class Pipeline:
+    def __init__(self, stages: Sequence[Stage], sessions: sessionmaker[Session]) -> None:
+        self.stages = tuple(stages)
+        self._sessions = sessions
+
+    def process(self, raw: bytes, received_at: datetime) -> Accepted:
+        """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`."""
+        inbound = Inbound(raw=raw, received_at=received_at)
+        try:
+            with self._sessions() as session, session.begin():
+                for stage in self.stages:
+                    stage(inbound, session)
+        except Fault as fault:
+            if fault.message_id is None:
+                fault.message_id = inbound.message_id
+            raise
+        stored = inbound.stored
+        if stored is None or inbound.service is None:
+            raise RuntimeError("the pipeline has no store stage")
+        return Accepted(
+            message_id=stored.message_id,
+            sender_id=stored.sender_id,
+            recipient_id=stored.recipient_id,
+            service=inbound.service,
+            status=stored.deliveries[0].status,
+            received_at=stored.received_at,
+            body_sha256=stored.body_sha256,
+        )
+
+
+# --- the stages -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Parse:
+    """Parse with the hardened parser (the size limit was checked before the bytes were read)."""
+
+    max_depth: int
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        inbound.tree = parse_untrusted(inbound.raw, self.max_depth)
+
+
+def split(inbound: Inbound, session: Session) -> None:
+    """Find Header, routing header and Body: a SOAP 1.1 envelope with one document in the Body."""
+    assert inbound.tree is not None
+    inbound.parts = split_envelope(inbound.tree.getroot())
+
+
+@dataclass(frozen=True)
+class ValidateSchema:
+    """Validate envelope, routing header and Body document against the published XSDs, in one pass."""
+
+    catalog: ServiceCatalog
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        assert inbound.tree is not None and inbound.parts is not None
+        schema = self.catalog.schema
+        if schema.validate(inbound.tree):
+            return
+        errors = list(schema.error_log)[:MAX_SCHEMA_ERRORS_REPORTED]
+        described = "; ".join(f"line {e.line}: {e.message}" for e in errors)
+        raise SchemaViolation(described)
+
+
+@dataclass(frozen=True)
+class IdentifyService:
+    """Read the routing header and match the service it names to the document in the Body."""
+
+    catalog: ServiceCatalog
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        assert inbound.parts is not None
+        routing = read_routing(inbound.parts.routing)
+        inbound.routing = routing
+        named = self.catalog.get(routing.service_name, routing.service_version)
+        if named is None:
+            raise UnknownService(
+                f"no service {routing.service_name} version {routing.service_version}; "
+                "the WSDL at /soap?wsdl lists the services"
+            )
+        carried = inbound.parts.document.tag
+        if carried != named.request_element:
+            raise ServiceMismatch(
+                f"the routing header names {named.name} ({named.request_element}) "
+                f"but the Body carries {carried}"
+            )
+        inbound.service = named
+
+
+def check_sender(inbound: Inbound, session: Session) -> None:
+    """The sender is a registered, enabled participant."""
+    assert inbound.routing is not None
+    sender = session.get(Participant, inbound.routing.sender)
+    if sender is None:
+        raise UnknownSender(f"sender {inbound.routing.sender} is not a registered participant")
+    if not sender.enabled:
+        raise SenderDisabled(f"sender {sender.id} ({sender.name}) is disabled")
+    inbound.sender = sender
+
+
+def resolve(inbound: Inbound, session: Session) -> None:
+    """Resolve the recipient through the directory."""
+    assert inbound.routing is not None
+    inbound.recipient = resolve_recipient(inbound.routing.recipient, SqlDirectory(session))
+
+
+def store(inbound: Inbound, session: Session) -> None:
+    """Store the message and its delivery record in the pipeline's transaction."""
+    assert inbound.routing is not None and inbound.service is not None and inbound.parts is not None
+    assert inbound.sender is not None and inbound.recipient is not None
+    routing = inbound.routing
+    earlier = session.scalar(
+        select(Message.received_at).where(
+            Message.sender_id == inbound.sender.id, Message.message_id == routing.message_id
+        )
+    )
+    if earlier is not None:
+        raise DuplicateMessage(
+            f"message {routing.message_id} from {inbound.sender.id} was already accepted at "
+            f"{earlier.isoformat()}; its status can be queried, it is not accepted twice"
+        )
+    body = etree.tostring(inbound.parts.body, method="c14n", exclusive=True)
+    message = Message(
+        message_id=routing.message_id,
+        sender_id=inbound.sender.id,
+        recipient_id=inbound.recipient.id,
+        service=inbound.service.name,
+        service_version=inbound.service.version,
+        correlation_id=routing.correlation_id,
+        created_at=routing.created_at,
+        received_at=inbound.received_at,
+        size=len(inbound.raw),
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        envelope=inbound.raw,
+        deliveries=[
+            Delivery(
+                recipient_id=inbound.recipient.id,
+                status=DeliveryStatus.ACCEPTED,
+                attempts=0,
+                created_at=inbound.received_at,
+                updated_at=inbound.received_at,
+            )
+        ],
+    )
+    session.add(message)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another request stored the same message id between our check and our insert.
+        raise DuplicateMessage(
+            f"message {routing.message_id} from {inbound.sender.id} was already accepted"
+        ) from None
+    inbound.stored = message
+
+
+def default_stages(catalog: ServiceCatalog, max_depth: int) -> list[Stage]:
+    """The intake stages in order. Message security (issue 3) slots in after ``IdentifyService``."""
+    return [
+        Parse(max_depth),
+        split,
+        ValidateSchema(catalog),
+        IdentifyService(catalog),
+        check_sender,
+        resolve,
+        store,
+    ]

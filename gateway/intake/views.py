@@ -1,0 +1,100 @@
+"""``POST /soap`` (intake), ``GET /soap?wsdl`` and ``GET /schemas/<file>`` (the published contract)."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from flask import Blueprint, Response, abort, request
+from lxml import etree
+from lxml.builder import ElementMaker
+
+from gateway.errors import Fault, InternalError, PayloadTooLarge, UnsupportedMediaType
+from gateway.intake.catalog import GATEWAY_NS, WSDL_NS, XSD_NS, ServiceCatalog
+from gateway.intake.pipeline import Accepted
+from gateway.intake.soap import envelope, fault_envelope
+from gateway.web.context import gateway
+from gateway.xmlparse import hardened_parser
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("intake", __name__)
+SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
+_GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
+
+
+@blueprint.post("/soap")
+def receive() -> Response:
+    context = gateway()
+    try:
+        raw = _read_limited(context.settings.max_message_bytes)
+        accepted = context.pipeline.process(raw, context.clock.now())
+    except Fault as fault:
+        log.info("refused %s: %s (message %s)", fault.code, fault.message, fault.message_id)
+        return _soap(fault_envelope(fault), fault.http_status)
+    except Exception:
+        log.exception("intake failed")
+        return _soap(fault_envelope(InternalError()), InternalError.http_status)
+    log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
+    return _soap(envelope(_acceptance(accepted)), 200)
+
+
+def _read_limited(limit: int) -> bytes:
+    """The request body, refusing it before parsing when it is larger than ``limit`` bytes."""
+    mimetype = request.mimetype
+    if mimetype not in ("text/xml", "application/xml", "application/soap+xml"):
+        raise UnsupportedMediaType(f"Content-Type {mimetype or 'none'} is not text/xml")
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"the message has {declared} bytes; the limit is {limit}")
+    # A chunked body has no Content-Length: read one byte past the limit to tell.
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the message has more than {limit} bytes; the limit is {limit}")
+    return data
+
+
+def _acceptance(accepted: Accepted) -> etree._Element:
+    return _GW.Acceptance(
+        _GW.MessageId(accepted.message_id),
+        _GW.Sender(accepted.sender_id),
+        _GW.Recipient(accepted.recipient_id),
+        _GW.Service(_GW.Name(accepted.service.name), _GW.Version(accepted.service.version)),
+        _GW.Status(accepted.status),
+        _GW.ReceivedAt(accepted.received_at.isoformat().replace("+00:00", "Z")),
+        _GW.BodySha256(accepted.body_sha256),
+    )
+
+
+def _soap(body: bytes, status: int) -> Response:
+    return Response(body, status=status, content_type=SOAP_CONTENT_TYPE)
+
+
+@blueprint.get("/soap")
+def wsdl() -> Response:
+    if "wsdl" not in request.args and "WSDL" not in request.args:
+        abort(404)
+    base = request.host_url
+    return Response(_published_wsdl(gateway().catalog, base), content_type="text/xml; charset=utf-8")
+
+
+@blueprint.get("/schemas/<name>")
+def schema(name: str) -> Response:
+    catalog = gateway().catalog
+    published = {path.name for path in catalog.schemas_dir.glob("*.xsd")}
+    if name not in published:
+        abort(404)
+    return Response((catalog.schemas_dir / name).read_bytes(), content_type="text/xml; charset=utf-8")
+
+
+@lru_cache(maxsize=16)  # keyed by the Host the client used; bounded on purpose
+def _published_wsdl(catalog: ServiceCatalog, base_url: str) -> bytes:
+    """The WSDL with absolute schema locations and the endpoint at ``base_url``."""
+    tree = etree.parse(str(catalog.wsdl_path), parser=hardened_parser())
+    for node in tree.iter(f"{{{XSD_NS}}}import"):
+        location = node.get("schemaLocation")
+        if location and "/" not in location:
+            node.set("schemaLocation", f"{base_url}schemas/{location}")
+    for address in tree.getroot().iterfind(f"{{{WSDL_NS}}}service/{{{WSDL_NS}}}port/*"):
+        if address.get("location"):
+            address.set("location", f"{base_url}soap")
+    return bytes(etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))

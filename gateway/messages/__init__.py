@@ -1,0 +1,1 @@
+"""Accepted messages and their delivery records (the outbox of the delivery stage)."""

@@ -1,0 +1,64 @@
+"""An accepted message and, in the same transaction, its delivery record (the outbox row).
+
+The delivery stage (``gateway.delivery``) works the outbox; until it is built (issue 5) accepted
+messages wait in status ``accepted``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gateway.store.base import Base, UtcDateTime
+
+
+class DeliveryStatus(StrEnum):
+    """The lifecycle of a delivery, after AS4's (READY_TO_SEND ... ACKNOWLEDGED)."""
+
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    IN_DELIVERY = "in_delivery"
+    DELIVERED = "delivered"
+    WAITING_FOR_RETRY = "waiting_for_retry"
+    FAILED = "failed"
+
+
+class Message(Base):
+    """A message the gateway accepted: the envelope exactly as received, and its routing facts."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("sender_id", "message_id", name="uq_messages_sender_message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(36))
+    sender_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    recipient_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    service: Mapped[str] = mapped_column(String(64), index=True)
+    service_version: Mapped[str] = mapped_column(String(16))
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="message", cascade="all, delete-orphan")
+
+
+class Delivery(Base):
+    """The delivery of one message to one recipient."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    recipient_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    message: Mapped[Message] = relationship(back_populates="deliveries")

@@ -1,0 +1,1 @@
+"""The participant registry: who may exchange messages through the gateway."""

@@ -1,0 +1,81 @@
+"""Participants, the regions agencies serve, and the certificates registered to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gateway.store.base import Base, UtcDateTime
+
+
+class ParticipantKind(StrEnum):
+    UNIVERSITY = "university"
+    EDUCATION_DEPARTMENT = "education_department"
+    TALENT_SERVICE_AGENCY = "talent_service_agency"
+    EMPLOYER = "employer"
+    HOUSEHOLD_REGISTRATION_OFFICE = "household_registration_office"
+
+
+class DeliveryMode(StrEnum):
+    PUSH = "push"
+    PULL = "pull"
+
+
+class Participant(Base):
+    """An organisation registered with the gateway, identified by its unified social credit code."""
+
+    __tablename__ = "participants"
+
+    id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    unit_nature: Mapped[str | None] = mapped_column(String(2))
+    region: Mapped[str] = mapped_column(String(6), index=True)
+    contact_name: Mapped[str | None] = mapped_column(String(100))
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+    contact_email: Mapped[str | None] = mapped_column(String(200))
+    contact_address: Mapped[str | None] = mapped_column(String(300))
+    delivery_mode: Mapped[str] = mapped_column(String(8))
+    endpoint_url: Mapped[str | None] = mapped_column(String(500))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    regions_served: Mapped[list[ServedRegion]] = relationship(
+        back_populates="participant", cascade="all, delete-orphan", order_by="ServedRegion.region"
+    )
+    certificates: Mapped[list[ParticipantCertificate]] = relationship(
+        back_populates="participant", cascade="all, delete-orphan", order_by="ParticipantCertificate.id"
+    )
+
+
+class ServedRegion(Base):
+    """A region a talent service agency (or another participant) is responsible for."""
+
+    __tablename__ = "served_regions"
+
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), primary_key=True)
+    region: Mapped[str] = mapped_column(String(6), primary_key=True, index=True)
+
+    participant: Mapped[Participant] = relationship(back_populates="regions_served")
+
+
+class ParticipantCertificate(Base):
+    """An X.509 certificate registered to a participant (PEM), with its validity for display."""
+
+    __tablename__ = "participant_certificates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    serial_number: Mapped[str] = mapped_column(String(64))
+    pem: Mapped[str] = mapped_column(Text)
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime)
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    participant: Mapped[Participant] = relationship(back_populates="certificates")

@@ -1,0 +1,204 @@
+"""Registering, listing and disabling participants, and registering their certificates.
+
+Input is validated here, once, whoever calls (the CLI, ``gateway init``, tests): every refusal is a
+:class:`ValidationError` naming the field and the rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from gateway.codes.credit_code import validate_credit_code
+from gateway.codes.lists import code_list
+from gateway.codes.regions import validate_region_code
+from gateway.errors import NotFound, ValidationError
+from gateway.registry.models import (
+    DeliveryMode,
+    Participant,
+    ParticipantCertificate,
+    ParticipantKind,
+    ServedRegion,
+)
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PHONE = re.compile(r"[0-9+\- ()]{5,40}")
+
+
+@dataclass(frozen=True)
+class ParticipantInput:
+    """What it takes to register a participant, before validation."""
+
+    id: str
+    name: str
+    kind: str
+    region: str
+    delivery_mode: str = DeliveryMode.PULL
+    endpoint_url: str | None = None
+    unit_nature: str | None = None
+    regions_served: tuple[str, ...] = ()
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    contact_email: str | None = None
+    contact_address: str | None = None
+    enabled: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validated(self) -> ParticipantInput:
+        """This input with normalised values; raises :class:`ValidationError` on the first bad field."""
+        pid = validate_credit_code(self.id, "id")
+        name = self.name.strip()
+        if not 1 <= len(name) <= 200:
+            raise ValidationError("name", "must be 1 to 200 characters")
+        kinds = [k.value for k in ParticipantKind]
+        if self.kind not in kinds:
+            raise ValidationError("kind", f"must be one of {', '.join(kinds)}")
+        region = validate_region_code(self.region, "region")
+        unit_nature = self.unit_nature or None
+        if self.kind == ParticipantKind.EMPLOYER:
+            if unit_nature is None:
+                raise ValidationError("unit_nature", "an employer needs its unit nature code")
+            if unit_nature not in code_list("unit-nature-codes"):
+                raise ValidationError("unit_nature", f"{unit_nature!r} is not a unit nature code")
+        elif unit_nature is not None:
+            raise ValidationError("unit_nature", "only employers carry a unit nature code")
+        served = tuple(sorted({validate_region_code(r, "regions_served") for r in self.regions_served}))
+        if self.kind == ParticipantKind.TALENT_SERVICE_AGENCY and not served:
+            raise ValidationError("regions_served", "a talent service agency serves at least one region")
+        mode = self.delivery_mode
+        if mode not in (DeliveryMode.PUSH, DeliveryMode.PULL):
+            raise ValidationError("delivery_mode", "must be push or pull")
+        endpoint = self.endpoint_url or None
+        if mode == DeliveryMode.PUSH:
+            if endpoint is None:
+                raise ValidationError("endpoint_url", "push delivery needs the recipient's endpoint URL")
+            parts = urlsplit(endpoint)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValidationError("endpoint_url", "must be an absolute http or https URL")
+        elif endpoint is not None:
+            raise ValidationError("endpoint_url", "pull participants fetch from their mailbox; no endpoint")
+        if self.contact_email and not _EMAIL.fullmatch(self.contact_email):
+            raise ValidationError("contact_email", "must be an e-mail address")
+        if self.contact_phone and not _PHONE.fullmatch(self.contact_phone):
+            raise ValidationError("contact_phone", "must be a telephone number (digits, spaces, + - ( ))")
+        return ParticipantInput(
+            id=pid, name=name, kind=self.kind, region=region, delivery_mode=mode, endpoint_url=endpoint,
+            unit_nature=unit_nature, regions_served=served, contact_name=self.contact_name or None,
+            contact_phone=self.contact_phone or None, contact_email=self.contact_email or None,
+            contact_address=self.contact_address or None, enabled=self.enabled,
+        )
+
+
+def add_participant(session: Session, data: ParticipantInput, now: datetime) -> Participant:
+    """Register a participant. Raises :class:`ValidationError` on bad input or a taken id."""
+    clean = data.validated()
+    if session.get(Participant, clean.id) is not None:
+        raise ValidationError("id", f"participant {clean.id} is already registered")
+    participant = Participant(
+        id=clean.id, name=clean.name, kind=clean.kind, unit_nature=clean.unit_nature, region=clean.region,
+        contact_name=clean.contact_name, contact_phone=clean.contact_phone,
+        contact_email=clean.contact_email, contact_address=clean.contact_address,
+        delivery_mode=clean.delivery_mode, endpoint_url=clean.endpoint_url, enabled=clean.enabled,
+        created_at=now, updated_at=now,
+        regions_served=[ServedRegion(region=r) for r in clean.regions_served],
+    )
+    session.add(participant)
+    session.flush()
+    return participant
+
+
+def get_participant(session: Session, participant_id: str) -> Participant:
+    """The participant with this id; raises :class:`NotFound`."""
+    participant = session.get(
+        Participant, participant_id.strip().upper(),
+        options=[selectinload(Participant.regions_served), selectinload(Participant.certificates)],
+    )
+    if participant is None:
+        raise NotFound(f"no participant {participant_id}")
+    return participant
+
+
+def list_participants(session: Session, kind: str | None = None) -> list[Participant]:
+    query = select(Participant).options(
+        selectinload(Participant.regions_served), selectinload(Participant.certificates)
+    ).order_by(Participant.kind, Participant.id)
+    if kind:
+        query = query.where(Participant.kind == kind)
+    return list(session.scalars(query))
+
+
+def set_enabled(session: Session, participant_id: str, enabled: bool, now: datetime) -> Participant:
+    participant = get_participant(session, participant_id)
+    participant.enabled = enabled
+    participant.updated_at = now
+    return participant
+
+
+def register_certificate(
+    session: Session, participant_id: str, pem: bytes, now: datetime
+) -> ParticipantCertificate:
+    """Register an X.509 certificate (PEM) to a participant; idempotent for the same certificate."""
+    participant = get_participant(session, participant_id)
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise ValidationError("certificate", "is not a PEM-encoded X.509 certificate") from None
+    fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+    existing = session.scalar(
+        select(ParticipantCertificate).where(ParticipantCertificate.fingerprint_sha256 == fingerprint)
+    )
+    if existing is not None:
+        if existing.participant_id != participant.id:
+            raise ValidationError("certificate", f"is already registered to {existing.participant_id}")
+        return existing
+    record = ParticipantCertificate(
+        participant_id=participant.id, fingerprint_sha256=fingerprint, subject=cert.subject.rfc4514_string(),
+        serial_number=format(cert.serial_number, "x"),
+        pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, added_at=now,
+    )
+    participant.certificates.append(record)
+    participant.updated_at = now
+    session.flush()
+    return record
+
+
+def participant_as_dict(participant: Participant) -> dict[str, Any]:
+    """The registry view of a participant (CLI ``--json``)."""
+    return {
+        "id": participant.id,
+        "name": participant.name,
+        "kind": participant.kind,
+        "unit_nature": participant.unit_nature,
+        "region": participant.region,
+        "regions_served": [r.region for r in participant.regions_served],
+        "contact": {
+            "name": participant.contact_name,
+            "phone": participant.contact_phone,
+            "email": participant.contact_email,
+            "address": participant.contact_address,
+        },
+        "delivery_mode": participant.delivery_mode,
+        "endpoint_url": participant.endpoint_url,
+        "enabled": participant.enabled,
+        "certificates": [
+            {
+                "fingerprint_sha256": c.fingerprint_sha256,
+                "subject": c.subject,
+                "serial_number": c.serial_number,
+                "not_before": c.not_before.isoformat(),
+                "not_after": c.not_after.isoformat(),
+            }
+            for c in participant.certificates
+        ],
+        "created_at": participant.created_at.isoformat(),
+        "updated_at": participant.updated_at.isoformat(),
+    }

@@ -1,0 +1,1 @@
+"""The agency-side SDK: compose a message the gateway accepts (signing arrives with issue 3)."""

@@ -1,0 +1,84 @@
+"""The one settings object.
+
+Settings come from the environment (``GATEWAY_*``) with defaults that make the embedded default
+work from a fresh clone: SQLite under ``./data``, key material under ``./keys``, an in-process
+delivery broker. Nothing reads the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gateway.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS_DIR = PROJECT_ROOT / "schemas"
+EMBEDDED_BROKER = "stub://"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that can be configured, validated once at start-up."""
+
+    data_dir: Path
+    keys_dir: Path
+    database_url: str
+    broker_url: str = EMBEDDED_BROKER
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    threads: int = 8
+    max_message_bytes: int = 10 * 1024 * 1024
+    max_xml_depth: int = 100
+    key_passphrase: bytes | None = field(default=None, repr=False)
+    schemas_dir: Path = SCHEMAS_DIR
+
+    @property
+    def is_embedded(self) -> bool:
+        """True on the embedded default: SQLite and the in-process broker."""
+        return self.database_url.startswith("sqlite") and self.broker_url == EMBEDDED_BROKER
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> Settings:
+        """Read the settings from ``env`` (default: the process environment).
+
+        Raises :class:`ConfigurationError` naming the variable when a value is malformed.
+        """
+        env = os.environ if env is None else env
+        base = base_dir or Path.cwd()
+        data_dir = Path(env.get("GATEWAY_DATA_DIR", base / "data")).resolve()
+        keys_dir = Path(env.get("GATEWAY_KEYS_DIR", base / "keys")).resolve()
+        database_url = env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{data_dir / 'gateway.db'}"
+        passphrase = env.get("GATEWAY_KEY_PASSPHRASE")
+        return cls(
+            data_dir=data_dir,
+            keys_dir=keys_dir,
+            database_url=database_url,
+            broker_url=env.get("GATEWAY_BROKER_URL") or EMBEDDED_BROKER,
+            host=env.get("GATEWAY_HOST", "127.0.0.1"),
+            port=_int(env, "GATEWAY_PORT", 8080, 1, 65535),
+            workers=_int(env, "GATEWAY_WORKERS", 1, 1, 64),
+            threads=_int(env, "GATEWAY_THREADS", 8, 1, 256),
+            max_message_bytes=_int(env, "GATEWAY_MAX_MESSAGE_BYTES", 10 * 1024 * 1024, 1024, 1 << 30),
+            max_xml_depth=_int(env, "GATEWAY_MAX_XML_DEPTH", 100, 8, 1000),
+            key_passphrase=passphrase.encode() if passphrase else None,
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be between {low} and {high}, not {value}")
+    return value

@@ -1,0 +1,1 @@
+"""The store: one SQLAlchemy engine per process, schema managed by Alembic migrations."""

@@ -1,0 +1,81 @@
+"""Engines, sessions and migrations.
+
+``connect(settings)`` builds the engine for ``settings.database_url``; ``migrate(engine)`` brings
+the schema to the newest Alembic revision (idempotent). SQLite gets WAL mode and a busy timeout so
+that several gunicorn threads and the delivery worker can share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def connect(database_url: str) -> Engine:
+    """An engine for ``database_url`` with the connection settings the gateway relies on."""
+    if database_url.startswith("sqlite"):
+        engine = create_engine(database_url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    return create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose work is committed on success and rolled back on any exception."""
+    with sessions() as session, session.begin():
+        yield session
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: Engine) -> str | None:
+    """Upgrade the schema to the newest revision; returns the revision now in force."""
+    command.upgrade(alembic_config(engine), "head")
+    return current_revision(engine)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(engine: Engine) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
+def ping(engine: Engine) -> None:
+    """Raise if the database cannot be reached."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))

@@ -1,0 +1,1 @@
+"""The Flask application: factory, health checks; each domain brings its own blueprint."""

@@ -1,0 +1,35 @@
+"""What every request handler needs, built once per process by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dramatiq
+from flask import Flask, current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.clock import Clock
+from gateway.intake.catalog import ServiceCatalog
+from gateway.intake.pipeline import Pipeline
+from gateway.settings import Settings
+
+
+@dataclass(frozen=True)
+class Gateway:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: sessionmaker[Session]
+    catalog: ServiceCatalog
+    pipeline: Pipeline
+    broker: dramatiq.Broker
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["gateway"] = self
+
+
+def gateway() -> Gateway:
+    """The :class:`Gateway` of the current Flask app."""
+    found: Gateway = current_app.extensions["gateway"]
+    return found
