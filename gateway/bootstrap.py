@@ -91,9 +91,7 @@ def demo_participant_inputs() -> list[ParticipantInput]:
     """The demonstration participants of ``gateway/data/demo-participants.json``."""
     text = (resources.files("gateway") / "data" / "demo-participants.json").read_text(encoding="utf-8")
     rows = json.loads(text)["participants"]
-    return [
-        ParticipantInput(**{**row, "regions_served": tuple(row.get("regions_served", ()))}) for row in rows
-    ]
+    return [ParticipantInput(**{**row, "regions_served": tuple(row.get("regions_served", ()))}) for row in rows]
 
 
 def _demo_participants(
@@ -111,4 +109,3 @@ def _demo_participants(
             report.created.append(f"key and certificate {issued.cert_path}")
         cert = x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
         register_certificate(session, data.id, cert.public_bytes(Encoding.PEM), clock.now())
-

@@ -56,6 +56,7 @@ class Fault(GatewayError):
 
 # --- transport and XML ------------------------------------------------------------------------
 
+
 class PayloadTooLarge(Fault):
     code = "PAYLOAD_TOO_LARGE"
     http_status = 413
@@ -104,6 +105,7 @@ class RoutingHeaderMissing(Fault):
 
 
 # --- services and participants ----------------------------------------------------------------
+
 
 class UnknownService(Fault):
     code = "UNKNOWN_SERVICE"

@@ -19,8 +19,9 @@ def keys() -> None:
 
 @keys.command("issue")
 @click.argument("participant_id")
-@click.option("--algorithm", type=click.Choice(["rsa", "ec"]), default="rsa", show_default=True,
-              help="RSA-2048 or ECDSA P-256.")
+@click.option(
+    "--algorithm", type=click.Choice(["rsa", "ec"]), default="rsa", show_default=True, help="RSA-2048 or ECDSA P-256."
+)
 def issue(participant_id: str, algorithm: str) -> None:
     """Issue a key and certificate for PARTICIPANT_ID from the development CA and register it."""
     settings = load_settings()

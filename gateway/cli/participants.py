@@ -30,8 +30,9 @@ def participants() -> None:
 @click.option("--region", required=True, help="GB/T 2260 region code where it sits, e.g. 110105.")
 @click.option("--unit-nature", help="Employers only: unit nature code, e.g. 31 (state-owned enterprise).")
 @click.option("--serves", "regions_served", multiple=True, help="A region it is responsible for (repeatable).")
-@click.option("--delivery", "delivery_mode", type=click.Choice([m.value for m in DeliveryMode]), default="pull",
-              show_default=True)
+@click.option(
+    "--delivery", "delivery_mode", type=click.Choice([m.value for m in DeliveryMode]), default="pull", show_default=True
+)
 @click.option("--endpoint", "endpoint_url", help="Push delivery: the participant's SOAP endpoint URL.")
 @click.option("--contact-name")
 @click.option("--contact-phone")

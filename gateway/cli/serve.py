@@ -45,11 +45,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     click.echo(f"  WSDL            {base}/soap?wsdl")
     click.echo(f"  schemas         {base}/schemas/gateway-1.xsd")
     click.echo(f"  health          {base}/healthz   readiness {base}/readyz")
-    _Gunicorn(app, {
-        "bind": f"{settings.host}:{settings.port}",
-        "workers": settings.workers,
-        "worker_class": "gthread",
-        "threads": settings.threads,
-        "accesslog": "-",
-        "timeout": 60,
-    }).run()
+    _Gunicorn(
+        app,
+        {
+            "bind": f"{settings.host}:{settings.port}",
+            "workers": settings.workers,
+            "worker_class": "gthread",
+            "threads": settings.threads,
+            "accesslog": "-",
+            "timeout": 60,
+        },
+    ).run()

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-
 from gateway.errors import ValidationError
 
 # loc.dat marks validity with years: "[2010-]" current since 2010, "[-2010]" or "[1983-2010]" withdrawn.

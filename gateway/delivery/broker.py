@@ -20,7 +20,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     if url == EMBEDDED_BROKER:
         return StubBroker()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisBroker(url=url)
+        return RedisBroker(url=url)  # type: ignore[no-untyped-call]
     raise ConfigurationError(f"GATEWAY_BROKER_URL must be stub:// or a redis:// URL, not {url!r}")
 
 

@@ -64,8 +64,7 @@ class ServiceCatalog:
         # a single validation pass covers the envelope, the routing header and the Body document.
         imports = [(SOAP_ENV_NS, ENVELOPE_XSD), *self.schema_files]
         text = "".join(
-            f'<xs:import namespace="{ns}" schemaLocation="{(self.schemas_dir / loc).as_uri()}"/>'
-            for ns, loc in imports
+            f'<xs:import namespace="{ns}" schemaLocation="{(self.schemas_dir / loc).as_uri()}"/>' for ns, loc in imports
         )
         driver = f'<xs:schema xmlns:xs="{XSD_NS}">{text}</xs:schema>'
         try:

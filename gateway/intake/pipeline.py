@@ -11,10 +11,10 @@ All stages of one message share one transaction: a message is stored whole or no
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from lxml import etree
 from sqlalchemy import select
@@ -110,6 +110,7 @@ class Pipeline:
 
 # --- the stages -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Parse:
     """Parse with the hardened parser (the size limit was checked before the bytes were read)."""
@@ -137,7 +138,7 @@ class ValidateSchema:
         schema = self.catalog.schema
         if schema.validate(inbound.tree):
             return
-        errors = list(schema.error_log)[:MAX_SCHEMA_ERRORS_REPORTED]
+        errors = list(cast(Iterable[etree._LogEntry], schema.error_log))[:MAX_SCHEMA_ERRORS_REPORTED]
         described = "; ".join(f"line {e.line}: {e.message}" for e in errors)
         raise SchemaViolation(described)
 
@@ -161,8 +162,7 @@ class IdentifyService:
         carried = inbound.parts.document.tag
         if carried != named.request_element:
             raise ServiceMismatch(
-                f"the routing header names {named.name} ({named.request_element}) "
-                f"but the Body carries {carried}"
+                f"the routing header names {named.name} ({named.request_element}) but the Body carries {carried}"
             )
         inbound.service = named
 
@@ -227,9 +227,7 @@ def store(inbound: Inbound, session: Session) -> None:
         session.flush()
     except IntegrityError:
         # Another request stored the same message id between our check and our insert.
-        raise DuplicateMessage(
-            f"message {routing.message_id} from {inbound.sender.id} was already accepted"
-        ) from None
+        raise DuplicateMessage(f"message {routing.message_id} from {inbound.sender.id} was already accepted") from None
     inbound.stored = message
 
 

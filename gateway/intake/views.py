@@ -54,7 +54,7 @@ def _read_limited(limit: int) -> bytes:
 
 
 def _acceptance(accepted: Accepted) -> etree._Element:
-    return _GW.Acceptance(
+    element: etree._Element = _GW.Acceptance(
         _GW.MessageId(accepted.message_id),
         _GW.Sender(accepted.sender_id),
         _GW.Recipient(accepted.recipient_id),
@@ -63,6 +63,7 @@ def _acceptance(accepted: Accepted) -> etree._Element:
         _GW.ReceivedAt(accepted.received_at.isoformat().replace("+00:00", "Z")),
         _GW.BodySha256(accepted.body_sha256),
     )
+    return element
 
 
 def _soap(body: bytes, status: int) -> Response:

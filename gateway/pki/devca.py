@@ -48,10 +48,12 @@ class DevelopmentCA:
         if key_path.exists() or cert_path.exists():
             raise ConfigurationError(f"half a development CA in {key_path.parent}: remove it or restore both files")
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Graduate Exchange Gateway (development)"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "Graduate Exchange Development CA"),
-        ])
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Graduate Exchange Gateway (development)"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "Graduate Exchange Development CA"),
+            ]
+        )
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         certificate = (
             x509.CertificateBuilder()
@@ -64,9 +66,15 @@ class DevelopmentCA:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=False, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -98,11 +106,13 @@ class DevelopmentCA:
             key = ec.generate_private_key(ec.SECP256R1())
         else:
             raise ConfigurationError(f"algorithm must be rsa or ec, not {algorithm!r}")
-        subject = x509.Name([
-            x509.NameAttribute(NameOID.SERIAL_NUMBER, subject_id),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, common_name),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ])
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.SERIAL_NUMBER, subject_id),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, common_name),
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            ]
+        )
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -114,16 +124,20 @@ class DevelopmentCA:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=True, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=True,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
         )
         if server_name:
             builder = builder.add_extension(

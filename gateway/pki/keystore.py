@@ -55,9 +55,7 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
     except OSError as exc:
         raise ConfigurationError(f"cannot read the key {path}: {exc.strerror}") from None
     except (TypeError, ValueError) as exc:
-        raise ConfigurationError(
-            f"cannot load the key {path}: {exc} (is GATEWAY_KEY_PASSPHRASE right?)"
-        ) from None
+        raise ConfigurationError(f"cannot load the key {path}: {exc} (is GATEWAY_KEY_PASSPHRASE right?)") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise ConfigurationError(f"{path} holds a {type(key).__name__}; RSA or EC keys only")
     return key

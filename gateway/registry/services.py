@@ -90,10 +90,19 @@ class ParticipantInput:
         if self.contact_phone and not _PHONE.fullmatch(self.contact_phone):
             raise ValidationError("contact_phone", "must be a telephone number (digits, spaces, + - ( ))")
         return ParticipantInput(
-            id=pid, name=name, kind=self.kind, region=region, delivery_mode=mode, endpoint_url=endpoint,
-            unit_nature=unit_nature, regions_served=served, contact_name=self.contact_name or None,
-            contact_phone=self.contact_phone or None, contact_email=self.contact_email or None,
-            contact_address=self.contact_address or None, enabled=self.enabled,
+            id=pid,
+            name=name,
+            kind=self.kind,
+            region=region,
+            delivery_mode=mode,
+            endpoint_url=endpoint,
+            unit_nature=unit_nature,
+            regions_served=served,
+            contact_name=self.contact_name or None,
+            contact_phone=self.contact_phone or None,
+            contact_email=self.contact_email or None,
+            contact_address=self.contact_address or None,
+            enabled=self.enabled,
         )
 
 
@@ -103,11 +112,20 @@ def add_participant(session: Session, data: ParticipantInput, now: datetime) -> 
     if session.get(Participant, clean.id) is not None:
         raise ValidationError("id", f"participant {clean.id} is already registered")
     participant = Participant(
-        id=clean.id, name=clean.name, kind=clean.kind, unit_nature=clean.unit_nature, region=clean.region,
-        contact_name=clean.contact_name, contact_phone=clean.contact_phone,
-        contact_email=clean.contact_email, contact_address=clean.contact_address,
-        delivery_mode=clean.delivery_mode, endpoint_url=clean.endpoint_url, enabled=clean.enabled,
-        created_at=now, updated_at=now,
+        id=clean.id,
+        name=clean.name,
+        kind=clean.kind,
+        unit_nature=clean.unit_nature,
+        region=clean.region,
+        contact_name=clean.contact_name,
+        contact_phone=clean.contact_phone,
+        contact_email=clean.contact_email,
+        contact_address=clean.contact_address,
+        delivery_mode=clean.delivery_mode,
+        endpoint_url=clean.endpoint_url,
+        enabled=clean.enabled,
+        created_at=now,
+        updated_at=now,
         regions_served=[ServedRegion(region=r) for r in clean.regions_served],
     )
     session.add(participant)
@@ -118,7 +136,8 @@ def add_participant(session: Session, data: ParticipantInput, now: datetime) -> 
 def get_participant(session: Session, participant_id: str) -> Participant:
     """The participant with this id; raises :class:`NotFound`."""
     participant = session.get(
-        Participant, participant_id.strip().upper(),
+        Participant,
+        participant_id.strip().upper(),
         options=[selectinload(Participant.regions_served), selectinload(Participant.certificates)],
     )
     if participant is None:
@@ -127,9 +146,11 @@ def get_participant(session: Session, participant_id: str) -> Participant:
 
 
 def list_participants(session: Session, kind: str | None = None) -> list[Participant]:
-    query = select(Participant).options(
-        selectinload(Participant.regions_served), selectinload(Participant.certificates)
-    ).order_by(Participant.kind, Participant.id)
+    query = (
+        select(Participant)
+        .options(selectinload(Participant.regions_served), selectinload(Participant.certificates))
+        .order_by(Participant.kind, Participant.id)
+    )
     if kind:
         query = query.where(Participant.kind == kind)
     return list(session.scalars(query))
@@ -142,9 +163,7 @@ def set_enabled(session: Session, participant_id: str, enabled: bool, now: datet
     return participant
 
 
-def register_certificate(
-    session: Session, participant_id: str, pem: bytes, now: datetime
-) -> ParticipantCertificate:
+def register_certificate(session: Session, participant_id: str, pem: bytes, now: datetime) -> ParticipantCertificate:
     """Register an X.509 certificate (PEM) to a participant; idempotent for the same certificate."""
     participant = get_participant(session, participant_id)
     try:
@@ -160,10 +179,14 @@ def register_certificate(
             raise ValidationError("certificate", f"is already registered to {existing.participant_id}")
         return existing
     record = ParticipantCertificate(
-        participant_id=participant.id, fingerprint_sha256=fingerprint, subject=cert.subject.rfc4514_string(),
+        participant_id=participant.id,
+        fingerprint_sha256=fingerprint,
+        subject=cert.subject.rfc4514_string(),
         serial_number=format(cert.serial_number, "x"),
         pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, added_at=now,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        added_at=now,
     )
     participant.certificates.append(record)
     participant.updated_at = now

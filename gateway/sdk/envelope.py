@@ -36,7 +36,9 @@ def wrap(
     if (recipient is None) == (role is None or region is None):
         raise ValueError("name either a recipient participant or a role and a region")
     element = parse_untrusted(document).getroot() if isinstance(document, bytes) else document
-    target = _GW.Recipient(_GW.Participant(recipient)) if recipient else _GW.Recipient(_GW.Role(role), _GW.Region(region))
+    target = (
+        _GW.Recipient(_GW.Participant(recipient)) if recipient else _GW.Recipient(_GW.Role(role), _GW.Region(region))
+    )
     routing = _GW.Routing(
         _GW.MessageId(message_id or str(uuid.uuid4())),
         _GW.Sender(sender),

@@ -31,8 +31,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     catalog = ServiceCatalog(settings.schemas_dir)
     pipeline = Pipeline(default_stages(catalog, settings.max_xml_depth), sessions)
     context = Gateway(
-        settings=settings, clock=clock, engine=engine, sessions=sessions, catalog=catalog,
-        pipeline=pipeline, broker=make_broker(settings),
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessions=sessions,
+        catalog=catalog,
+        pipeline=pipeline,
+        broker=make_broker(settings),
     )
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes

@@ -1,0 +1,133 @@
+"""Shared fixtures.
+
+Each test gets its own gateway home (data and keys) copied from one initialised template, so
+keys are generated once per test session. Tests that need PostgreSQL or Redis use the real servers
+on 127.0.0.1; without them they skip with the reason, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from gateway.bootstrap import demo_participant_inputs, initialise
+from gateway.clock import SystemClock
+from gateway.registry.services import add_participant
+from gateway.settings import PROJECT_ROOT, Settings
+from gateway.store.db import connect, migrate, session_factory, transaction
+from gateway.web.app import create_app
+
+EXAMPLES = PROJECT_ROOT / "examples"
+POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+UNIVERSITY = "12110108400000008J"
+EDUCATION_DEPARTMENT = "11110000000000001R"
+AGENCY_CHAOYANG = "12110105400000002L"
+AGENCY_BEIJING = "12110000400000003A"
+AGENCY_PUDONG = "12310115400000004P"
+SOE_EMPLOYER = "91110102100000005B"
+PRIVATE_EMPLOYER = "91110108500000006J"
+HUKOU_OFFICE = "111101080000000075"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require(service: str, check: Callable[[], object]) -> None:
+    """Skip (or, under CI=true, fail) when ``service`` cannot be reached."""
+    try:
+        check()
+    except Exception as exc:
+        reason = f"{service} is not reachable ({type(exc).__name__}: {exc})"
+        if in_ci():
+            pytest.fail(f"{reason}; CI must have it")
+        pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised gateway home (SQLite database, dev PKI, demo participants), made once."""
+    home = tmp_path_factory.mktemp("template")
+    settings = Settings.from_env({}, base_dir=home)
+    initialise(settings, SystemClock(), demo=True)
+    return home
+
+
+@pytest.fixture
+def home(template_home: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "home"
+    shutil.copytree(template_home, target)
+    return target
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings.from_env({}, base_dir=home)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
+    require("PostgreSQL", lambda: admin.connect().close())
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The test's settings on SQLite, and again on the real PostgreSQL, with demo participants."""
+    if request.param == "sqlite":
+        return settings
+    url = request.getfixturevalue("postgres_url")
+    pg_settings = settings.with_overrides(database_url=url)
+    engine = connect(url)
+    migrate(engine)
+    with transaction(session_factory(engine)) as session:
+        for data in demo_participant_inputs():
+            add_participant(session, data, datetime.now(UTC))
+    engine.dispose()
+    return pg_settings
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["gateway"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def example(name: str) -> bytes:
+    return (EXAMPLES / f"{name}.xml").read_bytes()

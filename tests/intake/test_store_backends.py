@@ -1,0 +1,37 @@
+"""The intake stores on both backends: SQLite (embedded default) and the real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+
+from gateway.messages.models import Message
+from gateway.sdk.envelope import wrap
+from gateway.settings import Settings
+from gateway.store.db import transaction
+from gateway.web.app import create_app
+from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, example
+
+
+def test_accept_store_and_refuse_duplicate(store_settings: Settings) -> None:
+    app = create_app(store_settings)
+    client = app.test_client()
+    data = wrap(
+        example("destination-registration"),
+        sender=UNIVERSITY,
+        recipient=EDUCATION_DEPARTMENT,
+        service="DestinationRegistration",
+        message_id=str(uuid.uuid4()),
+    )
+    first = client.post("/soap", data=data, content_type="text/xml")
+    second = client.post("/soap", data=data, content_type="text/xml")
+    assert first.status_code == 200, first.data
+    assert second.status_code == 500 and b"DUPLICATE_MESSAGE" in second.data
+    with transaction(app.extensions["gateway"].sessions) as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 1
+        stored = session.scalar(select(Message))
+        assert stored is not None and stored.envelope == data
+        assert stored.received_at.tzinfo is not None
+    assert client.get("/readyz").status_code == 200
+    app.extensions["gateway"].engine.dispose()
