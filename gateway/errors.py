@@ -142,6 +142,54 @@ class DuplicateMessage(Fault):
     summary = "a message with this id was already accepted from this sender"
 
 
+# --- message security -------------------------------------------------------------------------
+
+
+class SignatureMissing(Fault):
+    code = "SIGNATURE_MISSING"
+    summary = "the message carries no WS-Security signature"
+
+
+class SignatureInvalid(Fault):
+    code = "SIGNATURE_INVALID"
+    summary = "the WS-Security signature does not verify or does not cover what it must"
+
+
+class AlgorithmNotAllowed(Fault):
+    code = "ALGORITHM_NOT_ALLOWED"
+    summary = "the signature uses an algorithm or key the gateway does not accept"
+
+
+class CertificateUntrusted(Fault):
+    code = "CERT_UNTRUSTED"
+    summary = "the signing certificate does not chain to a trust anchor or may not sign"
+
+
+class CertificateExpired(Fault):
+    code = "CERT_EXPIRED"
+    summary = "the signing certificate is expired or not yet valid"
+
+
+class CertificateRevoked(Fault):
+    code = "CERT_REVOKED"
+    summary = "the signing certificate has been revoked"
+
+
+class CertificateNotRegistered(Fault):
+    code = "CERT_NOT_REGISTERED"
+    summary = "the signing certificate is not registered to the sender"
+
+
+class TimestampStale(Fault):
+    code = "TIMESTAMP_STALE"
+    summary = "the wsu:Timestamp is missing, too old, expired or in the future"
+
+
+class Replay(Fault):
+    code = "REPLAY"
+    summary = "this signed message was already received"
+
+
 class InternalError(Fault):
     code = "INTERNAL_ERROR"
     faultcode = "Server"

@@ -35,6 +35,20 @@ class Settings:
     max_xml_depth: int = 100
     key_passphrase: bytes | None = field(default=None, repr=False)
     schemas_dir: Path = SCHEMAS_DIR
+    # Empty means the development CA under keys_dir (and its CRL).
+    trust_anchor_files: tuple[Path, ...] = ()
+    crl_files: tuple[Path, ...] = ()
+    timestamp_max_age_seconds: int = 300
+    clock_skew_seconds: int = 60
+
+    @property
+    def anchors(self) -> tuple[Path, ...]:
+        """The PEM bundles of trusted CAs: configured ones, or the development CA."""
+        return self.trust_anchor_files or (self.keys_dir / "ca" / "ca.cert.pem",)
+
+    @property
+    def crls(self) -> tuple[Path, ...]:
+        return self.crl_files or (self.keys_dir / "ca" / "crl.pem",)
 
     @property
     def is_embedded(self) -> bool:
@@ -68,7 +82,16 @@ class Settings:
             max_message_bytes=_int(env, "GATEWAY_MAX_MESSAGE_BYTES", 10 * 1024 * 1024, 1024, 1 << 30),
             max_xml_depth=_int(env, "GATEWAY_MAX_XML_DEPTH", 100, 8, 1000),
             key_passphrase=passphrase.encode() if passphrase else None,
+            trust_anchor_files=_paths(env, "GATEWAY_TRUST_ANCHORS"),
+            crl_files=_paths(env, "GATEWAY_CRLS"),
+            timestamp_max_age_seconds=_int(env, "GATEWAY_TIMESTAMP_MAX_AGE", 300, 10, 86400),
+            clock_skew_seconds=_int(env, "GATEWAY_CLOCK_SKEW", 60, 0, 3600),
         )
+
+
+def _paths(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
+    raw = env.get(name, "")
+    return tuple(Path(part).resolve() for part in raw.split(os.pathsep) if part)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

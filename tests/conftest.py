@@ -12,17 +12,23 @@ import shutil
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography import x509
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from gateway.bootstrap import demo_participant_inputs, initialise
 from gateway.clock import SystemClock
-from gateway.registry.services import add_participant
+from gateway.pki.keystore import PrivateKey, load_private_key
+from gateway.registry.services import add_participant, register_certificate
+from gateway.sdk.envelope import wrap
+from gateway.sdk.signing import sign_envelope_bytes
 from gateway.settings import PROJECT_ROOT, Settings
 from gateway.store.db import connect, migrate, session_factory, transaction
 from gateway.web.app import create_app
@@ -112,6 +118,8 @@ def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settin
     with transaction(session_factory(engine)) as session:
         for data in demo_participant_inputs():
             add_participant(session, data, datetime.now(UTC))
+            pem = (settings.keys_dir / "participants" / data.id / "cert.pem").read_bytes()
+            register_certificate(session, data.id, pem, datetime.now(UTC))
     engine.dispose()
     return pg_settings
 
@@ -131,3 +139,42 @@ def client(app: Flask) -> FlaskClient:
 
 def example(name: str) -> bytes:
     return (EXAMPLES / f"{name}.xml").read_bytes()
+
+
+@dataclass(frozen=True)
+class Credentials:
+    key: PrivateKey
+    certificate: x509.Certificate
+
+
+def credentials(keys_dir: Path, participant_id: str) -> Credentials:
+    folder = keys_dir / "participants" / participant_id
+    return Credentials(
+        load_private_key(folder / "key.pem"), x509.load_pem_x509_certificate((folder / "cert.pem").read_bytes())
+    )
+
+
+Signer = Callable[..., bytes]
+
+
+@pytest.fixture
+def sign(settings: Settings) -> Signer:
+    """``sign(envelope, as_=UNIVERSITY, **options)``: the envelope signed with that participant's demo key."""
+
+    def signed(envelope: bytes, as_: str = UNIVERSITY, **options: Any) -> bytes:
+        found = credentials(settings.keys_dir, as_)
+        return sign_envelope_bytes(envelope, found.key, found.certificate, **options)
+
+    return signed
+
+
+@pytest.fixture
+def signed_message(sign: Signer) -> Callable[..., bytes]:
+    """``signed_message(example_name, service, sender=..., recipient=..., **routing)``: wrapped and signed."""
+
+    def build(name: str, service: str, sender: str = UNIVERSITY, **routing: Any) -> bytes:
+        if "role" not in routing:
+            routing.setdefault("recipient", EDUCATION_DEPARTMENT)
+        return sign(wrap(example(name), sender=sender, service=service, **routing), as_=sender)
+
+    return build

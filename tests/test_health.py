@@ -21,8 +21,8 @@ def test_readyz_on_the_embedded_default(client: FlaskClient) -> None:
     assert body["checks"]["delivery_queue"]["broker"] == "StubBroker"
 
 
-def test_readyz_not_ready_without_a_schema(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    app = create_app(Settings.from_env({}, base_dir=tmp_path))
+def test_readyz_not_ready_without_a_schema(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(settings.with_overrides(database_url=f"sqlite:///{tmp_path / 'empty.db'}"))
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.json is not None and response.json["checks"]["database"]["ok"] is False

@@ -1,7 +1,6 @@
 """The intake pipeline: a message passes through stages, each of which may refuse it with a Fault.
 
-    parse -> envelope -> schema -> service -> [verify: message security, issue 3]
-          -> sender -> recipient -> store
+    parse -> envelope -> schema -> service -> sender -> verify -> recipient -> store -> receipt
 
 A stage is any callable ``stage(inbound, session)``. Stages that need no database simply ignore
 the session, which connects only when first used, so a malformed message costs no database work.
@@ -12,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from lxml import etree
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +36,9 @@ from gateway.registry.models import Participant
 from gateway.routing.resolve import resolve_recipient
 from gateway.xmlparse import parse_untrusted
 
+if TYPE_CHECKING:
+    from gateway.security.verify import VerifiedSignature
+
 MAX_SCHEMA_ERRORS_REPORTED = 3
 
 
@@ -53,8 +54,9 @@ class Inbound:
     service: Service | None = None
     sender: Participant | None = None
     recipient: Participant | None = None
+    security: VerifiedSignature | None = None
     stored: Message | None = None
-    notes: dict[str, str] = field(default_factory=dict)
+    receipt: etree._Element | None = None
 
     @property
     def message_id(self) -> str | None:
@@ -75,7 +77,7 @@ class Accepted:
     service: Service
     status: str
     received_at: datetime
-    body_sha256: str
+    receipt: etree._Element
 
 
 class Pipeline:
@@ -95,8 +97,8 @@ class Pipeline:
                 fault.message_id = inbound.message_id
             raise
         stored = inbound.stored
-        if stored is None or inbound.service is None:
-            raise RuntimeError("the pipeline has no store stage")
+        if stored is None or inbound.service is None or inbound.receipt is None:
+            raise RuntimeError("the pipeline has no store or receipt stage")
         return Accepted(
             message_id=stored.message_id,
             sender_id=stored.sender_id,
@@ -104,7 +106,7 @@ class Pipeline:
             service=inbound.service,
             status=stored.deliveries[0].status,
             received_at=stored.received_at,
-            body_sha256=stored.body_sha256,
+            receipt=inbound.receipt,
         )
 
 
@@ -187,18 +189,8 @@ def resolve(inbound: Inbound, session: Session) -> None:
 def store(inbound: Inbound, session: Session) -> None:
     """Store the message and its delivery record in the pipeline's transaction."""
     assert inbound.routing is not None and inbound.service is not None and inbound.parts is not None
-    assert inbound.sender is not None and inbound.recipient is not None
+    assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
     routing = inbound.routing
-    earlier = session.scalar(
-        select(Message.received_at).where(
-            Message.sender_id == inbound.sender.id, Message.message_id == routing.message_id
-        )
-    )
-    if earlier is not None:
-        raise DuplicateMessage(
-            f"message {routing.message_id} from {inbound.sender.id} was already accepted at "
-            f"{earlier.isoformat()}; its status can be queried, it is not accepted twice"
-        )
     body = etree.tostring(inbound.parts.body, method="c14n", exclusive=True)
     message = Message(
         message_id=routing.message_id,
@@ -211,6 +203,8 @@ def store(inbound: Inbound, session: Session) -> None:
         received_at=inbound.received_at,
         size=len(inbound.raw),
         body_sha256=hashlib.sha256(body).hexdigest(),
+        certificate_sha256=inbound.security.certificate_sha256,
+        signature_sha256=inbound.security.signature_sha256,
         envelope=inbound.raw,
         deliveries=[
             Delivery(
@@ -231,14 +225,16 @@ def store(inbound: Inbound, session: Session) -> None:
     inbound.stored = message
 
 
-def default_stages(catalog: ServiceCatalog, max_depth: int) -> list[Stage]:
-    """The intake stages in order. Message security (issue 3) slots in after ``IdentifyService``."""
+def default_stages(catalog: ServiceCatalog, max_depth: int, verify: Stage, receipt: Stage) -> list[Stage]:
+    """The intake stages in order; ``verify`` and ``receipt`` are message security's (``gateway.security``)."""
     return [
         Parse(max_depth),
         split,
         ValidateSchema(catalog),
         IdentifyService(catalog),
         check_sender,
+        verify,
         resolve,
         store,
+        receipt,
     ]

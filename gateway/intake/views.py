@@ -7,11 +7,9 @@ from functools import lru_cache
 
 from flask import Blueprint, Response, abort, request
 from lxml import etree
-from lxml.builder import ElementMaker
 
 from gateway.errors import Fault, InternalError, PayloadTooLarge, UnsupportedMediaType
-from gateway.intake.catalog import GATEWAY_NS, WSDL_NS, XSD_NS, ServiceCatalog
-from gateway.intake.pipeline import Accepted
+from gateway.intake.catalog import WSDL_NS, XSD_NS, ServiceCatalog
 from gateway.intake.soap import envelope, fault_envelope
 from gateway.web.context import gateway
 from gateway.xmlparse import hardened_parser
@@ -19,7 +17,6 @@ from gateway.xmlparse import hardened_parser
 log = logging.getLogger(__name__)
 blueprint = Blueprint("intake", __name__)
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
-_GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
 
 
 @blueprint.post("/soap")
@@ -35,7 +32,7 @@ def receive() -> Response:
         log.exception("intake failed")
         return _soap(fault_envelope(InternalError()), InternalError.http_status)
     log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
-    return _soap(envelope(_acceptance(accepted)), 200)
+    return _soap(envelope(accepted.receipt), 200)
 
 
 def _read_limited(limit: int) -> bytes:
@@ -51,19 +48,6 @@ def _read_limited(limit: int) -> bytes:
     if len(data) > limit:
         raise PayloadTooLarge(f"the message has more than {limit} bytes; the limit is {limit}")
     return data
-
-
-def _acceptance(accepted: Accepted) -> etree._Element:
-    element: etree._Element = _GW.Acceptance(
-        _GW.MessageId(accepted.message_id),
-        _GW.Sender(accepted.sender_id),
-        _GW.Recipient(accepted.recipient_id),
-        _GW.Service(_GW.Name(accepted.service.name), _GW.Version(accepted.service.version)),
-        _GW.Status(accepted.status),
-        _GW.ReceivedAt(accepted.received_at.isoformat().replace("+00:00", "Z")),
-        _GW.BodySha256(accepted.body_sha256),
-    )
-    return element
 
 
 def _soap(body: bytes, status: int) -> Response:

@@ -43,7 +43,10 @@ class Message(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     size: Mapped[int] = mapped_column(Integer)
     body_sha256: Mapped[str] = mapped_column(String(64))
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64))
+    signature_sha256: Mapped[str | None] = mapped_column(String(64))
     envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="message", cascade="all, delete-orphan")
 

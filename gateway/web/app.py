@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Flask
 
+from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
 from gateway.delivery.broker import make_broker
 from gateway.intake import views as intake_views
 from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline, default_stages
+from gateway.pki.keystore import PemKeyStore
+from gateway.security.receipt import IssueReceipt
+from gateway.security.signer import GatewaySigner
+from gateway.security.trust import TrustStore
+from gateway.security.verify import VerifySignature
 from gateway.settings import Settings
 from gateway.store.db import connect, session_factory
 from gateway.web import health
@@ -22,14 +29,23 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Flask:
     """A gateway application for ``settings`` (default: from the environment).
 
-    The database must already be initialised (``gateway init``); the app does not migrate it.
+    The database and keys must already be initialised (``gateway init``); the app creates neither.
     """
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
     engine = connect(settings.database_url)
     sessions = session_factory(engine)
     catalog = ServiceCatalog(settings.schemas_dir)
-    pipeline = Pipeline(default_stages(catalog, settings.max_xml_depth), sessions)
+    trust = TrustStore(settings.anchors, settings.crls)
+    key_path, cert_path = gateway_key_paths(settings.keys_dir)
+    signer = GatewaySigner(PemKeyStore(key_path, cert_path, settings.key_passphrase))
+    verify = VerifySignature(
+        trust,
+        max_age=timedelta(seconds=settings.timestamp_max_age_seconds),
+        skew=timedelta(seconds=settings.clock_skew_seconds),
+    )
+    stages = default_stages(catalog, settings.max_xml_depth, verify=verify, receipt=IssueReceipt(signer))
+    pipeline = Pipeline(stages, sessions)
     context = Gateway(
         settings=settings,
         clock=clock,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from tests.conftest import (
     EDUCATION_DEPARTMENT,
     EXAMPLES,
     UNIVERSITY,
+    Signer,
     example,
 )
 
@@ -40,10 +42,21 @@ def fault_code(body: etree._Element) -> str:
     return code
 
 
-def registration(**routing: str) -> bytes:
-    fields = {"sender": UNIVERSITY, "recipient": EDUCATION_DEPARTMENT, "service": "DestinationRegistration"}
-    fields.update(routing)
-    return wrap(example("destination-registration"), **fields)  # type: ignore[arg-type]
+@pytest.fixture
+def registration(sign: Signer) -> Callable[..., bytes]:
+    """A signed destination registration, with routing changed as asked."""
+
+    def build(**routing: str | None) -> bytes:
+        fields: dict[str, str | None] = {
+            "sender": UNIVERSITY,
+            "recipient": EDUCATION_DEPARTMENT,
+            "service": "DestinationRegistration",
+        }
+        fields.update(routing)
+        signer = fields.pop("signer", None) or UNIVERSITY
+        return sign(wrap(example("destination-registration"), **fields), as_=signer)  # type: ignore[arg-type]
+
+    return build
 
 
 def kebab(name: str) -> str:
@@ -56,39 +69,42 @@ def test_every_service_of_the_wsdl_has_an_example() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
-def test_every_example_is_accepted_and_stored(client: FlaskClient, app, service) -> None:  # type: ignore[no-untyped-def]
+def test_every_example_is_accepted_and_stored(client: FlaskClient, app, service, sign: Signer) -> None:  # type: ignore[no-untyped-def]
     message_id = str(uuid.uuid4())
-    data = wrap(
-        example(kebab(service.name)),
-        sender=UNIVERSITY,
-        recipient=EDUCATION_DEPARTMENT,
-        service=service.name,
-        message_id=message_id,
+    data = sign(
+        wrap(
+            example(kebab(service.name)),
+            sender=UNIVERSITY,
+            recipient=EDUCATION_DEPARTMENT,
+            service=service.name,
+            message_id=message_id,
+        )
     )
     status, body = post(client, data)
     assert status == 200, etree.tostring(body)
-    acceptance = body.find(".//gw:Acceptance", NS)
-    assert acceptance is not None
-    assert acceptance.findtext("gw:MessageId", namespaces=NS) == message_id
-    assert acceptance.findtext("gw:Status", namespaces=NS) == "accepted"
+    receipt = body.find(".//gw:Receipt", NS)
+    assert receipt is not None
+    assert receipt.findtext("gw:MessageId", namespaces=NS) == message_id
+    assert receipt.findtext("gw:Status", namespaces=NS) == "accepted"
     with transaction(app.extensions["gateway"].sessions) as session:
         stored = session.scalar(select(Message).where(Message.message_id == message_id))
         assert stored is not None
         assert stored.envelope == data
         assert stored.service == service.name
+        assert stored.receipt is not None and b"ds:Signature" in stored.receipt
         assert [d.status for d in session.scalars(select(Delivery).where(Delivery.message_pk == stored.id))] == [
             "accepted"
         ]
 
 
-def test_role_and_region_resolve_to_the_nearest_responsible_agency(client: FlaskClient) -> None:
+def test_role_and_region_resolve_to_the_nearest_responsible_agency(client: FlaskClient, registration) -> None:  # type: ignore[no-untyped-def]
     status, body = post(client, registration(recipient=None, role="talent_service_agency", region="110105"))
     assert status == 200
-    assert body.findtext(".//gw:Acceptance/gw:Recipient", namespaces=NS) == AGENCY_CHAOYANG
+    assert body.findtext(".//gw:Receipt/gw:Recipient", namespaces=NS) == AGENCY_CHAOYANG
     # 110108 (Haidian) has no agency of its own: the walk goes up to the city, then the province.
     status, body = post(client, registration(recipient=None, role="talent_service_agency", region="110108"))
     assert status == 200
-    assert body.findtext(".//gw:Acceptance/gw:Recipient", namespaces=NS) == AGENCY_BEIJING
+    assert body.findtext(".//gw:Receipt/gw:Recipient", namespaces=NS) == AGENCY_BEIJING
 
 
 @pytest.mark.parametrize(
@@ -118,9 +134,9 @@ def test_xml_and_envelope_faults(client: FlaskClient, data: bytes, code: str) ->
     assert fault_code(body) == code
 
 
-def test_schema_violation_names_element_and_line(client: FlaskClient) -> None:
+def test_schema_violation_names_element_and_line(client: FlaskClient, sign: Signer) -> None:
     document = example("destination-registration").replace(b"<reg:DestinationCode>", b"<reg:DestinationCode>x", 1)
-    data = wrap(document, sender=UNIVERSITY, recipient=EDUCATION_DEPARTMENT, service="DestinationRegistration")
+    data = sign(wrap(document, sender=UNIVERSITY, recipient=EDUCATION_DEPARTMENT, service="DestinationRegistration"))
     status, body = post(client, data)
     assert status == 500
     assert fault_code(body) == "SCHEMA_VIOLATION"
@@ -130,13 +146,13 @@ def test_schema_violation_names_element_and_line(client: FlaskClient) -> None:
     assert "DestinationCode" in message
 
 
-def test_identity_numbers_never_echo_in_faults(client: FlaskClient) -> None:
+def test_identity_numbers_never_echo_in_faults(client: FlaskClient, sign: Signer) -> None:
     # A schema error quotes the offending value; a valid identity number in it is masked.
     document = example("destination-registration")
     start = document.index(b"<reg:DestinationCode>") + len(b"<reg:DestinationCode>")
     end = document.index(b"</reg:DestinationCode>")
     document = document[:start] + b"11010519491231002X" + document[end:]
-    data = wrap(document, sender=UNIVERSITY, recipient=EDUCATION_DEPARTMENT, service="DestinationRegistration")
+    data = sign(wrap(document, sender=UNIVERSITY, recipient=EDUCATION_DEPARTMENT, service="DestinationRegistration"))
     status, body = post(client, data)
     assert status == 500
     assert fault_code(body) == "SCHEMA_VIOLATION"
@@ -156,34 +172,39 @@ def test_identity_numbers_never_echo_in_faults(client: FlaskClient) -> None:
         ({"sender": "12110108400000008"}, "SCHEMA_VIOLATION"),
     ],
 )
-def test_routing_faults(client: FlaskClient, routing: dict[str, str], code: str) -> None:
+def test_routing_faults(client: FlaskClient, routing: dict[str, str], code: str, registration) -> None:  # type: ignore[no-untyped-def]
     status, body = post(client, registration(**routing))
     assert status == 500
     assert fault_code(body) == code
 
 
-def test_disabled_sender_and_recipient(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
+def test_disabled_sender_and_recipient(client: FlaskClient, app, registration) -> None:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
     with transaction(app.extensions["gateway"].sessions) as session:
         set_enabled(session, EDUCATION_DEPARTMENT, False, datetime.now(UTC))
     assert fault_code(post(client, registration())[1]) == "RECIPIENT_DISABLED"
-    assert fault_code(post(client, registration(sender=EDUCATION_DEPARTMENT, recipient=UNIVERSITY))[1]) == (
-        "SENDER_DISABLED"
-    )
+    assert fault_code(
+        post(client, registration(sender=EDUCATION_DEPARTMENT, recipient=UNIVERSITY, signer=EDUCATION_DEPARTMENT))[1]
+    ) == ("SENDER_DISABLED")
 
 
-def test_duplicate_message_id_is_refused_and_stored_once(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
-    data = registration(message_id=str(uuid.uuid4()))
+def test_replay_and_duplicate_message_id_are_refused_and_stored_once(  # type: ignore[no-untyped-def]
+    client: FlaskClient, app, registration
+) -> None:
+    message_id = str(uuid.uuid4())
+    data = registration(message_id=message_id)
     assert post(client, data)[0] == 200
-    status, body = post(client, data)
+    status, body = post(client, data)  # the very same signed message again
     assert status == 500
+    assert fault_code(body) == "REPLAY"
+    status, body = post(client, registration(message_id=message_id))  # a new message reusing the id
     assert fault_code(body) == "DUPLICATE_MESSAGE"
     with transaction(app.extensions["gateway"].sessions) as session:
         assert len(list(session.scalars(select(Message)))) == 1
 
 
-def test_oversized_message_is_refused_before_parsing(client: FlaskClient, settings, app) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_message_is_refused_before_parsing(client: FlaskClient, settings, registration) -> None:  # type: ignore[no-untyped-def]
     too_big = b"<x>" + b"a" * settings.max_message_bytes + b"</x>"
     status, body = post(client, too_big)
     assert status == 413
@@ -192,7 +213,7 @@ def test_oversized_message_is_refused_before_parsing(client: FlaskClient, settin
     assert post(client, registration())[0] == 200
 
 
-def test_wrong_content_type(client: FlaskClient) -> None:
+def test_wrong_content_type(client: FlaskClient, registration) -> None:  # type: ignore[no-untyped-def]
     status, body = post(client, registration(), content_type="application/json")
     assert status == 415
     assert fault_code(body) == "UNSUPPORTED_MEDIA_TYPE"

@@ -11,23 +11,25 @@ from gateway.sdk.envelope import wrap
 from gateway.settings import Settings
 from gateway.store.db import transaction
 from gateway.web.app import create_app
-from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, example
+from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer, example
 
 
-def test_accept_store_and_refuse_duplicate(store_settings: Settings) -> None:
+def test_accept_store_and_refuse_replay(store_settings: Settings, sign: Signer) -> None:
     app = create_app(store_settings)
     client = app.test_client()
-    data = wrap(
-        example("destination-registration"),
-        sender=UNIVERSITY,
-        recipient=EDUCATION_DEPARTMENT,
-        service="DestinationRegistration",
-        message_id=str(uuid.uuid4()),
+    data = sign(
+        wrap(
+            example("destination-registration"),
+            sender=UNIVERSITY,
+            recipient=EDUCATION_DEPARTMENT,
+            service="DestinationRegistration",
+            message_id=str(uuid.uuid4()),
+        )
     )
     first = client.post("/soap", data=data, content_type="text/xml")
     second = client.post("/soap", data=data, content_type="text/xml")
     assert first.status_code == 200, first.data
-    assert second.status_code == 500 and b"DUPLICATE_MESSAGE" in second.data
+    assert second.status_code == 500 and b"REPLAY" in second.data
     with transaction(app.extensions["gateway"].sessions) as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 1
         stored = session.scalar(select(Message))

@@ -1,47 +1,68 @@
-"""A standard SOAP client (zeep) loads the WSDL over HTTP from a served gateway and sends messages."""
+"""Standard SOAP clients against a served gateway: zeep loads the WSDL over HTTP and sends messages.
+
+Three ways to sign with zeep: the SDK's ``GatewaySignature`` plugin, and zeep's own
+``Signature`` and ``BinarySignature`` (RSA-SHA256, SHA-256, through the xmlsec package) composed
+after ``RoutingTimestamp``, which binds the routing header into the Timestamp they sign.
+"""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import xmlsec
 import zeep
 from lxml import etree
 from zeep.exceptions import Fault as ZeepFault
+from zeep.wsse.compose import Compose
+from zeep.wsse.signature import BinarySignature, Signature
 
-from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, example
+from gateway.sdk.receipts import sent_digests, verify_receipt
+from gateway.sdk.zeep_plugins import GatewaySignature, RoutingTimestamp
+from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, credentials, example
 from tests.serving import served_gateway
 
 pytestmark = pytest.mark.slow
+ELEMENTS = {
+    "DestinationRegistration": "{urn:gradex:registration:1}DestinationRegistration",
+    "ArchiveTransferManifest": "{urn:gradex:archive:1}ArchiveTransferManifest",
+    "AgreementOffer": "{urn:gradex:agreement:1}AgreementOffer",
+}
+RECEIPT = "{urn:gradex:gateway:1}Receipt"
 
 
 @pytest.fixture(scope="module")
-def gateway_url(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import shutil
-
+def served_home(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("served") / "home"
     shutil.copytree(template_home, home)
-    with served_gateway(home) as base:
+    return home
+
+
+@pytest.fixture(scope="module")
+def gateway_url(served_home: Path) -> Iterator[str]:
+    with served_gateway(served_home) as base:
         yield base
 
 
-@pytest.fixture(scope="module")
-def client(gateway_url: str) -> zeep.Client:
-    return zeep.Client(f"{gateway_url}/soap?wsdl")
-
-
-def routing(client: zeep.Client, service: str, message_id: str) -> object:
-    routing_type = client.get_element("{urn:gradex:gateway:1}Routing")
-    return routing_type(
+def routing(client: zeep.Client, service: str, message_id: str) -> Any:
+    return client.get_element("{urn:gradex:gateway:1}Routing")(
         MessageId=message_id,
         Sender=UNIVERSITY,
         Recipient={"Participant": EDUCATION_DEPARTMENT},
         Service={"Name": service, "Version": "1"},
         CreatedAt="2026-06-01T08:00:00Z",
     )
+
+
+def document_fields(client: zeep.Client, service: str, example_name: str) -> dict[str, Any]:
+    # zeep reads the example into its own objects and serialises them again from the WSDL's types.
+    parsed = client.get_element(ELEMENTS[service]).parse(etree.fromstring(example(example_name)), client.wsdl.types)
+    return {key: parsed[key] for key in parsed}
 
 
 @pytest.mark.parametrize(
@@ -52,31 +73,77 @@ def routing(client: zeep.Client, service: str, message_id: str) -> object:
         ("AgreementOffer", "agreement-offer"),
     ],
 )
-def test_zeep_sends_an_example_and_gets_the_acceptance(client: zeep.Client, service: str, example_name: str) -> None:
-    element = client.get_element(
-        {
-            "DestinationRegistration": "{urn:gradex:registration:1}DestinationRegistration",
-            "ArchiveTransferManifest": "{urn:gradex:archive:1}ArchiveTransferManifest",
-            "AgreementOffer": "{urn:gradex:agreement:1}AgreementOffer",
-        }[service]
-    )
-    # zeep reads the example into its own objects and serialises them again from the WSDL's types.
-    document = element.parse(etree.fromstring(example(example_name)), client.wsdl.types)
+def test_sdk_plugin_sends_and_verifies_the_signed_receipt(
+    gateway_url: str, served_home: Path, service: str, example_name: str
+) -> None:
+    found = credentials(served_home / "keys", UNIVERSITY)
+    anchors = (served_home / "keys" / "ca" / "ca.cert.pem",)
+    client = zeep.Client(f"{gateway_url}/soap?wsdl", wsse=GatewaySignature(found.key, found.certificate, anchors))
     message_id = str(uuid.uuid4())
     operation = getattr(client.service, service)
-    result = operation(**{key: document[key] for key in document}, _soapheaders=[routing(client, service, message_id)])
+    result = operation(
+        **document_fields(client, service, example_name), _soapheaders=[routing(client, service, message_id)]
+    )
     assert result.MessageId == message_id
     assert result.Status == "accepted"
     assert result.Recipient == EDUCATION_DEPARTMENT
-    assert len(result.BodySha256) == 64
+    assert [part.name for part in result.SignedParts.Part] == ["Body", "Timestamp", "Routing"]
 
 
-def test_zeep_sees_a_fault_with_its_code(client: zeep.Client) -> None:
-    element = client.get_element("{urn:gradex:registration:1}DestinationRegistration")
-    document = element.parse(etree.fromstring(example("destination-registration")), client.wsdl.types)
+@pytest.mark.parametrize("plugin_class", [Signature, BinarySignature], ids=["Signature", "BinarySignature"])
+def test_zeeps_own_signature_plugins_are_accepted(gateway_url: str, served_home: Path, plugin_class: type) -> None:
+    folder = served_home / "keys" / "participants" / UNIVERSITY
+    plugin = plugin_class(
+        str(folder / "key.pem"),
+        str(folder / "cert.pem"),
+        signature_method=xmlsec.Transform.RSA_SHA256,
+        digest_method=xmlsec.Transform.SHA256,
+    )
+    client = zeep.Client(f"{gateway_url}/soap?wsdl", wsse=Compose([RoutingTimestamp(), plugin]))
+    message_id = str(uuid.uuid4())
+    # zeep's plugins would also check the *answer* with the client's own certificate, which the
+    # gateway's receipt cannot pass; so build the signed request with zeep and post it as it is.
+    envelope = client.create_message(
+        client.service,
+        "DestinationRegistration",
+        **document_fields(client, "DestinationRegistration", "destination-registration"),
+        _soapheaders=[routing(client, "DestinationRegistration", message_id)],
+    )
+    response = requests.post(
+        f"{gateway_url}/soap", data=etree.tostring(envelope), headers={"Content-Type": "text/xml"}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    receipt = etree.fromstring(response.content).find(f".//{RECEIPT}")
+    assert receipt is not None
+    verified = verify_receipt(receipt, (served_home / "keys" / "ca" / "ca.cert.pem",), sent_digests(envelope))
+    assert verified.message_id == message_id
+    assert set(verified.digests) == {"Body", "Timestamp", "Routing"}
+
+
+def test_one_changed_byte_in_the_body_is_refused(gateway_url: str, served_home: Path) -> None:
+    found = credentials(served_home / "keys", UNIVERSITY)
+    client = zeep.Client(f"{gateway_url}/soap?wsdl", wsse=GatewaySignature(found.key, found.certificate))
+    envelope = client.create_message(
+        client.service,
+        "DestinationRegistration",
+        **document_fields(client, "DestinationRegistration", "destination-registration"),
+        _soapheaders=[routing(client, "DestinationRegistration", str(uuid.uuid4()))],
+    )
+    data = etree.tostring(envelope)
+    tampered = data.replace(b"RegisteredAt>2025", b"RegisteredAt>2024", 1)  # one byte in the Body
+    assert tampered != data
+    response = requests.post(f"{gateway_url}/soap", data=tampered, headers={"Content-Type": "text/xml"}, timeout=10)
+    assert response.status_code == 500
+    assert b"<gw:Code>SIGNATURE_INVALID</gw:Code>" in response.content
+
+
+def test_zeep_sees_a_fault_with_its_code(gateway_url: str, served_home: Path) -> None:
+    found = credentials(served_home / "keys", UNIVERSITY)
+    client = zeep.Client(f"{gateway_url}/soap?wsdl", wsse=GatewaySignature(found.key, found.certificate))
+    fields = document_fields(client, "DestinationRegistration", "destination-registration")
     header = routing(client, "ArchiveReceipt", str(uuid.uuid4()))
     with pytest.raises(ZeepFault) as raised:
-        client.service.DestinationRegistration(**{k: document[k] for k in document}, _soapheaders=[header])
+        client.service.DestinationRegistration(**fields, _soapheaders=[header])
     assert raised.value.code.endswith("Client")
     assert raised.value.detail.findtext(".//{urn:gradex:gateway:1}Code") == "SERVICE_MISMATCH"
 

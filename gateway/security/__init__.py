@@ -1,0 +1,1 @@
+"""Message security: WS-Security verification, trust anchors, and the gateway's own signatures."""

@@ -1,0 +1,86 @@
+"""The signed receipt every accepted message earns (non-repudiation of receipt, after AS4).
+
+It names the message, when it was accepted, the sender's certificate and signature, and the digest
+of every part the sender signed (copies of the sender's verified ``ds:Reference`` elements, as
+AS4's ``MessagePartNRInformation``), and it is signed by the gateway. ``LogPosition`` (the audit
+log's leaf index and leaf hash) is added once the audit log exists (issue 7).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+from lxml.builder import ElementMaker
+from sqlalchemy.orm import Session
+
+from gateway.intake.catalog import GATEWAY_NS
+from gateway.intake.pipeline import Inbound
+from gateway.security.signer import GatewaySigner
+from gateway.security.wsse import SignedReference
+
+_GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
+
+
+@dataclass(frozen=True)
+class ReceiptFacts:
+    message_id: str
+    sender_id: str
+    recipient_id: str
+    service_name: str
+    service_version: str
+    status: str
+    received_at: datetime
+    certificate_sha256: str
+    signature_sha256: str
+    references: tuple[SignedReference, ...]
+
+
+def build_receipt(facts: ReceiptFacts, signer: GatewaySigner) -> etree._Element:
+    """The gateway-signed ``gw:Receipt`` for ``facts``."""
+    parts = _GW.SignedParts()
+    for reference in facts.references:
+        part = _GW.Part(name=reference.part)
+        part.append(copy.deepcopy(reference.reference))
+        parts.append(part)
+    receipt: etree._Element = _GW.Receipt(
+        _GW.MessageId(facts.message_id),
+        _GW.Sender(facts.sender_id),
+        _GW.Recipient(facts.recipient_id),
+        _GW.Service(_GW.Name(facts.service_name), _GW.Version(facts.service_version)),
+        _GW.Status(facts.status),
+        _GW.ReceivedAt(facts.received_at.isoformat().replace("+00:00", "Z")),
+        _GW.SenderCertificateSha256(facts.certificate_sha256),
+        _GW.SenderSignatureSha256(facts.signature_sha256),
+        parts,
+        Id=f"receipt-{facts.message_id}",
+    )
+    return signer.sign_enveloped(receipt)
+
+
+@dataclass(frozen=True)
+class IssueReceipt:
+    """The last intake stage: sign the receipt and keep it with the stored message."""
+
+    signer: GatewaySigner
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        stored, security, service = inbound.stored, inbound.security, inbound.service
+        assert stored is not None and security is not None and service is not None
+        facts = ReceiptFacts(
+            message_id=stored.message_id,
+            sender_id=stored.sender_id,
+            recipient_id=stored.recipient_id,
+            service_name=service.name,
+            service_version=service.version,
+            status=stored.deliveries[0].status,
+            received_at=stored.received_at,
+            certificate_sha256=security.certificate_sha256,
+            signature_sha256=security.signature_sha256,
+            references=security.references,
+        )
+        receipt = build_receipt(facts, self.signer)
+        stored.receipt = etree.tostring(receipt)
+        inbound.receipt = receipt
