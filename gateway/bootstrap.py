@@ -1,7 +1,7 @@
 """``gateway init``: everything a fresh machine needs, created once and reused after (idempotent).
 
 - the data folder and the database schema (Alembic migrations);
-- the development CA and the gateway's own key and certificate under ``keys/``;
+- the development CA, its (empty) revocation list, and the gateway's own key and certificate under ``keys/``;
 - the secrets: the keyed-hash key for identity numbers and the web session key;
 - with ``demo=True``, the demonstration participants and a key and certificate for each.
 """
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
 from gateway.clock import Clock
-from gateway.pki.devca import DevelopmentCA
+from gateway.pki.devca import DevelopmentCA, crl_path, write_crl
 from gateway.registry.models import Participant
 from gateway.registry.services import ParticipantInput, add_participant, register_certificate
 from gateway.settings import Settings
@@ -59,6 +59,9 @@ def initialise(settings: Settings, clock: Clock, demo: bool = False) -> InitRepo
         ca_existed = (settings.keys_dir / "ca" / "ca.cert.pem").exists()
         ca = DevelopmentCA.ensure(settings.keys_dir, now, settings.key_passphrase)
         (report.reused if ca_existed else report.created).append(f"development CA {ca.cert_path}")
+        if not crl_path(settings.keys_dir).exists():
+            write_crl(ca, settings.keys_dir, now)
+            report.created.append(f"revocation list {crl_path(settings.keys_dir)}")
         key_path, cert_path = gateway_key_paths(settings.keys_dir)
         if key_path.exists() and cert_path.exists():
             report.reused.append(f"gateway key and certificate {cert_path}")

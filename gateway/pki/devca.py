@@ -151,6 +151,40 @@ class DevelopmentCA:
         return IssuedCertificate(key_path, cert_path, certificate)
 
 
+CRL_VALIDITY = timedelta(days=30)
+
+
+def crl_path(keys_dir: Path) -> Path:
+    return keys_dir / "ca" / "crl.pem"
+
+
+def write_crl(ca: DevelopmentCA, keys_dir: Path, now: datetime, revoke: dict[int, datetime] | None = None) -> int:
+    """Write the CA's CRL with every serial already on it plus ``revoke`` (serial -> when); returns the count.
+
+    Idempotent: revoking a revoked serial keeps its first revocation date.
+    """
+    path = crl_path(keys_dir)
+    entries: dict[int, datetime] = {}
+    if path.exists():
+        for revoked in x509.load_pem_x509_crl(path.read_bytes()):
+            entries[revoked.serial_number] = revoked.revocation_date_utc
+    for serial, when in (revoke or {}).items():
+        entries.setdefault(serial, when)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(now + CRL_VALIDITY)
+    )
+    for serial, when in sorted(entries.items()):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+        )
+    crl = builder.sign(ca.key, hashes.SHA256())
+    _write_public(path, crl.public_bytes(serialization.Encoding.PEM))
+    return len(entries)
+
+
 def _write_public(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
