@@ -7,6 +7,7 @@ of that element's namespace (``urn:gradex:archive:1`` -> ``1``).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +52,27 @@ class ServiceCatalog:
         self._by_element = {s.request_element: s for s in self.services}
         self._by_name = {(s.name, s.version): s for s in self.services}
         self.schema_files = _imported_schema_files(wsdl)
-        self.schema = self._envelope_schema()
+        self._local = threading.local()
+        self._envelope_schema()  # fail at start-up, not on the first message, if the schemas are broken
 
     def by_element(self, tag: str) -> Service | None:
         return self._by_element.get(tag)
 
     def get(self, name: str, version: str) -> Service | None:
         return self._by_name.get((name, version))
+
+    @property
+    def schema(self) -> etree.XMLSchema:
+        """This thread's validator for whole envelopes.
+
+        One per thread: an ``XMLSchema`` keeps the errors of its last ``validate`` in its
+        ``error_log``, so a shared one would hand a thread another request's errors.
+        """
+        schema: etree.XMLSchema | None = getattr(self._local, "schema", None)
+        if schema is None:
+            schema = self._envelope_schema()
+            self._local.schema = schema
+        return schema
 
     def _envelope_schema(self) -> etree.XMLSchema:
         # One schema that imports the SOAP envelope, the gateway vocabulary and every service schema:

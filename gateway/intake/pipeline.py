@@ -137,7 +137,7 @@ class ValidateSchema:
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
         assert inbound.tree is not None and inbound.parts is not None
-        schema = self.catalog.schema
+        schema = self.catalog.schema  # this thread's own validator and error log
         if schema.validate(inbound.tree):
             return
         errors = list(cast(Iterable[etree._LogEntry], schema.error_log))[:MAX_SCHEMA_ERRORS_REPORTED]
