@@ -1,0 +1,48 @@
+"""The benchmark's throw-away database: SQLite in the run's temporary directory, or a fresh schema
+in the PostgreSQL database given, dropped after the run (as the test suite does)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from sqlalchemy import text
+
+from gateway.store.db import connect
+
+
+@contextmanager
+def scratch_database(workdir: Path, postgres_url: str | None) -> Iterator[str]:
+    """The database URL for this run; a PostgreSQL schema made for it is dropped afterwards."""
+    if postgres_url is None:
+        yield f"sqlite:///{workdir / 'data' / 'gateway.db'}"
+        return
+    schema = f"bench_intake_{secrets.token_hex(4)}"
+    _execute(postgres_url, f'CREATE SCHEMA "{schema}"')
+    try:
+        separator = "&" if "?" in postgres_url else "?"
+        yield f"{postgres_url}{separator}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        _execute(postgres_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _execute(url: str, statement: str) -> None:
+    engine = connect(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def stored_messages(url: str) -> int:
+    """How many messages the gateway has stored in the database at ``url``."""
+    engine = connect(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM messages")).scalar_one())
+    finally:
+        engine.dispose()

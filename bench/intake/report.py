@@ -1,0 +1,128 @@
+"""Figures of one benchmark run: per round, medians per server, the gateway/baseline ratio, the table."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from load import LoadResult
+
+METRICS = (  # (key, label, format)
+    ("rate", "requests/s", "{:,.0f}"),
+    ("p50_ms", "p50 latency ms", "{:.2f}"),
+    ("p99_ms", "p99 latency ms", "{:.2f}"),
+    ("per_cpu_s", "requests/server CPU-s", "{:,.0f}"),
+    ("server_cpu_share", "server CPU use (cores)", "{:.2f}"),
+    ("client_cpu_share", "load generator CPU (cores)", "{:.2f}"),
+    ("machine_cpu_share", "whole machine CPU (cores)", "{:.2f}"),
+)
+
+
+@dataclass
+class RoundFigures:
+    """One target driven once: throughput, latency, and the CPU time its processes used."""
+
+    target: str
+    round: int
+    requests: int
+    failures: int
+    elapsed_s: float
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu_s: float
+    per_cpu_s: float
+    server_cpu_share: float
+    client_cpu_share: float
+    machine_cpu_share: float
+    cpu_by_process: dict[str, float]
+    statuses: dict[str, int] = field(default_factory=dict)
+    first_failure: str | None = None
+
+
+def round_figures(
+    target: str, number: int, load: LoadResult, cpu_readings: tuple[dict[int, float], dict[int, float]],
+    machine_busy_s: float, master: int,
+) -> RoundFigures:
+    """The figures of one round: the generator's result, the server's CPU seconds by pid before and
+    after it, and the CPU seconds the whole machine was busy meanwhile."""
+    cpu_before, cpu_after = cpu_readings
+    by_process = {
+        ("master" if pid == master else f"worker {pid}"): round(used - cpu_before.get(pid, 0.0), 3)
+        for pid, used in cpu_after.items()
+    }
+    server_cpu = sum(by_process.values())
+    p50, p99 = _percentiles(load)
+    elapsed = load.elapsed_s or float("nan")
+    return RoundFigures(
+        target=target, round=number, requests=load.requests, failures=load.failures, elapsed_s=load.elapsed_s,
+        rate=load.rate, p50_ms=p50 * 1000, p99_ms=p99 * 1000, server_cpu_s=server_cpu,
+        per_cpu_s=load.requests / server_cpu if server_cpu else 0.0,
+        server_cpu_share=server_cpu / elapsed, client_cpu_share=load.client_cpu_s / elapsed,
+        machine_cpu_share=machine_busy_s / elapsed,
+        cpu_by_process=by_process, statuses={str(k): v for k, v in load.statuses.items()},
+        first_failure=load.first_failure,
+    )
+
+
+def _percentiles(load: LoadResult) -> tuple[float, float]:
+    if load.p50_s is not None and load.p99_s is not None:
+        return load.p50_s, load.p99_s
+    ordered = sorted(load.latencies_s)
+    if not ordered:
+        return float("nan"), float("nan")
+    return _nearest_rank(ordered, 0.50), _nearest_rank(ordered, 0.99)
+
+
+def _nearest_rank(ordered: Sequence[float], quantile: float) -> float:
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(quantile * len(ordered)) - 1))]
+
+
+def summarise(rounds: Sequence[RoundFigures]) -> dict[str, Any]:
+    """Medians over rounds per target, failure totals and the gateway/baseline ratio of each metric."""
+    summary: dict[str, Any] = {}
+    for target in ("gateway", "baseline"):
+        mine = [r for r in rounds if r.target == target]
+        summary[target] = {key: statistics.median(getattr(r, key) for r in mine) for key, _, _ in METRICS}
+        summary[target]["requests"] = sum(r.requests for r in mine)
+        summary[target]["failures"] = sum(r.failures for r in mine)
+    summary["ratio"] = {
+        key: _ratio(summary["gateway"][key], summary["baseline"][key]) for key, _, _ in METRICS
+    }
+    return summary
+
+
+def _ratio(gateway: float, baseline: float) -> float:
+    return gateway / baseline if baseline else float("nan")
+
+
+def table(summary: dict[str, Any], rounds: Sequence[RoundFigures]) -> str:
+    """The result as text: medians and ratio, then every round with its worker CPU split."""
+    lines = [f"{'median of rounds':<28}{'gateway':>12}{'baseline':>12}{'gateway/baseline':>18}"]
+    for key, label, fmt in METRICS:
+        gateway, baseline = summary["gateway"][key], summary["baseline"][key]
+        lines.append(f"{label:<28}{fmt.format(gateway):>12}{fmt.format(baseline):>12}"
+                     f"{summary['ratio'][key]:>18.2f}")
+    lines.append(f"{'failures / requests':<28}"
+                 f"{summary['gateway']['failures']:>6}/{summary['gateway']['requests']:<5}"
+                 f"{summary['baseline']['failures']:>6}/{summary['baseline']['requests']:<5}")
+    lines.append("")
+    lines.append(f"{'round':<6}{'target':<10}{'req':>7}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+                 f"{'req/CPU-s':>10}{'fail':>6}  server CPU-s by process")
+    for r in rounds:
+        split = ", ".join(f"{name} {used:.2f}" for name, used in r.cpu_by_process.items())
+        lines.append(f"{r.round:<6}{r.target:<10}{r.requests:>7}{r.rate:>8,.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}"
+                     f"{r.per_cpu_s:>10,.0f}{r.failures:>6}  {split}")
+    return "\n".join(lines)
+
+
+def foreign_load(rounds: Sequence[RoundFigures]) -> float:
+    """The most CPU (in cores) that neither the server nor the load generator used in any round."""
+    return max((r.machine_cpu_share - r.server_cpu_share - r.client_cpu_share for r in rounds), default=0.0)
+
+
+def as_json(rounds: Sequence[RoundFigures]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rounds]

@@ -1,0 +1,137 @@
+"""The two servers under test: start them on a free loopback port, wait until they answer, account
+their CPU time, stop them.
+
+Each server is a gunicorn master with its workers. It runs in its own session so that a Ctrl-C in
+the terminal reaches only the benchmark, which then stops the servers itself (master first, which
+stops its workers; anything left is killed by pid).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    """A started server process (the gunicorn master) and where its output goes."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback address right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start(name: str, command: Sequence[str], env: Mapping[str, str], port: int, log_path: Path) -> Server:
+    """Start ``command`` with its output in ``log_path``; the caller must :func:`stop` it."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            list(command), env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Server(name, process, port, log_path)
+
+
+def wait_ready(server: Server, path: str, timeout_s: float = 30.0) -> None:
+    """Return once ``GET path`` answers 200; raises ``RuntimeError`` with the log tail otherwise."""
+    url = f"http://{LOOPBACK}:{server.port}{path}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n{log_tail(server)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.name} did not answer {url} within {timeout_s:.0f} s:\n{log_tail(server)}")
+
+
+def log_tail(server: Server, lines: int = 20) -> str:
+    text = server.log_path.read_text(encoding="utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def stop(server: Server, grace_s: float = 10.0) -> None:
+    """Stop the master gracefully, then kill it and any worker still alive, by pid."""
+    workers = worker_pids(server.pid)
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+    for pid in workers:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def worker_pids(master: int) -> list[int]:
+    """The pids whose parent is ``master`` (gunicorn's workers)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _read_stat(int(entry.name))
+            if stat is not None and int(stat[1]) == master:
+                children.append(int(entry.name))
+    return sorted(children)
+
+
+def cpu_seconds(master: int) -> dict[int, float]:
+    """User plus system CPU seconds so far of ``master`` and each of its workers, by pid."""
+    used = {}
+    for pid in (master, *worker_pids(master)):
+        stat = _read_stat(pid)
+        if stat is not None:
+            used[pid] = (int(stat[11]) + int(stat[12])) / _TICKS
+    return used
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores together have spent busy (not idle, not waiting for I/O) since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / _TICKS
+
+
+def _read_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name: [state, ppid, ...]; None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
