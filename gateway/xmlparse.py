@@ -7,7 +7,8 @@ Every document the gateway reads from outside (messages, WSDLs, schemas, respons
 - a document that *declares* a DTD is refused outright (``XML_DTD_FORBIDDEN``), and one that
   declares or references entities is refused as ``XML_ENTITY_FORBIDDEN``, so neither billion-laughs
   nor external entities reach later stages even in unexpanded form;
-- nesting deeper than the configured limit is refused (``XML_TOO_DEEP``).
+- nesting deeper than the configured limit is refused (``XML_TOO_DEEP``);
+- comments are dropped while parsing (they are outside every signature; see ``hardened_parser``).
 
 The size limit is enforced before parsing, by the caller that reads the bytes (``intake``).
 """
@@ -39,6 +40,11 @@ def hardened_parser() -> etree.XMLParser:
         dtd_validation=False,
         huge_tree=False,
         remove_blank_text=False,
+        # Exclusive C14N (the only one allowed) leaves comments out of every digest, so a comment
+        # could split a signed text node without breaking the signature: lxml's ``.text`` would then
+        # stop at the comment and later stages would read a value that was never signed. Comments
+        # are dropped at parse time, so that what is read is exactly what was signed.
+        remove_comments=True,
         collect_ids=False,
     )
 

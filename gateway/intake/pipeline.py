@@ -220,8 +220,9 @@ def store(inbound: Inbound, session: Session) -> None:
     try:
         session.flush()
     except IntegrityError:
-        # Another request stored the same message id between our check and our insert.
-        raise DuplicateMessage(f"message {routing.message_id} from {inbound.sender.id} was already accepted") from None
+        # Another request stored the same message id between the replay check and this insert. The
+        # failed flush expired the ORM objects: build the text from plain values only.
+        raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
     inbound.stored = message
 
 

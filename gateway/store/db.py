@@ -7,6 +7,7 @@ that several gunicorn threads and the delivery worker can share it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ def connect(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         engine = create_engine(database_url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        _serialise_transactions(engine)
         return engine
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
@@ -40,6 +42,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _serialise_transactions(engine: Engine) -> None:
+    """One transaction at a time per process on SQLite.
+
+    SQLite has one writer; threads that collide wait in its busy handler, which sleeps and retries
+    and turned concurrent intake into second-long stalls. Waiting on a lock in the process instead
+    hands the database over as soon as it is free. (Other processes still meet the busy handler.)
+    """
+    lock = threading.RLock()
+
+    def acquire(_connection: Any) -> None:
+        lock.acquire()
+
+    def release(_connection: Any) -> None:
+        lock.release()
+
+    event.listen(engine, "begin", acquire)
+    event.listen(engine, "commit", release)
+    event.listen(engine, "rollback", release)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
