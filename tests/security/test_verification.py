@@ -392,3 +392,13 @@ def test_the_same_message_accepted_meanwhile_is_refused_as_a_duplicate_not_an_in
     assert len(stored_ids(app)) == 1
     assert status == 500
     assert body.findtext(".//gw:FaultDetail/gw:Code", namespaces=NS) in ("REPLAY", "DUPLICATE_MESSAGE")
+
+
+def test_an_unknown_element_in_signature_method_is_a_client_fault(client: FlaskClient, sign: Signer) -> None:
+    """A ds:Signature that breaks the XMLDSig schema is SIGNATURE_INVALID, never an internal error."""
+    root = parse(sign(registration()))
+    method = one(root, "soapenv:Header/wsse:Security/ds:Signature/ds:SignedInfo/ds:SignatureMethod")
+    etree.SubElement(method, "{urn:example:unknown}Extra")
+    status, body = post(client, serialise(root))
+    assert status == 500
+    assert body.findtext(".//gw:FaultDetail/gw:Code", namespaces=NS) == "SIGNATURE_INVALID"
