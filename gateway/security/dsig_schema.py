@@ -9,7 +9,9 @@ fail. The gateway therefore validates here, against signxml's bundled XMLDSig sc
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from importlib import resources
+from typing import cast
 
 from lxml import etree
 
@@ -44,5 +46,6 @@ def validate_signature_element(signature: etree._Element) -> None:
     # Validate a copy as its own document: the schema must see ds:Signature as the root.
     if validator.validate(etree.ElementTree(etree.fromstring(etree.tostring(signature), parser=hardened_parser()))):
         return
-    error = validator.error_log.last_error
-    raise SignatureInvalid(f"the ds:Signature is not valid XMLDSig: {error.message if error else 'schema error'}")
+    errors = list(cast(Iterable[etree._LogEntry], validator.error_log))
+    detail = errors[0].message if errors else "schema error"
+    raise SignatureInvalid(f"the ds:Signature is not valid XMLDSig: {detail}")
