@@ -148,6 +148,23 @@ def test_zeep_sees_a_fault_with_its_code(gateway_url: str, served_home: Path) ->
     assert raised.value.detail.findtext(".//{urn:gradex:gateway:1}Code") == "SERVICE_MISMATCH"
 
 
+ATTACKS = {
+    "XML_ENTITY_FORBIDDEN": b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;'
+    b'&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><l>&c;</l>',
+    "XML_DTD_FORBIDDEN": b'<?xml version="1.0"?><!DOCTYPE x SYSTEM "http://127.0.0.1:9/x.dtd"><x/>',
+    "XML_TOO_DEEP": b"<a>" * 10000 + b"</a>" * 10000,
+    "XML_MALFORMED": b"<soapenv:Envelope",
+}
+
+
+def test_served_gateway_refuses_each_attack_and_keeps_serving(gateway_url: str) -> None:
+    for code, data in ATTACKS.items():
+        response = requests.post(f"{gateway_url}/soap", data=data, headers={"Content-Type": "text/xml"}, timeout=10)
+        assert response.status_code == 500
+        assert f"<gw:Code>{code}</gw:Code>".encode() in response.content
+        assert requests.get(f"{gateway_url}/healthz", timeout=5).status_code == 200
+
+
 def test_served_health_readiness_and_large_payload(gateway_url: str) -> None:
     assert requests.get(f"{gateway_url}/healthz", timeout=5).json()["status"] == "ok"
     ready = requests.get(f"{gateway_url}/readyz", timeout=5).json()
