@@ -190,6 +190,48 @@ class Replay(Fault):
     summary = "this signed message was already received"
 
 
+# --- the domain ---------------------------------------------------------------------------------
+
+class CodeInvalid(Fault):
+    code = "CODE_INVALID"
+    summary = "a code in the document fails its check character or is not in its code list"
+
+
+class AccessDenied(Fault):
+    code = "ACCESS_DENIED"
+    summary = "the access rights do not let this sender send this service to this recipient"
+
+
+class RegistrationUnknown(Fault):
+    code = "REGISTRATION_UNKNOWN"
+    summary = "the message refers to a destination registration the gateway has not seen"
+
+
+class RegistrationNotFiled(Fault):
+    code = "REGISTRATION_NOT_FILED"
+    summary = "the graduate has no filed destination registration"
+
+
+class ArchiveRuleViolation(Fault):
+    code = "ARCHIVE_RULE_VIOLATION"
+    summary = "the archive may not go to this receiving unit or by this dispatch method"
+
+
+class AgreementUnknown(Fault):
+    code = "AGREEMENT_UNKNOWN"
+    summary = "the message refers to an employment agreement the gateway has not seen"
+
+
+class AgreementOutOfOrder(Fault):
+    code = "AGREEMENT_OUT_OF_ORDER"
+    summary = "the employment agreement is not in a state where this step is allowed"
+
+
+class AgreementOfferExpired(Fault):
+    code = "AGREEMENT_OFFER_EXPIRED"
+    summary = "the offer's validity period has passed (or has not begun)"
+
+
 class InternalError(Fault):
     code = "INTERNAL_ERROR"
     faultcode = "Server"

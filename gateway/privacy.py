@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+from pathlib import Path
 
 from stdnum.cn import ric
 
@@ -17,3 +20,25 @@ def redact(text: str) -> str:
     other ids that merely look alike stay readable.
     """
     return _CANDIDATE.sub(lambda m: MASK if ric.is_valid(m.group(0)) else m.group(0), text)
+
+
+class IdentityHasher:
+    """The keyed hash (HMAC-SHA256) that stands in for a resident identity number wherever one is stored.
+
+    The key is ``keys/secrets/identity-hash.key`` (made by ``gateway init``): without it nobody can
+    test a guessed number against the stored hashes, which a plain hash of an 18-character number
+    with a checksum would allow.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the identity hash key is too short")
+        self._key = key
+
+    @classmethod
+    def from_file(cls, path: Path) -> IdentityHasher:
+        return cls(bytes.fromhex(path.read_text(encoding="ascii").strip()))
+
+    def __call__(self, identity_number: str) -> str:
+        normalised = identity_number.strip().upper()
+        return hmac.new(self._key, normalised.encode("ascii"), hashlib.sha256).hexdigest()

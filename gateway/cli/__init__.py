@@ -7,7 +7,7 @@ import logging
 import click
 
 from gateway import __version__
-from gateway.cli import init_cmd, keys, participants, send, serve
+from gateway.cli import access, init_cmd, keys, participants, send, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +27,7 @@ def main(verbose: bool) -> None:
 
 
 main.add_command(init_cmd.init)
+main.add_command(access.access)
 main.add_command(serve.serve)
 main.add_command(participants.participants)
 main.add_command(keys.keys)

@@ -1,6 +1,7 @@
 """The intake pipeline: a message passes through stages, each of which may refuse it with a Fault.
 
-    parse -> envelope -> schema -> service -> sender -> verify -> recipient -> store -> receipt
+    parse -> envelope -> schema -> service -> sender -> verify -> recipient -> domain check
+          -> store -> domain effects -> receipt
 
 A stage is any callable ``stage(inbound, session)``. Stages that need no database simply ignore
 the session, which connects only when first used, so a malformed message costs no database work.
@@ -226,8 +227,14 @@ def store(inbound: Inbound, session: Session) -> None:
     inbound.stored = message
 
 
-def default_stages(catalog: ServiceCatalog, max_depth: int, verify: Stage, receipt: Stage) -> list[Stage]:
-    """The intake stages in order; ``verify`` and ``receipt`` are message security's (``gateway.security``)."""
+def default_stages(
+    catalog: ServiceCatalog, max_depth: int, verify: Stage, check_domain: Stage, apply_domain: Stage, receipt: Stage
+) -> list[Stage]:
+    """The intake stages in order.
+
+    ``verify`` and ``receipt`` are message security's (``gateway.security``); ``check_domain`` and
+    ``apply_domain`` the domain's (``gateway.domain``: codes, access rights, service rules).
+    """
     return [
         Parse(max_depth),
         split,
@@ -236,6 +243,8 @@ def default_stages(catalog: ServiceCatalog, max_depth: int, verify: Stage, recei
         check_sender,
         verify,
         resolve,
+        check_domain,
         store,
+        apply_domain,
         receipt,
     ]

@@ -38,14 +38,15 @@ def resolve_recipient(recipient: Recipient, directory: Directory) -> Participant
         return found
     if recipient.role is None or recipient.region is None:
         raise UnknownRecipient("the recipient names neither a participant nor a role and a region")
-    disabled: list[Participant] = []
+    # The nearest level with anyone responsible decides: a disabled agency there is not silently
+    # replaced by the one above it, it is refused.
     for code in ancestry(recipient.region):
         candidates = sorted(directory.responsible_for(recipient.role, code), key=lambda p: p.id)
+        if not candidates:
+            continue
         enabled = [p for p in candidates if p.enabled]
         if enabled:
             return enabled[0]
-        disabled.extend(candidates)
-    if disabled:
-        names = ", ".join(p.id for p in disabled)
-        raise RecipientDisabled(f"{recipient.describe()} resolves only to disabled participants ({names})")
+        names = ", ".join(p.id for p in candidates)
+        raise RecipientDisabled(f"{recipient.describe()} is {names}, which is disabled")
     raise UnknownRecipient(f"no participant is registered as {recipient.describe()} or above it")

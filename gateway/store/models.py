@@ -1,6 +1,17 @@
 """Imports every model module so that ``Base.metadata`` knows all tables (for Alembic)."""
 
+from gateway.access import models as access_models
+from gateway.agreements import models as agreements_models
+from gateway.archives import models as archives_models
 from gateway.messages import models as messages_models
+from gateway.registrations import models as registrations_models
 from gateway.registry import models as registry_models
 
-__all__ = ["messages_models", "registry_models"]
+__all__ = [
+    "access_models",
+    "agreements_models",
+    "archives_models",
+    "messages_models",
+    "registrations_models",
+    "registry_models",
+]

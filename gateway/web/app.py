@@ -7,13 +7,18 @@ from datetime import timedelta
 
 from flask import Flask
 
+from gateway.access.policy import AccessPolicy
+from gateway.access.rules import load_rules
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
 from gateway.delivery.broker import make_broker
+from gateway.domain.services import service_rules
+from gateway.domain.stage import ApplyDomain, CheckDomain, DomainRules
 from gateway.intake import views as intake_views
 from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline, default_stages
 from gateway.pki.keystore import PemKeyStore
+from gateway.privacy import IdentityHasher
 from gateway.security.receipt import IssueReceipt
 from gateway.security.signer import GatewaySigner
 from gateway.security.trust import TrustStore
@@ -44,7 +49,20 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         max_age=timedelta(seconds=settings.timestamp_max_age_seconds),
         skew=timedelta(seconds=settings.clock_skew_seconds),
     )
-    stages = default_stages(catalog, settings.max_xml_depth, verify=verify, receipt=IssueReceipt(signer))
+    domain = DomainRules(
+        services=service_rules(),
+        access=AccessPolicy(load_rules()),
+        hasher=IdentityHasher.from_file(settings.keys_dir / "secrets" / "identity-hash.key"),
+        settings=settings,
+    )
+    stages = default_stages(
+        catalog,
+        settings.max_xml_depth,
+        verify=verify,
+        check_domain=CheckDomain(domain),
+        apply_domain=ApplyDomain(domain),
+        receipt=IssueReceipt(signer),
+    )
     pipeline = Pipeline(stages, sessions)
     context = Gateway(
         settings=settings,

@@ -12,16 +12,15 @@ from lxml import etree
 from sqlalchemy import select
 
 from gateway.intake.catalog import ServiceCatalog
-from gateway.messages.models import Delivery, Message
+from gateway.messages.models import Message
 from gateway.registry.services import set_enabled
 from gateway.sdk.envelope import wrap
 from gateway.settings import SCHEMAS_DIR
 from gateway.store.db import transaction
 from tests.conftest import (
-    AGENCY_BEIJING,
-    AGENCY_CHAOYANG,
     EDUCATION_DEPARTMENT,
     EXAMPLES,
+    HUKOU_OFFICE,
     UNIVERSITY,
     Signer,
     example,
@@ -68,43 +67,22 @@ def test_every_service_of_the_wsdl_has_an_example() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
-def test_every_example_is_accepted_and_stored(client: FlaskClient, app, service, sign: Signer) -> None:  # type: ignore[no-untyped-def]
-    message_id = str(uuid.uuid4())
+def test_role_and_region_resolve_by_walking_up_the_regions(client: FlaskClient, sign: Signer) -> None:
+    # A hukou office in Haidian (110108) asks "the education department responsible for 110108":
+    # none sits in the county or the city, so the walk reaches the province's (110000).
     data = sign(
         wrap(
-            example(kebab(service.name)),
-            sender=UNIVERSITY,
-            recipient=EDUCATION_DEPARTMENT,
-            service=service.name,
-            message_id=message_id,
-        )
+            example("graduate-verification-request"),
+            sender=HUKOU_OFFICE,
+            role="education_department",
+            region="110108",
+            service="GraduateVerificationRequest",
+        ),
+        as_=HUKOU_OFFICE,
     )
     status, body = post(client, data)
     assert status == 200, etree.tostring(body)
-    receipt = body.find(".//gw:Receipt", NS)
-    assert receipt is not None
-    assert receipt.findtext("gw:MessageId", namespaces=NS) == message_id
-    assert receipt.findtext("gw:Status", namespaces=NS) == "accepted"
-    with transaction(app.extensions["gateway"].sessions) as session:
-        stored = session.scalar(select(Message).where(Message.message_id == message_id))
-        assert stored is not None
-        assert stored.envelope == data
-        assert stored.service == service.name
-        assert stored.receipt is not None and b"ds:Signature" in stored.receipt
-        assert [d.status for d in session.scalars(select(Delivery).where(Delivery.message_pk == stored.id))] == [
-            "accepted"
-        ]
-
-
-def test_role_and_region_resolve_to_the_nearest_responsible_agency(client: FlaskClient, registration) -> None:  # type: ignore[no-untyped-def]
-    status, body = post(client, registration(recipient=None, role="talent_service_agency", region="110105"))
-    assert status == 200
-    assert body.findtext(".//gw:Receipt/gw:Recipient", namespaces=NS) == AGENCY_CHAOYANG
-    # 110108 (Haidian) has no agency of its own: the walk goes up to the city, then the province.
-    status, body = post(client, registration(recipient=None, role="talent_service_agency", region="110108"))
-    assert status == 200
-    assert body.findtext(".//gw:Receipt/gw:Recipient", namespaces=NS) == AGENCY_BEIJING
+    assert body.findtext(".//gw:Receipt/gw:Recipient", namespaces=NS) == EDUCATION_DEPARTMENT
 
 
 @pytest.mark.parametrize(

@@ -24,14 +24,13 @@ from zeep.wsse.signature import BinarySignature, Signature
 
 from gateway.sdk.receipts import sent_digests, verify_receipt
 from gateway.sdk.zeep_plugins import GatewaySignature, RoutingTimestamp
-from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, credentials, example
+from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, UNIVERSITY, credentials, example
 from tests.serving import served_gateway
 
 pytestmark = pytest.mark.slow
 ELEMENTS = {
     "DestinationRegistration": "{urn:gradex:registration:1}DestinationRegistration",
-    "ArchiveTransferManifest": "{urn:gradex:archive:1}ArchiveTransferManifest",
-    "AgreementOffer": "{urn:gradex:agreement:1}AgreementOffer",
+    "GraduateVerificationRequest": "{urn:gradex:verification:1}GraduateVerificationRequest",
 }
 RECEIPT = "{urn:gradex:gateway:1}Receipt"
 
@@ -49,10 +48,10 @@ def gateway_url(served_home: Path) -> Iterator[str]:
         yield base
 
 
-def routing(client: zeep.Client, service: str, message_id: str) -> Any:
+def routing(client: zeep.Client, service: str, message_id: str, sender: str = UNIVERSITY) -> Any:
     return client.get_element("{urn:gradex:gateway:1}Routing")(
         MessageId=message_id,
-        Sender=UNIVERSITY,
+        Sender=sender,
         Recipient={"Participant": EDUCATION_DEPARTMENT},
         Service={"Name": service, "Version": "1"},
         CreatedAt="2026-06-01T08:00:00Z",
@@ -66,23 +65,22 @@ def document_fields(client: zeep.Client, service: str, example_name: str) -> dic
 
 
 @pytest.mark.parametrize(
-    ("service", "example_name"),
+    ("service", "example_name", "sender"),
     [
-        ("DestinationRegistration", "destination-registration"),
-        ("ArchiveTransferManifest", "archive-transfer-manifest"),
-        ("AgreementOffer", "agreement-offer"),
+        ("DestinationRegistration", "destination-registration", UNIVERSITY),
+        ("GraduateVerificationRequest", "graduate-verification-request", HUKOU_OFFICE),
     ],
 )
 def test_sdk_plugin_sends_and_verifies_the_signed_receipt(
-    gateway_url: str, served_home: Path, service: str, example_name: str
+    gateway_url: str, served_home: Path, service: str, example_name: str, sender: str
 ) -> None:
-    found = credentials(served_home / "keys", UNIVERSITY)
+    found = credentials(served_home / "keys", sender)
     anchors = (served_home / "keys" / "ca" / "ca.cert.pem",)
     client = zeep.Client(f"{gateway_url}/soap?wsdl", wsse=GatewaySignature(found.key, found.certificate, anchors))
     message_id = str(uuid.uuid4())
     operation = getattr(client.service, service)
     result = operation(
-        **document_fields(client, service, example_name), _soapheaders=[routing(client, service, message_id)]
+        **document_fields(client, service, example_name), _soapheaders=[routing(client, service, message_id, sender)]
     )
     assert result.MessageId == message_id
     assert result.Status == "accepted"

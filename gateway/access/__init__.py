@@ -1,0 +1,1 @@
+"""Access rights: which kind of participant may send which service to which kind (data), plus overrides."""

@@ -1,0 +1,34 @@
+"""The access check of the intake: the matrix plus the overrides stored in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.access.models import AccessOverride
+from gateway.access.rules import Override, Party, Rule, decide
+from gateway.domain.message import DomainMessage
+from gateway.errors import AccessDenied
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    rules: Sequence[Rule]
+
+    def check(self, message: DomainMessage, session: Session) -> None:
+        """Raise :class:`AccessDenied` naming the rule when the message is not allowed."""
+        sender = Party(message.sender.id, message.sender.kind, message.sender.region)
+        recipient = Party(message.recipient.id, message.recipient.kind, message.recipient.region)
+        decision = decide(self.rules, overrides_for(session, sender.id), message.service, sender, recipient)
+        if not decision.allowed:
+            raise AccessDenied(decision.reason)
+
+
+def overrides_for(session: Session, participant_id: str) -> list[Override]:
+    rows = session.scalars(select(AccessOverride).where(AccessOverride.participant_id == participant_id))
+    return [
+        Override(r.id, r.participant_id, r.service, r.counterpart_id, r.effect, r.reason) for r in rows
+    ]

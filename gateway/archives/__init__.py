@@ -1,0 +1,1 @@
+"""Personnel archives: where an archive may go (the rules), and the transfer clock (deadlines)."""

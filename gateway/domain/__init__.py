@@ -1,0 +1,1 @@
+"""The graduate employment domain as a pipeline stage: code checks, access rights, service rules."""

@@ -1,0 +1,18 @@
+"""Which service has which rules (services not listed get the generic checks only)."""
+
+from __future__ import annotations
+
+from gateway.domain.message import ServiceRules
+from gateway.registrations.rules import (
+    DestinationRegistrationRules,
+    RegistrationFiledRules,
+    RegistrationRejectedRules,
+)
+
+
+def service_rules() -> dict[str, ServiceRules]:
+    return {
+        "DestinationRegistration": DestinationRegistrationRules(),
+        "RegistrationFiled": RegistrationFiledRules(),
+        "RegistrationRejected": RegistrationRejectedRules(),
+    }

@@ -1,0 +1,68 @@
+"""The domain stages of the intake pipeline.
+
+``CheckDomain`` (after the recipient is resolved, before the message is stored): the codes in the
+document, the access rights, then the service's own rules. ``ApplyDomain`` (after the message is
+stored, same transaction): the service's effects. Services without rules of their own pass through
+the generic checks only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from gateway.access.policy import AccessPolicy
+from gateway.domain.message import DomainMessage, ServiceRules
+from gateway.domain.validation import check_codes
+from gateway.intake.pipeline import Inbound
+from gateway.privacy import IdentityHasher
+from gateway.settings import Settings
+
+
+@dataclass(frozen=True)
+class DomainRules:
+    """Everything the domain stages need; built once by the app factory."""
+
+    services: Mapping[str, ServiceRules]
+    access: AccessPolicy
+    hasher: IdentityHasher
+    settings: Settings
+
+    def message(self, inbound: Inbound) -> DomainMessage:
+        assert inbound.parts is not None and inbound.service is not None
+        assert inbound.sender is not None and inbound.recipient is not None
+        return DomainMessage(
+            service=inbound.service.name,
+            document=inbound.parts.document,
+            sender=inbound.sender,
+            recipient=inbound.recipient,
+            received_at=inbound.received_at,
+            message_pk=inbound.stored.id if inbound.stored is not None else None,
+            hasher=self.hasher,
+            settings=self.settings,
+        )
+
+
+@dataclass(frozen=True)
+class CheckDomain:
+    rules: DomainRules
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        message = self.rules.message(inbound)
+        check_codes(message.document)
+        self.rules.access.check(message, session)
+        service_rules = self.rules.services.get(message.service)
+        if service_rules is not None:
+            service_rules.check(message, session)
+
+
+@dataclass(frozen=True)
+class ApplyDomain:
+    rules: DomainRules
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        service_rules = self.rules.services.get(inbound.service.name if inbound.service else "")
+        if service_rules is not None:
+            service_rules.apply(self.rules.message(inbound), session)

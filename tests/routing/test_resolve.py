@@ -1,0 +1,62 @@
+"""Recipient resolution: a participant id, or a role walked county -> city -> province."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.orm import Session
+
+from gateway.errors import RecipientDisabled, UnknownRecipient
+from gateway.intake.envelope import Recipient
+from gateway.registry.directory import SqlDirectory
+from gateway.registry.services import set_enabled
+from gateway.routing.resolve import resolve_recipient
+from gateway.settings import Settings
+from gateway.store.db import connect, session_factory, transaction
+from tests.conftest import AGENCY_BEIJING, AGENCY_CHAOYANG, AGENCY_PUDONG, EDUCATION_DEPARTMENT
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def session(store_settings: Settings) -> Session:
+    engine = connect(store_settings.database_url)
+    with transaction(session_factory(engine)) as session:
+        yield session  # type: ignore[misc]
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("role", "region", "expected"),
+    [
+        ("talent_service_agency", "110105", AGENCY_CHAOYANG),  # the county's own agency
+        ("talent_service_agency", "110108", AGENCY_BEIJING),  # no county or city agency: the province's
+        ("talent_service_agency", "110000", AGENCY_BEIJING),
+        ("talent_service_agency", "310115", AGENCY_PUDONG),
+        ("education_department", "110105", EDUCATION_DEPARTMENT),  # sits in 110000, declares no regions
+    ],
+)
+def test_walk_finds_the_nearest_responsible_participant(session: Session, role: str, region: str, expected: str) -> None:
+    assert resolve_recipient(Recipient(role=role, region=region), SqlDirectory(session)).id == expected
+
+
+def test_a_disabled_county_agency_is_refused_not_replaced_by_the_one_above(session: Session) -> None:
+    set_enabled(session, AGENCY_CHAOYANG, False, NOW)
+    with pytest.raises(RecipientDisabled, match=AGENCY_CHAOYANG):
+        resolve_recipient(Recipient(role="talent_service_agency", region="110105"), SqlDirectory(session))
+
+
+def test_only_disabled_participants_is_its_own_refusal(session: Session) -> None:
+    set_enabled(session, AGENCY_PUDONG, False, NOW)
+    with pytest.raises(RecipientDisabled):
+        resolve_recipient(Recipient(role="talent_service_agency", region="310115"), SqlDirectory(session))
+    with pytest.raises(RecipientDisabled):
+        resolve_recipient(Recipient(participant=AGENCY_PUDONG), SqlDirectory(session))
+
+
+def test_nobody_responsible(session: Session) -> None:
+    with pytest.raises(UnknownRecipient):
+        resolve_recipient(Recipient(role="talent_service_agency", region="440305"), SqlDirectory(session))
+    with pytest.raises(UnknownRecipient):
+        resolve_recipient(Recipient(participant="91110000600037341L"), SqlDirectory(session))
