@@ -45,14 +45,24 @@ def _regions() -> dict[str, Region]:
             province = digits
             table[province + "0000"] = Region(province + "0000", name, False)
             continue
-        validity = _VALIDITY.match(name)
-        withdrawn = bool(validity and validity.group(2))
+        # One code may carry several names over time: "[-1991]东郊区,[1992-]东丽区". It is current
+        # when any of its names is (no end year); its name is the newest current one.
+        names = [part.strip() for part in name.split(",") if part.strip()]
+        current = [part for part in names if not _ended(part)]
+        withdrawn = not current
         code = province + digits
-        region = Region(code, _VALIDITY.sub("", name), withdrawn)
+        shown = _VALIDITY.sub("", (current or names)[-1])
+        region = Region(code, shown, withdrawn)
         # Several entries may share a code over time; a current one wins over a withdrawn one.
         if code not in table or table[code].withdrawn:
             table[code] = region
     return table
+
+
+def _ended(name: str) -> bool:
+    """True when ``name`` carries an end year: "[-2010]x" or "[1983-2010]x"."""
+    validity = _VALIDITY.match(name)
+    return bool(validity and validity.group(2))
 
 
 def region_level(code: str) -> str:

@@ -26,7 +26,7 @@ def _identity(value: str) -> None:
         ric.validate(value)
     except StdnumError as exc:
         # The number itself is personal data: say what is wrong, never echo it.
-        raise ValidationError("IdentityNumber", f"is not a valid resident identity number ({exc.message})") from None
+        raise ValidationError("IdentityNumber", f"is not a valid resident identity number ({exc})") from None
 
 
 def _credit(value: str) -> None:

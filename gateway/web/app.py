@@ -12,6 +12,7 @@ from gateway.access.rules import load_rules
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
 from gateway.delivery.broker import make_broker
+from gateway.directory import views as directory_views
 from gateway.domain.services import service_rules
 from gateway.domain.stage import ApplyDomain, CheckDomain, DomainRules
 from gateway.intake import views as intake_views
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     context.init_app(app)
     app.register_blueprint(intake_views.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(directory_views.blueprint)
     if settings.is_embedded:
         log.warning("embedded default: SQLite, in-process broker, development keys; not for production")
     return app

@@ -34,3 +34,10 @@ def test_ancestry_walks_county_city_province() -> None:
     assert ancestry("110105") == ["110105", "110100", "110000"]
     assert ancestry("110100") == ["110100", "110000"]
     assert ancestry("110000") == ["110000"]
+
+
+def test_a_code_renamed_over_time_is_current_under_its_newest_name() -> None:
+    # loc.dat: 0305 county="[1983-1989]南头区办事处,[1990-]南山区" under 44 (广东省)
+    region = lookup_region("440305")
+    assert region is not None and not region.withdrawn and region.name == "南山区"
+    assert validate_region_code("440305") == "440305"
