@@ -29,6 +29,4 @@ class AccessPolicy:
 
 def overrides_for(session: Session, participant_id: str) -> list[Override]:
     rows = session.scalars(select(AccessOverride).where(AccessOverride.participant_id == participant_id))
-    return [
-        Override(r.id, r.participant_id, r.service, r.counterpart_id, r.effect, r.reason) for r in rows
-    ]
+    return [Override(r.id, r.participant_id, r.service, r.counterpart_id, r.effect, r.reason) for r in rows]

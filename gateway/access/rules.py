@@ -71,7 +71,9 @@ def condition_holds(condition: str, sender: Party, recipient: Party) -> bool:
     raise ConfigurationError(f"unknown access condition {condition!r}")
 
 
-def decide(rules: Sequence[Rule], overrides: Sequence[Override], service: str, sender: Party, recipient: Party) -> Decision:
+def decide(
+    rules: Sequence[Rule], overrides: Sequence[Override], service: str, sender: Party, recipient: Party
+) -> Decision:
     """Whether ``sender`` may send ``service`` to ``recipient``, and why."""
     for override in overrides:
         if override.effect == "deny" and override.applies(service, sender, recipient):
@@ -87,7 +89,8 @@ def decide(rules: Sequence[Rule], overrides: Sequence[Override], service: str, s
             return Decision(
                 False,
                 f"rule {rule.rule} lets a {sender.kind} send {service} to a {recipient.kind} only when "
-                f"{rule.condition.replace('_', ' ')} ({sender.id} is in {sender.region}, {recipient.id} in {recipient.region})",
+                f"{rule.condition.replace('_', ' ')} "
+                f"({sender.id} is in {sender.region}, {recipient.id} in {recipient.region})",
             )
     allowed = "; ".join(
         f"{r.rule}: {'|'.join(sorted(r.sender_kinds))} -> {'|'.join(sorted(r.recipient_kinds))}" for r in candidates

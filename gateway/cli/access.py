@@ -66,8 +66,10 @@ def list_(participant: str | None, as_json: bool) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for row in rows:
-        click.echo(f"#{row['id']:<4} {row['effect']:<5} {row['participant']} {row['service']} -> {row['to'] or 'anyone'}: "
-                   f"{row['reason']}")
+        click.echo(
+            f"#{row['id']:<4} {row['effect']:<5} {row['participant']} {row['service']} -> {row['to'] or 'anyone'}: "
+            f"{row['reason']}"
+        )
     click.echo(f"{len(rows)} override(s)")
 
 
@@ -79,7 +81,8 @@ def _override(effect: str, participant_id: str, service: str, to: str | None, re
             session, load_rules(), services, participant_id, service, effect, reason, clock.now(), to
         )
         click.echo(
-            f"#{override.id}: {effect} {override.participant_id} sending {service} to {override.counterpart_id or 'anyone'}"
+            f"#{override.id}: {effect} {override.participant_id} sending {service} "
+            f"to {override.counterpart_id or 'anyone'}"
         )
 
 

@@ -23,7 +23,10 @@ def run(home: Path, *args: str) -> Result:
 
 def registration(sign: Signer, sender: str) -> bytes:
     data = wrap(
-        example("destination-registration"), sender=sender, recipient=EDUCATION_DEPARTMENT, service="DestinationRegistration"
+        example("destination-registration"),
+        sender=sender,
+        recipient=EDUCATION_DEPARTMENT,
+        service="DestinationRegistration",
     )
     return sign(data, as_=sender)
 
@@ -40,8 +43,17 @@ def test_refusal_names_the_rule_and_a_grant_opens_the_way(client: FlaskClient, h
     code, message = fault(client, registration(sign, PRIVATE_EMPLOYER))
     assert code == "ACCESS_DENIED"
     assert "R-REG-1" in (message or "")
-    granted = run(home, "access", "grant", PRIVATE_EMPLOYER, "DestinationRegistration", "--to", EDUCATION_DEPARTMENT,
-                  "--reason", "pilot of employer-filed registrations")
+    granted = run(
+        home,
+        "access",
+        "grant",
+        PRIVATE_EMPLOYER,
+        "DestinationRegistration",
+        "--to",
+        EDUCATION_DEPARTMENT,
+        "--reason",
+        "pilot of employer-filed registrations",
+    )
     assert granted.exit_code == 0, granted.output
     assert fault(client, registration(sign, PRIVATE_EMPLOYER)) == (None, None)
 
@@ -60,7 +72,8 @@ def test_a_denial_stops_a_participant_the_matrix_allows(client: FlaskClient, hom
 
 def test_bad_override_input_names_the_field(home: Path) -> None:
     result = CliRunner().invoke(
-        main, ["access", "grant", UNIVERSITY, "NoSuchService", "--reason", "x"],
+        main,
+        ["access", "grant", UNIVERSITY, "NoSuchService", "--reason", "x"],
         env={"GATEWAY_DATA_DIR": str(home / "data"), "GATEWAY_KEYS_DIR": str(home / "keys")},
     )
     assert result.exit_code == 1

@@ -37,7 +37,9 @@ def session(store_settings: Settings) -> Session:
         ("education_department", "110105", EDUCATION_DEPARTMENT),  # sits in 110000, declares no regions
     ],
 )
-def test_walk_finds_the_nearest_responsible_participant(session: Session, role: str, region: str, expected: str) -> None:
+def test_walk_finds_the_nearest_responsible_participant(
+    session: Session, role: str, region: str, expected: str
+) -> None:
     assert resolve_recipient(Recipient(role=role, region=region), SqlDirectory(session)).id == expected
 
 
