@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from gateway.agreements.rules import (
+    AgreementCancellationReviewRules,
+    AgreementCancellationRules,
+    AgreementOfferRules,
+    AgreementResponseRules,
+    AgreementReviewRules,
+)
 from gateway.domain.message import ServiceRules
 from gateway.registrations.rules import (
     DestinationRegistrationRules,
@@ -15,4 +22,9 @@ def service_rules() -> dict[str, ServiceRules]:
         "DestinationRegistration": DestinationRegistrationRules(),
         "RegistrationFiled": RegistrationFiledRules(),
         "RegistrationRejected": RegistrationRejectedRules(),
+        "AgreementOffer": AgreementOfferRules(),
+        "AgreementResponse": AgreementResponseRules(),
+        "AgreementReview": AgreementReviewRules(),
+        "AgreementCancellation": AgreementCancellationRules(),
+        "AgreementCancellationReview": AgreementCancellationReviewRules(),
     }

@@ -1,0 +1,213 @@
+"""The service rules of online signing: each message is one step of ``gateway.agreements.machine``.
+
+- ``AgreementOffer`` (employer -> the graduate's university) creates the agreement, keyed by the
+  employer and its AgreementId; the same id may be offered again only once the agreement has ended
+  (refused, rejected in review, cancelled). The employer offers only in its own name
+  (``Employer/CreditCode`` is the sender) and to the graduate's university (``Graduate/School`` is the
+  recipient); otherwise :class:`AccessDenied`. The identity number is kept only as its keyed hash.
+- ``AgreementResponse`` (the university, relaying the graduate, -> the employer): accept or refuse,
+  for the graduate the offer names (the identity number must match), within the validity period.
+- ``AgreementReview`` (university -> employer): approve (signed) or reject an accepted agreement.
+- ``AgreementCancellation``: the employer (to the university, ``RequestedBy`` employer) or the
+  university for the graduate (to the employer, ``RequestedBy`` graduate) asks to cancel a signed one.
+- ``AgreementCancellationReview`` (university -> employer): approve (cancelled) or reject (signed again).
+
+Every message after the offer names its agreement by AgreementId between the same employer and
+university; one the gateway never saw is :class:`AgreementUnknown`. ``check`` refuses before anything
+is stored; ``apply`` makes the same transition and records it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.agreements.machine import AgreementState, Step, ValidityPeriod, transition
+from gateway.agreements.models import Agreement
+from gateway.domain.documents import day, instant, required
+from gateway.domain.message import DomainMessage
+from gateway.errors import AccessDenied, AgreementUnknown
+from gateway.registry.models import ParticipantKind
+
+RESPONSE_STEPS = {"accept": Step.ACCEPT, "refuse": Step.REFUSE}
+REVIEW_STEPS = {"approve": Step.APPROVE, "reject": Step.REJECT}
+CANCELLATION_REVIEW_STEPS = {"approve": Step.APPROVE_CANCELLATION, "reject": Step.REJECT_CANCELLATION}
+
+
+def _label(agreement_id: str, employer_id: str) -> str:
+    return f"agreement {agreement_id} of employer {employer_id}"
+
+
+def _period(record: Agreement) -> ValidityPeriod:
+    return ValidityPeriod(record.valid_from, record.valid_until)
+
+
+def _find(session: Session, agreement_id: str, employer_id: str, university_id: str) -> Agreement:
+    record = session.scalar(
+        select(Agreement).where(
+            Agreement.agreement_id == agreement_id,
+            Agreement.employer_id == employer_id,
+            Agreement.university_id == university_id,
+        )
+    )
+    if record is None:
+        raise AgreementUnknown(
+            f"{_label(agreement_id, employer_id)} was never offered through university {university_id}"
+        )
+    return record
+
+
+def _advance(record: Agreement, step: Step, message: DomainMessage) -> AgreementState:
+    return transition(
+        AgreementState(record.state),
+        step,
+        _period(record),
+        message.received_at,
+        label=_label(record.agreement_id, record.employer_id),
+    )
+
+
+def _record(record: Agreement, state: AgreementState, message: DomainMessage) -> None:
+    record.state = state.value
+    record.updated_at = message.received_at
+
+
+# --- the offer -------------------------------------------------------------------------------------
+
+
+class AgreementOfferRules:
+    def check(self, message: DomainMessage, session: Session) -> None:
+        self._offer(message, session)
+
+    def apply(self, message: DomainMessage, session: Session) -> None:
+        record, state = self._offer(message, session)
+        doc = message.document
+        if record is None:
+            record = Agreement(agreement_id=required(doc, "agr:AgreementId"), employer_id=message.sender.id)
+            session.add(record)
+        record.university_id = message.recipient.id
+        record.identity_hash = message.hasher(required(doc, "agr:Graduate/agr:IdentityNumber"))
+        record.graduate_name = required(doc, "agr:Graduate/agr:Name")
+        record.position = required(doc, "agr:Position")
+        record.work_region = required(doc, "agr:WorkRegion")
+        record.valid_from = day(doc, "agr:ValidFrom")
+        record.valid_until = day(doc, "agr:ValidUntil")
+        record.cancellation_requested_by = None
+        record.offered_at = instant(doc, "agr:OfferedAt")
+        _record(record, state, message)
+
+    @staticmethod
+    def _offer(message: DomainMessage, session: Session) -> tuple[Agreement | None, AgreementState]:
+        doc = message.document
+        agreement_id = required(doc, "agr:AgreementId")
+        employer = required(doc, "agr:Employer/c:CreditCode")
+        if employer != message.sender.id:
+            raise AccessDenied(
+                f"the offer names employer {employer} but {message.sender.id} sends it: "
+                "an employer offers only in its own name"
+            )
+        school = required(doc, "agr:Graduate/agr:School")
+        if school != message.recipient.id:
+            raise AccessDenied(
+                f"the graduate's university is {school} but the offer is sent to "
+                f"{message.recipient.id}: an offer goes to the graduate's university"
+            )
+        record = session.scalar(
+            select(Agreement).where(Agreement.employer_id == message.sender.id, Agreement.agreement_id == agreement_id)
+        )
+        state = transition(
+            AgreementState(record.state) if record is not None else None,
+            Step.OFFER,
+            ValidityPeriod(day(doc, "agr:ValidFrom"), day(doc, "agr:ValidUntil")),
+            message.received_at,
+            label=_label(agreement_id, message.sender.id),
+        )
+        return record, state
+
+
+# --- the university's messages to the employer -------------------------------------------------
+
+
+def _from_university(message: DomainMessage, session: Session) -> Agreement:
+    """The agreement named in a message the graduate's university sends to the employer."""
+    return _find(session, required(message.document, "agr:AgreementId"), message.recipient.id, message.sender.id)
+
+
+class AgreementResponseRules:
+    def check(self, message: DomainMessage, session: Session) -> None:
+        self._respond(message, session)
+
+    def apply(self, message: DomainMessage, session: Session) -> None:
+        _record(*self._respond(message, session), message)
+
+    @staticmethod
+    def _respond(message: DomainMessage, session: Session) -> tuple[Agreement, AgreementState]:
+        record = _from_university(message, session)
+        if record.identity_hash != message.hasher(required(message.document, "agr:IdentityNumber")):
+            raise AgreementUnknown(f"{_label(record.agreement_id, record.employer_id)} was offered to another graduate")
+        step = RESPONSE_STEPS[required(message.document, "agr:Decision")]
+        return record, _advance(record, step, message)
+
+
+class AgreementReviewRules:
+    def check(self, message: DomainMessage, session: Session) -> None:
+        self._review(message, session)
+
+    def apply(self, message: DomainMessage, session: Session) -> None:
+        _record(*self._review(message, session), message)
+
+    @staticmethod
+    def _review(message: DomainMessage, session: Session) -> tuple[Agreement, AgreementState]:
+        record = _from_university(message, session)
+        step = REVIEW_STEPS[required(message.document, "agr:Decision")]
+        return record, _advance(record, step, message)
+
+
+class AgreementCancellationReviewRules:
+    def check(self, message: DomainMessage, session: Session) -> None:
+        self._review(message, session)
+
+    def apply(self, message: DomainMessage, session: Session) -> None:
+        record, state = self._review(message, session)
+        if state is AgreementState.SIGNED:  # rejected: no cancellation is pending any more
+            record.cancellation_requested_by = None
+        _record(record, state, message)
+
+    @staticmethod
+    def _review(message: DomainMessage, session: Session) -> tuple[Agreement, AgreementState]:
+        record = _from_university(message, session)
+        step = CANCELLATION_REVIEW_STEPS[required(message.document, "agr:Decision")]
+        return record, _advance(record, step, message)
+
+
+# --- cancellation, from either side ----------------------------------------------------------------
+
+
+class AgreementCancellationRules:
+    def check(self, message: DomainMessage, session: Session) -> None:
+        self._request(message, session)
+
+    def apply(self, message: DomainMessage, session: Session) -> None:
+        record, state = self._request(message, session)
+        record.cancellation_requested_by = required(message.document, "agr:RequestedBy")
+        _record(record, state, message)
+
+    @staticmethod
+    def _request(message: DomainMessage, session: Session) -> tuple[Agreement, AgreementState]:
+        requested_by = required(message.document, "agr:RequestedBy")
+        agreement_id = required(message.document, "agr:AgreementId")
+        sender, recipient = message.sender, message.recipient
+        # Each party speaks only for itself: the employer for the employer, the university for the graduate.
+        if sender.kind == ParticipantKind.EMPLOYER:
+            speaks_for, employer_id, university_id = "employer", sender.id, recipient.id
+        elif sender.kind == ParticipantKind.UNIVERSITY:
+            speaks_for, employer_id, university_id = "graduate", recipient.id, sender.id
+        else:
+            raise AccessDenied(f"a {sender.kind} cannot request the cancellation of an employment agreement")
+        if requested_by != speaks_for:
+            raise AccessDenied(
+                f"{sender.id} ({sender.kind}) may send only cancellations requested by the {speaks_for}, "
+                f"not by the {requested_by}"
+            )
+        record = _find(session, agreement_id, employer_id, university_id)
+        return record, _advance(record, Step.REQUEST_CANCELLATION, message)
