@@ -192,6 +192,7 @@ class Replay(Fault):
 
 # --- the domain ---------------------------------------------------------------------------------
 
+
 class CodeInvalid(Fault):
     code = "CODE_INVALID"
     summary = "a code in the document fails its check character or is not in its code list"

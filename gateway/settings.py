@@ -40,6 +40,11 @@ class Settings:
     crl_files: tuple[Path, ...] = ()
     timestamp_max_age_seconds: int = 300
     clock_skew_seconds: int = 60
+    # The archive transfer clock (issue 4): days to dispatch after a request, days to receipt after
+    # dispatch, and the extension of both for graduates who leave school late.
+    archive_dispatch_days: int = 15
+    archive_receipt_days: int = 30
+    late_leaver_extra_days: int = 30
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -86,6 +91,9 @@ class Settings:
             crl_files=_paths(env, "GATEWAY_CRLS"),
             timestamp_max_age_seconds=_int(env, "GATEWAY_TIMESTAMP_MAX_AGE", 300, 10, 86400),
             clock_skew_seconds=_int(env, "GATEWAY_CLOCK_SKEW", 60, 0, 3600),
+            archive_dispatch_days=_int(env, "GATEWAY_ARCHIVE_DISPATCH_DAYS", 15, 1, 365),
+            archive_receipt_days=_int(env, "GATEWAY_ARCHIVE_RECEIPT_DAYS", 30, 1, 365),
+            late_leaver_extra_days=_int(env, "GATEWAY_LATE_LEAVER_EXTRA_DAYS", 30, 0, 365),
         )
 
 

@@ -9,6 +9,11 @@ from gateway.agreements.rules import (
     AgreementResponseRules,
     AgreementReviewRules,
 )
+from gateway.archives.services import (
+    ArchiveReceiptRules,
+    ArchiveTransferManifestRules,
+    ArchiveTransferRequestRules,
+)
 from gateway.domain.message import ServiceRules
 from gateway.registrations.rules import (
     DestinationRegistrationRules,
@@ -27,4 +32,7 @@ def service_rules() -> dict[str, ServiceRules]:
         "AgreementReview": AgreementReviewRules(),
         "AgreementCancellation": AgreementCancellationRules(),
         "AgreementCancellationReview": AgreementCancellationReviewRules(),
+        "ArchiveTransferRequest": ArchiveTransferRequestRules(),
+        "ArchiveTransferManifest": ArchiveTransferManifestRules(),
+        "ArchiveReceipt": ArchiveReceiptRules(),
     }

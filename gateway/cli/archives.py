@@ -1,0 +1,69 @@
+"""``gateway archives overdue``: archive transfers past their deadlines."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+from sqlalchemy import and_, or_, select
+
+from gateway.archives.deadlines import overdue
+from gateway.archives.models import ArchiveTransfer, TransferStatus
+from gateway.cli.common import clock, load_settings, store
+from gateway.registry.models import Participant
+
+
+@click.group()
+def archives() -> None:
+    """Follow personnel archive transfers."""
+
+
+@archives.command("overdue")
+@click.option(
+    "--at",
+    "at_day",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Judge at this time (UTC; a bare date means its start) instead of now.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def overdue_(at_day: datetime | None, as_json: bool) -> None:
+    """List transfers not dispatched or not receipted in time, with the days overdue.
+
+    Lines show the transfer number, the holder and the receiver, never the graduate's identity.
+    """
+    at = at_day.replace(tzinfo=UTC) if at_day is not None else clock.now()
+    with store(load_settings()) as session:
+        candidates = session.scalars(
+            select(ArchiveTransfer).where(
+                or_(
+                    and_(ArchiveTransfer.status == TransferStatus.REQUESTED, ArchiveTransfer.dispatch_due_at < at),
+                    and_(ArchiveTransfer.status == TransferStatus.DISPATCHED, ArchiveTransfer.receipt_due_at < at),
+                )
+            )
+        )
+        late = overdue(candidates, at)
+        names = {p.id: p.name for p in session.scalars(select(Participant))}
+    if as_json:
+        rows = [
+            {
+                "transfer_number": o.transfer_number,
+                "holder": o.holder_id,
+                "holder_name": names.get(o.holder_id),
+                "receiver": o.receiver_id,
+                "receiver_name": names.get(o.receiver_id),
+                "overdue": o.what,
+                "due_at": o.due_at.isoformat(),
+                "days_overdue": o.days,
+            }
+            for o in late
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for o in late:
+        click.echo(
+            f"{o.transfer_number}  holder {o.holder_id} {names.get(o.holder_id, '')}  "
+            f"receiver {o.receiver_id} {names.get(o.receiver_id, '')}  "
+            f"{o.what} by {o.days} day(s) (due {o.due_at:%Y-%m-%d %H:%M} UTC)"
+        )
+    click.echo(f"{len(late)} overdue transfer(s) at {at:%Y-%m-%d %H:%M} UTC")
