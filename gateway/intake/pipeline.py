@@ -33,7 +33,7 @@ from gateway.intake.catalog import Service, ServiceCatalog
 from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_envelope
 from gateway.messages.models import Delivery, DeliveryStatus, Message
 from gateway.registry.directory import SqlDirectory
-from gateway.registry.models import Participant
+from gateway.registry.models import DeliveryMode, Participant
 from gateway.routing.resolve import resolve_recipient
 from gateway.xmlparse import parse_untrusted
 
@@ -79,6 +79,7 @@ class Accepted:
     status: str
     received_at: datetime
     receipt: etree._Element
+    push_delivery_ids: tuple[int, ...] = ()
 
 
 class Pipeline:
@@ -105,9 +106,10 @@ class Pipeline:
             sender_id=stored.sender_id,
             recipient_id=stored.recipient_id,
             service=inbound.service,
-            status=stored.deliveries[0].status,
+            status="accepted",  # the receipt acknowledges acceptance; delivery has its own status
             received_at=stored.received_at,
             receipt=inbound.receipt,
+            push_delivery_ids=tuple(d.id for d in stored.deliveries if d.mode == DeliveryMode.PUSH),
         )
 
 
@@ -210,7 +212,12 @@ def store(inbound: Inbound, session: Session) -> None:
         deliveries=[
             Delivery(
                 recipient_id=inbound.recipient.id,
-                status=DeliveryStatus.ACCEPTED,
+                mode=inbound.recipient.delivery_mode,
+                # A pull delivery waits in the recipient's mailbox from the start; a push delivery
+                # is queued once the broker has it (after this transaction commits).
+                status=DeliveryStatus.QUEUED
+                if inbound.recipient.delivery_mode == DeliveryMode.PULL
+                else (DeliveryStatus.ACCEPTED),
                 attempts=0,
                 created_at=inbound.received_at,
                 updated_at=inbound.received_at,

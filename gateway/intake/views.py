@@ -32,6 +32,7 @@ def receive() -> Response:
         log.exception("intake failed")
         return _soap(fault_envelope(InternalError()), InternalError.http_status)
     log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
+    context.delivery.enqueue(list(accepted.push_delivery_ids))
     return _soap(envelope(accepted.receipt), 200)
 
 

@@ -16,7 +16,13 @@ from gateway.store.base import Base, UtcDateTime
 
 
 class DeliveryStatus(StrEnum):
-    """The lifecycle of a delivery, after AS4's (READY_TO_SEND ... ACKNOWLEDGED)."""
+    """The lifecycle of a delivery, after AS4's (READY_TO_SEND ... ACKNOWLEDGED, SEND_FAILURE).
+
+    accepted -> queued -> in_delivery -> delivered (acknowledged by the recipient)
+                            +-> waiting_for_retry -> queued ... -> failed (dead letter)
+    A pull delivery is ``queued`` while it waits in the mailbox and ``in_delivery`` once fetched
+    (offered again after the visibility timeout until acknowledged).
+    """
 
     ACCEPTED = "accepted"
     QUEUED = "queued"
@@ -59,8 +65,14 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
     recipient_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(4), default="pull")  # push or pull, from the recipient
     status: Mapped[str] = mapped_column(String(20), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # in delivery since (push) / fetched at (pull)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

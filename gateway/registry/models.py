@@ -40,6 +40,8 @@ class Participant(Base):
     contact_address: Mapped[str | None] = mapped_column(String(300))
     delivery_mode: Mapped[str] = mapped_column(String(8))
     endpoint_url: Mapped[str | None] = mapped_column(String(500))
+    push_timeout_seconds: Mapped[int] = mapped_column(Integer, default=10)
+    max_delivery_attempts: Mapped[int] = mapped_column(Integer, default=8)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -44,25 +44,27 @@ class VerifiedReceipt:
     xml: bytes
 
 
-def verify_receipt(
-    receipt: etree._Element,
-    anchor_files: Sequence[Path],
-    sent_digests: dict[str, str] | None = None,
-    now: datetime | None = None,
-) -> VerifiedReceipt:
-    """Verify ``receipt`` (a ``gw:Receipt`` element); raises :class:`ReceiptInvalid`."""
-    key_info_cert = receipt.findtext("ds:Signature/ds:KeyInfo/ds:X509Data/ds:X509Certificate", namespaces=NS)
+def verify_gateway_signed(
+    element: etree._Element, tag: str, anchor_files: Sequence[Path], now: datetime | None = None
+) -> etree._Element:
+    """Verify the gateway's enveloped signature on ``element`` (a ``tag`` with an ``Id``).
+
+    Returns the signed element as verified (read facts from it only); raises :class:`ReceiptInvalid`
+    unless the signature covers the whole element and was made with a certificate issued to the
+    gateway (``serialNumber=gateway``) that chains to a trust anchor.
+    """
+    key_info_cert = element.findtext("ds:Signature/ds:KeyInfo/ds:X509Data/ds:X509Certificate", namespaces=NS)
     if not key_info_cert:
-        raise ReceiptInvalid("the receipt carries no gateway signature with its certificate")
+        raise ReceiptInvalid(f"the {etree.QName(tag).localname} carries no gateway signature with its certificate")
     certificate = x509.load_der_x509_certificate(base64.b64decode("".join(key_info_cert.split())))
     names = certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
     if not names or names[0].value != GATEWAY_ID:
-        raise ReceiptInvalid("the receipt is not signed with a gateway certificate")
+        raise ReceiptInvalid("the signature is not made with a gateway certificate")
     moment = now or datetime.now(UTC)
     try:
         TrustStore(tuple(anchor_files), ()).check(certificate, moment)
     except GatewayError as exc:
-        raise ReceiptInvalid(f"the receipt's certificate is not trusted: {exc}") from None
+        raise ReceiptInvalid(f"the gateway's certificate is not trusted: {exc}") from None
     config = SignatureConfiguration(
         location="./",
         expect_references=1,
@@ -72,13 +74,24 @@ def verify_receipt(
         default_reference_c14n_method=EXCLUSIVE_C14N,
     )
     try:
-        result = XMLVerifier().verify(receipt, x509_cert=certificate, id_attribute="Id", expect_config=config)
+        result = XMLVerifier().verify(element, x509_cert=certificate, id_attribute="Id", expect_config=config)
     except SignXMLException as exc:
-        raise ReceiptInvalid(f"the receipt's signature does not verify: {exc}") from None
+        raise ReceiptInvalid(f"the gateway's signature does not verify: {exc}") from None
     assert not isinstance(result, list)  # expect_references=1 gives one result
     signed = result.signed_xml  # see what is signed: read the facts from the verified copy only
-    if signed is None or signed.tag != f"{{{GATEWAY_NS}}}Receipt" or signed.get("Id") != receipt.get("Id"):
-        raise ReceiptInvalid("the gateway's signature does not cover the whole receipt")
+    if signed is None or signed.tag != tag or signed.get("Id") != element.get("Id"):
+        raise ReceiptInvalid("the gateway's signature does not cover the whole element")
+    return signed
+
+
+def verify_receipt(
+    receipt: etree._Element,
+    anchor_files: Sequence[Path],
+    sent_digests: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> VerifiedReceipt:
+    """Verify ``receipt`` (a ``gw:Receipt`` element); raises :class:`ReceiptInvalid`."""
+    signed = verify_gateway_signed(receipt, f"{{{GATEWAY_NS}}}Receipt", anchor_files, now)
     digests = {
         part.get("name", ""): part.findtext("ds:Reference/ds:DigestValue", namespaces=NS) or ""
         for part in signed.iterfind("gw:SignedParts/gw:Part", NS)

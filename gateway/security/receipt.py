@@ -75,7 +75,7 @@ class IssueReceipt:
             recipient_id=stored.recipient_id,
             service_name=service.name,
             service_version=service.version,
-            status=stored.deliveries[0].status,
+            status="accepted",  # the receipt acknowledges acceptance; delivery has its own status
             received_at=stored.received_at,
             certificate_sha256=security.certificate_sha256,
             signature_sha256=security.signature_sha256,

@@ -7,11 +7,13 @@ from datetime import timedelta
 
 from flask import Flask
 
+from connectors.push import ZeepPushConnector
 from gateway.access.policy import AccessPolicy
 from gateway.access.rules import load_rules
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
 from gateway.delivery.broker import make_broker
+from gateway.delivery.service import DeliveryService
 from gateway.directory import views as directory_views
 from gateway.domain.services import service_rules
 from gateway.domain.stage import ApplyDomain, CheckDomain, DomainRules
@@ -65,6 +67,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         receipt=IssueReceipt(signer),
     )
     pipeline = Pipeline(stages, sessions)
+    broker = make_broker(settings)
+    delivery = DeliveryService(
+        sessions=sessions,
+        broker=broker,
+        connector=ZeepPushConnector(settings.schemas_dir / "recipient-1.wsdl"),
+        signer=signer,
+        clock=clock,
+    )
     context = Gateway(
         settings=settings,
         clock=clock,
@@ -72,7 +82,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         sessions=sessions,
         catalog=catalog,
         pipeline=pipeline,
-        broker=make_broker(settings),
+        broker=broker,
+        delivery=delivery,
     )
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes

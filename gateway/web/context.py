@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.clock import Clock
+from gateway.delivery.service import DeliveryService
 from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline
 from gateway.settings import Settings
@@ -24,6 +25,7 @@ class Gateway:
     catalog: ServiceCatalog
     pipeline: Pipeline
     broker: dramatiq.Broker
+    delivery: DeliveryService
 
     def init_app(self, app: Flask) -> None:
         app.extensions["gateway"] = self

@@ -1,0 +1,101 @@
+"""The outbox's state changes, each one atomic in the database.
+
+A delivery is *claimed* by one conditional UPDATE, so that two workers (or a worker and a sweep)
+handed the same delivery cannot both deliver it: the one whose UPDATE changed the row goes on,
+the other drops it. That, and recipients de-duplicating by sender and message id, is what makes
+delivery exactly-once in effect.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from gateway.delivery.policy import RetryPolicy
+from gateway.messages.models import Delivery, DeliveryStatus
+
+S = DeliveryStatus
+
+
+def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy) -> bool:
+    """Take a push delivery into ``in_delivery``; False if it is not (or no longer) deliverable now."""
+    stale = now - timedelta(seconds=policy.lease_seconds)
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            or_(
+                Delivery.status.in_([S.ACCEPTED, S.QUEUED]),
+                and_(Delivery.status == S.WAITING_FOR_RETRY, Delivery.next_attempt_at <= now),
+                and_(Delivery.status == S.IN_DELIVERY, Delivery.claimed_at < stale),
+            ),
+        )
+        .values(status=S.IN_DELIVERY, claimed_at=now, attempts=Delivery.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delivered(session: Session, delivery_id: int, now: datetime) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == S.IN_DELIVERY)
+        .values(status=S.DELIVERED, delivered_at=now, last_error=None, next_attempt_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def failed_attempt(
+    session: Session, delivery_id: int, error: str, now: datetime, policy: RetryPolicy, max_attempts: int
+) -> str:
+    """Record a failed attempt: ``waiting_for_retry`` with the next time, or ``failed`` past the limit."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.status != S.IN_DELIVERY:
+        return delivery.status if delivery else "missing"
+    delivery.last_error = error[:500]
+    delivery.updated_at = now
+    if delivery.attempts >= max_attempts:
+        delivery.status = S.FAILED
+        delivery.next_attempt_at = None
+    else:
+        delivery.status = S.WAITING_FOR_RETRY
+        delivery.next_attempt_at = now + policy.delay(delivery.attempts)
+    return delivery.status
+
+
+def mark_queued(session: Session, delivery_ids: list[int], now: datetime) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == S.ACCEPTED)
+        .values(status=S.QUEUED, enqueued_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_grace: timedelta) -> list[int]:
+    """Push deliveries that need (re-)enqueuing: never enqueued, due for retry, or held by a dead worker."""
+    stale = now - timedelta(seconds=policy.lease_seconds)
+    query = select(Delivery.id).where(
+        Delivery.mode == "push",
+        or_(
+            and_(Delivery.status.in_([S.ACCEPTED, S.QUEUED]), Delivery.updated_at < now - accepted_grace),
+            and_(Delivery.status == S.WAITING_FOR_RETRY, Delivery.next_attempt_at <= now),
+            and_(Delivery.status == S.IN_DELIVERY, Delivery.claimed_at < stale),
+        ),
+    )
+    return list(session.scalars(query.order_by(Delivery.id).limit(1000)))
+
+
+def retry(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
+    """An operator's retry: a failed (dead-lettered) or waiting delivery goes back to the queue."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        return None
+    if delivery.status in (S.FAILED, S.WAITING_FOR_RETRY):
+        delivery.status = S.QUEUED
+        delivery.attempts = 0
+        delivery.next_attempt_at = None
+        delivery.updated_at = now
+    return delivery

@@ -1,0 +1,150 @@
+"""The delivery stage: a dramatiq actor that pushes one delivery, and the sweep that loses nothing.
+
+- After the intake commits a message, ``enqueue`` sends each push delivery's id to the broker and
+  marks it ``queued``; pull deliveries are ``queued`` in their mailbox at once.
+- The actor ``gateway.deliver`` claims the delivery (one conditional UPDATE, so a duplicate
+  broker message does nothing), builds the signed ``gw:Delivery``, calls the push connector with the
+  recipient's timeout, and records the outcome: ``delivered``, ``waiting_for_retry`` with backoff,
+  or ``failed`` (dead letter) past the recipient's attempt limit.
+- ``sweep`` re-enqueues what a crash or a lost broker message left behind: deliveries accepted but
+  never enqueued, retries that are due, and claims whose worker died. It runs every few seconds in
+  every worker (``gateway worker``, or the embedded in-process worker).
+
+Messages on the broker carry only the delivery id (JSON), never payloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import dramatiq
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.base import Connector, Outbound
+from gateway.clock import Clock
+from gateway.delivery import outbox
+from gateway.delivery.forward import delivery_element
+from gateway.delivery.policy import RetryPolicy
+from gateway.intake.soap import envelope
+from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.registry.models import Participant
+from gateway.security.signer import GatewaySigner
+from gateway.store.db import transaction
+
+log = logging.getLogger(__name__)
+QUEUE = "deliveries"
+ACTOR_NAME = "gateway.deliver"
+
+
+@dataclass
+class DeliveryService:
+    sessions: sessionmaker[Session]
+    broker: dramatiq.Broker
+    connector: Connector
+    signer: GatewaySigner
+    clock: Clock
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    accepted_grace: timedelta = timedelta(seconds=60)
+
+    def __post_init__(self) -> None:
+        self.actor: dramatiq.Actor[[int], None] = dramatiq.Actor(
+            self.deliver,
+            broker=self.broker,
+            actor_name=ACTOR_NAME,
+            queue_name=QUEUE,
+            priority=0,
+            options={"max_retries": 0},  # retries are the outbox's, with the recipient's own limit
+        )
+
+    def enqueue(self, delivery_ids: list[int]) -> None:
+        """Hand push deliveries to the broker; a broker that is down leaves them to the sweep."""
+        if not delivery_ids:
+            return
+        try:
+            for delivery_id in delivery_ids:
+                self.actor.send(delivery_id)
+        except Exception:
+            log.warning("broker unreachable; %d deliveries wait for the sweep", len(delivery_ids), exc_info=True)
+            return
+        with transaction(self.sessions) as session:
+            outbox.mark_queued(session, delivery_ids, self.clock.now())
+
+    def deliver(self, delivery_id: int) -> None:
+        """The actor: deliver one push delivery, once, and record the outcome."""
+        with transaction(self.sessions) as session:
+            if not outbox.claim(session, delivery_id, self.clock.now(), self.policy):
+                return  # delivered already, not due yet, or another worker has it
+            delivery = session.get(Delivery, delivery_id)
+            assert delivery is not None
+            message = session.get(Message, delivery.message_pk)
+            recipient = session.get(Participant, delivery.recipient_id)
+            assert message is not None and recipient is not None
+            signed = delivery_element(message, recipient.id, delivery.attempts, self.signer)
+            outbound = Outbound(
+                message_id=message.message_id,
+                sender_id=message.sender_id,
+                recipient_id=recipient.id,
+                endpoint_url=recipient.endpoint_url or "",
+                envelope=envelope(signed),
+                timeout_seconds=float(recipient.push_timeout_seconds),
+            )
+            limit = recipient.max_delivery_attempts
+        try:
+            acknowledgement = self.connector.deliver(outbound)
+            error = None if acknowledgement.positive else acknowledgement.detail
+        except Exception as exc:  # the recipient is down, refuses, times out: all retried
+            error = f"{type(exc).__name__}: {exc}"
+        with transaction(self.sessions) as session:
+            if error is None:
+                outbox.delivered(session, delivery_id, self.clock.now())
+                log.info("delivered %s to %s", outbound.message_id, outbound.recipient_id)
+            else:
+                status = outbox.failed_attempt(session, delivery_id, error, self.clock.now(), self.policy, limit)
+                log.info("delivery %s to %s failed (%s): %s", outbound.message_id, outbound.recipient_id, status, error)
+
+    def sweep(self) -> int:
+        """Re-enqueue everything due; returns how many deliveries were sent to the broker."""
+        with transaction(self.sessions) as session:
+            due = outbox.due_for_push(session, self.clock.now(), self.policy, self.accepted_grace)
+        for delivery_id in due:
+            self.actor.send(delivery_id)
+        if due:
+            with transaction(self.sessions) as session:
+                outbox.mark_queued(session, due, self.clock.now())
+        return len(due)
+
+
+class Sweeper(threading.Thread):
+    """Runs ``service.sweep()`` every ``interval`` seconds until stopped (a daemon thread)."""
+
+    def __init__(self, service: DeliveryService, interval: float = 5.0) -> None:
+        super().__init__(name="delivery-sweep", daemon=True)
+        self._service = service
+        self._interval = interval
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._service.sweep()
+            except Exception:
+                log.exception("delivery sweep failed; trying again in %.0f s", self._interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def start_worker(service: DeliveryService, threads: int, queue_prefetch: int = 0, **options: Any) -> dramatiq.Worker:
+    """A dramatiq worker on the service's broker, started (the caller stops it with ``.stop()``)."""
+    worker = dramatiq.Worker(service.broker, queues={QUEUE}, worker_threads=threads, **options)
+    if queue_prefetch:
+        worker.queue_prefetch = queue_prefetch  # dramatiq's default (2 x threads) caps throughput
+    worker.start()
+    return worker
+
+
+__all__ = ["DeliveryService", "DeliveryStatus", "Sweeper", "start_worker"]
