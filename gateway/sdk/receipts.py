@@ -59,7 +59,7 @@ def verify_gateway_signed(
     certificate = x509.load_der_x509_certificate(base64.b64decode("".join(key_info_cert.split())))
     names = certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
     if not names or names[0].value != GATEWAY_ID:
-        raise ReceiptInvalid("the signature is not made with a gateway certificate")
+        raise ReceiptInvalid("the element is not signed with a gateway certificate")
     moment = now or datetime.now(UTC)
     try:
         TrustStore(tuple(anchor_files), ()).check(certificate, moment)
