@@ -7,7 +7,7 @@ import logging
 import click
 
 from gateway import __version__
-from gateway.cli import access, archives, init_cmd, keys, participants, send, serve
+from gateway.cli import access, archives, deliveries, init_cmd, keys, participants, send, serve, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,4 +32,6 @@ main.add_command(serve.serve)
 main.add_command(participants.participants)
 main.add_command(keys.keys)
 main.add_command(send.send)
+main.add_command(deliveries.deliveries)
+main.add_command(worker.worker)
 main.add_command(archives.archives)

@@ -34,11 +34,27 @@ def participants() -> None:
     "--delivery", "delivery_mode", type=click.Choice([m.value for m in DeliveryMode]), default="pull", show_default=True
 )
 @click.option("--endpoint", "endpoint_url", help="Push delivery: the participant's SOAP endpoint URL.")
+@click.option(
+    "--push-timeout",
+    "push_timeout",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Push delivery: seconds to wait for the recipient's acknowledgement.",
+)
+@click.option(
+    "--max-attempts",
+    "max_attempts",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Delivery attempts before a message is dead-lettered.",
+)
 @click.option("--contact-name")
 @click.option("--contact-phone")
 @click.option("--contact-email")
 @click.option("--contact-address")
-def add(participant_id: str, **options: str | tuple[str, ...] | None) -> None:
+def add(participant_id: str, push_timeout: int, max_attempts: int, **options: str | tuple[str, ...] | None) -> None:
     """Register PARTICIPANT_ID (its unified social credit code)."""
     data = ParticipantInput(
         id=participant_id,
@@ -53,6 +69,8 @@ def add(participant_id: str, **options: str | tuple[str, ...] | None) -> None:
         contact_phone=_text(options["contact_phone"]),
         contact_email=_text(options["contact_email"]),
         contact_address=_text(options["contact_address"]),
+        push_timeout_seconds=push_timeout,
+        max_delivery_attempts=max_attempts,
     )
     with store(load_settings()) as session:
         participant = add_participant(session, data, clock.now())

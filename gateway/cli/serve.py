@@ -9,6 +9,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from gateway.cli.common import load_settings
+from gateway.delivery.service import Sweeper, start_worker
 from gateway.web.app import create_app
 
 
@@ -45,6 +46,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     click.echo(f"  WSDL            {base}/soap?wsdl")
     click.echo(f"  schemas         {base}/schemas/gateway-1.xsd")
     click.echo(f"  health          {base}/healthz   readiness {base}/readyz")
+    options: dict[str, Any] = {}
+    if settings.is_embedded:
+        # The in-process broker lives in the serving process: start its worker and sweep there
+        # (after gunicorn forks), so accepted messages are delivered without any other process.
+        options["post_worker_init"] = lambda _worker: _start_embedded_delivery(app)
+        click.echo("  delivery        in-process worker and sweep (embedded default)")
     _Gunicorn(
         app,
         {
@@ -54,5 +61,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             "threads": settings.threads,
             "accesslog": "-",
             "timeout": 60,
+            **options,
         },
     ).run()
+
+
+def _start_embedded_delivery(app: Flask) -> None:
+    service = app.extensions["gateway"].delivery
+    start_worker(service, threads=2)
+    Sweeper(service, interval=5.0).start()

@@ -89,13 +89,22 @@ def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_
 
 
 def retry(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
-    """An operator's retry: a failed (dead-lettered) or waiting delivery goes back to the queue."""
+    """An operator's retry of a failed (dead-lettered) or waiting delivery, with a fresh attempt count.
+
+    A push delivery becomes a retry due now, which the next sweep of any worker enqueues (the
+    command line cannot reach an in-process broker, the sweep always can); a pull delivery goes
+    back into the mailbox.
+    """
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
         return None
     if delivery.status in (S.FAILED, S.WAITING_FOR_RETRY):
-        delivery.status = S.QUEUED
         delivery.attempts = 0
-        delivery.next_attempt_at = None
         delivery.updated_at = now
+        if delivery.mode == "push":
+            delivery.status = S.WAITING_FOR_RETRY
+            delivery.next_attempt_at = now
+        else:
+            delivery.status = S.QUEUED
+            delivery.next_attempt_at = None
     return delivery

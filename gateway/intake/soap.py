@@ -13,10 +13,22 @@ _PLAIN = ElementMaker()
 _GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
 
 
+_OPEN = (
+    b"<?xml version='1.0' encoding='UTF-8'?>\n"
+    b'<soapenv:Envelope xmlns:soapenv="' + SOAP_ENV_NS.encode() + b'"><soapenv:Header/><soapenv:Body>'
+)
+_CLOSE = b"</soapenv:Body></soapenv:Envelope>"
+
+
 def envelope(body_child: etree._Element) -> bytes:
-    """A SOAP 1.1 envelope with an empty Header and ``body_child`` in the Body, serialised."""
-    document = _SOAP.Envelope(_SOAP.Header(), _SOAP.Body(body_child))
-    return bytes(etree.tostring(document, xml_declaration=True, encoding="UTF-8"))
+    """A SOAP 1.1 envelope with an empty Header and ``body_child`` in the Body, serialised.
+
+    The child is serialised on its own and spliced in, never moved into another tree: moving a
+    signed element can make lxml rewrite the prefixes inside it (a ``soap-env:`` of an embedded
+    original envelope becoming the outer ``soapenv:``), which changes its canonical form and breaks
+    the signature.
+    """
+    return _OPEN + etree.tostring(body_child, encoding="UTF-8", xml_declaration=False) + _CLOSE
 
 
 def fault_envelope(fault: Fault) -> bytes:
@@ -29,4 +41,5 @@ def fault_envelope(fault: Fault) -> bytes:
         _PLAIN.faultstring(f"{fault.code}: {fault.message}"),
         _PLAIN.detail(detail),
     )
-    return envelope(body)
+    document = _SOAP.Envelope(_SOAP.Header(), _SOAP.Body(body))
+    return bytes(etree.tostring(document, xml_declaration=True, encoding="UTF-8"))

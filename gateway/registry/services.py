@@ -50,6 +50,8 @@ class ParticipantInput:
     contact_email: str | None = None
     contact_address: str | None = None
     enabled: bool = True
+    push_timeout_seconds: int = 10
+    max_delivery_attempts: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validated(self) -> ParticipantInput:
@@ -85,6 +87,10 @@ class ParticipantInput:
                 raise ValidationError("endpoint_url", "must be an absolute http or https URL")
         elif endpoint is not None:
             raise ValidationError("endpoint_url", "pull participants fetch from their mailbox; no endpoint")
+        if not 1 <= self.push_timeout_seconds <= 300:
+            raise ValidationError("push_timeout_seconds", "must be between 1 and 300 seconds")
+        if not 1 <= self.max_delivery_attempts <= 100:
+            raise ValidationError("max_delivery_attempts", "must be between 1 and 100")
         if self.contact_email and not _EMAIL.fullmatch(self.contact_email):
             raise ValidationError("contact_email", "must be an e-mail address")
         if self.contact_phone and not _PHONE.fullmatch(self.contact_phone):
@@ -103,6 +109,8 @@ class ParticipantInput:
             contact_email=self.contact_email or None,
             contact_address=self.contact_address or None,
             enabled=self.enabled,
+            push_timeout_seconds=self.push_timeout_seconds,
+            max_delivery_attempts=self.max_delivery_attempts,
         )
 
 
@@ -124,6 +132,8 @@ def add_participant(session: Session, data: ParticipantInput, now: datetime) -> 
         delivery_mode=clean.delivery_mode,
         endpoint_url=clean.endpoint_url,
         enabled=clean.enabled,
+        push_timeout_seconds=clean.push_timeout_seconds,
+        max_delivery_attempts=clean.max_delivery_attempts,
         created_at=now,
         updated_at=now,
         regions_served=[ServedRegion(region=r) for r in clean.regions_served],
@@ -211,6 +221,8 @@ def participant_as_dict(participant: Participant) -> dict[str, Any]:
         },
         "delivery_mode": participant.delivery_mode,
         "endpoint_url": participant.endpoint_url,
+        "push_timeout_seconds": participant.push_timeout_seconds,
+        "max_delivery_attempts": participant.max_delivery_attempts,
         "enabled": participant.enabled,
         "certificates": [
             {

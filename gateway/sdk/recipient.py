@@ -11,6 +11,7 @@ again without calling ``handle`` (the gateway may deliver twice after a timeout)
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from gateway.intake.soap import envelope
 from gateway.sdk.receipts import ReceiptInvalid, verify_gateway_signed
 from gateway.xmlparse import parse_untrusted
 
+log = logging.getLogger(__name__)
 _GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
 NS = {"gw": GATEWAY_NS}
 
@@ -80,6 +82,7 @@ def recipient_app(handle: Callable[[VerifiedDelivery], bool], anchor_files: Sequ
                 raise ReceiptInvalid("the Body holds no gw:Delivery")
             delivery = verify_delivery(element, anchor_files)
         except (GatewayError, ValueError) as exc:
+            log.warning("refused a delivery: %s", exc)
             return Response(
                 acknowledgement("00000000-0000-0000-0000-000000000000", False, str(exc)),
                 400,

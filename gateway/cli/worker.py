@@ -1,0 +1,53 @@
+"""``gateway worker``: the delivery worker for production (Redis broker), any number of machines."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from gateway.cli.common import load_settings
+from gateway.delivery.service import Sweeper, start_worker
+from gateway.web.app import create_app
+
+
+@click.command()
+@click.option("--threads", type=int, default=8, show_default=True, help="Delivery threads.")
+@click.option(
+    "--prefetch",
+    type=int,
+    default=0,
+    help="Messages to prefetch per worker (dramatiq's default, 2 x threads, caps throughput).",
+)
+@click.option(
+    "--sweep-interval",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds between sweeps for deliveries left behind (crash, lost broker message, due retry).",
+)
+def worker(threads: int, prefetch: int, sweep_interval: float) -> None:
+    """Deliver accepted messages: consume the broker's delivery queue and sweep the outbox.
+
+    Needs GATEWAY_BROKER_URL=redis://... (the embedded default runs its worker inside `gateway serve`).
+    """
+    settings = load_settings()
+    if settings.is_embedded:
+        raise click.ClickException("the embedded default delivers inside `gateway serve`; set GATEWAY_BROKER_URL")
+    app = create_app(settings)
+    service = app.extensions["gateway"].delivery
+    consumer = start_worker(service, threads=threads, queue_prefetch=prefetch)
+    sweeper = Sweeper(service, sweep_interval)
+    sweeper.start()
+    click.echo(
+        f"delivery worker: {threads} threads on {settings.broker_url.split('@')[-1]}; "
+        f"sweeping every {sweep_interval:g} s"
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    sweeper.stop()
+    consumer.stop(timeout=10_000)
+    click.echo("delivery worker stopped")
