@@ -40,6 +40,9 @@ class Settings:
     crl_files: tuple[Path, ...] = ()
     timestamp_max_age_seconds: int = 300
     clock_skew_seconds: int = 60
+    delivery_grace_seconds: int = 60
+    delivery_lease_seconds: int = 120
+    retry_base_seconds: int = 5
     # The archive transfer clock (issue 4): days to dispatch after a request, days to receipt after
     # dispatch, and the extension of both for graduates who leave school late.
     archive_dispatch_days: int = 15
@@ -91,6 +94,9 @@ class Settings:
             crl_files=_paths(env, "GATEWAY_CRLS"),
             timestamp_max_age_seconds=_int(env, "GATEWAY_TIMESTAMP_MAX_AGE", 300, 10, 86400),
             clock_skew_seconds=_int(env, "GATEWAY_CLOCK_SKEW", 60, 0, 3600),
+            delivery_grace_seconds=_int(env, "GATEWAY_DELIVERY_GRACE_SECONDS", 60, 1, 3600),
+            delivery_lease_seconds=_int(env, "GATEWAY_DELIVERY_LEASE_SECONDS", 120, 5, 3600),
+            retry_base_seconds=_int(env, "GATEWAY_RETRY_BASE_SECONDS", 5, 1, 3600),
             archive_dispatch_days=_int(env, "GATEWAY_ARCHIVE_DISPATCH_DAYS", 15, 1, 365),
             archive_receipt_days=_int(env, "GATEWAY_ARCHIVE_RECEIPT_DAYS", 30, 1, 365),
             late_leaver_extra_days=_int(env, "GATEWAY_LATE_LEAVER_EXTRA_DAYS", 30, 0, 365),

@@ -13,6 +13,8 @@ from gateway.access.rules import load_rules
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
 from gateway.delivery.broker import make_broker
+from gateway.delivery.plumbing import AnswerPlumbing
+from gateway.delivery.policy import RetryPolicy
 from gateway.delivery.service import DeliveryService
 from gateway.directory import views as directory_views
 from gateway.domain.services import service_rules
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         check_domain=CheckDomain(domain),
         apply_domain=ApplyDomain(domain),
         receipt=IssueReceipt(signer),
+        plumbing=AnswerPlumbing(signer),
     )
     pipeline = Pipeline(stages, sessions)
     broker = make_broker(settings)
@@ -74,6 +77,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         connector=ZeepPushConnector(settings.schemas_dir / "recipient-1.wsdl"),
         signer=signer,
         clock=clock,
+        policy=RetryPolicy(base_seconds=settings.retry_base_seconds, lease_seconds=settings.delivery_lease_seconds),
+        accepted_grace=timedelta(seconds=settings.delivery_grace_seconds),
     )
     context = Gateway(
         settings=settings,
