@@ -8,7 +8,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.bootstrap import participant_key_dir
 from gateway.cli.common import clock, load_settings, store
-from gateway.errors import ConfigurationError
 from gateway.pki.devca import DevelopmentCA, crl_path, write_crl
 from gateway.registry.services import get_participant, register_certificate
 
@@ -28,10 +27,8 @@ def issue(participant_id: str, algorithm: str) -> None:
     settings = load_settings()
     with store(settings) as session:
         participant = get_participant(session, participant_id)
-        try:
-            ca = DevelopmentCA.ensure(settings.keys_dir, clock.now(), settings.key_passphrase)
-        except ConfigurationError as exc:
-            raise click.ClickException(str(exc)) from None
+        # store() turns a ConfigurationError (half a CA, wrong passphrase) into a clear exit.
+        ca = DevelopmentCA.ensure(settings.keys_dir, clock.now(), settings.key_passphrase)
         out = participant_key_dir(settings.keys_dir, participant.id)
         issued = ca.issue(out, participant.id, participant.name, clock.now(), algorithm, settings.key_passphrase)
         register_certificate(session, participant.id, issued.certificate.public_bytes(Encoding.PEM), clock.now())
@@ -51,10 +48,8 @@ def revoke(participant_id: str, fingerprint: str | None) -> None:
     settings = load_settings()
     with store(settings) as session:
         participant = get_participant(session, participant_id)
-        try:
-            ca = DevelopmentCA.ensure(settings.keys_dir, clock.now(), settings.key_passphrase)
-        except ConfigurationError as exc:
-            raise click.ClickException(str(exc)) from None
+        # store() turns a ConfigurationError (half a CA, wrong passphrase) into a clear exit.
+        ca = DevelopmentCA.ensure(settings.keys_dir, clock.now(), settings.key_passphrase)
         chosen = {}
         for record in participant.certificates:
             if fingerprint and not record.fingerprint_sha256.startswith(fingerprint.lower()):
