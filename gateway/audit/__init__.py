@@ -1,0 +1,2 @@
+"""The tamper-evident audit log (issue 7). So far: the Merkle maths (``merkle``); the log, its
+sequencer, checkpoints, proofs over HTTP and the auditor UI are not built yet."""
