@@ -137,6 +137,11 @@ class RecipientDisabled(Fault):
     summary = "the recipient is disabled"
 
 
+class PlumbingRecipient(Fault):
+    code = "PLUMBING_RECIPIENT"
+    summary = "a mailbox, status or delivery receipt request must be addressed to the sender's own participant id"
+
+
 class DuplicateMessage(Fault):
     code = "DUPLICATE_MESSAGE"
     summary = "a message with this id was already accepted from this sender"
@@ -231,6 +236,19 @@ class AgreementOutOfOrder(Fault):
 class AgreementOfferExpired(Fault):
     code = "AGREEMENT_OFFER_EXPIRED"
     summary = "the offer's validity period has passed (or has not begun)"
+
+
+# --- reliable delivery ---------------------------------------------------------------------------
+
+
+class MessageUnknown(Fault):
+    code = "MESSAGE_UNKNOWN"
+    summary = "no message with this id from you"
+
+
+class NotYetDelivered(Fault):
+    code = "NOT_YET_DELIVERED"
+    summary = "the message has not been delivered to every recipient yet"
 
 
 class InternalError(Fault):

@@ -3,7 +3,7 @@
 ``CheckDomain`` (after the recipient is resolved, before the message is stored): the codes in the
 document, the access rights, then the service's own rules. ``ApplyDomain`` (after the message is
 stored, same transaction): the service's effects. Services without rules of their own pass through
-the generic checks only.
+the generic checks only; the gateway's own plumbing services (mailbox, status) skip both.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class CheckDomain:
     rules: DomainRules
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
+        if inbound.service is not None and inbound.service.is_plumbing:
+            return
         message = self.rules.message(inbound)
         check_codes(message.document)
         self.rules.access.check(message, session)
@@ -63,6 +65,8 @@ class ApplyDomain:
     rules: DomainRules
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
+        if inbound.service is not None and inbound.service.is_plumbing:
+            return
         service_rules = self.rules.services.get(inbound.service.name if inbound.service else "")
         if service_rules is not None:
             service_rules.apply(self.rules.message(inbound), session)

@@ -2,7 +2,8 @@
 
 The WSDL in ``schemas/gateway.wsdl`` is the one source of truth for which services exist: each
 operation is a service, named like its request element; the service version is the last segment
-of that element's namespace (``urn:gradex:archive:1`` -> ``1``).
+of that element's namespace (``urn:gradex:archive:1`` -> ``1``). Services whose request element
+is in the gateway's own namespace are the reliable-delivery plumbing (``Service.is_plumbing``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ class Service:
     @property
     def namespace(self) -> str:
         return self.request_element[1:].split("}", 1)[0]
+
+    @property
+    def is_plumbing(self) -> bool:
+        """A service of the gateway itself (mailbox, status, delivery receipt), not a business document.
+
+        Its request element is in the gateway's own namespace; it is addressed to the sender's own
+        participant id and answered by the gateway, never delivered to anyone.
+        """
+        return self.namespace == GATEWAY_NS
 
 
 class ServiceCatalog:

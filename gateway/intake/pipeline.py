@@ -1,7 +1,12 @@
 """The intake pipeline: a message passes through stages, each of which may refuse it with a Fault.
 
     parse -> envelope -> schema -> service -> sender -> verify -> recipient -> domain check
-          -> store -> domain effects -> receipt
+          -> store -> domain effects -> receipt -> plumbing answer
+
+A business document is stored with its delivery and earns a signed receipt. A plumbing service
+(``Service.is_plumbing``: mailbox fetch and acknowledge, message status, delivery receipt) is
+addressed to the sender's own participant id, skips the domain stages, is stored without a
+delivery (as evidence, and so that replays are refused) and is answered by the plumbing stage.
 
 A stage is any callable ``stage(inbound, session)``. Stages that need no database simply ignore
 the session, which connects only when first used, so a malformed message costs no database work.
@@ -23,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.errors import (
     DuplicateMessage,
     Fault,
+    PlumbingRecipient,
     SchemaViolation,
     SenderDisabled,
     ServiceMismatch,
@@ -58,6 +64,7 @@ class Inbound:
     security: VerifiedSignature | None = None
     stored: Message | None = None
     receipt: etree._Element | None = None
+    answer: etree._Element | None = None  # a plumbing service's answer, instead of a receipt
 
     @property
     def message_id(self) -> str | None:
@@ -70,7 +77,11 @@ class Stage(Protocol):
 
 @dataclass(frozen=True)
 class Accepted:
-    """What the sender is told about an accepted message."""
+    """What the sender is told about an accepted message.
+
+    ``answer`` is what goes back in the SOAP Body: the signed ``receipt`` for a business document,
+    the plumbing service's own answer (and no receipt) for a plumbing request.
+    """
 
     message_id: str
     sender_id: str
@@ -78,7 +89,8 @@ class Accepted:
     service: Service
     status: str
     received_at: datetime
-    receipt: etree._Element
+    receipt: etree._Element | None
+    answer: etree._Element
     push_delivery_ids: tuple[int, ...] = ()
 
 
@@ -98,17 +110,19 @@ class Pipeline:
             if fault.message_id is None:
                 fault.message_id = inbound.message_id
             raise
-        stored = inbound.stored
-        if stored is None or inbound.service is None or inbound.receipt is None:
-            raise RuntimeError("the pipeline has no store or receipt stage")
+        stored, service = inbound.stored, inbound.service
+        answer = inbound.answer if service is not None and service.is_plumbing else inbound.receipt
+        if stored is None or service is None or answer is None:
+            raise RuntimeError("the pipeline has no store, receipt or plumbing stage")
         return Accepted(
             message_id=stored.message_id,
             sender_id=stored.sender_id,
             recipient_id=stored.recipient_id,
-            service=inbound.service,
+            service=service,
             status="accepted",  # the receipt acknowledges acceptance; delivery has its own status
             received_at=stored.received_at,
             receipt=inbound.receipt,
+            answer=answer,
             push_delivery_ids=tuple(d.id for d in stored.deliveries if d.mode == DeliveryMode.PUSH),
         )
 
@@ -184,17 +198,30 @@ def check_sender(inbound: Inbound, session: Session) -> None:
 
 
 def resolve(inbound: Inbound, session: Session) -> None:
-    """Resolve the recipient through the directory."""
-    assert inbound.routing is not None
+    """Resolve the recipient through the directory; a plumbing request's is the sender's own mailbox."""
+    assert inbound.routing is not None and inbound.service is not None and inbound.sender is not None
+    if inbound.service.is_plumbing:
+        named = inbound.routing.recipient
+        if named.participant != inbound.sender.id:
+            raise PlumbingRecipient(
+                f"{inbound.service.name} is a request to the gateway about your own mailbox and messages: "
+                f"address it to your own participant id {inbound.sender.id}, not {named.describe()}"
+            )
+        inbound.recipient = inbound.sender
+        return
     inbound.recipient = resolve_recipient(inbound.routing.recipient, SqlDirectory(session))
 
 
 def store(inbound: Inbound, session: Session) -> None:
-    """Store the message and its delivery record in the pipeline's transaction."""
+    """Store the message and its delivery record in the pipeline's transaction.
+
+    A plumbing request is stored too (evidence, replay detection) but has nothing to deliver.
+    """
     assert inbound.routing is not None and inbound.service is not None and inbound.parts is not None
     assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
     routing = inbound.routing
     body = etree.tostring(inbound.parts.body, method="c14n", exclusive=True)
+    pull = inbound.recipient.delivery_mode == DeliveryMode.PULL
     message = Message(
         message_id=routing.message_id,
         sender_id=inbound.sender.id,
@@ -209,15 +236,16 @@ def store(inbound: Inbound, session: Session) -> None:
         certificate_sha256=inbound.security.certificate_sha256,
         signature_sha256=inbound.security.signature_sha256,
         envelope=inbound.raw,
-        deliveries=[
+        deliveries=[]
+        if inbound.service.is_plumbing
+        else [
             Delivery(
                 recipient_id=inbound.recipient.id,
                 mode=inbound.recipient.delivery_mode,
                 # A pull delivery waits in the recipient's mailbox from the start; a push delivery
                 # is queued once the broker has it (after this transaction commits).
-                status=DeliveryStatus.QUEUED
-                if inbound.recipient.delivery_mode == DeliveryMode.PULL
-                else (DeliveryStatus.ACCEPTED),
+                status=DeliveryStatus.QUEUED if pull else DeliveryStatus.ACCEPTED,
+                enqueued_at=inbound.received_at if pull else None,
                 attempts=0,
                 created_at=inbound.received_at,
                 updated_at=inbound.received_at,
@@ -235,12 +263,19 @@ def store(inbound: Inbound, session: Session) -> None:
 
 
 def default_stages(
-    catalog: ServiceCatalog, max_depth: int, verify: Stage, check_domain: Stage, apply_domain: Stage, receipt: Stage
+    catalog: ServiceCatalog,
+    max_depth: int,
+    verify: Stage,
+    check_domain: Stage,
+    apply_domain: Stage,
+    receipt: Stage,
+    plumbing: Stage,
 ) -> list[Stage]:
     """The intake stages in order.
 
     ``verify`` and ``receipt`` are message security's (``gateway.security``); ``check_domain`` and
-    ``apply_domain`` the domain's (``gateway.domain``: codes, access rights, service rules).
+    ``apply_domain`` the domain's (``gateway.domain``: codes, access rights, service rules);
+    ``plumbing`` answers the plumbing services (``gateway.delivery.plumbing``).
     """
     return [
         Parse(max_depth),
@@ -254,4 +289,5 @@ def default_stages(
         store,
         apply_domain,
         receipt,
+        plumbing,
     ]

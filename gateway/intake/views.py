@@ -33,7 +33,7 @@ def receive() -> Response:
         return _soap(fault_envelope(InternalError()), InternalError.http_status)
     log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
     context.delivery.enqueue(list(accepted.push_delivery_ids))
-    return _soap(envelope(accepted.receipt), 200)
+    return _soap(envelope(accepted.answer), 200)  # the receipt, or a plumbing service's answer
 
 
 def _read_limited(limit: int) -> bytes:

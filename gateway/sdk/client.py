@@ -4,6 +4,15 @@
     sent = client.send(Path("examples/destination-registration.xml").read_bytes(), recipient="11110000000000001R")
     print(sent.receipt.status, sent.receipt.received_at)
 
+and to work its own pull mailbox and follow what it sent:
+
+    fetched = client.fetch(10)                 # verified gw:Delivery facts, oldest first
+    for delivery in fetched:
+        handle(delivery.original)              # the sender's signed envelope
+    client.acknowledge(fetched)                # each one: acknowledged, already_acknowledged, unknown
+    client.status(sent.message_id).deliveries  # status, attempts, last error, timestamps
+    client.delivery_receipt(sent.message_id)   # the gateway-signed receipt, once delivered
+
 Built on zeep: the WSDL is loaded with zeep, the document is read into zeep's objects for the
 operation the gateway publishes and serialised by zeep, signed by the :class:`GatewaySignature`
 plugin, sent through zeep's transport; the receipt is verified against the trust anchors and
@@ -13,6 +22,7 @@ against the digests of what was sent.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -26,7 +36,18 @@ from lxml import etree
 from gateway.errors import GatewayError
 from gateway.intake.catalog import GATEWAY_NS, SOAP_ENV_NS
 from gateway.pki.keystore import PrivateKey, load_private_key
+from gateway.sdk.mailbox import (
+    ANSWERS,
+    AcknowledgementResult,
+    MessageStatusReport,
+    VerifiedDeliveryReceipt,
+    read_acknowledgements,
+    read_fetched,
+    read_status,
+    verify_delivery_receipt,
+)
 from gateway.sdk.receipts import VerifiedReceipt, sent_digests, verify_receipt
+from gateway.sdk.recipient import VerifiedDelivery
 from gateway.sdk.zeep_plugins import GatewaySignature
 from gateway.xmlparse import parse_untrusted
 
@@ -98,13 +119,65 @@ class GatewayClient:
         operation = service or etree.QName(root).localname
         message_id = message_id or str(uuid.uuid4())
         parsed = self.zeep.get_element(root.tag).parse(root, self.zeep.wsdl.types)
+        routing = self._routing(operation, message_id, recipient, role, region, correlation_id)
         envelope = self.zeep.create_message(
-            self.zeep.service,
-            operation,
-            **{name: parsed[name] for name in parsed},
-            _soapheaders=[self._routing(operation, message_id, recipient, role, region, correlation_id)],
+            self.zeep.service, operation, **{name: parsed[name] for name in parsed}, _soapheaders=[routing]
         )
         digests = sent_digests(envelope)
+        receipt = self._post(envelope, f"{{{GATEWAY_NS}}}Receipt")
+        return SentMessage(message_id, verify_receipt(receipt, self.anchor_files, digests))
+
+    # --- the plumbing: the own mailbox, and what became of what was sent ------------------------
+
+    def fetch(self, max_messages: int = 10) -> list[VerifiedDelivery]:
+        """Fetch up to ``max_messages`` (1-100) messages from this participant's pull mailbox, oldest first.
+
+        Each one's gateway signature is verified (:class:`~gateway.sdk.receipts.ReceiptInvalid`
+        otherwise); ``original`` is the sender's signed envelope. A message not acknowledged is
+        offered again after the gateway's visibility timeout (300 s by default), so handle each one
+        idempotently by ``(sender, message_id)``.
+        """
+        answer = self._plumbing("FetchMessages", MaxMessages=max_messages)
+        return read_fetched(answer, self.participant_id, self.anchor_files)
+
+    def acknowledge(self, deliveries: Iterable[VerifiedDelivery | tuple[str, str]]) -> list[AcknowledgementResult]:
+        """Acknowledge fetched messages (deliveries, or ``(message_id, sender)`` pairs); one result each.
+
+        A message is never offered again once acknowledged. Acknowledging twice is harmless
+        (``already_acknowledged``); a message not fetched or not in this mailbox is ``unknown``.
+        """
+        refs = [(d.message_id, d.sender) if isinstance(d, VerifiedDelivery) else d for d in deliveries]
+        if not refs:
+            return []
+        answer = self._plumbing(
+            "AcknowledgeMessages", Message=[{"MessageId": message_id, "Sender": sender} for message_id, sender in refs]
+        )
+        return read_acknowledgements(answer)
+
+    def status(self, message_id: str) -> MessageStatusReport:
+        """Where each delivery of ``message_id`` (sent by this participant) stands.
+
+        Raises :class:`GatewayRefusal` ``MESSAGE_UNKNOWN`` for a message this participant did not send.
+        """
+        return read_status(self._plumbing("MessageStatus", MessageId=message_id))
+
+    def delivery_receipt(self, message_id: str) -> VerifiedDeliveryReceipt:
+        """The gateway-signed receipt that ``message_id`` reached every recipient, verified.
+
+        Raises :class:`GatewayRefusal` ``NOT_YET_DELIVERED`` (naming the current status) before
+        then, and :class:`~gateway.sdk.receipts.ReceiptInvalid` when the receipt does not verify.
+        """
+        receipt = self._plumbing("DeliveryReceiptRequest", MessageId=message_id)
+        return verify_delivery_receipt(receipt, self.anchor_files, message_id, self.participant_id)
+
+    def _plumbing(self, operation: str, **fields: Any) -> etree._Element:
+        """Send a plumbing request to this participant's own mailbox; returns the answer element."""
+        routing = self._routing(operation, str(uuid.uuid4()), self.participant_id, None, None, None)
+        envelope = self.zeep.create_message(self.zeep.service, operation, **fields, _soapheaders=[routing])
+        return self._post(envelope, ANSWERS[operation])
+
+    def _post(self, envelope: etree._Element, expected: str) -> etree._Element:
+        """Post a signed envelope; returns the Body's ``expected`` element or raises :class:`GatewayRefusal`."""
         address = self.zeep.service._binding_options["address"]
         response = self.zeep.transport.post_xml(address, envelope, {"Content-Type": "text/xml; charset=utf-8"})
         answer = parse_untrusted(response.content).getroot()
@@ -113,10 +186,12 @@ class GatewayClient:
             code = fault.findtext(f"detail/{{{GATEWAY_NS}}}FaultDetail/{{{GATEWAY_NS}}}Code") or "UNKNOWN"
             text = fault.findtext(f"detail/{{{GATEWAY_NS}}}FaultDetail/{{{GATEWAY_NS}}}Message") or ""
             raise GatewayRefusal(code, text, response.status_code)
-        receipt = answer.find(f"{{{SOAP_ENV_NS}}}Body/{{{GATEWAY_NS}}}Receipt")
-        if receipt is None:
-            raise GatewayRefusal("NO_RECEIPT", f"HTTP {response.status_code} without a receipt", response.status_code)
-        return SentMessage(message_id, verify_receipt(receipt, self.anchor_files, digests))
+        found = answer.find(f"{{{SOAP_ENV_NS}}}Body/{expected}")
+        if found is None:
+            name = etree.QName(expected).localname
+            code = "NO_RECEIPT" if name == "Receipt" else "NO_ANSWER"
+            raise GatewayRefusal(code, f"HTTP {response.status_code} without a {name}", response.status_code)
+        return found
 
     def _routing(
         self,

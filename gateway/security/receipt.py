@@ -62,13 +62,15 @@ def build_receipt(facts: ReceiptFacts, signer: GatewaySigner) -> etree._Element:
 
 @dataclass(frozen=True)
 class IssueReceipt:
-    """The last intake stage: sign the receipt and keep it with the stored message."""
+    """Sign the receipt of a business document and keep it with the stored message."""
 
     signer: GatewaySigner
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
         stored, security, service = inbound.stored, inbound.security, inbound.service
         assert stored is not None and security is not None and service is not None
+        if service.is_plumbing:
+            return  # answered by the plumbing stage, which is all the sender needs
         facts = ReceiptFacts(
             message_id=stored.message_id,
             sender_id=stored.sender_id,

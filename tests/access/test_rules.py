@@ -17,7 +17,8 @@ HUKOU = Party("111101080000000075", "household_registration_office", "110108")
 
 
 def test_every_rule_names_a_service_of_the_wsdl_and_every_service_has_a_rule() -> None:
-    services = {s.name for s in ServiceCatalog(SCHEMAS_DIR).services}
+    # The plumbing services (mailbox, status) go to the gateway itself: no access rules apply.
+    services = {s.name for s in ServiceCatalog(SCHEMAS_DIR).services if not s.is_plumbing}
     assert {r.service for r in RULES} == services
 
 
