@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck pytest bench-intake clean
+.PHONY: help install run test lint typecheck pytest bench-intake bench-delivery clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ pytest: $(STAMP)  ## the pytest suite only
 
 bench-intake: $(STAMP)  ## bench/intake: gateway intake vs parse+validate baseline under gunicorn
 	$(BIN)/python bench/intake/run.py
+
+bench-delivery: $(STAMP)  ## bench/delivery: delivered/s (embedded; PostgreSQL+Redis) vs raw dramatiq drain
+	$(BIN)/python bench/delivery/run.py
 
 clean:  ## Remove the virtual environment and caches (not data/ or keys/)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

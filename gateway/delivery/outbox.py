@@ -74,6 +74,16 @@ def mark_queued(session: Session, delivery_ids: list[int], now: datetime) -> Non
     )
 
 
+def mark_resent(session: Session, delivery_ids: list[int], now: datetime) -> None:
+    """The sweep sent these again: they are ``queued`` as of now (so the next sweep waits its grace)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.status.in_([S.ACCEPTED, S.QUEUED, S.WAITING_FOR_RETRY]))
+        .values(status=S.QUEUED, enqueued_at=now, updated_at=now, next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_grace: timedelta) -> list[int]:
     """Push deliveries that need (re-)enqueuing: never enqueued, due for retry, or held by a dead worker."""
     stale = now - timedelta(seconds=policy.lease_seconds)

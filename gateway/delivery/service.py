@@ -114,7 +114,7 @@ class DeliveryService:
             self.actor.send(delivery_id)
         if due:
             with transaction(self.sessions) as session:
-                outbox.mark_queued(session, due, self.clock.now())
+                outbox.mark_resent(session, due, self.clock.now())
         return len(due)
 
 

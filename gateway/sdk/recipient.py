@@ -6,7 +6,8 @@ serves ``POST /soap`` as ``schemas/recipient-1.wsdl`` describes: it verifies the
 signature on the Delivery, hands the verified facts and the original signed envelope to
 ``handle``, and answers ``gw:DeliveryAcknowledgement`` with "accepted" when ``handle`` returns
 True. It also de-duplicates by sender and message id: a Delivery seen before is acknowledged
-again without calling ``handle`` (the gateway may deliver twice after a timeout).
+again without calling ``handle`` (the gateway may deliver twice after a timeout), and a Delivery
+whose earlier attempt is still being handled gets "rejected" (not yet) instead of a second call.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def recipient_app(handle: Callable[[VerifiedDelivery], bool], anchor_files: Sequ
     """A Flask app implementing the recipient WSDL around ``handle``."""
     app = Flask("gateway-recipient")
     seen: set[tuple[str, str]] = set()
+    in_progress: set[tuple[str, str]] = set()
     lock = threading.Lock()
 
     @app.post("/soap")
@@ -90,11 +92,30 @@ def recipient_app(handle: Callable[[VerifiedDelivery], bool], anchor_files: Sequ
             )
         key = (delivery.sender, delivery.message_id)
         with lock:
-            duplicate = key in seen
-        accepted = True if duplicate else handle(delivery)
-        if accepted:
-            with lock:
-                seen.add(key)
+            if key in seen:
+                duplicate, busy = True, False
+            elif key in in_progress:
+                duplicate, busy = False, True
+            else:
+                duplicate, busy = False, False
+                in_progress.add(key)
+        if busy:
+            # The gateway gave up waiting for an earlier attempt that is still being handled: say
+            # "not yet" rather than handle it twice; the gateway tries again later.
+            return Response(
+                acknowledgement(delivery.message_id, False, "still being handled"),
+                200,
+                content_type="text/xml; charset=utf-8",
+            )
+        accepted = duplicate
+        if not duplicate:
+            try:
+                accepted = handle(delivery)
+            finally:
+                with lock:
+                    in_progress.discard(key)
+                    if accepted:
+                        seen.add(key)
         return Response(acknowledgement(delivery.message_id, accepted), 200, content_type="text/xml; charset=utf-8")
 
     return app

@@ -1,0 +1,296 @@
+"""bench/delivery: delivered messages per second, accept to the recipient's acknowledgement, beside
+dramatiq's raw drain rate on the same Redis, in one run.
+
+One run: a throw-away gateway home (``gateway init --demo``, keys shared by both setups), a push
+recipient (the SDK's recipient app under gunicorn, verifying every delivery), pre-signed
+verification requests, then
+
+1. the **embedded default**: ``gateway serve`` with SQLite and its in-process broker and worker;
+   the messages are sent and delivered at once (end to end);
+2. **PostgreSQL + Redis** (a fresh schema, a redis-server of the run's own): ``gateway serve`` and
+   ``gateway worker --threads T``: a full queue drained with dramatiq's default prefetch, the same
+   with ``--prefetch P``, then end to end with ``--prefetch P``;
+3. the **baseline**: ``drain.py``, a trivial dramatiq actor draining the same Redis with the same
+   threads and prefetch, before and after the gateway's phases.
+
+Prints the figures and the ratios gateway / baseline and writes ``bench/results/delivery-<ts>.json``.
+Every process it starts is stopped on the way out, also on Ctrl-C, SIGTERM or an error.
+
+    .venv/bin/python bench/delivery/run.py [--messages 600] [--threads 8] [--prefetch 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import processes
+from exchange import Exchange, gateway_cli, push_to, scratch_schema
+from measure import Meter, figures, timings, wait_delivered
+from processes import LOOPBACK, Process
+from traffic import ROOT, send_all, sign_envelopes
+
+HERE = Path(__file__).resolve().parent
+
+
+def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=600, help="messages per gateway phase (600)")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent sending connections (8)")
+    parser.add_argument("--threads", type=int, default=8, help="gateway worker and baseline threads (8)")
+    parser.add_argument("--prefetch", type=int, default=1000, help="the tuned prefetch (1000)")
+    parser.add_argument("--baseline-messages", type=int, default=20_000, help="messages of each drain (20000)")
+    parser.add_argument(
+        "--database-url",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="PostgreSQL; the run works in a fresh schema and drops it afterwards",
+    )
+    parser.add_argument("--phase-timeout", type=float, default=120.0, help="seconds a phase may take (120)")
+    parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
+    options = parser.parse_args(argv)
+    if shutil.which("redis-server") is None:
+        parser.error("redis-server is not installed (apt-get install redis-server)")
+    return options
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A served gateway: where its database is, its environment, its ``gateway serve`` process."""
+
+    database_url: str
+    env: dict[str, str]
+    serve: Process
+
+    @property
+    def port(self) -> int:
+        return int(self.env["GATEWAY_PORT"])
+
+
+def phase(
+    run: Exchange, gateway: Gateway, label: str, envelopes: Sequence[tuple[str, bytes]], drain_prefetch: int | None
+) -> dict[str, Any]:
+    """Send the envelopes and wait until each one is delivered.
+
+    End to end (``drain_prefetch`` None): a ``gateway worker`` (or the embedded one) is already
+    running, so messages are delivered while they are being sent. Drain: the worker starts only once
+    all are accepted and queued, with ``--prefetch drain_prefetch`` (0: dramatiq's default).
+    """
+    mode = "end-to-end" if drain_prefetch is None else "drain"
+    print(f"{label}: sending {len(envelopes)} messages", flush=True)
+    handled_before = run.recipient_count()
+    watched = {
+        "serve": gateway.serve,
+        "recipient": run.recipient,
+        **({"worker": run.workers[-1]} if run.workers else {}),
+    }
+    meter = Meter(watched)
+    sent = send_all(gateway.port, envelopes, run.options.connections)
+    ids = sent.pop("accepted_ids")  # a refused message is counted by check(), not waited for
+    if not ids:
+        raise RuntimeError(f"the gateway accepted none of the messages; first refusal: {sent['first_failure']}")
+    if drain_prefetch is not None:
+        worker = run.worker(gateway.env, drain_prefetch)
+        meter = Meter({**watched, "worker": worker})  # CPU from the worker's start
+    wait_delivered(gateway.database_url, ids, run.options.phase_timeout)
+    cpu = meter.read()
+    if drain_prefetch is not None:
+        run.stop(worker)
+    result = figures(timings(gateway.database_url, ids), mode)
+    handled = run.recipient_count() - handled_before
+    gateway_cpu = cpu.get("serve_cpu_s", 0.0) + cpu.get("worker_cpu_s", 0.0)
+    result.update(
+        label=label,
+        sent=sent,
+        cpu=cpu,
+        recipient_handled=handled,
+        delivered_per_gateway_cpu_s=len(envelopes) / gateway_cpu if gateway_cpu else None,
+    )
+    print(
+        f"  {result['delivered_per_s']:,.0f} delivered/s ({mode}), intake {sent['accepted_per_s']:,.0f}/s, "
+        f"{sent['failures']} refused, recipient handled {handled}",
+        flush=True,
+    )
+    return result
+
+
+def baseline(run: Exchange, prefetch: int) -> dict[str, Any]:
+    """``drain.py`` on the run's Redis with the gateway worker's threads and ``prefetch``."""
+    argv = [sys.executable, str(HERE / "drain.py"), "--redis-url", f"redis://{LOOPBACK}:{run.redis_port}/0"]
+    argv += ["--messages", str(run.options.baseline_messages), "--threads", str(run.options.threads)]
+    argv += ["--prefetch", str(prefetch), "--timeout", str(run.options.phase_timeout)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=run.options.phase_timeout + 60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"drain.py failed:\n{done.stdout}{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"baseline: raw dramatiq drain, prefetch {result['prefetch']}: {result['rate']:,.0f} messages/s", flush=True)
+    return result
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def benchmark(options: argparse.Namespace, run: Exchange) -> dict[str, Any]:
+    m, tuned = options.messages, options.prefetch
+    endpoint = run.start_recipient()
+    embedded_env = run.env(None, processes.free_port())
+    gateway_cli(embedded_env, "init", "--demo")
+    sqlite_url = f"sqlite:///{run.workdir / 'embedded' / 'gateway.db'}"
+    push_to(sqlite_url, endpoint)
+    started = time.perf_counter()
+    envelopes = sign_envelopes(run.keys_dir, 4 * m)
+    print(f"signed {len(envelopes)} envelopes in {time.perf_counter() - started:.1f} s", flush=True)
+    batches = [envelopes[i * m : (i + 1) * m] for i in range(4)]
+    results: dict[str, Any] = {}
+
+    embedded = Gateway(sqlite_url, embedded_env, run.serve(embedded_env))
+    results["embedded_end_to_end"] = phase(
+        run, embedded, "embedded (SQLite, in-process broker and worker), end to end", batches[0], None
+    )
+    run.stop(embedded.serve)
+
+    run.start_redis()
+    with scratch_schema(options.database_url) as pg_url:
+        env = run.env(pg_url, processes.free_port())
+        gateway_cli(env, "init", "--demo")
+        push_to(pg_url, endpoint)
+        results["baseline_default_prefetch"] = baseline(run, 0)
+        results["baseline_tuned_before"] = baseline(run, tuned)
+        production = Gateway(pg_url, env, run.serve(env))
+        results["postgres_drain_default_prefetch"] = phase(
+            run, production, "PostgreSQL + Redis, full queue drained, default prefetch", batches[1], 0
+        )
+        results["postgres_drain_tuned_prefetch"] = phase(
+            run, production, f"PostgreSQL + Redis, full queue drained, prefetch {tuned}", batches[2], tuned
+        )
+        run.worker(env, tuned)
+        results["postgres_end_to_end"] = phase(
+            run, production, f"PostgreSQL + Redis, end to end, prefetch {tuned}", batches[3], None
+        )
+        run.stop(run.workers[-1])
+        run.stop(production.serve)
+        results["baseline_tuned_after"] = baseline(run, tuned)
+    return results
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    tuned = statistics.median([results["baseline_tuned_before"]["rate"], results["baseline_tuned_after"]["rate"]])
+    default = results["baseline_default_prefetch"]["rate"]
+    return {
+        "baseline_tuned_rate": tuned,
+        "embedded_end_to_end_vs_tuned_drain": results["embedded_end_to_end"]["delivered_per_s"] / tuned,
+        "postgres_end_to_end_vs_tuned_drain": results["postgres_end_to_end"]["delivered_per_s"] / tuned,
+        "postgres_drain_tuned_vs_tuned_drain": results["postgres_drain_tuned_prefetch"]["delivered_per_s"] / tuned,
+        "postgres_drain_default_vs_default_drain": results["postgres_drain_default_prefetch"]["delivered_per_s"]
+        / default,
+    }
+
+
+def table(results: dict[str, Any], rates: dict[str, float], options: argparse.Namespace) -> str:
+    """The figures as the README shows them: one line per gateway phase, then the baselines."""
+    head = f"{'':<66} {'delivered/s':>11} {'p50/p99 ms':>13} {'/gw CPU-s':>9} {'vs drain':>8}"
+    rows = [head]
+    for key, against in (
+        ("embedded_end_to_end", rates["baseline_tuned_rate"]),
+        ("postgres_end_to_end", rates["baseline_tuned_rate"]),
+        ("postgres_drain_default_prefetch", results["baseline_default_prefetch"]["rate"]),
+        ("postgres_drain_tuned_prefetch", rates["baseline_tuned_rate"]),
+    ):
+        r = results[key]
+        latency = f"{r['latency_ms_p50']:,.0f}/{r['latency_ms_p99']:,.0f}" if r["mode"] == "end-to-end" else "-"
+        per_cpu = r["delivered_per_gateway_cpu_s"]
+        rows.append(
+            f"{r['label']:<66} {r['delivered_per_s']:>11,.0f} {latency:>13} "
+            f"{'-' if per_cpu is None else f'{per_cpu:,.0f}':>9} {r['delivered_per_s'] / against:>8.3f}"
+        )
+    for key, label in (
+        ("baseline_default_prefetch", "baseline: raw dramatiq + Redis drain, default prefetch"),
+        ("baseline_tuned_before", f"baseline: raw dramatiq + Redis drain, prefetch {options.prefetch} (before)"),
+        ("baseline_tuned_after", f"baseline: raw dramatiq + Redis drain, prefetch {options.prefetch} (after)"),
+    ):
+        rows.append(f"{label:<66} {results[key]['rate']:>11,.0f}")
+    return "\n".join(rows)
+
+
+def check(results: dict[str, Any], options: argparse.Namespace) -> list[str]:
+    problems = []
+    for key in (
+        "embedded_end_to_end",
+        "postgres_drain_default_prefetch",
+        "postgres_drain_tuned_prefetch",
+        "postgres_end_to_end",
+    ):
+        r = results[key]
+        if r["sent"]["failures"]:
+            problems.append(f"{key}: {r['sent']['failures']} sends refused, first: {r['sent']['first_failure']}")
+        if r["messages"] != options.messages or r["recipient_handled"] != options.messages:
+            problems.append(f"{key}: {r['messages']} stored, {r['recipient_handled']} handled, {options.messages} sent")
+    for key in ("baseline_default_prefetch", "baseline_tuned_before", "baseline_tuned_after"):
+        if not results[key]["complete"]:
+            problems.append(f"{key}: the drain did not complete")
+    return problems
+
+
+def _terminate(signum: int, _frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)  # unwinds through every finally, which stops the processes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_options(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    load = os.getloadavg()
+    print(f"load average before the run: {' '.join(f'{x:.2f}' for x in load)} on {os.cpu_count()} CPUs", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-delivery-"))
+    run = Exchange(options, workdir)
+    try:
+        results = benchmark(options, run)
+    except KeyboardInterrupt:
+        print("interrupted: everything started is stopped, nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        run.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    rates = ratios(results)
+    print()
+    print(table(results, rates, options))
+    problems = check(results, options)
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    document = {
+        "benchmark": "delivery",
+        "finished_at": datetime.now(UTC).isoformat(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_before": load,
+            "load_average_after": os.getloadavg(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "options": {**vars(options), "results_dir": str(options.results_dir)},
+        "ratios": rates,
+        "results": results,
+        "problems": problems,
+    }
+    options.results_dir.mkdir(parents=True, exist_ok=True)
+    path = options.results_dir / f"delivery-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"result written to {path}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
