@@ -66,7 +66,8 @@ def wsdl() -> Response:
 @blueprint.get("/schemas/<name>")
 def schema(name: str) -> Response:
     catalog = gateway().catalog
-    published = {path.name for path in catalog.schemas_dir.glob("*.xsd")}
+    # The XSDs, and the WSDL a push recipient implements (the gateway's own is at /soap?wsdl).
+    published = {path.name for path in catalog.schemas_dir.glob("*.xsd")} | {"recipient-1.wsdl"}
     if name not in published:
         abort(404)
     return Response((catalog.schemas_dir / name).read_bytes(), content_type="text/xml; charset=utf-8")

@@ -206,6 +206,8 @@ def test_wsdl_and_schemas_are_published(client: FlaskClient) -> None:
     for location in locations:
         assert client.get(location.removeprefix("http://localhost")).status_code == 200
     assert wsdl.xpath("//*[local-name()='address']/@location") == ["http://localhost/soap"]
+    recipient_wsdl = client.get("/schemas/recipient-1.wsdl")
+    assert recipient_wsdl.status_code == 200 and b"DeliveryAcknowledgement" in recipient_wsdl.data
     assert client.get("/schemas/../pyproject.toml").status_code == 404
     assert client.get("/schemas/nothing.xsd").status_code == 404
 
