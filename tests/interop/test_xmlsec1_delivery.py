@@ -30,6 +30,22 @@ def xmlsec1(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([shutil.which("xmlsec1") or "xmlsec1", *args], capture_output=True, timeout=30, check=False)
 
 
+def gateway_signature_check(forwarded: Path, ca: Path) -> subprocess.CompletedProcess[bytes]:
+    """xmlsec1 on the gateway's signature of a Delivery, trusting only the CA's certificates."""
+    return xmlsec1(
+        "--verify",
+        "--node-xpath",
+        GATEWAY_SIGNATURE,
+        "--trusted-pem",
+        str(ca),
+        "--enabled-key-data",
+        "x509",
+        "--id-attr:Id",
+        "urn:gradex:gateway:1:Delivery",
+        str(forwarded),
+    )
+
+
 def test_forwarded_message_verifies_with_xmlsec1(
     app: Flask, client: FlaskClient, sign: Signer, settings: Settings, tmp_path: Path
 ) -> None:
@@ -46,18 +62,7 @@ def test_forwarded_message_verifies_with_xmlsec1(
     ca = settings.keys_dir / "ca" / "ca.cert.pem"
     # The sender's ds:Signature (inside gw:Original) comes first in the document: point xmlsec1 at
     # the gateway's, the last child of gw:Delivery.
-    gateway_check = xmlsec1(
-        "--verify",
-        "--node-xpath",
-        GATEWAY_SIGNATURE,
-        "--trusted-pem",
-        str(ca),
-        "--enabled-key-data",
-        "x509",
-        "--id-attr:Id",
-        "urn:gradex:gateway:1:Delivery",
-        str(forwarded),
-    )
+    gateway_check = gateway_signature_check(forwarded, ca)
     assert gateway_check.returncode == 0, gateway_check.stderr.decode()
     # The sender's signature, inside gw:Original, is intact: check it on the original envelope alone.
     original = etree.fromstring(forwarded.read_bytes()).find(".//{urn:gradex:gateway:1}Original/*")
@@ -85,16 +90,5 @@ def test_forwarded_message_verifies_with_xmlsec1(
     assert sender_check.returncode == 0, sender_check.stderr.decode()
     # One changed byte in the forwarded Body breaks the gateway's signature.
     forwarded.write_bytes(forwarded.read_bytes().replace(b"settlement", b"settlemenT", 1))
-    tampered = xmlsec1(
-        "--verify",
-        "--node-xpath",
-        GATEWAY_SIGNATURE,
-        "--trusted-pem",
-        str(ca),
-        "--enabled-key-data",
-        "x509",
-        "--id-attr:Id",
-        "urn:gradex:gateway:1:Delivery",
-        str(forwarded),
-    )
+    tampered = gateway_signature_check(forwarded, ca)
     assert tampered.returncode != 0
