@@ -85,6 +85,23 @@ def home(template_home: Path, tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def served_home(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the template home for one test module's served gateway."""
+    target = tmp_path_factory.mktemp("served") / "home"
+    shutil.copytree(template_home, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def gateway_url(served_home: Path) -> Iterator[str]:
+    """`gateway serve` on ``served_home`` for the whole module; its base URL."""
+    from tests.serving import served_gateway  # tests.serving imports this module
+
+    with served_gateway(served_home) as base:
+        yield base
+
+
 @pytest.fixture
 def settings(home: Path) -> Settings:
     return Settings.from_env({}, base_dir=home)

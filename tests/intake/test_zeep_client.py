@@ -7,9 +7,7 @@ after ``RoutingTimestamp``, which binds the routing header into the Timestamp th
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,6 @@ from zeep.wsse.signature import BinarySignature, Signature
 from gateway.sdk.receipts import sent_digests, verify_receipt
 from gateway.sdk.zeep_plugins import GatewaySignature, RoutingTimestamp
 from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, UNIVERSITY, credentials, example
-from tests.serving import served_gateway
 
 pytestmark = pytest.mark.slow
 ELEMENTS = {
@@ -33,19 +30,6 @@ ELEMENTS = {
     "GraduateVerificationRequest": "{urn:gradex:verification:1}GraduateVerificationRequest",
 }
 RECEIPT = "{urn:gradex:gateway:1}Receipt"
-
-
-@pytest.fixture(scope="module")
-def served_home(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("served") / "home"
-    shutil.copytree(template_home, home)
-    return home
-
-
-@pytest.fixture(scope="module")
-def gateway_url(served_home: Path) -> Iterator[str]:
-    with served_gateway(served_home) as base:
-        yield base
 
 
 def routing(client: zeep.Client, service: str, message_id: str, sender: str = UNIVERSITY) -> Any:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,22 +10,8 @@ import pytest
 from gateway.sdk.client import GatewayClient, GatewayRefusal
 from gateway.sdk.receipts import sent_digests
 from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, example
-from tests.serving import served_gateway
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def served_home(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("served-mailbox") / "home"
-    shutil.copytree(template_home, home)
-    return home
-
-
-@pytest.fixture(scope="module")
-def gateway_url(served_home: Path) -> Iterator[str]:
-    with served_gateway(served_home) as base:
-        yield base
 
 
 def test_a_pull_recipient_and_a_sender_with_the_sdk(gateway_url: str, served_home: Path) -> None:
