@@ -171,3 +171,32 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == old_root and sr == new_root
+
+
+class CompactRange:
+    """The right edge of a growing tree: roots of its complete subtrees, largest first (O(log n) memory).
+
+    Feeding leaf hashes in order gives the root of every prefix, which is how ``gateway audit verify``
+    recomputes a whole log in one pass.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._peaks: list[tuple[int, bytes]] = []  # (level, hash)
+
+    def append(self, leaf: bytes) -> None:
+        level, node = 0, leaf
+        while self._peaks and self._peaks[-1][0] == level:
+            _, left = self._peaks.pop()
+            node = node_hash(left, node)
+            level += 1
+        self._peaks.append((level, node))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._peaks:
+            return EMPTY_ROOT
+        result = self._peaks[-1][1]
+        for _, peak in reversed(self._peaks[:-1]):
+            result = node_hash(peak, result)
+        return result

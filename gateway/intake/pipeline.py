@@ -25,6 +25,8 @@ from lxml import etree
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.audit.entries import AuditEvent
+from gateway.audit.log import LogPosition, record
 from gateway.errors import (
     DuplicateMessage,
     Fault,
@@ -65,6 +67,7 @@ class Inbound:
     stored: Message | None = None
     receipt: etree._Element | None = None
     answer: etree._Element | None = None  # a plumbing service's answer, instead of a receipt
+    log_position: LogPosition | None = None  # the audit entry of the acceptance
 
     @property
     def message_id(self) -> str | None:
@@ -260,6 +263,24 @@ def store(inbound: Inbound, session: Session) -> None:
         # failed flush expired the ORM objects: build the text from plain values only.
         raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
     inbound.stored = message
+    # Store and audit in one transaction: the acceptance's audit entry, with its place in the log.
+    inbound.log_position = record(
+        session,
+        AuditEvent(
+            kind="message.accepted",
+            at=inbound.received_at,
+            message_id=routing.message_id,
+            facts={
+                "message_id": routing.message_id,
+                "sender": inbound.sender.id,
+                "recipient": inbound.recipient.id,
+                "service": inbound.service.name,
+                "body_sha256": message.body_sha256,
+                "signature_sha256": message.signature_sha256,
+                "certificate_sha256": message.certificate_sha256,
+            },
+        ),
+    )
 
 
 def default_stages(

@@ -2,8 +2,8 @@
 
 It names the message, when it was accepted, the sender's certificate and signature, and the digest
 of every part the sender signed (copies of the sender's verified ``ds:Reference`` elements, as
-AS4's ``MessagePartNRInformation``), and it is signed by the gateway. ``LogPosition`` (the audit
-log's leaf index and leaf hash) is added once the audit log exists (issue 7).
+AS4's ``MessagePartNRInformation``), and it is signed by the gateway. ``LogPosition`` is the audit
+log's leaf index and leaf hash of the acceptance's entry.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 from sqlalchemy.orm import Session
 
+from gateway.audit.log import LogPosition
 from gateway.intake.catalog import GATEWAY_NS
 from gateway.intake.pipeline import Inbound
 from gateway.security.signer import GatewaySigner
@@ -36,6 +37,7 @@ class ReceiptFacts:
     certificate_sha256: str
     signature_sha256: str
     references: tuple[SignedReference, ...]
+    log_position: LogPosition | None = None
 
 
 def build_receipt(facts: ReceiptFacts, signer: GatewaySigner) -> etree._Element:
@@ -57,6 +59,12 @@ def build_receipt(facts: ReceiptFacts, signer: GatewaySigner) -> etree._Element:
         parts,
         Id=f"receipt-{facts.message_id}",
     )
+    if facts.log_position is not None:
+        receipt.append(
+            _GW.LogPosition(
+                _GW.LeafIndex(str(facts.log_position.leaf_index)), _GW.LeafHash(facts.log_position.leaf_hash.hex())
+            )
+        )
     return signer.sign_enveloped(receipt)
 
 
@@ -82,6 +90,7 @@ class IssueReceipt:
             certificate_sha256=security.certificate_sha256,
             signature_sha256=security.signature_sha256,
             references=security.references,
+            log_position=inbound.log_position,
         )
         receipt = build_receipt(facts, self.signer)
         stored.receipt = etree.tostring(receipt)

@@ -3,6 +3,7 @@
 from gateway.access import models as access_models
 from gateway.agreements import models as agreements_models
 from gateway.archives import models as archives_models
+from gateway.audit import models as audit_models
 from gateway.messages import models as messages_models
 from gateway.registrations import models as registrations_models
 from gateway.registry import models as registry_models
@@ -11,6 +12,7 @@ __all__ = [
     "access_models",
     "agreements_models",
     "archives_models",
+    "audit_models",
     "messages_models",
     "registrations_models",
     "registry_models",

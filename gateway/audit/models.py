@@ -1,0 +1,54 @@
+"""The audit log's tables: entries (leaves), the tree's complete-subtree nodes, and checkpoints.
+
+Only ``gateway.audit.log.record`` writes entries; only the sequencer writes nodes and checkpoints.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.store.base import Base, UtcDateTime
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_entries"
+
+    leaf_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    message_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditLogState(Base):
+    """One row: how many entries exist (``size``) and how many the tree has integrated."""
+
+    __tablename__ = "audit_log_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    integrated: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditNode(Base):
+    """The root of the complete subtree ``(level, index)``."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditCheckpoint(Base):
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    size: Mapped[int] = mapped_column(Integer, index=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    note: Mapped[str] = mapped_column(Text)
