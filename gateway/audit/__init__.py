@@ -1,7 +1,8 @@
-"""The tamper-evident audit log (issue 7).
+"""The tamper-evident audit log (issue 7): ``docs/audit.md``.
 
-Built so far: the RFC 6962 Merkle maths (``merkle``) and the signed checkpoint note
-(``checkpoint``), both pure and tested. **Not built yet:** the audit entries and where they are
-written, the sequencer, stored tree nodes and checkpoints, proofs over HTTP and the command line,
-``gateway audit verify``, the evidence bundle, payload encryption and the auditor UI.
+Built: canonical entries (``entries``) recorded by the one writer (``log.record``) in the same
+transaction as the event, the RFC 6962 Merkle maths (``merkle``), the sequencer that stores tree
+nodes and signs checkpoints (``sequencer``, ``checkpoint``), and verification (``verify``).
+**Not built yet:** entries for events other than accepted messages, proofs over HTTP, the evidence
+bundle, payload encryption and the auditor UI.
 """

@@ -7,7 +7,7 @@ import logging
 import click
 
 from gateway import __version__
-from gateway.cli import access, archives, deliveries, init_cmd, keys, participants, send, serve, worker
+from gateway.cli import access, archives, audit, deliveries, init_cmd, keys, participants, send, serve, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +28,7 @@ def main(verbose: bool) -> None:
 
 main.add_command(init_cmd.init)
 main.add_command(access.access)
+main.add_command(audit.audit)
 main.add_command(serve.serve)
 main.add_command(participants.participants)
 main.add_command(keys.keys)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -119,20 +120,24 @@ class DeliveryService:
 
 
 class Sweeper(threading.Thread):
-    """Runs ``service.sweep()`` every ``interval`` seconds until stopped (a daemon thread)."""
+    """Runs ``service.sweep()`` and the ``also`` tasks (the audit sequencer) every ``interval`` seconds."""
 
-    def __init__(self, service: DeliveryService, interval: float = 5.0) -> None:
+    def __init__(
+        self, service: DeliveryService, interval: float = 5.0, also: tuple[Callable[[], object], ...] = ()
+    ) -> None:
         super().__init__(name="delivery-sweep", daemon=True)
         self._service = service
         self._interval = interval
+        self._tasks: tuple[Callable[[], object], ...] = (service.sweep, *also)
         self._stop = threading.Event()
 
     def run(self) -> None:
         while not self._stop.wait(self._interval):
-            try:
-                self._service.sweep()
-            except Exception:
-                log.exception("delivery sweep failed; trying again in %.0f s", self._interval)
+            for task in self._tasks:
+                try:
+                    task()
+                except Exception:
+                    log.exception("periodic task %s failed; trying again in %.0f s", task, self._interval)
 
     def stop(self) -> None:
         self._stop.set()

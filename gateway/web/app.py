@@ -10,6 +10,7 @@ from flask import Flask
 from connectors.push import ZeepPushConnector
 from gateway.access.policy import AccessPolicy
 from gateway.access.rules import load_rules
+from gateway.audit.sequencer import Sequencer
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
 from gateway.delivery.broker import make_broker
@@ -48,7 +49,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     catalog = ServiceCatalog(settings.schemas_dir)
     trust = TrustStore(settings.anchors, settings.crls)
     key_path, cert_path = gateway_key_paths(settings.keys_dir)
-    signer = GatewaySigner(PemKeyStore(key_path, cert_path, settings.key_passphrase))
+    key_store = PemKeyStore(key_path, cert_path, settings.key_passphrase)
+    signer = GatewaySigner(key_store)
     verify = VerifySignature(
         trust,
         max_age=timedelta(seconds=settings.timestamp_max_age_seconds),
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         pipeline=pipeline,
         broker=broker,
         delivery=delivery,
+        sequencer=Sequencer(sessions, key_store, clock),
     )
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes

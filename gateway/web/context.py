@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.audit.sequencer import Sequencer
 from gateway.clock import Clock
 from gateway.delivery.service import DeliveryService
 from gateway.intake.catalog import ServiceCatalog
@@ -26,6 +27,7 @@ class Gateway:
     pipeline: Pipeline
     broker: dramatiq.Broker
     delivery: DeliveryService
+    sequencer: Sequencer
 
     def init_app(self, app: Flask) -> None:
         app.extensions["gateway"] = self

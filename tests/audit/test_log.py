@@ -1,0 +1,129 @@
+"""The audit log end to end: accepted messages are recorded with their receipt's position, the
+sequencer integrates and signs, and `gateway audit verify` finds every kind of tampering."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
+from lxml import etree
+from sqlalchemy import delete, select, update
+
+from gateway.audit.entries import AuditEvent, decode
+from gateway.audit.merkle import inclusion_proof, leaf_hash, verify_inclusion
+from gateway.audit.models import AuditCheckpoint, AuditEntry
+from gateway.audit.sequencer import DbNodeReader
+from gateway.cli import main
+from gateway.store.db import transaction
+from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, Signer
+from tests.domain.helpers import NS
+
+
+def accept(client: FlaskClient, sign: Signer, count: int) -> list[etree._Element]:
+    from gateway.sdk.envelope import wrap
+    from tests.conftest import example
+
+    receipts = []
+    for _ in range(count):
+        data = sign(
+            wrap(
+                example("graduate-verification-request"),
+                sender=HUKOU_OFFICE,
+                recipient=EDUCATION_DEPARTMENT,
+                service="GraduateVerificationRequest",
+            ),
+            as_=HUKOU_OFFICE,
+        )
+        body = etree.fromstring(client.post("/soap", data=data, content_type="text/xml").data)
+        receipt = body.find(".//gw:Receipt", NS)
+        assert receipt is not None, etree.tostring(body)
+        receipts.append(receipt)
+    return receipts
+
+
+def audit(home: Path, *args: str) -> tuple[int, str]:
+    env = {"GATEWAY_DATA_DIR": str(home / "data"), "GATEWAY_KEYS_DIR": str(home / "keys")}
+    result = CliRunner().invoke(main, ["audit", *args], env=env)
+    return result.exit_code, result.output
+
+
+def test_receipts_name_their_entry_and_proofs_verify_against_the_checkpoint(
+    app: Flask, client: FlaskClient, sign: Signer
+) -> None:
+    receipts = accept(client, sign, 5)
+    positions = [
+        (
+            int(r.findtext("gw:LogPosition/gw:LeafIndex", namespaces=NS) or "-1"),
+            bytes.fromhex(r.findtext("gw:LogPosition/gw:LeafHash", namespaces=NS) or ""),
+        )
+        for r in receipts
+    ]
+    assert [p[0] for p in positions] == [0, 1, 2, 3, 4]
+    context = app.extensions["gateway"]
+    assert context.sequencer.run_once() == 5
+    assert context.sequencer.run_once() == 0  # nothing new, no new checkpoint
+    with transaction(context.sessions) as session:
+        [point] = session.scalars(select(AuditCheckpoint))
+        entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.leaf_index)))
+        for (index, hashed), entry in zip(positions, entries, strict=True):
+            assert leaf_hash(entry.entry) == hashed
+            facts = decode(entry.entry)
+            assert facts["kind"] == "message.accepted" and facts["sender"] == HUKOU_OFFICE
+            proof = inclusion_proof(DbNodeReader(session), index, point.size)
+            assert verify_inclusion(hashed, index, point.size, proof, point.root)
+
+
+def test_identity_numbers_never_enter_an_entry() -> None:
+    event = AuditEvent("grant.used", datetime(2026, 6, 1, tzinfo=UTC), {"subject": "11010519491231002X"})
+    with pytest.raises(ValueError, match="identity number"):
+        event.encode()
+
+
+@pytest.mark.parametrize("tampering", ["change", "delete", "swap"])
+def test_verify_reports_tampering_with_its_position(
+    app: Flask, client: FlaskClient, sign: Signer, home: Path, tampering: str
+) -> None:
+    accept(client, sign, 6)
+    context = app.extensions["gateway"]
+    context.sequencer.run_once()
+    code, output = audit(home, "verify", "--json")
+    assert code == 0, output
+    assert json.loads(output.splitlines()[-1]) == {"ok": True, "entries": 6, "checkpoints": 1, "problems": []}
+    with transaction(context.sessions) as session:
+        if tampering == "change":
+            entry = session.get(AuditEntry, 3)
+            assert entry is not None
+            changed = entry.entry.replace(b'"message.accepted"', b'"message.refused"')
+            session.execute(
+                update(AuditEntry).where(AuditEntry.leaf_index == 3).values(entry=changed, leaf_hash=leaf_hash(changed))
+            )
+        elif tampering == "delete":
+            session.execute(delete(AuditEntry).where(AuditEntry.leaf_index == 2))
+        else:
+            first, second = session.get(AuditEntry, 1), session.get(AuditEntry, 4)
+            assert first is not None and second is not None
+            one, four = (first.entry, first.leaf_hash), (second.entry, second.leaf_hash)
+            session.execute(
+                update(AuditEntry).where(AuditEntry.leaf_index == 1).values(entry=four[0], leaf_hash=four[1])
+            )
+            session.execute(update(AuditEntry).where(AuditEntry.leaf_index == 4).values(entry=one[0], leaf_hash=one[1]))
+    code, output = audit(home, "verify", "--json")
+    assert code == 1
+    report = json.loads(output.splitlines()[-1])
+    positions = {p["position"] for p in report["problems"]}
+    expected = {"change": 3, "delete": 2, "swap": 1}[tampering]
+    assert expected in positions, report
+    assert any(p["position"] == 6 for p in report["problems"])  # the checkpoint no longer matches
+
+
+def test_sequence_and_checkpoint_commands(client: FlaskClient, sign: Signer, home: Path) -> None:
+    assert audit(home, "checkpoint")[0] == 1
+    accept(client, sign, 2)
+    assert audit(home, "sequence") == (0, "integrated to 2 entries\n")
+    code, note = audit(home, "checkpoint")
+    assert code == 0 and note.splitlines()[:2] == ["graduate-exchange-gateway/audit/v1", "2"]
