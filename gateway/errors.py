@@ -52,6 +52,8 @@ class Fault(GatewayError):
         super().__init__(text)
         self.message = text
         self.message_id = message_id
+        self.sender: str | None = None  # set by the pipeline once the routing header was read
+        self.service: str | None = None
 
 
 # --- transport and XML ------------------------------------------------------------------------

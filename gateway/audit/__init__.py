@@ -1,8 +1,9 @@
 """The tamper-evident audit log (issue 7): ``docs/audit.md``.
 
-Built: canonical entries (``entries``) recorded by the one writer (``log.record``) in the same
-transaction as the event, the RFC 6962 Merkle maths (``merkle``), the sequencer that stores tree
-nodes and signs checkpoints (``sequencer``, ``checkpoint``), and verification (``verify``).
-**Not built yet:** entries for events other than accepted messages, proofs over HTTP, the evidence
-bundle, payload encryption and the auditor UI.
+Built: canonical entries (``entries``) for accepted and refused messages and push deliveries,
+recorded by the one writer (``log.record``) in the same transaction as the event, the RFC 6962
+Merkle maths (``merkle``), the sequencer that stores tree nodes and signs checkpoints
+(``sequencer``, ``checkpoint``), and verification (``verify``).
+**Not built yet:** entries for grants, registry and access changes and sign-ins, proofs over HTTP,
+the evidence bundle, payload encryption and the auditor UI.
 """

@@ -5,7 +5,7 @@ keys sorted, no insignificant white space (separators ``,`` and ``:``), UTF-8, n
 as themselves. Always present: ``"v": 1``, ``"kind"`` (``message.accepted`` …) and ``"at"`` (UTC,
 ISO 8601 with microseconds and ``Z``). The other keys are the kind's facts: strings, integers,
 booleans or null only. No identity numbers and no payload contents ever enter an entry: digests,
-ids and keyed hashes only (``encode`` refuses a value that contains a valid identity number).
+ids and keyed hashes only (``encode`` masks any valid identity number that slips into a value).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class AuditEvent:
     message_id: str | None = None  # for finding a message's story; also inside ``facts``
 
     def encode(self) -> bytes:
-        """The canonical bytes of this entry; raises ``ValueError`` on a fact that may not be logged."""
+        """The canonical bytes of this entry; raises ``ValueError`` on a fact of a type that may not be logged."""
         body: dict[str, Value] = {
             "v": VERSION,
             "kind": self.kind,
@@ -41,9 +41,9 @@ class AuditEvent:
                 raise ValueError(f"audit fact {key!r} is reserved")
             if not isinstance(value, str | int | bool) and value is not None:
                 raise ValueError(f"audit fact {key!r} must be a string, integer, boolean or null")
-            if isinstance(value, str) and redact(value) != value:
-                raise ValueError(f"audit fact {key!r} contains an identity number; log its keyed hash instead")
-            body[key] = value
+            # Facts are ids and digests; an identity number that slips into one (quoted in an error
+            # text, say) is masked rather than refused, so that recording can never fail the event.
+            body[key] = redact(value) if isinstance(value, str) else value
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

@@ -26,6 +26,8 @@ import dramatiq
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Connector, Outbound
+from gateway.audit.entries import AuditEvent
+from gateway.audit.log import record
 from gateway.clock import Clock
 from gateway.delivery import outbox
 from gateway.delivery.forward import delivery_element
@@ -100,12 +102,31 @@ class DeliveryService:
         except Exception as exc:  # the recipient is down, refuses, times out: all retried
             error = f"{type(exc).__name__}: {exc}"
         with transaction(self.sessions) as session:
+            now = self.clock.now()
             if error is None:
-                outbox.delivered(session, delivery_id, self.clock.now())
+                outbox.delivered(session, delivery_id, now)
+                status = "delivered"
                 log.info("delivered %s to %s", outbound.message_id, outbound.recipient_id)
             else:
-                status = outbox.failed_attempt(session, delivery_id, error, self.clock.now(), self.policy, limit)
+                status = outbox.failed_attempt(session, delivery_id, error, now, self.policy, limit)
                 log.info("delivery %s to %s failed (%s): %s", outbound.message_id, outbound.recipient_id, status, error)
+            kind = {"delivered": "delivery.delivered", "failed": "delivery.dead_lettered"}.get(
+                status, "delivery.failed_attempt"
+            )
+            record(
+                session,
+                AuditEvent(
+                    kind=kind,
+                    at=now,
+                    message_id=outbound.message_id,
+                    facts={
+                        "message_id": outbound.message_id,
+                        "recipient": outbound.recipient_id,
+                        "mode": "push",
+                        "error": None if error is None else error[:200],
+                    },
+                ),
+            )
 
     def sweep(self) -> int:
         """Re-enqueue everything due; returns how many deliveries were sent to the broker."""

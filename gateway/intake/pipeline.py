@@ -112,6 +112,9 @@ class Pipeline:
         except Fault as fault:
             if fault.message_id is None:
                 fault.message_id = inbound.message_id
+            if inbound.routing is not None:  # as claimed by the message, verified or not
+                fault.sender = inbound.routing.sender
+                fault.service = inbound.routing.service_name
             raise
         stored, service = inbound.stored, inbound.service
         answer = inbound.answer if service is not None and service.is_plumbing else inbound.receipt

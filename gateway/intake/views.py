@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from functools import lru_cache
 
 from flask import Blueprint, Response, abort, request
 from lxml import etree
 
+from gateway.audit.entries import AuditEvent
+from gateway.audit.log import record
 from gateway.errors import Fault, InternalError, PayloadTooLarge, UnsupportedMediaType
 from gateway.intake.catalog import WSDL_NS, XSD_NS, ServiceCatalog
 from gateway.intake.soap import envelope, fault_envelope
+from gateway.store.db import transaction
 from gateway.web.context import gateway
 from gateway.xmlparse import hardened_parser
 
@@ -27,6 +31,7 @@ def receive() -> Response:
         accepted = context.pipeline.process(raw, context.clock.now())
     except Fault as fault:
         log.info("refused %s: %s (message %s)", fault.code, fault.message, fault.message_id)
+        _audit_refusal(fault, context.clock.now())
         return _soap(fault_envelope(fault), fault.http_status)
     except Exception:
         log.exception("intake failed")
@@ -34,6 +39,26 @@ def receive() -> Response:
     log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
     context.delivery.enqueue(list(accepted.push_delivery_ids))
     return _soap(envelope(accepted.answer), 200)  # the receipt, or a plumbing service's answer
+
+
+def _audit_refusal(fault: Fault, now: datetime) -> None:
+    """Record a refusal in the audit log (its own transaction: the refused message stored nothing)."""
+    event = AuditEvent(
+        kind="message.refused",
+        at=now,
+        message_id=fault.message_id if fault.message_id and len(fault.message_id) == 36 else None,
+        facts={
+            "code": fault.code,
+            "message_id": fault.message_id,
+            "claimed_sender": fault.sender,
+            "service": fault.service,
+        },
+    )
+    try:
+        with transaction(gateway().sessions) as session:
+            record(session, event)
+    except Exception:  # the refusal is answered all the same; the operator sees the failure
+        log.exception("could not record the refusal of %s in the audit log", fault.message_id)
 
 
 def _read_limited(limit: int) -> bytes:

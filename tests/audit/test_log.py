@@ -79,9 +79,11 @@ def test_receipts_name_their_entry_and_proofs_verify_against_the_checkpoint(
 
 
 def test_identity_numbers_never_enter_an_entry() -> None:
-    event = AuditEvent("grant.used", datetime(2026, 6, 1, tzinfo=UTC), {"subject": "11010519491231002X"})
-    with pytest.raises(ValueError, match="identity number"):
-        event.encode()
+    event = AuditEvent("grant.used", datetime(2026, 6, 1, tzinfo=UTC), {"error": "bad 11010519491231002X here"})
+    assert b"11010519491231002X" not in event.encode()
+    assert decode(event.encode())["error"] == "bad [identity number] here"
+    with pytest.raises(ValueError, match="must be a string"):
+        AuditEvent("x", datetime(2026, 6, 1, tzinfo=UTC), {"bad": 1.5}).encode()  # type: ignore[dict-item]
 
 
 @pytest.mark.parametrize("tampering", ["change", "delete", "swap"])
@@ -119,6 +121,14 @@ def test_verify_reports_tampering_with_its_position(
     expected = {"change": 3, "delete": 2, "swap": 1}[tampering]
     assert expected in positions, report
     assert any(p["position"] == 6 for p in report["problems"])  # the checkpoint no longer matches
+
+
+def test_refusals_and_deliveries_are_recorded_too(app: Flask, client: FlaskClient) -> None:
+    client.post("/soap", data=b"<not-soap/>", content_type="text/xml")
+    with transaction(app.extensions["gateway"].sessions) as session:
+        [entry] = session.scalars(select(AuditEntry))
+        facts = decode(entry.entry)
+    assert (facts["kind"], facts["code"]) == ("message.refused", "SOAP_ENVELOPE_INVALID")
 
 
 def test_sequence_and_checkpoint_commands(client: FlaskClient, sign: Signer, home: Path) -> None:

@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from gateway.audit.models import AuditEntry
 from gateway.delivery.service import QUEUE, start_worker
 from gateway.messages.models import Delivery, Message
 from gateway.registry.models import Participant
@@ -87,6 +88,10 @@ def test_an_accepted_message_is_pushed_once_with_the_senders_signature_intact(
         )
     # The original envelope still carries the sender's signature over the same parts.
     assert set(sent_digests(received.original)) == {"Body", "Timestamp", "Routing"}
+    # Acceptance and delivery are both in the audit log, in that order.
+    with transaction(app.extensions["gateway"].sessions) as session:
+        kinds = [e.kind for e in session.scalars(select(AuditEntry).order_by(AuditEntry.leaf_index))]
+    assert kinds == ["message.accepted", "delivery.delivered"]
 
 
 def test_a_second_broker_message_for_the_same_delivery_does_nothing(
