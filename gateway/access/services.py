@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 
 from gateway.access.models import AccessOverride
 from gateway.access.rules import Rule
+from gateway.audit.entries import AuditEvent
+from gateway.audit.log import record
 from gateway.errors import NotFound, ValidationError
 from gateway.registry.services import get_participant
 
@@ -48,6 +50,20 @@ def add_override(
     )
     session.add(override)
     session.flush()
+    record(
+        session,
+        AuditEvent(
+            kind="access.override_added",
+            at=now,
+            facts={
+                "override": override.id,
+                "participant": override.participant_id,
+                "service": service,
+                "counterpart": counterpart,
+                "effect": effect,
+            },
+        ),
+    )
     return override
 
 
@@ -58,9 +74,17 @@ def list_overrides(session: Session, participant_id: str | None = None) -> list[
     return list(session.scalars(query))
 
 
-def remove_override(session: Session, override_id: int) -> AccessOverride:
+def remove_override(session: Session, override_id: int, now: datetime) -> AccessOverride:
     override = session.get(AccessOverride, override_id)
     if override is None:
         raise NotFound(f"no access override #{override_id}")
     session.delete(override)
+    record(
+        session,
+        AuditEvent(
+            kind="access.override_removed",
+            at=now,
+            facts={"override": override_id, "participant": override.participant_id},
+        ),
+    )
     return override

@@ -1,9 +1,10 @@
 """The tamper-evident audit log (issue 7): ``docs/audit.md``.
 
-Built: canonical entries (``entries``) for accepted and refused messages and push deliveries,
+Built: canonical entries (``entries``) for accepted and refused messages, deliveries, registry
+and access-rights changes,
 recorded by the one writer (``log.record``) in the same transaction as the event, the RFC 6962
 Merkle maths (``merkle``), the sequencer that stores tree nodes and signs checkpoints
 (``sequencer``, ``checkpoint``), and verification (``verify``).
-**Not built yet:** entries for grants, registry and access changes and sign-ins, proofs over HTTP,
+**Not built yet:** entries for grants and sign-ins, proofs over HTTP,
 the evidence bundle, payload encryption and the auditor UI.
 """

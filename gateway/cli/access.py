@@ -111,5 +111,5 @@ def deny(participant_id: str, service: str, to: str | None, reason: str) -> None
 def remove(override_id: int) -> None:
     """Remove override OVERRIDE_ID (see `gateway access list`)."""
     with store(load_settings()) as session:
-        removed = remove_override(session, override_id)
+        removed = remove_override(session, override_id, clock.now())
         click.echo(f"removed #{removed.id} ({removed.effect} {removed.participant_id} {removed.service})")

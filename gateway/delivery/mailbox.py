@@ -19,6 +19,8 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from gateway.audit.entries import AuditEvent
+from gateway.audit.log import record
 from gateway.delivery.policy import RetryPolicy
 from gateway.messages.models import Delivery, DeliveryStatus, Message
 from gateway.registry.models import DeliveryMode
@@ -122,4 +124,14 @@ def acknowledge(
             # found it gone, a concurrent acknowledgement won.
             changed = bool(result.rowcount)  # type: ignore[attr-defined]
             outcomes.append(Acknowledgement.ACKNOWLEDGED if changed else Acknowledgement.ALREADY_ACKNOWLEDGED)
+            if changed:
+                record(
+                    session,
+                    AuditEvent(
+                        kind="delivery.delivered",
+                        at=now,
+                        message_id=ref.message_id,
+                        facts={"message_id": ref.message_id, "recipient": recipient_id, "mode": "pull", "error": None},
+                    ),
+                )
     return outcomes

@@ -140,6 +140,15 @@ def add_participant(session: Session, data: ParticipantInput, now: datetime) -> 
     )
     session.add(participant)
     session.flush()
+    _audit(
+        session,
+        "registry.participant_added",
+        now,
+        participant=participant.id,
+        participant_kind=participant.kind,
+        region=participant.region,
+        delivery_mode=participant.delivery_mode,
+    )
     return participant
 
 
@@ -170,6 +179,12 @@ def set_enabled(session: Session, participant_id: str, enabled: bool, now: datet
     participant = get_participant(session, participant_id)
     participant.enabled = enabled
     participant.updated_at = now
+    _audit(
+        session,
+        "registry.participant_enabled" if enabled else "registry.participant_disabled",
+        now,
+        participant=participant.id,
+    )
     return participant
 
 
@@ -201,7 +216,23 @@ def register_certificate(session: Session, participant_id: str, pem: bytes, now:
     participant.certificates.append(record)
     participant.updated_at = now
     session.flush()
+    _audit(
+        session,
+        "registry.certificate_registered",
+        now,
+        participant=participant.id,
+        certificate_sha256=fingerprint,
+        not_after=record.not_after.isoformat(),
+    )
     return record
+
+
+def _audit(session: Session, event_kind: str, now: datetime, **facts: str | None) -> None:
+    """Registry changes go into the audit log, in the transaction that makes them."""
+    from gateway.audit.entries import AuditEvent  # the audit log imports the registry's models
+    from gateway.audit.log import record as record_event
+
+    record_event(session, AuditEvent(kind=event_kind, at=now, facts=dict(facts)))
 
 
 def participant_as_dict(participant: Participant) -> dict[str, Any]:

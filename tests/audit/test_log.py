@@ -24,6 +24,12 @@ from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, Signer
 from tests.domain.helpers import NS
 
 
+def logged(app: Flask) -> int:
+    """Entries already in the log (``gateway init --demo`` records its registry changes)."""
+    with transaction(app.extensions["gateway"].sessions) as session:
+        return len(list(session.scalars(select(AuditEntry.leaf_index))))
+
+
 def accept(client: FlaskClient, sign: Signer, count: int) -> list[etree._Element]:
     from gateway.sdk.envelope import wrap
     from tests.conftest import example
@@ -55,6 +61,7 @@ def audit(home: Path, *args: str) -> tuple[int, str]:
 def test_receipts_name_their_entry_and_proofs_verify_against_the_checkpoint(
     app: Flask, client: FlaskClient, sign: Signer
 ) -> None:
+    before = logged(app)
     receipts = accept(client, sign, 5)
     positions = [
         (
@@ -63,13 +70,15 @@ def test_receipts_name_their_entry_and_proofs_verify_against_the_checkpoint(
         )
         for r in receipts
     ]
-    assert [p[0] for p in positions] == [0, 1, 2, 3, 4]
+    assert [p[0] for p in positions] == [before + i for i in range(5)]
     context = app.extensions["gateway"]
-    assert context.sequencer.run_once() == 5
+    assert context.sequencer.run_once() == before + 5
     assert context.sequencer.run_once() == 0  # nothing new, no new checkpoint
     with transaction(context.sessions) as session:
         [point] = session.scalars(select(AuditCheckpoint))
-        entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.leaf_index)))
+        entries = list(
+            session.scalars(select(AuditEntry).where(AuditEntry.leaf_index >= before).order_by(AuditEntry.leaf_index))
+        )
         for (index, hashed), entry in zip(positions, entries, strict=True):
             assert leaf_hash(entry.entry) == hashed
             facts = decode(entry.entry)
@@ -90,50 +99,60 @@ def test_identity_numbers_never_enter_an_entry() -> None:
 def test_verify_reports_tampering_with_its_position(
     app: Flask, client: FlaskClient, sign: Signer, home: Path, tampering: str
 ) -> None:
+    before = logged(app)
     accept(client, sign, 6)
     context = app.extensions["gateway"]
     context.sequencer.run_once()
     code, output = audit(home, "verify", "--json")
     assert code == 0, output
-    assert json.loads(output.splitlines()[-1]) == {"ok": True, "entries": 6, "checkpoints": 1, "problems": []}
+    assert json.loads(output.splitlines()[-1]) == {"ok": True, "entries": before + 6, "checkpoints": 1, "problems": []}
     with transaction(context.sessions) as session:
         if tampering == "change":
-            entry = session.get(AuditEntry, 3)
+            entry = session.get(AuditEntry, before + 3)
             assert entry is not None
             changed = entry.entry.replace(b'"message.accepted"', b'"message.refused"')
             session.execute(
-                update(AuditEntry).where(AuditEntry.leaf_index == 3).values(entry=changed, leaf_hash=leaf_hash(changed))
+                update(AuditEntry)
+                .where(AuditEntry.leaf_index == before + 3)
+                .values(entry=changed, leaf_hash=leaf_hash(changed))
             )
         elif tampering == "delete":
-            session.execute(delete(AuditEntry).where(AuditEntry.leaf_index == 2))
+            session.execute(delete(AuditEntry).where(AuditEntry.leaf_index == before + 2))
         else:
-            first, second = session.get(AuditEntry, 1), session.get(AuditEntry, 4)
+            first, second = session.get(AuditEntry, before + 1), session.get(AuditEntry, before + 4)
             assert first is not None and second is not None
-            one, four = (first.entry, first.leaf_hash), (second.entry, second.leaf_hash)
-            session.execute(
-                update(AuditEntry).where(AuditEntry.leaf_index == 1).values(entry=four[0], leaf_hash=four[1])
-            )
-            session.execute(update(AuditEntry).where(AuditEntry.leaf_index == 4).values(entry=one[0], leaf_hash=one[1]))
+            swapped = {before + 1: (second.entry, second.leaf_hash), before + 4: (first.entry, first.leaf_hash)}
+            for index, (entry_bytes, hashed) in swapped.items():
+                session.execute(
+                    update(AuditEntry).where(AuditEntry.leaf_index == index).values(entry=entry_bytes, leaf_hash=hashed)
+                )
     code, output = audit(home, "verify", "--json")
     assert code == 1
     report = json.loads(output.splitlines()[-1])
     positions = {p["position"] for p in report["problems"]}
-    expected = {"change": 3, "delete": 2, "swap": 1}[tampering]
+    expected = before + {"change": 3, "delete": 2, "swap": 1}[tampering]
     assert expected in positions, report
-    assert any(p["position"] == 6 for p in report["problems"])  # the checkpoint no longer matches
+    assert any(p["position"] == before + 6 for p in report["problems"])  # the checkpoint no longer matches
 
 
 def test_refusals_and_deliveries_are_recorded_too(app: Flask, client: FlaskClient) -> None:
     client.post("/soap", data=b"<not-soap/>", content_type="text/xml")
     with transaction(app.extensions["gateway"].sessions) as session:
-        [entry] = session.scalars(select(AuditEntry))
+        [entry] = session.scalars(select(AuditEntry).where(AuditEntry.kind == "message.refused"))
         facts = decode(entry.entry)
     assert (facts["kind"], facts["code"]) == ("message.refused", "SOAP_ENVELOPE_INVALID")
 
 
-def test_sequence_and_checkpoint_commands(client: FlaskClient, sign: Signer, home: Path) -> None:
+def test_sequence_and_checkpoint_commands(app: Flask, client: FlaskClient, sign: Signer, home: Path) -> None:
     assert audit(home, "checkpoint")[0] == 1
     accept(client, sign, 2)
-    assert audit(home, "sequence") == (0, "integrated to 2 entries\n")
+    size = logged(app)
+    assert audit(home, "sequence") == (0, f"integrated to {size} entries\n")
     code, note = audit(home, "checkpoint")
-    assert code == 0 and note.splitlines()[:2] == ["graduate-exchange-gateway/audit/v1", "2"]
+    assert code == 0 and note.splitlines()[:2] == ["graduate-exchange-gateway/audit/v1", str(size)]
+
+
+def test_registry_changes_are_in_the_log(app: Flask) -> None:
+    with transaction(app.extensions["gateway"].sessions) as session:
+        kinds = {e.kind for e in session.scalars(select(AuditEntry))}
+    assert {"registry.participant_added", "registry.certificate_registered"} <= kinds

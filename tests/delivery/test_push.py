@@ -91,7 +91,7 @@ def test_an_accepted_message_is_pushed_once_with_the_senders_signature_intact(
     # Acceptance and delivery are both in the audit log, in that order.
     with transaction(app.extensions["gateway"].sessions) as session:
         kinds = [e.kind for e in session.scalars(select(AuditEntry).order_by(AuditEntry.leaf_index))]
-    assert kinds == ["message.accepted", "delivery.delivered"]
+    assert [k for k in kinds if not k.startswith("registry.")] == ["message.accepted", "delivery.delivered"]
 
 
 def test_a_second_broker_message_for_the_same_delivery_does_nothing(
