@@ -33,7 +33,7 @@ from gateway.delivery import outbox
 from gateway.delivery.forward import delivery_element
 from gateway.delivery.policy import RetryPolicy
 from gateway.intake.soap import envelope
-from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.messages.models import Delivery, Message
 from gateway.registry.models import Participant
 from gateway.security.signer import GatewaySigner
 from gateway.store.db import transaction
@@ -172,5 +172,3 @@ def start_worker(service: DeliveryService, threads: int, queue_prefetch: int = 0
     worker.start()
     return worker
 
-
-__all__ = ["DeliveryService", "DeliveryStatus", "Sweeper", "start_worker"]

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway.audit.entries import AuditEvent
+from gateway.audit.log import record as record_event
 from gateway.codes.credit_code import validate_credit_code
 from gateway.codes.lists import code_list
 from gateway.codes.regions import validate_region_code
@@ -229,9 +231,6 @@ def register_certificate(session: Session, participant_id: str, pem: bytes, now:
 
 def _audit(session: Session, event_kind: str, now: datetime, **facts: str | None) -> None:
     """Registry changes go into the audit log, in the transaction that makes them."""
-    from gateway.audit.entries import AuditEvent  # the audit log imports the registry's models
-    from gateway.audit.log import record as record_event
-
     record_event(session, AuditEvent(kind=event_kind, at=now, facts=dict(facts)))
 
 
