@@ -42,6 +42,7 @@ class DomainRules:
             message_pk=inbound.stored.id if inbound.stored is not None else None,
             hasher=self.hasher,
             settings=self.settings,
+            message_id=inbound.message_id,
         )
 
 

@@ -20,6 +20,7 @@ from gateway.delivery.service import DeliveryService
 from gateway.directory import views as directory_views
 from gateway.domain.services import service_rules
 from gateway.domain.stage import ApplyDomain, CheckDomain, DomainRules
+from gateway.grants.answer import AnswerVerification
 from gateway.grants.tokens import GrantTokens
 from gateway.intake import views as intake_views
 from gateway.intake.catalog import ServiceCatalog
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     hasher = IdentityHasher.from_file(settings.keys_dir / "secrets" / "identity-hash.key")
     grant_tokens = GrantTokens.from_keys_dir(settings.keys_dir, settings.key_passphrase)
     domain = DomainRules(
-        services=service_rules(),
+        services=service_rules(grant_tokens),
         access=AccessPolicy(load_rules()),
         hasher=hasher,
         settings=settings,
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         apply_domain=ApplyDomain(domain),
         receipt=IssueReceipt(signer),
         plumbing=AnswerPlumbing(signer),
+        verification=AnswerVerification(signer, hasher),
     )
     pipeline = Pipeline(stages, sessions)
     broker = make_broker(settings)
