@@ -7,6 +7,7 @@ from gateway.audit import models as audit_models
 from gateway.messages import models as messages_models
 from gateway.registrations import models as registrations_models
 from gateway.registry import models as registry_models
+from gateway.staff import models as staff_models
 
 __all__ = [
     "access_models",
@@ -16,4 +17,5 @@ __all__ = [
     "messages_models",
     "registrations_models",
     "registry_models",
+    "staff_models",
 ]
