@@ -48,6 +48,15 @@ class Settings:
     archive_dispatch_days: int = 15
     archive_receipt_days: int = 30
     late_leaver_extra_days: int = 30
+    # Web sign-in (portal and auditor UI): a session ends after this much inactivity, and in any case
+    # after the maximum; cookies are marked Secure when served over HTTPS (behind a TLS proxy).
+    session_idle_minutes: int = 30
+    session_max_hours: int = 8
+    secure_cookies: bool = False
+    # Rate limits on sign-in and activation (Flask-Limiter syntax), counted per client address in
+    # ``rate_limit_storage``: in memory (one process) or ``redis://...`` shared by all processes.
+    sign_in_rate_limit: str = "10 per minute;100 per day"
+    rate_limit_storage: str = "memory://"
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -100,12 +109,28 @@ class Settings:
             archive_dispatch_days=_int(env, "GATEWAY_ARCHIVE_DISPATCH_DAYS", 15, 1, 365),
             archive_receipt_days=_int(env, "GATEWAY_ARCHIVE_RECEIPT_DAYS", 30, 1, 365),
             late_leaver_extra_days=_int(env, "GATEWAY_LATE_LEAVER_EXTRA_DAYS", 30, 0, 365),
+            session_idle_minutes=_int(env, "GATEWAY_SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
+            session_max_hours=_int(env, "GATEWAY_SESSION_MAX_HOURS", 8, 1, 7 * 24),
+            secure_cookies=_bool(env, "GATEWAY_SECURE_COOKIES", False),
+            sign_in_rate_limit=env.get("GATEWAY_SIGN_IN_RATE_LIMIT") or "10 per minute;100 per day",
+            rate_limit_storage=env.get("GATEWAY_RATE_LIMIT_STORAGE") or "memory://",
         )
 
 
 def _paths(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
     raw = env.get(name, "")
     return tuple(Path(part).resolve() for part in raw.split(os.pathsep) if part)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

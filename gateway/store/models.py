@@ -9,6 +9,7 @@ from gateway.grants import models as grants_models
 from gateway.messages import models as messages_models
 from gateway.registrations import models as registrations_models
 from gateway.registry import models as registry_models
+from gateway.staff import models as staff_models
 
 __all__ = [
     "access_models",
@@ -20,4 +21,5 @@ __all__ = [
     "messages_models",
     "registrations_models",
     "registry_models",
+    "staff_models",
 ]

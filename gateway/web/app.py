@@ -32,8 +32,9 @@ from gateway.security.signer import GatewaySigner
 from gateway.security.trust import TrustStore
 from gateway.security.verify import VerifySignature
 from gateway.settings import Settings
+from gateway.staff import views as staff_views
 from gateway.store.db import connect, session_factory
-from gateway.web import health
+from gateway.web import health, i18n, security
 from gateway.web.context import Gateway
 
 log = logging.getLogger(__name__)
@@ -100,10 +101,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         hasher=hasher,
         grant_tokens=grant_tokens,
     )
-    app = Flask("gateway")
+    app = Flask("gateway", template_folder="web/templates")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes
     context.init_app(app)
+    security.init_app(app, settings)
+    i18n.init_app(app)
+    # Machine clients sign their SOAP messages; CSRF tokens are for people's forms.
+    security.csrf.exempt(intake_views.blueprint)
     app.register_blueprint(intake_views.blueprint)
+    app.register_blueprint(staff_views.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(directory_views.blueprint)
     if settings.is_embedded:

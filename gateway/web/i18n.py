@@ -1,0 +1,62 @@
+"""Chinese and English for the pages people read (the portal and the auditor UI).
+
+The texts are data: ``gateway/web/i18n/zh.json`` and ``en.json``, one flat object of message keys
+each. Templates call ``_("key", name=value)`` (``str.format`` placeholders). The language is the
+``?lang=`` of the request (remembered in a cookie), else the cookie, else the browser's
+Accept-Language, else Chinese.
+
+Hand-written rather than Flask-Babel because two flat catalogs need no extraction and compilation
+step (gettext ``.mo`` files would have to be built at install time); a test keeps the catalogs'
+keys identical and checks that every key a template uses exists.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+
+from flask import Flask, Response, g, request
+
+LANGUAGES = ("zh", "en")
+DEFAULT = "zh"
+COOKIE = "lang"
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    """The messages of ``language`` (one of :data:`LANGUAGES`)."""
+    if language not in LANGUAGES:
+        raise ValueError(f"no catalog for language {language!r}")
+    text = (resources.files("gateway.web") / "i18n" / f"{language}.json").read_text(encoding="utf-8")
+    messages: dict[str, str] = json.loads(text)
+    return messages
+
+
+def current_language() -> str:
+    chosen = getattr(g, "language", None)
+    if isinstance(chosen, str):
+        return chosen
+    asked = request.args.get("lang") or request.cookies.get(COOKIE)
+    if asked not in LANGUAGES:
+        asked = request.accept_languages.best_match(LANGUAGES) or DEFAULT
+    g.language = asked
+    return asked
+
+
+def translate(key: str, **values: object) -> str:
+    """The message ``key`` in the request's language; a missing key raises ``KeyError`` (tests catch it)."""
+    text = catalog(current_language())[key]
+    return text.format(**values) if values else text
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals.update(_=translate, current_language=current_language, languages=LANGUAGES)
+    app.after_request(_remember)
+
+
+def _remember(response: Response) -> Response:
+    asked = request.args.get("lang")
+    if asked in LANGUAGES and request.cookies.get(COOKIE) != asked:
+        response.set_cookie(COOKIE, asked, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    return response
