@@ -14,6 +14,7 @@ from gateway.audit.sequencer import Sequencer
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
 from gateway.delivery.broker import make_broker
+from gateway.delivery.originate import Originator
 from gateway.delivery.plumbing import AnswerPlumbing
 from gateway.delivery.policy import RetryPolicy
 from gateway.delivery.service import DeliveryService
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         sequencer=Sequencer(sessions, key_store, clock),
         hasher=hasher,
         grant_tokens=grant_tokens,
+        originator=Originator(key_store, settings.platform_id),
     )
     app = Flask("gateway", template_folder="web/templates")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from gateway.agreements.models import Agreement
 from gateway.archives.models import ArchiveTransfer
 from gateway.graduates import accounts
+from gateway.graduates.models import MessageSubject
 from gateway.grants import services as grants
 from gateway.intake.catalog import ServiceCatalog
 from gateway.messages.models import Message
@@ -119,5 +120,12 @@ def test_every_example_is_accepted_in_the_order_of_the_story(client: FlaskClient
         }
         registrations = {r.registration_id: r.status for r in session.scalars(select(Registration))}
         assert registrations == {"REG-2025-000120": "rejected", "REG-2025-000123": "filed"}
+        # Every message is indexed under the graduate it is about (for their history), the
+        # verification request aside: it is recorded as a use of the graduate's grant.
+        subjects = {pk: h for pk, h in session.execute(select(MessageSubject.message_pk, MessageSubject.identity_hash))}
+        graduate = app.extensions["gateway"].hasher("11010520030315041X")
+        assert {m.service: subjects.get(m.id) for m in stored} == {
+            service: None if service == "GraduateVerificationRequest" else graduate for service, *_ in STORY
+        }
         [transfer] = session.scalars(select(ArchiveTransfer))
         assert (transfer.status, transfer.receiver_id, transfer.holder_id) == ("received", AGENCY_CHAOYANG, UNIVERSITY)
