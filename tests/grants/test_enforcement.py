@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from gateway.messages.models import Message
 from gateway.sdk.verification import read_answer
 from gateway.settings import SCHEMAS_DIR, Settings
 from gateway.store.db import transaction
-from tests.conftest import AGENCY_CHAOYANG, HUKOU_OFFICE, UNIVERSITY, Signer, example
+from tests.conftest import AGENCY_CHAOYANG, HUKOU_OFFICE, UNIVERSITY, Signer, example, require
 from tests.domain.helpers import send
 from tests.graduates.helpers import LI_MING, WANG_HONG, activated, context
 from tests.grants.helpers import ALL_FACTS, NS, ask, grant, verification_request
@@ -219,3 +221,38 @@ def test_a_wrong_verifier_learns_nothing_of_the_grants_state(
 def test_the_example_request_is_refused_for_its_placeholder_token(client: FlaskClient, sign: Signer) -> None:
     asked = ask(client, sign, example("graduate-verification-request"))
     assert asked.fault == "AUTHORISATION_INVALID"
+
+
+def test_the_signed_response_verifies_with_xmlsec1(
+    app: Flask, client: FlaskClient, sign: Signer, settings: Settings, li_ming: GraduateAccount, tmp_path: Path
+) -> None:
+    require("xmlsec1", lambda: subprocess.run(["xmlsec1", "--version"], capture_output=True, check=True, timeout=30))
+    asked = ask(client, sign, verification_request(grant(app, li_ming).token))
+    response = asked.answer.find("ver:GraduateVerificationResponse", NS)
+    assert response is not None
+    alone = tmp_path / "response.xml"
+    alone.write_bytes(etree.tostring(response))
+
+    def check() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [
+                shutil.which("xmlsec1") or "xmlsec1",
+                "--verify",
+                "--trusted-pem",
+                str(anchors(settings)[0]),
+                "--enabled-key-data",
+                "x509",
+                "--id-attr:Id",
+                "urn:gradex:verification:1:GraduateVerificationResponse",
+                str(alone),
+            ],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+
+    verified = check()
+    assert verified.returncode == 0, verified.stderr.decode()
+    signed = alone.read_bytes()
+    alone.write_bytes(signed.replace(b"bachelor", b"master"))
+    assert alone.read_bytes() != signed and check().returncode != 0
