@@ -48,6 +48,10 @@ class Settings:
     archive_dispatch_days: int = 15
     archive_receipt_days: int = 30
     late_leaver_extra_days: int = 30
+    # Payloads at rest (gateway.messages.payloads): the key ring folder (empty means
+    # keys_dir/secrets/payload-keys) and the days after which delivered payloads are purged (0: never).
+    payload_key_ring: Path | None = None
+    payload_retention_days: int = 0
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -57,6 +61,11 @@ class Settings:
     @property
     def crls(self) -> tuple[Path, ...]:
         return self.crl_files or (self.keys_dir / "ca" / "crl.pem",)
+
+    @property
+    def payload_keys_dir(self) -> Path:
+        """The payload key ring: the configured folder, or ``keys/secrets/payload-keys``."""
+        return self.payload_key_ring or self.keys_dir / "secrets" / "payload-keys"
 
     @property
     def is_embedded(self) -> bool:
@@ -78,6 +87,7 @@ class Settings:
         keys_dir = Path(env.get("GATEWAY_KEYS_DIR", base / "keys")).resolve()
         database_url = env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{data_dir / 'gateway.db'}"
         passphrase = env.get("GATEWAY_KEY_PASSPHRASE")
+        key_ring = env.get("GATEWAY_PAYLOAD_KEYS_DIR")
         return cls(
             data_dir=data_dir,
             keys_dir=keys_dir,
@@ -100,6 +110,8 @@ class Settings:
             archive_dispatch_days=_int(env, "GATEWAY_ARCHIVE_DISPATCH_DAYS", 15, 1, 365),
             archive_receipt_days=_int(env, "GATEWAY_ARCHIVE_RECEIPT_DAYS", 30, 1, 365),
             late_leaver_extra_days=_int(env, "GATEWAY_LATE_LEAVER_EXTRA_DAYS", 30, 0, 365),
+            payload_key_ring=Path(key_ring).resolve() if key_ring else None,
+            payload_retention_days=_int(env, "GATEWAY_PAYLOAD_RETENTION_DAYS", 0, 0, 36500),
         )
 
 
