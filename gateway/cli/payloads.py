@@ -42,9 +42,7 @@ def status(as_json: bool) -> None:
                 select(Message.envelope_key_id, func.count())
                 .where(Message.payload_purged_at.is_(None), Message.sealed_envelope.is_not(None))
                 .group_by(Message.envelope_key_id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         purged = session.scalar(select(func.count()).where(Message.payload_purged_at.is_not(None))) or 0
         retention = PayloadRetention(sessions, clock, settings.payload_retention_days)
