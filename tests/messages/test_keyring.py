@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from gateway.errors import ConfigurationError, NotFound, PayloadKeyMissing
 from gateway.messages import keyring
 from gateway.messages.keyring import PayloadKeyRing, activate_key, create_key, ensure_key_ring
 from gateway.settings import Settings
+from tests.messages.conftest import run_cli
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
@@ -70,3 +72,19 @@ def test_unknown_and_broken_keys_are_refused_with_the_reason(tmp_path: Path) -> 
     (tmp_path / f"{key_id}.key").unlink()
     with pytest.raises(ConfigurationError, match="has no key file"):
         PayloadKeyRing(tmp_path)
+
+
+def test_staged_rotation_on_the_command_line(settings: Settings) -> None:
+    first = PayloadKeyRing(settings.payload_keys_dir).current.key_id
+    staged = run_cli(settings, "payloads", "rotate-key", "--stage")
+    assert staged.exit_code == 0, staged.output
+    [key_id] = [k for k in PayloadKeyRing(settings.payload_keys_dir).key_ids() if k != first]
+    assert f"gateway payloads activate-key {key_id}" in staged.output
+    status = json.loads(run_cli(settings, "payloads", "status", "--json").output)
+    assert (status["current_key"], status["keys"][key_id]["current"]) == (first, False)
+    activated = run_cli(settings, "payloads", "activate-key", key_id)
+    assert activated.exit_code == 0, activated.output
+    assert PayloadKeyRing(settings.payload_keys_dir).current.key_id == key_id
+    unknown = run_cli(settings, "payloads", "activate-key", "20200101-00000000")
+    assert unknown.exit_code == 1 and "no payload key 20200101-00000000" in unknown.output
+    assert PayloadKeyRing(settings.payload_keys_dir).current.key_id == key_id
