@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.errors import PayloadCorrupt, PayloadPurged
@@ -95,6 +95,15 @@ class PayloadCipher:
         return self.open(sealed, ENVELOPE, message.sender_id, message.message_id)
 
 
+def _not_under(key_id: str) -> ColumnElement[bool]:
+    """A stored (not purged) envelope that is plaintext or sealed under another key than ``key_id``."""
+    return and_(
+        Message.payload_purged_at.is_(None),
+        Message.sealed_envelope.is_not(None),
+        or_(Message.envelope_key_id.is_(None), Message.envelope_key_id != key_id),
+    )
+
+
 @dataclass(frozen=True)
 class Batch:
     last_pk: int | None  # the last row looked at; None when there was none left
@@ -111,15 +120,7 @@ def reencrypt_batch(session: Session, cipher: PayloadCipher, after_pk: int, limi
     """
     current = cipher.ring.current.key_id
     messages = session.scalars(
-        select(Message)
-        .where(
-            Message.id > after_pk,
-            Message.payload_purged_at.is_(None),
-            Message.sealed_envelope.is_not(None),
-            or_(Message.envelope_key_id.is_(None), Message.envelope_key_id != current),
-        )
-        .order_by(Message.id)
-        .limit(limit)
+        select(Message).where(Message.id > after_pk, _not_under(current)).order_by(Message.id).limit(limit)
     ).all()
     rewrapped = 0
     for message in messages:
@@ -157,15 +158,4 @@ def reencrypt(
 def count_to_reencrypt(session: Session, cipher: PayloadCipher) -> int:
     """Envelopes not (yet) under the current key: plaintext ones and those under older keys."""
     current = cipher.ring.current.key_id
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Message)
-            .where(
-                Message.payload_purged_at.is_(None),
-                Message.sealed_envelope.is_not(None),
-                or_(Message.envelope_key_id.is_(None), Message.envelope_key_id != current),
-            )
-        )
-        or 0
-    )
+    return session.scalar(select(func.count()).select_from(Message).where(_not_under(current))) or 0
