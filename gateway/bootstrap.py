@@ -3,6 +3,7 @@
 - the data folder and the database schema (Alembic migrations);
 - the development CA, its (empty) revocation list, and the gateway's own key and certificate under ``keys/``;
 - the secrets: the keyed-hash key for identity numbers and the web session key;
+- the payload key ring with its first key, which encrypts stored envelopes (``gateway.messages.keyring``);
 - with ``demo=True``, the demonstration participants and a key and certificate for each.
 """
 
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
 from gateway.clock import Clock
+from gateway.messages.keyring import ensure_key_ring
 from gateway.pki.devca import DevelopmentCA, crl_path, write_crl
 from gateway.registry.models import Participant
 from gateway.registry.services import ParticipantInput, add_participant, register_certificate
@@ -75,6 +77,11 @@ def initialise(settings: Settings, clock: Clock, demo: bool = False) -> InitRepo
             else:
                 _write_secret(path)
                 report.created.append(f"secret {path}")
+        ring = settings.payload_keys_dir
+        if ensure_key_ring(ring, now):
+            report.created.append(f"payload key ring {ring} (AES-256-GCM key for stored envelopes)")
+        else:
+            report.reused.append(f"payload key ring {ring}")
         if demo:
             with transaction(session_factory(engine)) as session:
                 _demo_participants(session, settings, ca, clock, report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dramatiq
@@ -14,6 +15,8 @@ from gateway.clock import Clock
 from gateway.delivery.service import DeliveryService
 from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline
+from gateway.messages.payloads import PayloadCipher
+from gateway.messages.retention import PayloadRetention
 from gateway.settings import Settings
 
 
@@ -28,6 +31,12 @@ class Gateway:
     broker: dramatiq.Broker
     delivery: DeliveryService
     sequencer: Sequencer
+    payloads: PayloadCipher
+    retention: PayloadRetention
+
+    def periodic_tasks(self) -> tuple[Callable[[], object], ...]:
+        """What every worker's sweep runs beside the delivery sweep: the audit sequencer, the retention purge."""
+        return (self.sequencer.run_once, self.retention.run_once)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["gateway"] = self
