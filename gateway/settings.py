@@ -48,6 +48,9 @@ class Settings:
     archive_dispatch_days: int = 15
     archive_receipt_days: int = 30
     late_leaver_extra_days: int = 30
+    # The audit log's entries at /log/entries: off by default (docs/audit.md says why); checkpoints
+    # and proofs, which hold only hashes, are always public.
+    audit_entries_public: bool = False
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -100,12 +103,24 @@ class Settings:
             archive_dispatch_days=_int(env, "GATEWAY_ARCHIVE_DISPATCH_DAYS", 15, 1, 365),
             archive_receipt_days=_int(env, "GATEWAY_ARCHIVE_RECEIPT_DAYS", 30, 1, 365),
             late_leaver_extra_days=_int(env, "GATEWAY_LATE_LEAVER_EXTRA_DAYS", 30, 0, 365),
+            audit_entries_public=_bool(env, "GATEWAY_AUDIT_ENTRIES_PUBLIC", False),
         )
 
 
 def _paths(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
     raw = env.get(name, "")
     return tuple(Path(part).resolve() for part in raw.split(os.pathsep) if part)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
