@@ -176,6 +176,8 @@ def check_references(
             raise Failed(f"{what}: the signature reference {uri!r} names no element by Id")
         transforms = reference.findall("ds:Transforms/ds:Transform", NS)
         allowed = [EXCLUSIVE_C14N, ENVELOPED] if enveloped_allowed else [EXCLUSIVE_C14N]
+        # Without a C14N transform a reference is canonicalised with exclusive C14N too: that is how
+        # the gateway verified it when it accepted the message.
         prefixes: list[str] = []
         enveloped = False
         for transform in transforms:
