@@ -117,7 +117,9 @@ def test_a_proof_is_one_query_of_log_n_nodes(store_settings: Settings) -> None:
     grow(store_settings, 300, batch=1000)
     engine = connect(store_settings.database_url)
     statements: list[str] = []
+    executed: list[tuple[str, Any]] = []
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    event.listen(engine, "before_cursor_execute", lambda *args: executed.append((args[2], args[3])))
     try:
         with transaction(session_factory(engine)) as session:
             statements.clear()
@@ -128,6 +130,12 @@ def test_a_proof_is_one_query_of_log_n_nodes(store_settings: Settings) -> None:
             statements.clear()
             proofs.consistency(session, 77)
             assert len([s for s in statements if "audit_nodes" in s]) == 1
+            if engine.dialect.name == "sqlite":  # every node by its primary key, never a scan of the table
+                [(sql, params)] = [(s, p) for s, p in executed if "audit_nodes" in s][-1:]
+                plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()
+                details = [str(row[-1]) for row in plan]
+                assert not any(d.startswith("SCAN audit_nodes") for d in details), details
+                assert any("USING INDEX" in d for d in details), details
     finally:
         engine.dispose()
 
