@@ -733,8 +733,11 @@ def verify_bundle(
             if point is None:
                 raise Failed(f"entry at leaf {entry.leaf_index}: there is no verified checkpoint to prove it against")
             facts = check_entry(entry, point, message_id)
+            named: Receipt | None = state.get("receipt")
+            if named is not None and named.leaf_index == entry.leaf_index and facts["kind"] != "message.accepted":
+                raise Failed(f"entry at leaf {entry.leaf_index}: the receipt names it, but it is a {facts['kind']}")
             if facts["kind"] == "message.accepted":
-                _check_acceptance(entry, facts, state.get("receipt"), state.get("message"))
+                _check_acceptance(entry, facts, named, state.get("message"))
             return f"{facts['kind']}: leaf hash and inclusion proof verify"
 
         name = f"entry at leaf {entry.leaf_index}"

@@ -193,6 +193,10 @@ def _sha1(document: dict[str, Any]) -> None:
     )
 
 
+def _dropped_acceptance(document: dict[str, Any]) -> None:
+    del document["log"]["entries"][0]
+
+
 TAMPERING = {
     "message": (_message, "FAIL  message: the digest of the signed soap:Body (#Body-"),
     "receipt": (_receipt, "FAIL  receipt: the digest of the signed gw:Receipt (#receipt-"),
@@ -200,6 +204,7 @@ TAMPERING = {
     "entry-and-leaf-hash": (_entry_and_its_leaf_hash, "FAIL  entry at leaf {leaf}: its inclusion proof does not lead"),
     "proof": (_proof, "FAIL  entry at leaf {leaf}: its inclusion proof does not lead to the checkpoint's root"),
     "checkpoint": (_checkpoint, "FAIL  checkpoint: the signature does not verify"),
+    "dropped-acceptance": (_dropped_acceptance, "FAIL  acceptance: the entry at leaf {leaf} that the receipt names"),
     "sha1": (_sha1, "FAIL  message: signature method http://www.w3.org/2000/09/xmldsig#rsa-sha1 uses SHA-1"),
 }
 
