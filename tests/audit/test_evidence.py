@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 
 from gateway.audit.evidence import FORMAT, EvidenceNotReady, build_bundle
 from gateway.cli import main
-from gateway.errors import NotFound
+from gateway.errors import NotFound, ValidationError
 from gateway.pki.devca import DevelopmentCA
 from gateway.pki.keystore import load_private_key
 from gateway.sdk.envelope import wrap
@@ -298,3 +298,17 @@ def test_a_plumbing_request_has_no_evidence(app: Flask, client: FlaskClient, set
 def load_bytes(data: bytes) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(data)
     return document
+
+
+def test_a_message_id_two_senders_used_needs_the_sender(
+    app: Flask, client: FlaskClient, sign: Signer, settings: Settings
+) -> None:
+    message_id = str(uuid.uuid4())
+    assert send(client, verification_request(sign, message_id)) == 200
+    assert send(client, sign(registration(message_id), as_=UNIVERSITY)) == 200
+    app.extensions["gateway"].sequencer.run_once()
+    with transaction(app.extensions["gateway"].sessions) as session:
+        with pytest.raises(ValidationError, match="was used by"):
+            build_bundle(session, message_id, settings)
+        bundle = load_bytes(build_bundle(session, message_id, settings, sender=HUKOU_OFFICE))
+    assert bundle["message"]["sender"] == HUKOU_OFFICE
