@@ -7,7 +7,19 @@ import logging
 import click
 
 from gateway import __version__
-from gateway.cli import access, archives, audit, deliveries, init_cmd, keys, participants, send, serve, worker
+from gateway.cli import (
+    access,
+    archives,
+    audit,
+    deliveries,
+    demo,
+    init_cmd,
+    keys,
+    participants,
+    send,
+    serve,
+    worker,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,3 +48,4 @@ main.add_command(send.send)
 main.add_command(deliveries.deliveries)
 main.add_command(worker.worker)
 main.add_command(archives.archives)
+main.add_command(demo.demo)
