@@ -58,8 +58,8 @@ from gateway.store.db import connect, session_factory, transaction
 log = logging.getLogger(__name__)
 OVERDUE_LOOKAHEAD = timedelta(days=31)  # the summary looks at the archive clocks a month on
 PAGES = (  # what a visitor opens, and what brings the pages not built yet
-    ("portal", "/graduate/", "arrives with issue 6 (graduate grants)"),
-    ("auditor UI", "/audit/", "arrives with issue 7 (auditor UI)"),
+    ("portal", "/graduate/", "arrives with issue 6, graduate grants"),
+    ("auditor UI", "/audit/", "arrives with issue 7, the auditor UI"),
     ("directory", "/directory", ""),
     ("WSDL", "/soap?wsdl", ""),
 )
@@ -267,7 +267,7 @@ def wait_for_deliveries(sessions: sessionmaker[Session], timeout: float) -> None
                     select(Delivery.status, func.count())
                     .where(Delivery.status != DeliveryStatus.DELIVERED)
                     .group_by(Delivery.status)
-                ).tuples().all()
+                ).all()
             )
         if not left:
             return
@@ -293,7 +293,13 @@ def pages(settings: Settings, base_url: str) -> list[Page]:
     """The pages to open, each marked available only when the gateway's app routes it."""
     from gateway.web.app import create_app  # the app factory: its url_map says what exists
 
-    app = create_app(settings)
+    app_log = logging.getLogger("gateway.web.app")
+    level = app_log.level
+    app_log.setLevel(logging.ERROR)  # built only for its url_map: its start-up warning is the served one's
+    try:
+        app = create_app(settings)
+    finally:
+        app_log.setLevel(level)
     try:
         rules = [rule.rule for rule in app.url_map.iter_rules()]
     finally:

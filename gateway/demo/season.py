@@ -269,7 +269,7 @@ def play_archive_receipts(season: Season) -> None:
     )
 
 
-GRANTS = "issue 6 (graduate grants: the portal at /graduate/, tokens enforced by the gateway)"
+GRANTS = "issue 6, graduate grants: the portal at /graduate/ and tokens the gateway enforces"
 
 STEPS: tuple[Step, ...] = (
     Step(

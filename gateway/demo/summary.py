@@ -127,14 +127,14 @@ class Summary:
 def read_summary(session: Session, settings: Settings, summary: Summary, overdue_at: datetime) -> None:
     """Fill ``summary`` from the database in ``session``."""
     plumbing = {s.name for s in ServiceCatalog(settings.schemas_dir).services if s.is_plumbing}
-    accepted = dict(session.execute(select(Message.service, func.count()).group_by(Message.service)).tuples().all())
+    accepted = dict(session.execute(select(Message.service, func.count()).group_by(Message.service)).all())
     delivered: Counter[str] = Counter()
     pending: Counter[str] = Counter()
     rows = session.execute(
         select(Message.service, Delivery.status, func.count())
         .join(Delivery, Delivery.message_pk == Message.id)
         .group_by(Message.service, Delivery.status)
-    ).tuples()
+    ).all()
     for service, status, count in rows:
         (delivered if status == DeliveryStatus.DELIVERED else pending)[service] += count
     summary.services = sorted(
@@ -164,7 +164,7 @@ def read_summary(session: Session, settings: Settings, summary: Summary, overdue
 
 
 def _grouped(session: Session, column: Any) -> dict[str, int]:
-    return {str(k): int(v) for k, v in session.execute(select(column, func.count()).group_by(column)).tuples()}
+    return {str(k): int(v) for k, v in session.execute(select(column, func.count()).group_by(column)).all()}
 
 
 def _refusals(session: Session) -> list[RefusalLine]:
@@ -238,7 +238,7 @@ def render(summary: Summary) -> str:
         lines.append(f"{page.label:<16} {page.url}" + ("" if page.available else f"  (not yet available: {page.note})"))
     if summary.not_built:
         lines += ["", "season steps not yet built:"]
-        lines += [f"  {n.step}: {n.description} ({n.arrives_with})" for n in summary.not_built]
+        lines += [f"  {n.step}: {n.description}\n    arrives with {n.arrives_with}" for n in summary.not_built]
     if summary.season_error:
         lines += ["", f"THE SEASON STOPPED: {summary.season_error}"]
     return "\n".join(lines)
