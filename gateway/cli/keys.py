@@ -1,12 +1,15 @@
-"""``gateway keys issue|revoke``."""
+"""``gateway keys issue|revoke|register``."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from gateway.cli.common import clock, load_settings, store
 from gateway.pki.devca import crl_path
 from gateway.pki.participants import issue_certificate, revoke_certificates
+from gateway.registry.services import register_certificate
 
 
 @click.group()
@@ -44,3 +47,19 @@ def revoke(participant_id: str, fingerprint: str | None) -> None:
     for serial, print_ in revocation.revoked.items():
         click.echo(f"revoked serial {serial:x} (fingerprint {print_[:16]}…)")
     click.echo(f"{crl_path(settings.keys_dir)} now lists {revocation.listed} certificate(s)")
+
+
+@keys.command("register")
+@click.argument("participant_id")
+@click.argument("certificate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def register(participant_id: str, certificate: Path) -> None:
+    """Register CERTIFICATE (PEM), issued by your PKI from the participant's own CSR, to PARTICIPANT_ID.
+
+    The gateway accepts its signatures once it chains to a trust anchor (GATEWAY_TRUST_ANCHORS)
+    and names the participant; registering the same certificate again changes nothing.
+    """
+    settings = load_settings()
+    with store(settings) as session:
+        record = register_certificate(session, participant_id, certificate.read_bytes(), clock.now())
+        fingerprint, subject, not_after = record.fingerprint_sha256, record.subject, record.not_after
+    click.echo(f"registered {subject} (fingerprint {fingerprint[:16]}…, valid until {not_after:%Y-%m-%d})")
