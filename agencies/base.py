@@ -20,11 +20,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 from flask import Flask
 from lxml import etree
 
@@ -36,6 +39,7 @@ from gateway.sdk.recipient import VerifiedDelivery, recipient_app
 log = logging.getLogger(__name__)
 PUSH = "push"
 PULL = "pull"
+SEND_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -105,14 +109,30 @@ class Agency:
         return self._client
 
     def send(self, document: bytes, recipient: str, service: str, correlation_id: str | None = None) -> SentMessage:
-        """Sign and send ``document`` to ``recipient``; the verified receipt, or :class:`GatewayRefusal`."""
-        try:
-            sent = self.client.send(document, recipient=recipient, correlation_id=correlation_id)
-        except GatewayRefusal as refusal:
-            with self._lock:
-                self.refusals.append(Refusal(service, refusal.code))
-            log.info("%s: %s to %s refused: %s", self.id, service, recipient, refusal.code)
-            raise
+        """Sign and send ``document`` to ``recipient``; the verified receipt, or :class:`GatewayRefusal`.
+
+        A connection lost on the way (a keep-alive connection the server closed just then) is met
+        as ``docs/integration.md`` says: the message is signed anew and sent again under the same
+        message id, so that it can never be accepted twice (a copy that did arrive makes the
+        resend ``DUPLICATE_MESSAGE``).
+        """
+        message_id = str(uuid.uuid4())
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                sent = self.client.send(
+                    document, recipient=recipient, message_id=message_id, correlation_id=correlation_id
+                )
+                break
+            except requests.ConnectionError:
+                if attempt == SEND_ATTEMPTS:
+                    raise
+                log.info("%s: connection lost sending %s %s; sending it again", self.id, service, message_id)
+                time.sleep(0.2 * attempt)
+            except GatewayRefusal as refusal:
+                with self._lock:
+                    self.refusals.append(Refusal(service, refusal.code))
+                log.info("%s: %s to %s refused: %s", self.id, service, recipient, refusal.code)
+                raise
         with self._lock:
             self.sent[service] += 1
         log.info("%s: %s %s accepted for %s", self.id, service, sent.message_id, recipient)
@@ -140,8 +160,16 @@ class Agency:
         fetched = self.client.fetch(batch)
         for delivery in fetched:
             self.take(delivery)
-        if fetched:
-            self.client.acknowledge(fetched)
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            if not fetched:
+                break
+            try:
+                self.client.acknowledge(fetched)  # idempotent: acknowledging twice is harmless
+                break
+            except requests.ConnectionError:
+                if attempt == SEND_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * attempt)
         return len(fetched)
 
     # --- running -----------------------------------------------------------------------------------

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 import click
 
 from gateway.demo.graduates import minimum_graduates
 from gateway.demo.runner import DemoError, DemoOptions, run_demo
-from gateway.demo.summary import render
+from gateway.demo.summary import Summary, render
 
 
 class _ProgressBar:
@@ -59,13 +61,22 @@ def demo(
     as planned (a step failed, a delivery is missing, an unplanned refusal, the audit log does not verify).
     """
     options = DemoOptions(graduates=graduates, seed=seed, home=home, port=port, keep_running=keep_running)
+
+    def report(summary: Summary) -> None:
+        click.echo()
+        click.echo(render(summary))
+        if summary_json is not None:
+            summary_json.write_text(json.dumps(summary.as_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+
+    # SIGTERM ends the demo like Ctrl-C does: the gateway process and the endpoints are stopped too.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        summary = run_demo(options, sys.stdout, _ProgressBar)
+        summary = run_demo(options, sys.stdout, _ProgressBar, report)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo()
-    click.echo(render(summary))
-    if summary_json is not None:
-        summary_json.write_text(json.dumps(summary.as_json(), ensure_ascii=False, indent=2), encoding="utf-8")
     if not summary.ok:
         raise SystemExit(1)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

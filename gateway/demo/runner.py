@@ -49,6 +49,7 @@ from gateway.demo.cast import Cast, Member, load_cast
 from gateway.demo.graduates import make_graduates
 from gateway.demo.season import STEPS, Progress, Season, SeasonFailed
 from gateway.demo.summary import NotBuilt, Page, Summary, read_summary
+from gateway.errors import GatewayError
 from gateway.messages.models import Delivery, DeliveryStatus
 from gateway.pki.devca import DevelopmentCA
 from gateway.pki.participants import issue_certificate, revoke_certificates
@@ -79,85 +80,129 @@ class DemoOptions:
     step_timeout: float = 120.0
 
 
-def run_demo(options: DemoOptions, out: TextIO, progress: Callable[[int], Progress]) -> Summary:
-    """Play the season and return its summary (``summary.ok`` says whether all went as planned).
+def run_demo(
+    options: DemoOptions,
+    out: TextIO,
+    progress: Callable[[int], Progress],
+    report: Callable[[Summary], None],
+) -> Summary:
+    """Play the season, hand its summary to ``report``, and return it (``summary.ok``: all as planned).
 
-    ``progress(total_units)`` makes the progress display. Raises :class:`DemoError` when the demo
-    cannot start.
+    ``progress(total_units)`` makes the progress display. With ``keep_running`` everything stays up
+    after ``report`` until Ctrl-C. Raises :class:`DemoError` when the demo cannot start.
     """
-    with ExitStack() as stack:
-        home = options.home or Path(tempfile.mkdtemp(prefix="gateway-demo-"))
-        if options.home is None:
-            stack.callback(shutil.rmtree, home, True)
-        elif home.exists() and any(home.iterdir()):
-            raise DemoError(f"{home} is not empty: the demo plays its season in a new home (or omit --home)")
-        home.mkdir(parents=True, exist_ok=True)
-        port = options.port or _free_port()
-        if not _port_free(port):
-            raise DemoError(f"port {port} is in use (is `make run` running?): choose another with --port")
+    stack = ExitStack()
+    try:
+        home, port = _home_and_port(options, stack)
         settings = Settings.from_env(_gateway_env(home, port), base_dir=home)
         stack.enter_context(_log_to(home / "demo.log"))
-        clock = SystemClock()
         cast = load_cast()
-        year = datetime.now(UTC).astimezone(CHINA).year
-        graduates = make_graduates(cast, options.graduates, options.seed, year)
+        graduates = make_graduates(cast, options.graduates, options.seed, datetime.now(UTC).astimezone(CHINA).year)
         agencies = build_agencies(cast)
-        agencies_by_id = {a.id: a for a in agencies.values()}
         university = agencies["university"]
         assert isinstance(university, University)
         university.enrol(graduates)
-
-        initialise(settings, clock)
-        endpoints = {
-            alias: PushEndpoint(agency, settings.anchors)
-            for alias, agency in agencies.items()
-            if agency.delivery == PUSH
-        }
-        for endpoint in endpoints.values():
-            stack.callback(endpoint.close)
-        enrol(settings, clock, cast, {alias: e.url for alias, e in endpoints.items()})
-        base_url = stack.enter_context(served_gateway(home, port))
-        out.write(f"Graduate Exchange Gateway on {base_url}  (home {home}; logs serve.log, demo.log)\n")
-        out.write(
-            f"{len(agencies)} agency systems: {len(endpoints)} push endpoints, "
-            f"{len(agencies) - len(endpoints)} polling their mailboxes; {len(graduates)} graduates\n"
-        )
+        base_url = _start(stack, settings, home, port, cast, agencies, out)
+        out.write(f"{len(graduates)} graduates; the season begins\n")
         out.flush()
-        for agency in agencies.values():
-            agency.connect(base_url, settings.keys_dir)
-            agency.start()
-            stack.callback(agency.stop)
 
         engine = connect(settings.database_url)
         stack.callback(engine.dispose)
         sessions = session_factory(engine)
-        operator = StoreOperator(settings, sessions, clock)
+        clock = SystemClock()
+        season = Season(
+            cast,
+            graduates,
+            {a.id: a for a in agencies.values()},
+            StoreOperator(settings, sessions, clock),
+            _NullProgress(),
+            options.step_timeout,
+        )
         summary = Summary(graduates=len(graduates), seed=options.seed, base_url=base_url)
-        season = Season(cast, graduates, agencies_by_id, operator, _NullProgress(), options.step_timeout)
-        total = sum(step.units(season) for step in STEPS if step.built) + 1
-        with _closing(progress(total)) as bar:
-            season.progress = bar
-            try:
-                season.play(STEPS)
-                bar.describe("waiting for the last deliveries and the audit log")
-                wait_for_deliveries(sessions, options.step_timeout)
-            except SeasonFailed as exc:
-                summary.season_error = str(exc)
-            for agency in agencies.values():
-                agency.stop_polling()  # mailbox fetches are messages too: let the log come to rest
-            wait_for_sequencer(sessions, timeout=30)
-            bar.advance(1)
+        _play(season, sessions, list(agencies.values()), progress, summary, options.step_timeout)
         summary.planned_refusals = dict(season.planned_refusals())
         summary.not_built = [NotBuilt(s.name, s.description, s.arrives_with or "") for s in STEPS if not s.built]
         summary.pages = pages(settings, base_url)
         with transaction(sessions) as session:
             read_summary(session, settings, summary, clock.now() + OVERDUE_LOOKAHEAD)
+        report(summary)
         if options.keep_running:
             for agency in agencies.values():
                 agency.start_polling()
-            _keep_running(out, summary)
+            _keep_running(out, base_url)
         return summary
-    raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow exceptions)
+    finally:
+        stack.close()
+
+
+def _home_and_port(options: DemoOptions, stack: ExitStack) -> tuple[Path, int]:
+    home = options.home or Path(tempfile.mkdtemp(prefix="gateway-demo-"))
+    if options.home is None:
+        stack.callback(shutil.rmtree, home, True)
+    elif home.exists() and any(home.iterdir()):
+        raise DemoError(f"{home} is not empty: the demo plays its season in a new home (or omit --home)")
+    home.mkdir(parents=True, exist_ok=True)
+    port = options.port or _free_port()
+    if not _port_free(port):
+        raise DemoError(f"port {port} is in use (is `make run` running?): choose another with --port")
+    return home, port
+
+
+def _start(
+    stack: ExitStack,
+    settings: Settings,
+    home: Path,
+    port: int,
+    cast: Cast,
+    agencies: dict[str, Agency],
+    out: TextIO,
+) -> str:
+    """Initialise the home, serve the push endpoints, register the cast, serve the gateway, connect
+    and start the agencies; returns the gateway's base URL. Everything is undone by ``stack``."""
+    clock = SystemClock()
+    initialise(settings, clock)
+    endpoints = {}
+    for alias, agency in agencies.items():
+        if agency.delivery == PUSH:
+            endpoints[alias] = PushEndpoint(agency, settings.anchors)
+            stack.callback(endpoints[alias].close)
+    enrol(settings, clock, cast, {alias: e.url for alias, e in endpoints.items()})
+    base_url = stack.enter_context(served_gateway(home, port))
+    out.write(f"Graduate Exchange Gateway on {base_url}  (home {home}; logs serve.log, demo.log)\n")
+    out.write(
+        f"{len(agencies)} agency systems: {len(endpoints)} push endpoints, "
+        f"{len(agencies) - len(endpoints)} polling their mailboxes\n"
+    )
+    for agency in agencies.values():
+        agency.connect(base_url, settings.keys_dir)
+        agency.start()
+        stack.callback(agency.stop)
+    return base_url
+
+
+def _play(
+    season: Season,
+    sessions: sessionmaker[Session],
+    agencies: list[Agency],
+    progress: Callable[[int], Progress],
+    summary: Summary,
+    timeout: float,
+) -> None:
+    """Play the steps, wait for the last deliveries, and let the audit log come to rest."""
+    total = sum(step.units(season) for step in STEPS if step.built) + 1
+    with _closing(progress(total)) as bar:
+        season.progress = bar
+        try:
+            season.play(STEPS)
+            bar.describe("waiting for the last deliveries and the audit log")
+            wait_for_deliveries(sessions, timeout)
+        except (SeasonFailed, GatewayError, requests.RequestException) as exc:
+            # An unplanned refusal, a receipt that does not verify, the gateway gone: the summary says so.
+            summary.season_error = f"{type(exc).__name__}: {exc}"
+        for agency in agencies:
+            agency.stop_polling()  # mailbox fetches are messages too: let the log come to rest
+        wait_for_sequencer(sessions, timeout=30)
+        bar.advance(1)
 
 
 def build_agencies(cast: Cast) -> dict[str, Agency]:
@@ -312,8 +357,8 @@ def pages(settings: Settings, base_url: str) -> list[Page]:
     return found
 
 
-def _keep_running(out: TextIO, summary: Summary) -> None:
-    out.write(f"\nThe gateway and the agency systems keep running on {summary.base_url}; Ctrl-C stops them.\n")
+def _keep_running(out: TextIO, base_url: str) -> None:
+    out.write(f"\nThe gateway and the agency systems keep running on {base_url}; Ctrl-C stops them.\n")
     out.flush()
     stop = threading.Event()
     try:

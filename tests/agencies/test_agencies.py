@@ -1,10 +1,13 @@
 """What the agency systems decide on their own, without a gateway: the department's checks, the
-employer's reading of answers arriving in any order, the inbox's de-duplication."""
+employer's reading of answers arriving in any order, the inbox's de-duplication, resending after a lost
+connection."""
 
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
+import requests
 from lxml import etree
 from stdnum.cn import ric
 
@@ -106,3 +109,25 @@ def test_the_typo_changes_only_the_check_character_and_is_never_valid() -> None:
         typo = _with_typo(number)
         assert typo[:17] == number[:17] and typo != number
         assert not ric.is_valid(typo)
+
+
+class _FlakyClient:
+    """Loses the connection on the first send, then accepts; records the message ids it was given."""
+
+    def __init__(self) -> None:
+        self.message_ids: list[str] = []
+
+    def send(self, document: bytes, **routing: str) -> SimpleNamespace:
+        self.message_ids.append(routing["message_id"])
+        if len(self.message_ids) == 1:
+            raise requests.ConnectionError("Connection reset by peer")
+        return SimpleNamespace(message_id=routing["message_id"])
+
+
+def test_a_lost_connection_resends_under_the_same_message_id() -> None:
+    agency = Agency(EMPLOYER, PUSH)
+    flaky = _FlakyClient()
+    agency._client = flaky  # type: ignore[assignment]
+    sent = agency.send(b"<x/>", "12110108400000008J", "AgreementOffer")
+    assert len(flaky.message_ids) == 2 and flaky.message_ids[0] == flaky.message_ids[1] == sent.message_id
+    assert agency.sent["AgreementOffer"] == 1 and agency.refusals == []
