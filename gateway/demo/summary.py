@@ -28,6 +28,7 @@ from gateway.bootstrap import gateway_key_paths
 from gateway.intake.catalog import ServiceCatalog
 from gateway.messages.models import Delivery, DeliveryStatus, Message
 from gateway.registrations.models import Registration
+from gateway.registry.models import Participant
 from gateway.settings import Settings
 
 
@@ -91,6 +92,7 @@ class Summary:
     audit_checkpoints: int = 0
     audit_problems: list[str] = field(default_factory=list)
     pages: list[Page] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # participant id -> name
     not_built: list[NotBuilt] = field(default_factory=list)
     season_error: str | None = None
 
@@ -150,6 +152,7 @@ def read_summary(session: Session, settings: Settings, summary: Summary, overdue
         for o in overdue(transfers, overdue_at)
     ]
     summary.extended_for_late_leavers = _extended(transfers, overdue_at, Limits.from_settings(settings))
+    summary.names = {p.id: p.name for p in session.scalars(select(Participant))}
     summary.registrations = _grouped(session, Registration.status)
     summary.agreements = _grouped(session, Agreement.state)
     summary.transfers = _grouped(session, ArchiveTransfer.status)
@@ -216,18 +219,25 @@ def render(summary: Summary) -> str:
         planned = summary.planned_refusals.get(refusal.code, 0)
         lines.append(
             f"  {refusal.code:<26} {refusal.count:>4}  planned {planned:<3} "
-            f"{', '.join(refusal.services)} from {', '.join(refusal.senders)}"
+            f"{', '.join(refusal.services)} from {', '.join(summary.names.get(s, s) for s in refusal.senders)}"
         )
-    unexpected = {c: n for c, n in summary.planned_refusals.items() if summary.refused_by_code.get(c) != n}
     if not summary.refused:
         lines.append("  none")
-    if unexpected:
-        lines.append(f"  NOT AS PLANNED: expected {summary.planned_refusals}")
-    lines += ["", f"records: registrations {summary.registrations}", f"         agreements {summary.agreements}"]
-    lines += [f"         archive transfers {summary.transfers}", ""]
-    lines.append(f"overdue archives on {summary.overdue_at} (gateway archives overdue --at):")
+    if summary.refused_by_code != summary.planned_refusals:
+        lines.append(f"  NOT AS PLANNED: the season's slips should give {_counts(summary.planned_refusals) or 'none'}")
+    lines += [
+        "",
+        f"registrations: {_counts(summary.registrations)}",
+        f"agreements: {_counts(summary.agreements)}",
+        f"archive transfers: {_counts(summary.transfers)}",
+        "",
+    ]
+    lines.append(f"overdue archives on {summary.overdue_at[:10]} (gateway archives overdue --at):")
     for o in summary.overdue:
-        lines.append(f"  {o.transfer_number}  {o.what:<16} {o.days:>3} days  holder {o.holder} receiver {o.receiver}")
+        lines.append(
+            f"  {o.transfer_number}  {o.what:<16} {o.days:>3} days  held by {summary.names.get(o.holder, o.holder)}"
+        )
+        lines.append(f"  {'':<19}  for {summary.names.get(o.receiver, o.receiver)} ({o.receiver})")
     if not summary.overdue:
         lines.append("  none")
     if summary.extended_for_late_leavers:
@@ -242,3 +252,7 @@ def render(summary: Summary) -> str:
     if summary.season_error:
         lines += ["", f"THE SEASON STOPPED: {summary.season_error}"]
     return "\n".join(lines)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} {n}" for key, n in sorted(counts.items()))
