@@ -11,7 +11,8 @@ from types import FrameType
 import click
 
 from gateway.demo.graduates import minimum_graduates
-from gateway.demo.runner import DemoError, DemoOptions, run_demo
+from gateway.demo.process import DemoError
+from gateway.demo.runner import DemoOptions, run_demo
 from gateway.demo.summary import Summary, render
 
 

@@ -14,17 +14,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -35,24 +31,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agencies.base import PUSH, Agency
 from agencies.documents import CHINA
-from agencies.education_department import EducationDepartment
-from agencies.employer import Employer
 from agencies.hosting import PushEndpoint
-from agencies.hukou_office import HouseholdRegistrationOffice
-from agencies.receiving import ArchiveReceivingUnit
-from agencies.talent_agency import TalentServiceAgency
 from agencies.university import University
 from gateway.audit.models import AuditCheckpoint, AuditLogState
-from gateway.bootstrap import InitReport, enrol_participants, initialise
-from gateway.clock import Clock, SystemClock
-from gateway.demo.cast import Cast, Member, load_cast
+from gateway.bootstrap import initialise
+from gateway.clock import SystemClock
+from gateway.demo.cast import Cast, load_cast
 from gateway.demo.graduates import make_graduates
+from gateway.demo.process import DemoError, free_port, gateway_env, log_to, port_free, served_gateway
 from gateway.demo.season import STEPS, Progress, Season, SeasonFailed
+from gateway.demo.setup import StoreOperator, build_agencies, enrol
 from gateway.demo.summary import NotBuilt, Page, Summary, read_summary
 from gateway.errors import GatewayError
 from gateway.messages.models import Delivery, DeliveryStatus
-from gateway.pki.devca import DevelopmentCA
-from gateway.pki.participants import issue_certificate, revoke_certificates
 from gateway.settings import Settings
 from gateway.store.db import connect, session_factory, transaction
 
@@ -64,10 +55,6 @@ PAGES = (  # what a visitor opens, and what brings the pages not built yet
     ("directory", "/directory", ""),
     ("WSDL", "/soap?wsdl", ""),
 )
-
-
-class DemoError(Exception):
-    """The demo cannot start (a home in use, a port taken, the gateway not coming up)."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +81,8 @@ def run_demo(
     stack = ExitStack()
     try:
         home, port = _home_and_port(options, stack)
-        settings = Settings.from_env(_gateway_env(home, port), base_dir=home)
-        stack.enter_context(_log_to(home / "demo.log"))
+        settings = Settings.from_env(gateway_env(home, port), base_dir=home)
+        stack.enter_context(log_to(home / "demo.log"))
         cast = load_cast()
         graduates = make_graduates(cast, options.graduates, options.seed, datetime.now(UTC).astimezone(CHINA).year)
         agencies = build_agencies(cast)
@@ -142,8 +129,8 @@ def _home_and_port(options: DemoOptions, stack: ExitStack) -> tuple[Path, int]:
     elif home.exists() and any(home.iterdir()):
         raise DemoError(f"{home} is not empty: the demo plays its season in a new home (or omit --home)")
     home.mkdir(parents=True, exist_ok=True)
-    port = options.port or _free_port()
-    if not _port_free(port):
+    port = options.port or free_port()
+    if not port_free(port):
         raise DemoError(f"port {port} is in use (is `make run` running?): choose another with --port")
     return home, port
 
@@ -203,103 +190,6 @@ def _play(
             agency.stop_polling()  # mailbox fetches are messages too: let the log come to rest
         wait_for_sequencer(sessions, timeout=30)
         bar.advance(1)
-
-
-def build_agencies(cast: Cast) -> dict[str, Agency]:
-    """One agency system per cast member, by alias."""
-    education_department = cast["education_department"].id
-    found: dict[str, Agency] = {}
-    for alias, member in cast.members.items():
-        org, delivery, kind = member.organisation, member.delivery, member.participant.kind
-        agency: Agency
-        if alias == "university":
-            agency = University(org, delivery, education_department)
-        elif kind == "education_department":
-            agency = EducationDepartment(org, delivery)
-        elif kind == "talent_service_agency":
-            agency = TalentServiceAgency(org, delivery)
-        elif kind == "employer":
-            agency = Employer(
-                org,
-                delivery,
-                member.participant.contact_name or "人力资源部",
-                member.participant.contact_phone or "010-00000000",
-            )
-        elif kind == "household_registration_office":
-            agency = HouseholdRegistrationOffice(org, delivery)
-        else:  # another university: it receives the archives of the graduates it admits or employs
-            agency = ArchiveReceivingUnit(org, delivery)
-        found[alias] = agency
-    return found
-
-
-def enrol(settings: Settings, clock: Clock, cast: Cast, endpoints: dict[str, str]) -> InitReport:
-    """Register the cast with its delivery settings and issue each member a key (as ``init --demo`` does:
-    RSA for the demonstration participants, ECDSA P-256 for the season's additions, to show both)."""
-    report = InitReport()
-    demo_ids = set(cast.data["aliases"].values()) - {row["id"] for row in cast.data["participants"]}
-
-    def with_endpoint(member: Member) -> Member:
-        if member.delivery != PUSH:
-            return member
-        return replace(member, participant=replace(member.participant, endpoint_url=endpoints[member.alias]))
-
-    members = [with_endpoint(m) for m in cast.members.values()]
-    engine = connect(settings.database_url)
-    try:
-        with transaction(session_factory(engine)) as session:
-            ca = DevelopmentCA.ensure(settings.keys_dir, clock.now(), settings.key_passphrase)
-            for algorithm, chosen in (("rsa", True), ("ec", False)):
-                inputs = [m.participant for m in members if (m.id in demo_ids) == chosen]
-                enrol_participants(session, settings, ca, clock, inputs, report, algorithm)
-    finally:
-        engine.dispose()
-    return report
-
-
-class StoreOperator:
-    """The operator's key commands, as ``gateway keys revoke`` and ``gateway keys issue`` run them."""
-
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], clock: Clock) -> None:
-        self._settings = settings
-        self._sessions = sessions
-        self._clock = clock
-
-    def revoke(self, participant_id: str) -> None:
-        with transaction(self._sessions) as session:
-            revoke_certificates(session, self._settings, participant_id, self._clock.now())
-
-    def issue(self, participant_id: str) -> None:
-        with transaction(self._sessions) as session:
-            issue_certificate(session, self._settings, participant_id, self._clock.now(), "ec")
-
-
-@contextmanager
-def served_gateway(home: Path, port: int, timeout: float = 60.0) -> Iterator[str]:
-    """``gateway serve`` as its own process on ``home``; yields the base URL once /healthz answers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(_gateway_env(home, port))
-    with (home / "serve.log").open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout
-            while not _healthy(base):
-                if process.poll() is not None:
-                    raise DemoError(f"gateway serve exited with {process.returncode}; see {home / 'serve.log'}")
-                if time.monotonic() > deadline:
-                    raise DemoError(f"gateway serve did not answer {base}/healthz within {timeout:.0f} s")
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def wait_for_deliveries(sessions: sessionmaker[Session], timeout: float) -> None:
@@ -366,63 +256,6 @@ def _keep_running(out: TextIO, base_url: str) -> None:
             pass
     except KeyboardInterrupt:
         out.write("stopping\n")
-
-
-def _gateway_env(home: Path, port: int) -> dict[str, str]:
-    """The embedded default on ``home``, whatever GATEWAY_* the caller's environment holds."""
-    return {
-        "GATEWAY_DATA_DIR": str(home / "data"),
-        "GATEWAY_KEYS_DIR": str(home / "keys"),
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_DATABASE_URL": "",
-        "GATEWAY_BROKER_URL": "",
-    }
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-@contextmanager
-def _log_to(path: Path) -> Iterator[None]:
-    """Log to ``path`` at INFO; the terminal keeps only warnings, so the progress bar stays readable."""
-    root = logging.getLogger()
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    earlier = [(h, h.level) for h in root.handlers]
-    for existing, _ in earlier:
-        existing.setLevel(max(existing.level, logging.WARNING))
-    root.addHandler(handler)
-    level = root.level
-    root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-        root.setLevel(level)
-        for existing, previous in earlier:
-            existing.setLevel(previous)
 
 
 class _NullProgress:
