@@ -9,7 +9,10 @@ by themselves; the season only plays the people.
 Steps whose features are not built yet carry ``arrives_with`` instead of ``play``: the runner lists
 them as not yet built and plays nothing for them. They are the hooks for the graduate grants
 (issue 6): a graduate who grants and revokes an authorisation, and verification requests that
-carry the authorisation token. To build one, give it a ``play`` function (and ``units``) here.
+carry the authorisation token. To build one, give it a ``play`` function (and ``units``) here,
+add the refusals it provokes on purpose (a request with a revoked grant) to
+:meth:`Season.planned_refusals`, and give ``agencies.hukou_office`` the request it sends; the
+summary then lists it as played, and ``tests/demo/test_demo.py`` expects it among the built steps.
 """
 
 from __future__ import annotations
