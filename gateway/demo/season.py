@@ -12,7 +12,7 @@ them as not yet built and plays nothing for them. They are the hooks for the gra
 carry the authorisation token. To build one, give it a ``play`` function (and ``units``) here,
 add the refusals it provokes on purpose (a request with a revoked grant) to
 :meth:`Season.planned_refusals`, and give ``agencies.hukou_office`` the request it sends; the
-summary then lists it as played, and ``tests/demo/test_demo.py`` expects it among the built steps.
+summary then lists it as played (the tests in ``tests/demo`` name the steps not built yet: update them).
 """
 
 from __future__ import annotations
