@@ -27,7 +27,7 @@ test: lint typecheck pytest  ## ruff, mypy --strict and the whole pytest suite (
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .
 
-typecheck: $(STAMP)  ## mypy --strict on gateway/, connectors/ and tools/
+typecheck: $(STAMP)  ## mypy --strict on gateway/, connectors/, agencies/ and tools/
 	$(BIN)/mypy
 
 pytest: $(STAMP)  ## the pytest suite only

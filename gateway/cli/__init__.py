@@ -12,6 +12,7 @@ from gateway.cli import (
     archives,
     audit,
     deliveries,
+    demo,
     init_cmd,
     keys,
     participants,
@@ -51,3 +52,4 @@ main.add_command(worker.worker)
 main.add_command(archives.archives)
 main.add_command(users.users_group, name="users")
 main.add_command(payloads.payloads)
+main.add_command(demo.demo)
