@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck pytest bench-intake bench-delivery clean
+.PHONY: help install run test lint typecheck pytest bench-intake bench-delivery bench-audit clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ test: lint typecheck pytest  ## ruff, mypy --strict and the whole pytest suite (
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .
 
-typecheck: $(STAMP)  ## mypy --strict on gateway/ and connectors/
+typecheck: $(STAMP)  ## mypy --strict on gateway/, connectors/, agencies/ and tools/
 	$(BIN)/mypy
 
 pytest: $(STAMP)  ## the pytest suite only
@@ -38,6 +38,9 @@ bench-intake: $(STAMP)  ## bench/intake: gateway intake vs parse+validate baseli
 
 bench-delivery: $(STAMP)  ## bench/delivery: delivered/s (embedded; PostgreSQL+Redis) vs raw dramatiq drain
 	$(BIN)/python bench/delivery/run.py
+
+bench-audit: $(STAMP)  ## bench/audit: append rate, proof times (1M entries), verify rate, each beside a baseline
+	$(BIN)/python bench/audit/run.py $(BENCH_ARGS)
 
 clean:  ## Remove the virtual environment and caches (not data/ or keys/)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

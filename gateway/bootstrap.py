@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -150,7 +151,21 @@ def demo_participant_inputs() -> list[ParticipantInput]:
 def _demo_participants(
     session: Session, settings: Settings, ca: DevelopmentCA, clock: Clock, report: InitReport
 ) -> None:
-    for data in demo_participant_inputs():
+    enrol_participants(session, settings, ca, clock, demo_participant_inputs(), report)
+
+
+def enrol_participants(
+    session: Session,
+    settings: Settings,
+    ca: DevelopmentCA,
+    clock: Clock,
+    inputs: Sequence[ParticipantInput],
+    report: InitReport,
+    algorithm: str = "rsa",
+) -> None:
+    """Register each participant not yet registered, and issue and register a development key for
+    each one that has none under ``keys/participants/ID/`` (``gateway init --demo``, ``gateway demo``)."""
+    for data in inputs:
         if session.get(Participant, data.id) is None:
             add_participant(session, data, clock.now())
             report.created.append(f"demo participant {data.id} {data.name}")
@@ -158,7 +173,7 @@ def _demo_participants(
             report.reused.append(f"demo participant {data.id}")
         out = participant_key_dir(settings.keys_dir, data.id)
         if not (out / "cert.pem").exists():
-            issued = ca.issue(out, data.id, data.name, clock.now(), "rsa", settings.key_passphrase)
+            issued = ca.issue(out, data.id, data.name, clock.now(), algorithm, settings.key_passphrase)
             report.created.append(f"key and certificate {issued.cert_path}")
         cert = x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
         register_certificate(session, data.id, cert.public_bytes(Encoding.PEM), clock.now())

@@ -65,6 +65,9 @@ class Settings:
     # keys_dir/secrets/payload-keys) and the days after which delivered payloads are purged (0: never).
     payload_key_ring: Path | None = None
     payload_retention_days: int = 0
+    # The audit log's entries at /log/entries: off by default (docs/audit.md says why); checkpoints
+    # and proofs, which hold only hashes, are always public.
+    audit_entries_public: bool = False
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -131,6 +134,7 @@ class Settings:
             platform_id=_credit_code(env, "GATEWAY_PLATFORM_ID", "12100000MB0000009G"),
             payload_key_ring=Path(key_ring).resolve() if key_ring else None,
             payload_retention_days=_int(env, "GATEWAY_PAYLOAD_RETENTION_DAYS", 0, 0, 36500),
+            audit_entries_public=_bool(env, "GATEWAY_AUDIT_ENTRIES_PUBLIC", False),
         )
 
 

@@ -4,7 +4,8 @@ Built: canonical entries (``entries``) for accepted and refused messages, delive
 and access-rights changes,
 recorded by the one writer (``log.record``) in the same transaction as the event, the RFC 6962
 Merkle maths (``merkle``), the sequencer that stores tree nodes and signs checkpoints
-(``sequencer``, ``checkpoint``), and verification (``verify``).
-**Not built yet:** entries for grants and sign-ins, proofs over HTTP,
-the evidence bundle, payload encryption and the auditor UI.
+(``sequencer``, ``checkpoint``), the node reader (``nodes``), verification (``verify``), proofs
+served under ``/log/`` (``proofs``, ``api``) and checked offline (``offline``), and the evidence
+bundle (``evidence``; its standalone verifier is ``tools/verify_evidence.py``).
+**Not built yet:** entries for grants and sign-ins, payload encryption and the auditor UI.
 """

@@ -21,7 +21,7 @@ class AuditEntry(Base):
     kind: Mapped[str] = mapped_column(String(40), index=True)
     message_id: Mapped[str | None] = mapped_column(String(36), index=True)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
-    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary, index=True)  # proofs by leaf hash
 
 
 class AuditLogState(Base):

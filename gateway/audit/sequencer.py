@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import checkpoint as notes
 from gateway.audit.merkle import append, node_hash, root
 from gateway.audit.models import AuditCheckpoint, AuditEntry, AuditLogState, AuditNode
+from gateway.audit.nodes import DbNodeReader
 from gateway.clock import Clock
 from gateway.errors import ConfigurationError
 from gateway.pki.keystore import KeyStore
@@ -27,24 +28,6 @@ from gateway.store.db import transaction
 log = logging.getLogger(__name__)
 KEY_NAME = "gateway"
 _LOCK_KEY = 0x67726164  # "grad": the advisory lock of the one sequencer
-
-
-class DbNodeReader:
-    """Tree nodes from the database, with the nodes of the current batch kept in memory."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        self.pending: dict[tuple[int, int], bytes] = {}
-
-    def hash_at(self, level: int, index: int) -> bytes:
-        found = self.pending.get((level, index))
-        if found is None:
-            found = self._session.scalar(
-                select(AuditNode.hash).where(AuditNode.level == level, AuditNode.index == index)
-            )
-            if found is None:
-                raise LookupError(f"audit tree node ({level}, {index}) is missing")
-        return found
 
 
 @dataclass

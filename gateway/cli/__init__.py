@@ -12,6 +12,7 @@ from gateway.cli import (
     archives,
     audit,
     deliveries,
+    demo,
     grants,
     init_cmd,
     keys,
@@ -52,4 +53,5 @@ main.add_command(worker.worker)
 main.add_command(archives.archives)
 main.add_command(users.users_group, name="users")
 main.add_command(payloads.payloads)
+main.add_command(demo.demo)
 main.add_command(grants.grants)

@@ -1,15 +1,15 @@
-"""``gateway keys issue``."""
+"""``gateway keys issue|revoke|register``."""
 
 from __future__ import annotations
 
-import click
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from pathlib import Path
 
-from gateway.bootstrap import participant_key_dir
+import click
+
 from gateway.cli.common import clock, load_settings, store
-from gateway.pki.devca import DevelopmentCA, crl_path, write_crl
-from gateway.registry.services import get_participant, register_certificate
+from gateway.pki.devca import crl_path
+from gateway.pki.participants import issue_certificate, revoke_certificates
+from gateway.registry.services import register_certificate
 
 
 @click.group()
@@ -25,15 +25,11 @@ def keys() -> None:
 def issue(participant_id: str, algorithm: str) -> None:
     """Issue a key and certificate for PARTICIPANT_ID from the development CA and register it."""
     settings = load_settings()
+    # store() turns NotFound and a ConfigurationError (half a CA, wrong passphrase) into a clear exit.
     with store(settings) as session:
-        participant = get_participant(session, participant_id)
-        # store() turns a ConfigurationError (half a CA, wrong passphrase) into a clear exit.
-        ca = DevelopmentCA.ensure(settings.keys_dir, clock.now(), settings.key_passphrase)
-        out = participant_key_dir(settings.keys_dir, participant.id)
-        issued = ca.issue(out, participant.id, participant.name, clock.now(), algorithm, settings.key_passphrase)
-        register_certificate(session, participant.id, issued.certificate.public_bytes(Encoding.PEM), clock.now())
+        issued = issue_certificate(session, settings, participant_id, clock.now(), algorithm)
     click.echo(f"key         {issued.key_path}")
-    click.echo(f"certificate {issued.cert_path} (registered to {participant.id})")
+    click.echo(f"certificate {issued.cert_path} (registered to {participant_id.strip().upper()})")
 
 
 @keys.command("revoke")
@@ -47,19 +43,23 @@ def revoke(participant_id: str, fingerprint: str | None) -> None:
     """
     settings = load_settings()
     with store(settings) as session:
-        participant = get_participant(session, participant_id)
-        # store() turns a ConfigurationError (half a CA, wrong passphrase) into a clear exit.
-        ca = DevelopmentCA.ensure(settings.keys_dir, clock.now(), settings.key_passphrase)
-        chosen = {}
-        for record in participant.certificates:
-            if fingerprint and not record.fingerprint_sha256.startswith(fingerprint.lower()):
-                continue
-            certificate = x509.load_pem_x509_certificate(record.pem.encode("ascii"))
-            if certificate.issuer == ca.certificate.subject:
-                chosen[certificate.serial_number] = record.fingerprint_sha256
-        if not chosen:
-            raise click.ClickException(f"{participant.id} has no matching certificate from the development CA")
-        total = write_crl(ca, settings.keys_dir, clock.now(), {serial: clock.now() for serial in chosen})
-    for serial, print_ in chosen.items():
+        revocation = revoke_certificates(session, settings, participant_id, clock.now(), fingerprint)
+    for serial, print_ in revocation.revoked.items():
         click.echo(f"revoked serial {serial:x} (fingerprint {print_[:16]}…)")
-    click.echo(f"{crl_path(settings.keys_dir)} now lists {total} certificate(s)")
+    click.echo(f"{crl_path(settings.keys_dir)} now lists {revocation.listed} certificate(s)")
+
+
+@keys.command("register")
+@click.argument("participant_id")
+@click.argument("certificate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def register(participant_id: str, certificate: Path) -> None:
+    """Register CERTIFICATE (PEM), issued by your PKI from the participant's own CSR, to PARTICIPANT_ID.
+
+    The gateway accepts its signatures once it chains to a trust anchor (GATEWAY_TRUST_ANCHORS)
+    and names the participant; registering the same certificate again changes nothing.
+    """
+    settings = load_settings()
+    with store(settings) as session:
+        record = register_certificate(session, participant_id, certificate.read_bytes(), clock.now())
+        fingerprint, subject, not_after = record.fingerprint_sha256, record.subject, record.not_after
+    click.echo(f"registered {subject} (fingerprint {fingerprint[:16]}…, valid until {not_after:%Y-%m-%d})")

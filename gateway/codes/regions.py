@@ -77,6 +77,18 @@ def lookup_region(code: str) -> Region | None:
     return _regions().get(code)
 
 
+@cache
+def current_counties(province: str) -> tuple[Region, ...]:
+    """The current county-level regions of ``province`` (``XX0000``), in code order, without the
+    "市辖区" placeholders that stand for a city's districts as a whole."""
+    prefix = province[:2]
+    return tuple(
+        region
+        for code, region in sorted(_regions().items())
+        if code.startswith(prefix) and region.level == "county" and not region.withdrawn and region.name != "市辖区"
+    )
+
+
 def validate_region_code(value: str, field: str = "region code") -> str:
     """Return ``value`` if it is a current GB/T 2260 code; raise :class:`ValidationError` otherwise."""
     code = value.strip()

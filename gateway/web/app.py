@@ -10,6 +10,7 @@ from flask import Flask
 from connectors.push import ZeepPushConnector
 from gateway.access.policy import AccessPolicy
 from gateway.access.rules import load_rules
+from gateway.audit import api as audit_log_api
 from gateway.audit.sequencer import Sequencer
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.register_blueprint(staff_views.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(directory_views.blueprint)
+    app.register_blueprint(audit_log_api.blueprint)
     if settings.is_embedded:
         log.warning("embedded default: SQLite, in-process broker, development keys; not for production")
     return app

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from gateway.audit.entries import AuditEvent, decode
 from gateway.audit.merkle import inclusion_proof, leaf_hash, verify_inclusion
 from gateway.audit.models import AuditCheckpoint, AuditEntry
-from gateway.audit.sequencer import DbNodeReader
+from gateway.audit.nodes import DbNodeReader
 from gateway.cli import main
 from gateway.store.db import transaction
 from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer

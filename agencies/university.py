@@ -1,0 +1,231 @@
+"""A university's employment office: registrations, agreement reviews, and its graduates' archives.
+
+- It registers each graduate's destination with the education department of its province and
+  keeps the transfer and verification numbers of the filing; a registration sent back is corrected
+  and sent again under the same registration id.
+- It answers an employer's ``AgreementOffer`` with the graduate's decision (``AgreementResponse``)
+  and, once accepted, its review (``AgreementReview``). Until the graduate portal exists (issue 6)
+  the graduate tells the office and the office relays the answer; with the portal the graduate
+  answers there and the office only reviews.
+- It reviews a cancellation an employer asks for (``AgreementCancellationReview``).
+- It holds the archives: it answers an ``ArchiveTransferRequest`` with an ``ArchiveTransferManifest``
+  to the requesting unit, dispatches others on its own, and records the receiving unit's receipt.
+  Confidential documents go by confidential post (机要) or special personnel.
+- It can itself receive an archive (a graduate admitted for further study from elsewhere).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from agencies.base import Received
+from agencies.documents import NS, china_time, render, text
+from agencies.receiving import ArchiveReceivingUnit
+from agencies.records import (
+    ARCHIVE_HELD,
+    CONTRACT_REFERENCE_OMITTED,
+    IDENTITY_TYPO,
+    ORDINARY_POST,
+    Graduate,
+    Offer,
+    Organisation,
+)
+from gateway.sdk.client import GatewayRefusal
+
+log = logging.getLogger(__name__)
+WAYBILL_PREFIX = {"confidential_communication": "JY", "special_personnel": "ZR", "ordinary_post": "PY"}
+
+
+@dataclass
+class StudentFile:
+    """Where one graduate's paperwork stands, as the university sees it."""
+
+    graduate: Graduate
+    registration: str = "not sent"  # sent | rejected | filed
+    rejections: int = 0
+    transfer_number: str | None = None
+    verification_number: str | None = None
+    request_id: str | None = None  # the transfer request received
+    held: bool = False  # the request was received and not acted on
+    manifest_id: str | None = None
+    receipt: dict[str, str] = field(default_factory=dict)  # document id -> status
+    agreements: dict[str, str] = field(default_factory=dict)  # agreement id -> the office's last step
+
+
+class University(ArchiveReceivingUnit):
+    def __init__(self, profile: Organisation, delivery: str, education_department: str, workers: int = 2) -> None:
+        super().__init__(profile, delivery, workers)
+        self.education_department = education_department
+        self.files: dict[str, StudentFile] = {}  # identity number -> file
+        self.handlers.update(
+            {
+                "RegistrationFiled": self._on_filed,
+                "RegistrationRejected": self._on_rejected,
+                "AgreementOffer": self._on_offer,
+                "AgreementCancellation": self._on_cancellation,
+                "ArchiveTransferRequest": self._on_transfer_request,
+                "ArchiveReceipt": self._on_receipt,
+            }
+        )
+
+    def enrol(self, graduates: list[Graduate]) -> None:
+        """The students whose files this office keeps (its own records)."""
+        with self._lock:
+            for graduate in graduates:
+                self.files[graduate.identity_number] = StudentFile(graduate)
+
+    def file(self, identity_number: str) -> StudentFile:
+        with self._lock:
+            return self.files[identity_number]
+
+    # --- destination registration --------------------------------------------------------------
+
+    def register(self, graduate: Graduate) -> None:
+        """Register the graduate's destination; a typo the gateway refuses is corrected from the file."""
+        typo = IDENTITY_TYPO in graduate.mishaps
+        try:
+            self._send_registration(graduate, _with_typo(graduate.identity_number) if typo else None)
+        except GatewayRefusal as refusal:
+            if not (typo and refusal.code == "CODE_INVALID"):
+                raise
+            # The fault names the element (never the number): the clerk retypes it from the file.
+            self._send_registration(graduate, None)
+
+    def _send_registration(self, graduate: Graduate, typed_identity: str | None) -> None:
+        file = self.file(graduate.identity_number)
+        omitted = CONTRACT_REFERENCE_OMITTED in graduate.mishaps and file.rejections == 0
+        document = render(
+            "destination-registration",
+            g=graduate,
+            identity_number=typed_identity or graduate.identity_number,
+            contract_reference=None if omitted else graduate.contract_reference,
+            at=china_time(),
+        )
+        self.send(document, self.education_department, "DestinationRegistration", graduate.registration_id)
+        with self._lock:
+            file.registration = "sent"
+
+    def _on_filed(self, received: Received) -> None:
+        file = self.file(text(received.document, "reg:IdentityNumber"))
+        with self._lock:
+            file.transfer_number = text(received.document, "reg:TransferNumber")
+            file.verification_number = text(received.document, "reg:VerificationNumber")
+            file.registration = "filed"
+
+    def _on_rejected(self, received: Received) -> None:
+        file = self.file(text(received.document, "reg:IdentityNumber"))
+        with self._lock:
+            file.registration = "rejected"
+            file.rejections += 1
+        if file.rejections > 1:
+            log.warning("%s: %s sent back again; left for a person", self.id, file.graduate.registration_id)
+            return
+        # The reasons say what is missing; the office completes the registration from the file.
+        self._send_registration(file.graduate, None)
+
+    # --- online signing ------------------------------------------------------------------------
+
+    def _on_offer(self, received: Received) -> None:
+        doc = received.document
+        file = self.file(text(doc, "agr:Graduate/agr:IdentityNumber"))
+        agreement_id = text(doc, "agr:AgreementId")
+        offer = _offer(file.graduate, agreement_id, received.sender)
+        # Until the portal (issue 6): the graduate tells the office, which relays the answer.
+        response = render(
+            "agreement-response",
+            agreement_id=agreement_id,
+            identity_number=file.graduate.identity_number,
+            decision=offer.decision,
+            at=china_time(),
+        )
+        self.send(response, received.sender, "AgreementResponse", agreement_id)
+        with self._lock:
+            file.agreements[agreement_id] = offer.decision
+        if offer.decision == "accept":
+            review = render(
+                "agreement-review", agreement_id=agreement_id, decision="approve", reason=None, at=china_time()
+            )
+            self.send(review, received.sender, "AgreementReview", agreement_id)
+            with self._lock:
+                file.agreements[agreement_id] = "approved"
+
+    def _on_cancellation(self, received: Received) -> None:
+        agreement_id = text(received.document, "agr:AgreementId")
+        review = render(
+            "agreement-cancellation-review",
+            agreement_id=agreement_id,
+            decision="approve",
+            reason="双方协商一致，同意解约。",
+            at=china_time(),
+        )
+        self.send(review, received.sender, "AgreementCancellationReview", agreement_id)
+
+    # --- archives --------------------------------------------------------------------------------
+
+    def _on_transfer_request(self, received: Received) -> None:
+        doc = received.document
+        file = self.file(text(doc, "arc:Graduate/arc:IdentityNumber"))
+        request_id = text(doc, "arc:RequestId")
+        with self._lock:
+            file.request_id = request_id
+            file.held = ARCHIVE_HELD in file.graduate.mishaps
+        if file.held:
+            log.info("%s: transfer request %s is left lying in the archive office", self.id, request_id)
+            return
+        self.dispatch_archive(file.graduate, request_id)
+
+    def dispatch_archive(self, graduate: Graduate, request_id: str | None = None) -> str:
+        """Send the archive to its receiving unit with a manifest; returns the manifest id."""
+        file = self.file(graduate.identity_number)
+        if file.transfer_number is None:
+            raise RuntimeError(f"the registration of {graduate.registration_id} is not filed; the archive stays")
+        manifest_id = f"ATM-{graduate.graduation_date.year}-{graduate.index:06d}"
+        method = "ordinary_post" if ORDINARY_POST in graduate.mishaps else graduate.dispatch_method
+        try:
+            self._send_manifest(graduate, file.transfer_number, manifest_id, request_id, method)
+        except GatewayRefusal as refusal:
+            if not (method == "ordinary_post" and refusal.code == "ARCHIVE_RULE_VIOLATION"):
+                raise
+            # The fault names the confidential-dispatch rule: the parcel goes by confidential post.
+            self._send_manifest(graduate, file.transfer_number, manifest_id, request_id, "confidential_communication")
+        with self._lock:
+            file.manifest_id = manifest_id
+        return manifest_id
+
+    def _send_manifest(
+        self, graduate: Graduate, transfer_number: str, manifest_id: str, request_id: str | None, method: str
+    ) -> None:
+        document = render(
+            "archive-transfer-manifest",
+            g=graduate,
+            manifest_id=manifest_id,
+            request_id=request_id,
+            transfer_number=transfer_number,
+            method=method,
+            waybill=f"{WAYBILL_PREFIX.get(method, 'XX')}-{self.profile.region[:4]}-{graduate.index:08d}",
+            at=china_time(),
+        )
+        self.send(document, graduate.archive_receiver.credit_code, "ArchiveTransferManifest", manifest_id)
+
+    def _on_receipt(self, received: Received) -> None:
+        doc = received.document
+        file = self.file(text(doc, "arc:IdentityNumber"))
+        statuses = {
+            text(row, "arc:DocumentId"): text(row, "arc:Status") for row in doc.iterfind("arc:DocumentReceipt", NS)
+        }
+        with self._lock:
+            file.receipt = statuses
+
+
+def _offer(graduate: Graduate, agreement_id: str, employer: str) -> Offer:
+    for offer in graduate.offers:
+        if offer.agreement_id == agreement_id and offer.employer.credit_code == employer:
+            return offer
+    raise LookupError(f"the graduate of {graduate.registration_id} expects no offer {agreement_id} from {employer}")
+
+
+def _with_typo(identity_number: str) -> str:
+    """The number with its check character mistyped (a wrong check character is never valid)."""
+    wrong = "0" if identity_number[-1] != "0" else "1"
+    return identity_number[:-1] + wrong

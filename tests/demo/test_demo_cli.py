@@ -1,0 +1,45 @@
+"""``gateway demo`` refuses what it cannot do before starting anything."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from gateway.cli import main
+from gateway.demo.graduates import minimum_graduates
+from gateway.demo.season import STEPS
+
+
+def test_a_home_in_use_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(main, ["demo", "--home", str(tmp_path), "--port", "0"])
+    assert result.exit_code == 1
+    assert "is not empty: the demo plays its season in a new home" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_port_in_use_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["demo", "--home", str(tmp_path / "home"), "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"port {port} is in use" in result.output
+
+
+def test_too_few_graduates_for_the_stories_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["demo", "--graduates", str(minimum_graduates() - 1)])
+    assert result.exit_code == 2
+    assert "--graduates" in result.output
+
+
+def test_steps_not_built_say_what_brings_them_and_built_ones_count_their_work() -> None:
+    for step in STEPS:
+        if step.built:
+            assert step.arrives_with is None
+        else:
+            assert step.arrives_with and "issue 6" in step.arrives_with
+    assert [s.name for s in STEPS if not s.built] == ["grant", "verify-with-token", "revoke-grant"]
