@@ -3,6 +3,7 @@
 - the data folder and the database schema (Alembic migrations);
 - the development CA, its (empty) revocation list, and the gateway's own key and certificate under ``keys/``;
 - the secrets: the keyed-hash key for identity numbers and the web session key;
+- the grant-token key (EC P-256) that signs graduates' authorisation tokens (``keys/grants/``);
 - with ``demo=True``, the demonstration participants and a key and certificate for each.
 """
 
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
 from gateway.clock import Clock
+from gateway.grants.tokens import ensure_token_key, token_key_path
 from gateway.pki.devca import DevelopmentCA, crl_path, write_crl
 from gateway.registry.models import Participant
 from gateway.registry.services import ParticipantInput, add_participant, register_certificate
@@ -75,6 +77,10 @@ def initialise(settings: Settings, clock: Clock, demo: bool = False) -> InitRepo
             else:
                 _write_secret(path)
                 report.created.append(f"secret {path}")
+        if ensure_token_key(settings.keys_dir, settings.key_passphrase):
+            report.created.append(f"grant-token key {token_key_path(settings.keys_dir)}")
+        else:
+            report.reused.append(f"grant-token key {token_key_path(settings.keys_dir)}")
         if demo:
             with transaction(session_factory(engine)) as session:
                 _demo_participants(session, settings, ca, clock, report)

@@ -8,9 +8,13 @@ list and this module in step.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 from gateway.privacy import redact
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class GatewayError(Exception):
@@ -34,6 +38,39 @@ class NotFound(GatewayError):
     """A thing looked up by id does not exist."""
 
 
+class Refusal(GatewayError):
+    """A person's request refused (the graduate portal): ``code`` for programs, ``message`` for the person.
+
+    Messages are written to be shown as they are; they never say more than the person may know
+    (an activation that matches no filed registration does not say which detail was wrong).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ActivationRefused(Refusal):
+    """A graduate account could not be activated (``gateway.graduates.services.activate``)."""
+
+
+class SignInRefused(Refusal):
+    """Identity number and password do not belong to an activated account."""
+
+
+class GrantRefused(Refusal):
+    """A grant cannot be revoked, paused or resumed: not the graduate's own, or not in a state for it."""
+
+
+class OfferResponseRefused(Refusal):
+    """An agreement offer cannot be answered: not the graduate's, expired, or already answered."""
+
+
+class GrantInvalid(ValidationError):
+    """A new grant breaks a rule; ``field`` names the input (verifier, facts, purpose, ...)."""
+
+
 class Fault(GatewayError):
     """A refusal reported to the sender as a SOAP Fault.
 
@@ -54,6 +91,9 @@ class Fault(GatewayError):
         self.message_id = message_id
         self.sender: str | None = None  # set by the pipeline once the routing header was read
         self.service: str | None = None
+        # Evidence of the refusal that must outlive the message's rolled-back transaction (a refused
+        # use of a graduate's grant): written by the intake in the refusal's own transaction.
+        self.on_refusal: Callable[[Session], None] | None = None
 
 
 # --- transport and XML ------------------------------------------------------------------------
@@ -238,6 +278,49 @@ class AgreementOutOfOrder(Fault):
 class AgreementOfferExpired(Fault):
     code = "AGREEMENT_OFFER_EXPIRED"
     summary = "the offer's validity period has passed (or has not begun)"
+
+
+# --- graduate authorisations (GraduateVerificationRequest) --------------------------------------
+
+
+class AuthorisationMissing(Fault):
+    code = "AUTHORISATION_MISSING"
+    summary = "the verification request carries no authorisation (token or short code) from the graduate"
+
+
+class AuthorisationInvalid(Fault):
+    code = "AUTHORISATION_INVALID"
+    summary = "the authorisation is malformed, its signature does not verify, or it names no grant"
+
+
+class AuthorisationWrongVerifier(Fault):
+    code = "AUTHORISATION_WRONG_VERIFIER"
+    summary = "the graduate granted this authorisation to another verifier"
+
+
+class AuthorisationSubjectMismatch(Fault):
+    code = "AUTHORISATION_SUBJECT_MISMATCH"
+    summary = "the request's subject is not the graduate who granted the authorisation"
+
+
+class AuthorisationRevoked(Fault):
+    code = "AUTHORISATION_REVOKED"
+    summary = "the graduate has revoked (or paused) this authorisation"
+
+
+class AuthorisationExpired(Fault):
+    code = "AUTHORISATION_EXPIRED"
+    summary = "the authorisation's validity has ended"
+
+
+class AuthorisationExhausted(Fault):
+    code = "AUTHORISATION_EXHAUSTED"
+    summary = "the authorisation's uses are used up"
+
+
+class AuthorisationInsufficientScope(Fault):
+    code = "AUTHORISATION_INSUFFICIENT_SCOPE"
+    summary = "the request asks for facts, or gives a purpose, beyond what the graduate granted"
 
 
 # --- reliable delivery ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from gateway.delivery.service import DeliveryService
 from gateway.directory import views as directory_views
 from gateway.domain.services import service_rules
 from gateway.domain.stage import ApplyDomain, CheckDomain, DomainRules
+from gateway.grants.tokens import GrantTokens
 from gateway.intake import views as intake_views
 from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline, default_stages
@@ -57,10 +58,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         max_age=timedelta(seconds=settings.timestamp_max_age_seconds),
         skew=timedelta(seconds=settings.clock_skew_seconds),
     )
+    hasher = IdentityHasher.from_file(settings.keys_dir / "secrets" / "identity-hash.key")
+    grant_tokens = GrantTokens.from_keys_dir(settings.keys_dir, settings.key_passphrase)
     domain = DomainRules(
         services=service_rules(),
         access=AccessPolicy(load_rules()),
-        hasher=IdentityHasher.from_file(settings.keys_dir / "secrets" / "identity-hash.key"),
+        hasher=hasher,
         settings=settings,
     )
     stages = default_stages(
@@ -93,6 +96,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         broker=broker,
         delivery=delivery,
         sequencer=Sequencer(sessions, key_store, clock),
+        hasher=hasher,
+        grant_tokens=grant_tokens,
     )
     app = Flask("gateway", template_folder="web/templates")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit.sequencer import Sequencer
 from gateway.clock import Clock
 from gateway.delivery.service import DeliveryService
+from gateway.grants.tokens import GrantTokens
 from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline
+from gateway.privacy import IdentityHasher
 from gateway.settings import Settings
 
 
@@ -28,6 +30,8 @@ class Gateway:
     broker: dramatiq.Broker
     delivery: DeliveryService
     sequencer: Sequencer
+    hasher: IdentityHasher  # the keyed hash of identity numbers
+    grant_tokens: GrantTokens  # issues and reads graduates' authorisation tokens
 
     def init_app(self, app: Flask) -> None:
         app.extensions["gateway"] = self
