@@ -1,7 +1,7 @@
 """graduate accounts, grants and grant uses, message subjects
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30 08:07:03.442350
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
