@@ -1,4 +1,4 @@
-"""``/graduate/grants/``: the graduate's authorisations: create, list, show (token, short code, QR), revoke, pause, resume.
+"""``/graduate/grants/``: a graduate's authorisations: create, list, show (token, short code, QR), revoke, pause.
 
 The rules are the core's (``gateway.grants.services``); these views read the form, call it, and
 put each refusal into the graduate's language. Another graduate's grant is answered exactly like
@@ -146,7 +146,11 @@ def new() -> ResponseReturnValue:
             grant_id = issued.grant.id
     except GrantInvalid as exc:
         key = INVALID_FIELDS.get(exc.field)
-        text = translate(key, max=scope.MAX_VALID_DAYS if exc.field == "valid_days" else scope.MAX_USES) if key else str(exc)
+        text = (
+            translate(key, max=scope.MAX_VALID_DAYS if exc.field == "valid_days" else scope.MAX_USES)
+            if key
+            else str(exc)
+        )
         return _form_page(form, {exc.field if key else "form": text}, 400)
     flash(translate("graduate.grant.created"), "ok")
     return redirect(url_for("graduate.grants.show", grant_id=grant_id))
@@ -203,4 +207,3 @@ def change(grant_id: str, action: str) -> ResponseReturnValue:
 def grant_state_class(state: str) -> str:
     """The CSS class of a grant state (green for active, amber for paused, red for the rest)."""
     return {"active": "status-ok", "paused": "status-warn"}.get(str(state), "status-bad")
-

@@ -25,6 +25,7 @@ from gateway.intake import views as intake_views
 from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline, default_stages
 from gateway.pki.keystore import PemKeyStore
+from gateway.portal import views as portal_views
 from gateway.privacy import IdentityHasher
 from gateway.security.receipt import IssueReceipt
 from gateway.security.signer import GatewaySigner
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     security.csrf.exempt(intake_views.blueprint)
     app.register_blueprint(intake_views.blueprint)
     app.register_blueprint(staff_views.blueprint)
+    app.register_blueprint(portal_views.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(directory_views.blueprint)
     if settings.is_embedded:
