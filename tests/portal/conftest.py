@@ -34,15 +34,22 @@ def app(settings: Settings, clock: FixedClock) -> Iterator[Flask]:
     application.extensions["gateway"].engine.dispose()
 
 
-def activate(client: FlaskClient, graduate: Graduate = LI_MING, password: str = PASSWORD, **changes: str) -> object:
-    """POST the activation form for ``graduate`` (fields overridden by ``changes``)."""
+def activate(
+    client: FlaskClient,
+    graduate: Graduate = LI_MING,
+    password: str = PASSWORD,
+    changes: dict[str, str] | None = None,
+    **fields: str,
+) -> object:
+    """POST the activation form for ``graduate`` (fields overridden by ``changes`` and ``fields``)."""
     data = {
         "identity_number": graduate.identity_number,
         "name": graduate.name,
         "verification_number": graduate.verification_number,
         "password": password,
         "password_confirm": password,
-        **changes,
+        **(changes or {}),
+        **fields,
         "csrf_token": csrf_token(client, "/graduate/activate"),
     }
     return client.post("/graduate/activate", data=data)

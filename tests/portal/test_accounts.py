@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from gateway.audit.entries import decode
+from gateway.audit.entries import Value, decode
 from gateway.audit.models import AuditEntry
 from gateway.clock import FixedClock
 from gateway.settings import Settings
@@ -25,7 +25,7 @@ from tests.web.helpers import csrf_token
 MASKED = "1101**********041X"
 
 
-def audit_kinds(app: Flask, prefix: str) -> list[dict[str, object]]:
+def audit_kinds(app: Flask, prefix: str) -> list[dict[str, Value]]:
     with app.extensions["gateway"].sessions() as session:
         rows = session.scalars(
             select(AuditEntry.entry).where(AuditEntry.kind.startswith(prefix)).order_by(AuditEntry.leaf_index)
@@ -65,7 +65,7 @@ def test_wrong_activation_data_is_refused_with_its_message(
     client: FlaskClient, sign: Signer, changes: dict[str, str], message: str
 ) -> None:
     file_registration(client, sign, LI_MING)
-    response = activate(client, **changes)
+    response = activate(client, changes=changes)
     assert response.status_code == 400  # type: ignore[attr-defined]
     page = text(response)
     assert message in page
