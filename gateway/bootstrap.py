@@ -4,6 +4,8 @@
 - the development CA, its (empty) revocation list, and the gateway's own key and certificate under ``keys/``;
 - the secrets: the keyed-hash key for identity numbers and the web session key;
 - the grant-token key (EC P-256) that signs graduates' authorisation tokens (``keys/grants/``);
+- the platform participant (``GATEWAY_PLATFORM_ID``) under which the gateway sends messages on a
+  graduate's behalf, with the gateway's certificate registered to it;
 - with ``demo=True``, the demonstration participants and a key and certificate for each.
 """
 
@@ -13,6 +15,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
@@ -21,9 +24,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
 from gateway.clock import Clock
+from gateway.delivery.originate import PLATFORM_KIND
 from gateway.grants.tokens import ensure_token_key, token_key_path
 from gateway.pki.devca import DevelopmentCA, crl_path, write_crl
-from gateway.registry.models import Participant
+from gateway.registry.models import DeliveryMode, Participant
 from gateway.registry.services import ParticipantInput, add_participant, register_certificate
 from gateway.settings import Settings
 from gateway.store.db import connect, migrate, session_factory, transaction
@@ -81,12 +85,45 @@ def initialise(settings: Settings, clock: Clock, demo: bool = False) -> InitRepo
             report.created.append(f"grant-token key {token_key_path(settings.keys_dir)}")
         else:
             report.reused.append(f"grant-token key {token_key_path(settings.keys_dir)}")
+        with transaction(session_factory(engine)) as session:
+            created = ensure_platform(session, settings, cert_path.read_bytes(), clock.now())
+        (report.created if created else report.reused).append(f"platform participant {settings.platform_id}")
         if demo:
             with transaction(session_factory(engine)) as session:
                 _demo_participants(session, settings, ca, clock, report)
     finally:
         engine.dispose()
     return report
+
+
+PLATFORM_NAME = "高校毕业生就业服务平台 (Graduate Exchange Gateway)"
+PLATFORM_REGION = "110000"  # where the national platform sits; it serves no region and is not routed to
+
+
+def ensure_platform(session: Session, settings: Settings, gateway_cert_pem: bytes, now: datetime) -> bool:
+    """Register the platform participant with the gateway's certificate unless it exists; True if made now.
+
+    Its kind, ``platform``, is in no rule of the access matrix and no role of the routing header:
+    nobody can address it and it sends nothing through the intake; only the gateway sends as it.
+    """
+    created = False
+    if session.get(Participant, settings.platform_id) is None:
+        session.add(
+            Participant(
+                id=settings.platform_id,
+                name=PLATFORM_NAME,
+                kind=PLATFORM_KIND,
+                region=PLATFORM_REGION,
+                delivery_mode=DeliveryMode.PULL.value,
+                enabled=True,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        session.flush()
+        created = True
+    register_certificate(session, settings.platform_id, gateway_cert_pem, now)
+    return created
 
 
 def _write_secret(path: Path) -> None:

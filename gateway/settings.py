@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gateway.errors import ConfigurationError
+from gateway.codes.credit_code import validate_credit_code
+from gateway.errors import ConfigurationError, ValidationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
@@ -57,6 +58,9 @@ class Settings:
     # ``rate_limit_storage``: in memory (one process) or ``redis://...`` shared by all processes.
     sign_in_rate_limit: str = "10 per minute;100 per day"
     rate_limit_storage: str = "memory://"
+    # The participant id (a credit code) under which the gateway itself sends messages on a graduate's
+    # behalf (their answer to an agreement offer): the platform operator's. Registered by `gateway init`.
+    platform_id: str = "12100000MB0000009G"
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -114,12 +118,21 @@ class Settings:
             secure_cookies=_bool(env, "GATEWAY_SECURE_COOKIES", False),
             sign_in_rate_limit=env.get("GATEWAY_SIGN_IN_RATE_LIMIT") or "10 per minute;100 per day",
             rate_limit_storage=env.get("GATEWAY_RATE_LIMIT_STORAGE") or "memory://",
+            platform_id=_credit_code(env, "GATEWAY_PLATFORM_ID", "12100000MB0000009G"),
         )
 
 
 def _paths(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
     raw = env.get(name, "")
     return tuple(Path(part).resolve() for part in raw.split(os.pathsep) if part)
+
+
+def _credit_code(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    try:
+        return validate_credit_code(raw, name)
+    except ValidationError as exc:
+        raise ConfigurationError(f"{name}: {exc.rule}") from None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EDUCATION_DEPARTMENT, EXAMPLES, HUKOU_OFFICE, UNIVERSITY
+from tests.conftest import EDUCATION_DEPARTMENT, EXAMPLES, UNIVERSITY
 from tests.serving import served_gateway
 
 pytestmark = pytest.mark.slow
@@ -38,9 +38,9 @@ def test_send_checks_and_saves_the_receipt(served: tuple[Path, str], tmp_path: P
     result = gateway(
         home,
         "send",
-        str(EXAMPLES / "graduate-verification-request.xml"),
+        str(EXAMPLES / "destination-registration.xml"),
         "--as",
-        HUKOU_OFFICE,
+        UNIVERSITY,
         "--to",
         "education_department@110108",
         "--receipt-out",
@@ -75,12 +75,13 @@ def test_send_exits_non_zero_with_the_fault_code(served: tuple[Path, str]) -> No
 
 def test_revoked_certificate_is_refused_in_the_running_gateway(served: tuple[Path, str]) -> None:
     home, base = served
-    document = str(EXAMPLES / "graduate-verification-request.xml")
-    before = gateway(home, "send", document, "--as", HUKOU_OFFICE, "--to", EDUCATION_DEPARTMENT, "--url", base)
+    # The last test of the module: the university's certificate stays revoked.
+    document = str(EXAMPLES / "destination-registration.xml")
+    before = gateway(home, "send", document, "--as", UNIVERSITY, "--to", EDUCATION_DEPARTMENT, "--url", base)
     assert before.returncode == 0, before.stderr
-    revoked = gateway(home, "keys", "revoke", HUKOU_OFFICE)
+    revoked = gateway(home, "keys", "revoke", UNIVERSITY)
     assert revoked.returncode == 0, revoked.stderr
     assert "revoked serial" in revoked.stdout
-    after = gateway(home, "send", document, "--as", HUKOU_OFFICE, "--to", EDUCATION_DEPARTMENT, "--url", base)
+    after = gateway(home, "send", document, "--as", UNIVERSITY, "--to", EDUCATION_DEPARTMENT, "--url", base)
     assert after.returncode == 2
     assert "refused: CERT_REVOKED" in after.stderr

@@ -3,7 +3,7 @@ dramatiq's raw drain rate on the same Redis, in one run.
 
 One run: a throw-away gateway home (``gateway init --demo``, keys shared by both setups), a push
 recipient (the SDK's recipient app under gunicorn, verifying every delivery), pre-signed
-verification requests, then
+destination registrations, then
 
 1. the **embedded default**: ``gateway serve`` with SQLite and its in-process broker and worker;
    the messages are sent and delivered at once (end to end);

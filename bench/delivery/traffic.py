@@ -22,13 +22,15 @@ from typing import Any
 from processes import LOOPBACK
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SENDER, RECIPIENT = "111101080000000075", "11110000000000001R"  # hukou office -> education department
-SERVICE = "GraduateVerificationRequest"
+# university -> education department: a registration is accepted however often it is sent (a
+# verification request needs a graduate's grant, and is answered by the gateway, not delivered).
+SENDER, RECIPIENT = "12110108400000008J", "11110000000000001R"
+SERVICE = "DestinationRegistration"
 SIGNATURE_TTL = timedelta(hours=1)
 
 
 def sign_envelopes(keys_dir: Path, count: int) -> list[tuple[str, bytes]]:
-    """``count`` signed verification requests (message id, envelope), signed on every core."""
+    """``count`` signed destination registrations (message id, envelope), signed on every core."""
     ids = [str(uuid.uuid4()) for _ in range(count)]
     chunks = [(keys_dir, ids[i : i + 200]) for i in range(0, count, 200)]
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -47,7 +49,7 @@ def _sign_chunk(job: tuple[Path, list[str]]) -> list[bytes]:
     folder = keys_dir / "participants" / SENDER
     key = load_private_key(folder / "key.pem")
     certificate = x509.load_pem_x509_certificate((folder / "cert.pem").read_bytes())
-    document = (ROOT / "examples" / "graduate-verification-request.xml").read_bytes()
+    document = (ROOT / "examples" / "destination-registration.xml").read_bytes()
     return [
         sign_envelope_bytes(
             wrap(document, sender=SENDER, recipient=RECIPIENT, service=SERVICE, message_id=m),

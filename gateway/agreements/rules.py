@@ -6,7 +6,9 @@
   (``Employer/CreditCode`` is the sender) and to the graduate's university (``Graduate/School`` is the
   recipient); otherwise :class:`AccessDenied`. The identity number is kept only as its keyed hash.
 - ``AgreementResponse`` (the university, relaying the graduate, -> the employer): accept or refuse,
-  for the graduate the offer names (the identity number must match), within the validity period.
+  for the graduate the offer names (the identity number must be given and match), within the
+  validity period. (A graduate who answers in the portal has the gateway send the answer itself:
+  ``gateway.graduates.offers``; that message does not pass the intake.)
 - ``AgreementReview`` (university -> employer): approve (signed) or reject an accepted agreement.
 - ``AgreementCancellation``: the employer (to the university, ``RequestedBy`` employer) or the
   university for the graduate (to the employer, ``RequestedBy`` graduate) asks to cancel a signed one.
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from gateway.agreements.machine import AgreementState, Step, ValidityPeriod, transition
 from gateway.agreements.models import Agreement
-from gateway.domain.documents import day, instant, required
+from gateway.domain.documents import day, instant, required, text
 from gateway.domain.message import DomainMessage
 from gateway.errors import AccessDenied, AgreementUnknown
 from gateway.registry.models import ParticipantKind
@@ -143,7 +145,16 @@ class AgreementResponseRules:
     @staticmethod
     def _respond(message: DomainMessage, session: Session) -> tuple[Agreement, AgreementState]:
         record = _from_university(message, session)
-        if record.identity_hash != message.hasher(required(message.document, "agr:IdentityNumber")):
+        employer = text(message.document, "agr:Employer")
+        if employer is not None and employer != message.recipient.id:
+            raise AccessDenied(f"the answer names employer {employer} but is sent to {message.recipient.id}")
+        number = text(message.document, "agr:IdentityNumber")
+        if number is None:
+            raise AgreementUnknown(
+                f"{_label(record.agreement_id, record.employer_id)}: a university relaying the graduate's answer "
+                "names the graduate by IdentityNumber"
+            )
+        if record.identity_hash != message.hasher(number):
             raise AgreementUnknown(f"{_label(record.agreement_id, record.employer_id)} was offered to another graduate")
         step = RESPONSE_STEPS[required(message.document, "agr:Decision")]
         return record, _advance(record, step, message)

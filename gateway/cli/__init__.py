@@ -7,7 +7,20 @@ import logging
 import click
 
 from gateway import __version__
-from gateway.cli import access, archives, audit, deliveries, init_cmd, keys, participants, send, serve, users, worker
+from gateway.cli import (
+    access,
+    archives,
+    audit,
+    deliveries,
+    grants,
+    init_cmd,
+    keys,
+    participants,
+    send,
+    serve,
+    users,
+    worker,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,3 +50,4 @@ main.add_command(deliveries.deliveries)
 main.add_command(worker.worker)
 main.add_command(archives.archives)
 main.add_command(users.users_group, name="users")
+main.add_command(grants.grants)

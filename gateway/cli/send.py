@@ -58,3 +58,20 @@ def send(
     if receipt_out:
         receipt_out.write_bytes(receipt.xml)
         click.echo(f"signed receipt written to {receipt_out}")
+    if sent.verification is not None:
+        answer = sent.verification
+        click.echo(f"answered under grant {answer.grant_id} for {answer.subject_name} (gateway-signed):")
+        if answer.identity_match is not None:
+            click.echo(f"  identity_match  {'yes' if answer.identity_match else 'no'}")
+        if answer.education is not None:
+            e = answer.education
+            click.echo(
+                f"  education       {e.school.name} ({e.school.credit_code}), {e.level}, {e.major}, {e.graduation_date}"
+            )
+        if answer.destination is not None:
+            employer = answer.destination.employer
+            at = f", {employer.name} ({employer.credit_code})" if employer else ""
+            click.echo(f"  destination     code {answer.destination.code}{at}")
+        if answer.archive is not None:
+            a = answer.archive
+            click.echo(f"  archive         held by {a.holder.name} ({a.holder.credit_code}), {a.transfer_status}")

@@ -26,6 +26,7 @@ class DomainMessage:
     message_pk: int | None  # set once the message is stored (for ``apply``)
     hasher: IdentityHasher
     settings: Settings
+    message_id: str | None = None  # the routing header's MessageId
 
 
 class ServiceRules(Protocol):

@@ -15,6 +15,8 @@ from gateway.archives.services import (
     ArchiveTransferRequestRules,
 )
 from gateway.domain.message import ServiceRules
+from gateway.grants.enforce import GraduateVerificationRules
+from gateway.grants.tokens import GrantTokens
 from gateway.registrations.rules import (
     DestinationRegistrationRules,
     RegistrationFiledRules,
@@ -22,7 +24,8 @@ from gateway.registrations.rules import (
 )
 
 
-def service_rules() -> dict[str, ServiceRules]:
+def service_rules(grant_tokens: GrantTokens) -> dict[str, ServiceRules]:
+    """The rules of each service; ``grant_tokens`` reads the graduates' authorisation tokens."""
     return {
         "DestinationRegistration": DestinationRegistrationRules(),
         "RegistrationFiled": RegistrationFiledRules(),
@@ -35,4 +38,5 @@ def service_rules() -> dict[str, ServiceRules]:
         "ArchiveTransferRequest": ArchiveTransferRequestRules(),
         "ArchiveTransferManifest": ArchiveTransferManifestRules(),
         "ArchiveReceipt": ArchiveReceiptRules(),
+        "GraduateVerificationRequest": GraduateVerificationRules(grant_tokens),
     }

@@ -1,21 +1,18 @@
 """Activating a graduate's account against their filed registration, and signing in.
 
-Passwords are hashed with argon2id (argon2-cffi, RFC 9106's low-memory profile). Refusals are
+Passwords are hashed by ``gateway.passwords`` (argon2id, as for every account). Refusals are
 :class:`~gateway.errors.ActivationRefused` and :class:`~gateway.errors.SignInRefused` with a code and
 a message to show as it is. Neither says which of several details was wrong: an activation that
 matches no filed registration gets one message whatever the mismatch, and a sign-in gets one
-message whether the account exists or not (a password is checked against a stand-in hash then, so
-that the answer takes as long). Rate limiting is the portal's; nothing here locks an account.
+message whether the account exists or not (``verify_password`` costs the same then). Rate limiting
+is the portal's; nothing here locks an account.
 """
 
 from __future__ import annotations
 
 import hmac
 from datetime import datetime
-from functools import cache
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,12 +22,9 @@ from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.errors import ActivationRefused, SignInRefused
 from gateway.graduates.models import GraduateAccount
+from gateway.passwords import WeakPassword, check_strength, hash_password, needs_rehash, verify_password
 from gateway.privacy import IdentityHasher
 from gateway.registrations.rules import filed_registration
-
-PASSWORDS = PasswordHasher()  # argon2id, t=3, m=64 MiB, p=4 (RFC 9106 low-memory)
-MIN_PASSWORD_LENGTH = 10
-MAX_PASSWORD_LENGTH = 256
 
 NO_MATCH = (
     "No filed destination registration matches this identity number, name and verification number. "
@@ -45,19 +39,19 @@ def _identity(identity_number: str) -> str | None:
 
 
 def check_password(password: str, *secrets_not_allowed: str) -> None:
-    """Raise :class:`ActivationRefused` ``password_too_weak`` unless ``password`` is acceptable."""
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise ActivationRefused(
-            "password_too_weak",
-            f"Choose a password of {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
-        )
+    """Raise :class:`ActivationRefused` ``password_too_weak`` unless ``password`` is acceptable.
+
+    The rules of every account (``gateway.passwords``), and not the graduate's own numbers.
+    """
+    try:
+        check_strength(password)
+    except WeakPassword as exc:
+        raise ActivationRefused("password_too_weak", f"Choose another password: {exc}.") from None
     lowered = password.casefold()
     if any(s and s.casefold() in lowered for s in secrets_not_allowed):
         raise ActivationRefused(
             "password_too_weak", "The password must not contain your identity number or verification number."
         )
-    if len(set(password)) < 4:
-        raise ActivationRefused("password_too_weak", "The password repeats too few different characters.")
 
 
 def activate(
@@ -95,7 +89,7 @@ def activate(
     account = GraduateAccount(
         identity_hash=identity_hash,
         name=registration.name,
-        password_hash=PASSWORDS.hash(password),
+        password_hash=hash_password(password),
         registration_pk=registration.id,
         activated_at=now,
     )
@@ -121,11 +115,6 @@ def activate(
     return account
 
 
-@cache
-def _stand_in_hash() -> str:
-    return PASSWORDS.hash("stand-in password, never anyone's")
-
-
 def authenticate(
     session: Session, hasher: IdentityHasher, identity_number: str, password: str, now: datetime
 ) -> GraduateAccount:
@@ -134,14 +123,10 @@ def authenticate(
     account = None
     if number is not None:
         account = session.scalar(select(GraduateAccount).where(GraduateAccount.identity_hash == hasher(number)))
-    try:
-        PASSWORDS.verify(account.password_hash if account else _stand_in_hash(), password)
-    except (VerificationError, InvalidHashError):
-        raise SignInRefused("sign_in_failed", SIGN_IN_FAILED) from None
-    if account is None:  # the stand-in hash matched: impossible in practice, refused all the same
+    if not verify_password(account.password_hash if account else None, password) or account is None:
         raise SignInRefused("sign_in_failed", SIGN_IN_FAILED)
-    if PASSWORDS.check_needs_rehash(account.password_hash):
-        account.password_hash = PASSWORDS.hash(password)
+    if needs_rehash(account.password_hash):
+        account.password_hash = hash_password(password)
     account.last_sign_in_at = now
     return account
 

@@ -139,6 +139,24 @@ def refusal(grant: GrantView, request: Request, now: datetime) -> Fault | None:
             f"grant {grant.id} was given by another graduate than the one the request names "
             "(name and transfer or verification number of the filed registration)"
         )
+    by_state = state_refusal(grant, now)
+    if by_state is not None:
+        return by_state
+    beyond = request.facts - grant.facts
+    if beyond:
+        return AuthorisationInsufficientScope(
+            f"grant {grant.id} allows {', '.join(f for f in FACTS if f in grant.facts)}; "
+            f"the request also asks for {', '.join(f for f in FACTS if f in beyond)}"
+        )
+    if request.purpose != grant.purpose:
+        return AuthorisationInsufficientScope(
+            f"grant {grant.id} is for the purpose {grant.purpose}, not {request.purpose}"
+        )
+    return None
+
+
+def state_refusal(grant: GrantView, now: datetime) -> Fault | None:
+    """The fault for a grant that cannot be used now (revoked, expired, exhausted, paused), or None."""
     state = state_of(grant.status, grant.expires_at, grant.uses, grant.max_uses, now)
     if state is GrantState.REVOKED:
         return AuthorisationRevoked(f"grant {grant.id} was revoked by the graduate")
@@ -149,16 +167,6 @@ def refusal(grant: GrantView, request: Request, now: datetime) -> Fault | None:
     if state is GrantState.PAUSED:
         return AuthorisationRevoked(
             f"grant {grant.id} is paused by the graduate; it can be used again only if they resume it"
-        )
-    beyond = request.facts - grant.facts
-    if beyond:
-        return AuthorisationInsufficientScope(
-            f"grant {grant.id} allows {', '.join(f for f in FACTS if f in grant.facts)}; "
-            f"the request also asks for {', '.join(f for f in FACTS if f in beyond)}"
-        )
-    if request.purpose != grant.purpose:
-        return AuthorisationInsufficientScope(
-            f"grant {grant.id} is for the purpose {grant.purpose}, not {request.purpose}"
         )
     return None
 

@@ -21,6 +21,7 @@ WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 GATEWAY_NS = "urn:gradex:gateway:1"
+RECEIPT_ELEMENT = f"{{{GATEWAY_NS}}}Receipt"
 WSDL_FILE = "gateway.wsdl"
 ENVELOPE_XSD = "soap-envelope-1.1.xsd"
 
@@ -46,6 +47,15 @@ class Service:
         participant id and answered by the gateway, never delivered to anyone.
         """
         return self.namespace == GATEWAY_NS
+
+    @property
+    def is_delivered(self) -> bool:
+        """A business document delivered to its recipient: the WSDL answers it with the signed ``gw:Receipt``.
+
+        The others are answered by the gateway itself and delivered to nobody: the plumbing, and
+        the graduate verification (answered from the filed registrations, ``gateway.grants.answer``).
+        """
+        return self.response_element == RECEIPT_ELEMENT
 
 
 class ServiceCatalog:

@@ -1,9 +1,11 @@
 """The intake pipeline: a message passes through stages, each of which may refuse it with a Fault.
 
     parse -> envelope -> schema -> service -> sender -> verify -> recipient -> domain check
-          -> store -> domain effects -> receipt -> plumbing answer
+          -> store -> domain effects -> receipt -> plumbing answer -> verification answer
 
-A business document is stored with its delivery and earns a signed receipt. A plumbing service
+A business document is stored with its delivery and earns a signed receipt. A graduate
+verification request is stored without a delivery: the gateway answers it itself, with the
+signed facts and the receipt (``gateway.grants.answer``). A plumbing service
 (``Service.is_plumbing``: mailbox fetch and acknowledge, message status, delivery receipt) is
 addressed to the sender's own participant id, skips the domain stages, is stored without a
 delivery (as evidence, and so that replays are refused) and is answered by the plumbing stage.
@@ -66,7 +68,7 @@ class Inbound:
     security: VerifiedSignature | None = None
     stored: Message | None = None
     receipt: etree._Element | None = None
-    answer: etree._Element | None = None  # a plumbing service's answer, instead of a receipt
+    answer: etree._Element | None = None  # the gateway's own answer (plumbing, verification), instead of the receipt
     log_position: LogPosition | None = None  # the audit entry of the acceptance
 
     @property
@@ -82,8 +84,9 @@ class Stage(Protocol):
 class Accepted:
     """What the sender is told about an accepted message.
 
-    ``answer`` is what goes back in the SOAP Body: the signed ``receipt`` for a business document,
-    the plumbing service's own answer (and no receipt) for a plumbing request.
+    ``answer`` is what goes back in the SOAP Body: the signed ``receipt`` for a business document
+    that is delivered, the gateway's own answer for the others (a plumbing service's, without a
+    receipt; a verification's, holding its receipt).
     """
 
     message_id: str
@@ -117,9 +120,9 @@ class Pipeline:
                 fault.service = inbound.routing.service_name
             raise
         stored, service = inbound.stored, inbound.service
-        answer = inbound.answer if service is not None and service.is_plumbing else inbound.receipt
+        answer = inbound.receipt if service is not None and service.is_delivered else inbound.answer
         if stored is None or service is None or answer is None:
-            raise RuntimeError("the pipeline has no store, receipt or plumbing stage")
+            raise RuntimeError("the pipeline has no store, receipt or answering stage for this service")
         return Accepted(
             message_id=stored.message_id,
             sender_id=stored.sender_id,
@@ -221,7 +224,8 @@ def resolve(inbound: Inbound, session: Session) -> None:
 def store(inbound: Inbound, session: Session) -> None:
     """Store the message and its delivery record in the pipeline's transaction.
 
-    A plumbing request is stored too (evidence, replay detection) but has nothing to deliver.
+    A plumbing request or a verification request is stored too (evidence, replay detection) but
+    has nothing to deliver: the gateway answers it.
     """
     assert inbound.routing is not None and inbound.service is not None and inbound.parts is not None
     assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
@@ -243,7 +247,7 @@ def store(inbound: Inbound, session: Session) -> None:
         signature_sha256=inbound.security.signature_sha256,
         envelope=inbound.raw,
         deliveries=[]
-        if inbound.service.is_plumbing
+        if not inbound.service.is_delivered
         else [
             Delivery(
                 recipient_id=inbound.recipient.id,
@@ -294,12 +298,14 @@ def default_stages(
     apply_domain: Stage,
     receipt: Stage,
     plumbing: Stage,
+    verification: Stage,
 ) -> list[Stage]:
     """The intake stages in order.
 
     ``verify`` and ``receipt`` are message security's (``gateway.security``); ``check_domain`` and
     ``apply_domain`` the domain's (``gateway.domain``: codes, access rights, service rules);
-    ``plumbing`` answers the plumbing services (``gateway.delivery.plumbing``).
+    ``plumbing`` answers the plumbing services (``gateway.delivery.plumbing``) and
+    ``verification`` the graduate verification requests (``gateway.grants.answer``).
     """
     return [
         Parse(max_depth),
@@ -314,4 +320,5 @@ def default_stages(
         apply_domain,
         receipt,
         plumbing,
+        verification,
     ]

@@ -42,7 +42,11 @@ def receive() -> Response:
 
 
 def _audit_refusal(fault: Fault, now: datetime) -> None:
-    """Record a refusal in the audit log (its own transaction: the refused message stored nothing)."""
+    """Record a refusal in the audit log (its own transaction: the refused message stored nothing).
+
+    A fault that carries evidence of its own (``Fault.on_refusal``: a refused use of a graduate's
+    authorisation) has it written in the same transaction.
+    """
     event = AuditEvent(
         kind="message.refused",
         at=now,
@@ -57,6 +61,8 @@ def _audit_refusal(fault: Fault, now: datetime) -> None:
     try:
         with transaction(gateway().sessions) as session:
             record(session, event)
+            if fault.on_refusal is not None:
+                fault.on_refusal(session)
     except Exception:  # the refusal is answered all the same; the operator sees the failure
         log.exception("could not record the refusal of %s in the audit log", fault.message_id)
 

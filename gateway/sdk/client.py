@@ -4,6 +4,9 @@
     sent = client.send(Path("examples/destination-registration.xml").read_bytes(), recipient="11110000000000001R")
     print(sent.receipt.status, sent.receipt.received_at)
 
+A graduate verification request is answered at once: ``sent.verification`` holds the facts the
+graduate granted, from the gateway-signed response (verified like the receipt).
+
 and to work its own pull mailbox and follow what it sent:
 
     fetched = client.fetch(10)                 # verified gw:Delivery facts, oldest first
@@ -48,6 +51,7 @@ from gateway.sdk.mailbox import (
 )
 from gateway.sdk.receipts import VerifiedReceipt, sent_digests, verify_receipt
 from gateway.sdk.recipient import VerifiedDelivery
+from gateway.sdk.verification import ANSWER, VerifiedVerification, read_answer
 from gateway.sdk.zeep_plugins import GatewaySignature
 from gateway.xmlparse import parse_untrusted
 
@@ -66,6 +70,11 @@ class GatewayRefusal(GatewayError):
 class SentMessage:
     message_id: str
     receipt: VerifiedReceipt
+    verification: VerifiedVerification | None = None  # the answer to a GraduateVerificationRequest
+
+
+# Services the gateway answers itself (with the receipt inside its answer), by their answer element.
+ANSWERED = {"GraduateVerificationRequest": ANSWER}
 
 
 class GatewayClient:
@@ -110,10 +119,10 @@ class GatewayClient:
         message_id: str | None = None,
         correlation_id: str | None = None,
     ) -> SentMessage:
-        """Sign and send ``document``; returns the verified receipt.
+        """Sign and send ``document``; returns the verified receipt (and a verification's verified answer).
 
         Raises :class:`GatewayRefusal` with the fault code on refusal, and
-        :class:`~gateway.sdk.receipts.ReceiptInvalid` when the receipt does not verify.
+        :class:`~gateway.sdk.receipts.ReceiptInvalid` when the receipt (or the answer) does not verify.
         """
         root = parse_untrusted(document).getroot()
         operation = service or etree.QName(root).localname
@@ -124,8 +133,12 @@ class GatewayClient:
             self.zeep.service, operation, **{name: parsed[name] for name in parsed}, _soapheaders=[routing]
         )
         digests = sent_digests(envelope)
-        receipt = self._post(envelope, f"{{{GATEWAY_NS}}}Receipt")
-        return SentMessage(message_id, verify_receipt(receipt, self.anchor_files, digests))
+        if operation in ANSWERED:
+            answer = self._post(envelope, ANSWERED[operation])
+            receipt, facts = read_answer(answer, self.anchor_files, message_id, self.participant_id, digests)
+            return SentMessage(message_id, receipt, facts)
+        receipt_element = self._post(envelope, f"{{{GATEWAY_NS}}}Receipt")
+        return SentMessage(message_id, verify_receipt(receipt_element, self.anchor_files, digests))
 
     # --- the plumbing: the own mailbox, and what became of what was sent ------------------------
 

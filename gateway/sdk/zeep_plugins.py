@@ -2,7 +2,7 @@
 
 - :class:`GatewaySignature` signs Body, Timestamp and routing header the way the gateway wants
   (signxml; RSA-SHA256 or ECDSA-SHA256, SHA-256, exclusive C14N) and checks the gateway's signed
-  receipt in the answer.
+  receipt in the answer (and the signed response of a verification answer).
 - :class:`RoutingTimestamp` is for zeep's own ``zeep.wsse.signature.Signature`` and
   ``BinarySignature``, which sign only the Body and a Timestamp already in the header: it adds that
   Timestamp with a ``gw:RoutingDigest`` binding the routing header. Compose it first:
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from lxml import etree
 from gateway.intake.catalog import GATEWAY_NS, SOAP_ENV_NS
 from gateway.intake.envelope import BODY, HEADER, ROUTING
 from gateway.pki.keystore import PrivateKey
-from gateway.sdk.receipts import verify_receipt
+from gateway.sdk.receipts import ReceiptInvalid, verify_gateway_signed, verify_receipt
 from gateway.sdk.signing import KeyInfoStyle, _instant, _new_id, sign_envelope
+from gateway.sdk.verification import ANSWER, RESPONSE
 from gateway.security.wsse import ROUTING_DIGEST, SECURITY, SHA256_URI, WSSE_NS, WSU_ID, WSU_NS, routing_digest
 
 
@@ -46,9 +48,18 @@ class GatewaySignature:
         return envelope, headers
 
     def verify(self, envelope: etree._Element) -> etree._Element:
+        if not self.anchor_files:
+            return envelope
         receipt = envelope.find(f"{BODY}/{{{GATEWAY_NS}}}Receipt")
-        if receipt is not None and self.anchor_files:
+        if receipt is not None:
             verify_receipt(receipt, self.anchor_files)
+        answer = envelope.find(f"{BODY}/{ANSWER}")
+        if answer is not None:  # each signed part on its own copy
+            receipt, response = answer.find(f"{{{GATEWAY_NS}}}Receipt"), answer.find(RESPONSE)
+            if receipt is None or response is None:
+                raise ReceiptInvalid("the verification answer lacks the response or the receipt")
+            verify_receipt(copy.deepcopy(receipt), self.anchor_files)
+            verify_gateway_signed(copy.deepcopy(response), RESPONSE, self.anchor_files)
         return envelope
 
 

@@ -14,12 +14,14 @@ from gateway.audit.sequencer import Sequencer
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
 from gateway.delivery.broker import make_broker
+from gateway.delivery.originate import Originator
 from gateway.delivery.plumbing import AnswerPlumbing
 from gateway.delivery.policy import RetryPolicy
 from gateway.delivery.service import DeliveryService
 from gateway.directory import views as directory_views
 from gateway.domain.services import service_rules
 from gateway.domain.stage import ApplyDomain, CheckDomain, DomainRules
+from gateway.grants.answer import AnswerVerification
 from gateway.grants.tokens import GrantTokens
 from gateway.intake import views as intake_views
 from gateway.intake.catalog import ServiceCatalog
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     hasher = IdentityHasher.from_file(settings.keys_dir / "secrets" / "identity-hash.key")
     grant_tokens = GrantTokens.from_keys_dir(settings.keys_dir, settings.key_passphrase)
     domain = DomainRules(
-        services=service_rules(),
+        services=service_rules(grant_tokens),
         access=AccessPolicy(load_rules()),
         hasher=hasher,
         settings=settings,
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         apply_domain=ApplyDomain(domain),
         receipt=IssueReceipt(signer),
         plumbing=AnswerPlumbing(signer),
+        verification=AnswerVerification(signer, hasher),
     )
     pipeline = Pipeline(stages, sessions)
     broker = make_broker(settings)
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         sequencer=Sequencer(sessions, key_store, clock),
         hasher=hasher,
         grant_tokens=grant_tokens,
+        originator=Originator(key_store, settings.platform_id),
     )
     app = Flask("gateway", template_folder="web/templates")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes

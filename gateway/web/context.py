@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.sequencer import Sequencer
 from gateway.clock import Clock
+from gateway.delivery.originate import Originator
 from gateway.delivery.service import DeliveryService
 from gateway.grants.tokens import GrantTokens
 from gateway.intake.catalog import ServiceCatalog
@@ -32,6 +33,7 @@ class Gateway:
     sequencer: Sequencer
     hasher: IdentityHasher  # the keyed hash of identity numbers
     grant_tokens: GrantTokens  # issues and reads graduates' authorisation tokens
+    originator: Originator  # sends the gateway's own messages (a graduate's answer to an offer)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["gateway"] = self

@@ -20,7 +20,7 @@ from gateway.audit.models import AuditCheckpoint, AuditEntry
 from gateway.audit.sequencer import DbNodeReader
 from gateway.cli import main
 from gateway.store.db import transaction
-from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, Signer
+from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer
 from tests.domain.helpers import NS
 
 
@@ -38,12 +38,12 @@ def accept(client: FlaskClient, sign: Signer, count: int) -> list[etree._Element
     for _ in range(count):
         data = sign(
             wrap(
-                example("graduate-verification-request"),
-                sender=HUKOU_OFFICE,
+                example("destination-registration"),
+                sender=UNIVERSITY,
                 recipient=EDUCATION_DEPARTMENT,
-                service="GraduateVerificationRequest",
+                service="DestinationRegistration",
             ),
-            as_=HUKOU_OFFICE,
+            as_=UNIVERSITY,
         )
         body = etree.fromstring(client.post("/soap", data=data, content_type="text/xml").data)
         receipt = body.find(".//gw:Receipt", NS)
@@ -82,7 +82,7 @@ def test_receipts_name_their_entry_and_proofs_verify_against_the_checkpoint(
         for (index, hashed), entry in zip(positions, entries, strict=True):
             assert leaf_hash(entry.entry) == hashed
             facts = decode(entry.entry)
-            assert facts["kind"] == "message.accepted" and facts["sender"] == HUKOU_OFFICE
+            assert facts["kind"] == "message.accepted" and facts["sender"] == UNIVERSITY
             proof = inclusion_proof(DbNodeReader(session), index, point.size)
             assert verify_inclusion(hashed, index, point.size, proof, point.root)
 

@@ -2,7 +2,7 @@
 
 PostgreSQL (a fresh schema, migrated, with the demo participants), a ``redis-server`` started on a
 free port, ``gateway serve`` and ``gateway worker`` processes, and a push recipient served in a
-thread. Messages are GraduateVerificationRequests from the hukou office to the education
+thread. Messages are DestinationRegistrations from the university to the education
 department, signed in advance with the demo keys, so that a message can be sent again byte for
 byte after a crash (the gateway answers REPLAY for one it had already accepted).
 """
@@ -33,12 +33,12 @@ from gateway.registry.services import add_participant, register_certificate
 from gateway.sdk.envelope import wrap
 from gateway.sdk.signing import sign_envelope_bytes
 from gateway.store.db import connect, migrate, session_factory, transaction
-from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, credentials, example, free_port
+from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, credentials, example, free_port
 from tests.delivery.faults_processes import Processes, Started, wait_until
 from tests.delivery.faults_recipient import FaultyRecipient
 
-SERVICE = "GraduateVerificationRequest"
-SENDER, RECIPIENT = HUKOU_OFFICE, EDUCATION_DEPARTMENT
+SERVICE = "DestinationRegistration"  # sent again and again, each one accepted (a correction)
+SENDER, RECIPIENT = UNIVERSITY, EDUCATION_DEPARTMENT
 PUSH_TIMEOUT_SECONDS = 2
 NS = {"gw": "urn:gradex:gateway:1"}
 # Short enough for recovery within seconds (the defaults are 60 s, 120 s and 5 s).
@@ -75,9 +75,9 @@ def prepare_database(database_url: str, keys_dir: Path, endpoint: str) -> None:
 
 
 def signed_envelopes(keys_dir: Path, count: int) -> dict[str, bytes]:
-    """``count`` signed verification requests by message id."""
+    """``count`` signed destination registrations by message id."""
     found = credentials(keys_dir, SENDER)
-    document = example("graduate-verification-request")
+    document = example("destination-registration")
     envelopes = {}
     for _ in range(count):
         message_id = str(uuid.uuid4())

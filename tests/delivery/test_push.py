@@ -17,7 +17,7 @@ from gateway.registry.models import Participant
 from gateway.sdk.receipts import sent_digests
 from gateway.settings import Settings
 from gateway.store.db import transaction
-from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, Signer, free_port
+from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer, free_port
 from tests.delivery.recipients import RecordingRecipient, serve_recipient
 from tests.domain.helpers import send
 
@@ -65,15 +65,16 @@ def recipient(app: Flask, anchors: tuple) -> Iterator[RecordingRecipient]:  # ty
         yield recording
 
 
-def verification_request(client: FlaskClient, sign: Signer) -> None:
-    code, detail = send(client, sign, "graduate-verification-request", HUKOU_OFFICE, EDUCATION_DEPARTMENT)
+def registration(client: FlaskClient, sign: Signer) -> None:
+    """A message to the education department that may be sent again and again: a destination registration."""
+    code, detail = send(client, sign, "destination-registration", UNIVERSITY, EDUCATION_DEPARTMENT)
     assert code is None, detail
 
 
 def test_an_accepted_message_is_pushed_once_with_the_senders_signature_intact(
     app: Flask, client: FlaskClient, sign: Signer, recipient: RecordingRecipient
 ) -> None:
-    verification_request(client, sign)
+    registration(client, sign)
     assert [d.status for d in deliveries(app)] == ["queued"]
     run_queue(app)
     [delivery] = deliveries(app)
@@ -83,8 +84,8 @@ def test_an_accepted_message_is_pushed_once_with_the_senders_signature_intact(
         stored = session.scalars(select(Message)).one()
         assert (received.message_id, received.sender, received.service) == (
             stored.message_id,
-            HUKOU_OFFICE,
-            "GraduateVerificationRequest",
+            UNIVERSITY,
+            "DestinationRegistration",
         )
     # The original envelope still carries the sender's signature over the same parts.
     assert set(sent_digests(received.original)) == {"Body", "Timestamp", "Routing"}
@@ -97,7 +98,7 @@ def test_an_accepted_message_is_pushed_once_with_the_senders_signature_intact(
 def test_a_second_broker_message_for_the_same_delivery_does_nothing(
     app: Flask, client: FlaskClient, sign: Signer, recipient: RecordingRecipient
 ) -> None:
-    verification_request(client, sign)
+    registration(client, sign)
     [delivery] = deliveries(app)
     app.extensions["gateway"].delivery.actor.send(delivery.id)  # a duplicate on the broker
     run_queue(app)
@@ -116,7 +117,7 @@ def test_refusals_wait_for_retry_with_backoff_then_dead_letter(
     app: Flask, client: FlaskClient, sign: Signer, recipient: RecordingRecipient
 ) -> None:
     recipient.behaviour = "reject"
-    verification_request(client, sign)
+    registration(client, sign)
     run_queue(app)
     [first] = deliveries(app)
     assert (first.status, first.attempts) == ("waiting_for_retry", 1)
@@ -136,7 +137,7 @@ def test_a_timeout_is_retried_and_the_recipient_sees_the_message_once(
     app: Flask, client: FlaskClient, sign: Signer, recipient: RecordingRecipient
 ) -> None:
     recipient.behaviour = "slow"  # answers after 3 s; the gateway waits 2 s
-    verification_request(client, sign)
+    registration(client, sign)
     run_queue(app)
     [first] = deliveries(app)
     assert first.status == "waiting_for_retry" and "Timeout" in (first.last_error or "")
@@ -151,7 +152,7 @@ def test_a_timeout_is_retried_and_the_recipient_sees_the_message_once(
 
 def test_an_unreachable_endpoint_is_retried(app: Flask, client: FlaskClient, sign: Signer) -> None:
     push_to(app, EDUCATION_DEPARTMENT, f"http://127.0.0.1:{free_port()}/soap")
-    verification_request(client, sign)
+    registration(client, sign)
     run_queue(app)
     [delivery] = deliveries(app)
     assert delivery.status == "waiting_for_retry"
@@ -163,7 +164,7 @@ def test_the_sweep_delivers_what_was_accepted_but_never_enqueued(
 ) -> None:
     service = app.extensions["gateway"].delivery
     service.enqueue = lambda ids: None  # the process "crashes" between commit and enqueue
-    verification_request(client, sign)
+    registration(client, sign)
     [delivery] = deliveries(app)
     assert delivery.status == "accepted"
     assert service.sweep() == 0  # within the grace period the intake may still enqueue it

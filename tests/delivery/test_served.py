@@ -51,9 +51,9 @@ def test_served_gateway_pushes_accepted_messages_and_reports_them(template_home:
         )
         assert added.returncode == 0, added.stderr
         with served_gateway(home) as base:
-            document = home / "offer-response.xml"
+            document = home / "registration.xml"
             document.write_text(
-                (Path(__file__).parents[2] / "examples" / "graduate-verification-request.xml").read_text("utf-8"),
+                (Path(__file__).parents[2] / "examples" / "destination-registration.xml").read_text("utf-8"),
                 encoding="utf-8",
             )
             granted = gateway(
@@ -61,7 +61,7 @@ def test_served_gateway_pushes_accepted_messages_and_reports_them(template_home:
                 "access",
                 "grant",
                 UNIVERSITY,
-                "GraduateVerificationRequest",
+                "DestinationRegistration",
                 "--to",
                 PUSH_RECIPIENT,
                 "--reason",

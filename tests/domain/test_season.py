@@ -16,6 +16,9 @@ from sqlalchemy import select
 
 from gateway.agreements.models import Agreement
 from gateway.archives.models import ArchiveTransfer
+from gateway.graduates import accounts
+from gateway.graduates.models import MessageSubject
+from gateway.grants import services as grants
 from gateway.intake.catalog import ServiceCatalog
 from gateway.messages.models import Message
 from gateway.registrations.models import Registration
@@ -84,8 +87,25 @@ def test_the_story_covers_every_business_service_of_the_wsdl() -> None:
     assert {step[0] for step in STORY} == business
 
 
+def with_a_grant(app: Flask, document: bytes) -> bytes:
+    """The example request with the token of a grant the example's graduate gives the hukou office now."""
+    gateway = app.extensions["gateway"]
+    now = datetime.now(UTC)
+    with transaction(gateway.sessions) as session:
+        account = accounts.activate(
+            session, gateway.hasher, "11010520030315041X", "李明", "HY2025BJ7Q4K9M3T", "correct horse battery", now
+        )
+        facts = ["identity_match", "education", "destination"]
+        issued = grants.create_grant(
+            session, gateway.grant_tokens, account, HUKOU_OFFICE, facts, "settlement", None, now
+        )
+    return replace_text(document, "ver:AuthorisationToken", issued.token)
+
+
 def test_every_example_is_accepted_in_the_order_of_the_story(client: FlaskClient, app: Flask, sign: Signer) -> None:
     for service, document, sender, recipient in STORY:
+        if service == "GraduateVerificationRequest":
+            document = with_a_grant(app, document)
         code, detail = send(client, sign, document, sender, recipient, service)
         assert code is None, f"{service} from {sender}: {code} {detail}"
         assert detail == recipient
@@ -100,5 +120,12 @@ def test_every_example_is_accepted_in_the_order_of_the_story(client: FlaskClient
         }
         registrations = {r.registration_id: r.status for r in session.scalars(select(Registration))}
         assert registrations == {"REG-2025-000120": "rejected", "REG-2025-000123": "filed"}
+        # Every message is indexed under the graduate it is about (for their history), the
+        # verification request aside: it is recorded as a use of the graduate's grant.
+        subjects = {pk: h for pk, h in session.execute(select(MessageSubject.message_pk, MessageSubject.identity_hash))}
+        graduate = app.extensions["gateway"].hasher("11010520030315041X")
+        assert {m.service: subjects.get(m.id) for m in stored} == {
+            service: None if service == "GraduateVerificationRequest" else graduate for service, *_ in STORY
+        }
         [transfer] = session.scalars(select(ArchiveTransfer))
         assert (transfer.status, transfer.receiver_id, transfer.holder_id) == ("received", AGENCY_CHAOYANG, UNIVERSITY)

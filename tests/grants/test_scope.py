@@ -18,7 +18,9 @@ from gateway.errors import (
 )
 from gateway.grants import scope
 from gateway.grants.scope import GrantState, GrantView, Request, Subject, refusal, state_of
+from gateway.intake.catalog import ServiceCatalog
 from gateway.settings import SCHEMAS_DIR
+from tests.conftest import example
 
 NOW = datetime(2026, 7, 1, 12, tzinfo=UTC)
 LATER = NOW + timedelta(days=7)
@@ -121,3 +123,9 @@ def test_the_order_of_the_checks() -> None:
     assert isinstance(refusal(paused_beyond_scope, replace(REQUEST, purpose="other"), NOW), AuthorisationRevoked)
     paused_message = refusal(paused_beyond_scope, REQUEST, NOW)
     assert paused_message is not None and "paused" in str(paused_message)
+
+
+def test_the_example_response_is_valid() -> None:
+    document = etree.ElementTree(etree.fromstring(example("graduate-verification-response")))
+    schema = ServiceCatalog(SCHEMAS_DIR).schema
+    assert schema.validate(document), schema.error_log

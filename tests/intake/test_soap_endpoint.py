@@ -20,7 +20,6 @@ from gateway.store.db import transaction
 from tests.conftest import (
     EDUCATION_DEPARTMENT,
     EXAMPLES,
-    HUKOU_OFFICE,
     UNIVERSITY,
     Signer,
     example,
@@ -68,17 +67,17 @@ def test_every_business_service_of_the_wsdl_has_an_example() -> None:
 
 
 def test_role_and_region_resolve_by_walking_up_the_regions(client: FlaskClient, sign: Signer) -> None:
-    # A hukou office in Haidian (110108) asks "the education department responsible for 110108":
+    # A university in Haidian (110108) reports to "the education department responsible for 110108":
     # none sits in the county or the city, so the walk reaches the province's (110000).
     data = sign(
         wrap(
-            example("graduate-verification-request"),
-            sender=HUKOU_OFFICE,
+            example("destination-registration"),
+            sender=UNIVERSITY,
             role="education_department",
             region="110108",
-            service="GraduateVerificationRequest",
+            service="DestinationRegistration",
         ),
-        as_=HUKOU_OFFICE,
+        as_=UNIVERSITY,
     )
     status, body = post(client, data)
     assert status == 200, etree.tostring(body)

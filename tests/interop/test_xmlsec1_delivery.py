@@ -18,7 +18,7 @@ from gateway.intake.soap import envelope
 from gateway.messages.models import Delivery, Message
 from gateway.settings import Settings
 from gateway.store.db import transaction
-from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, Signer, require
+from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer, require
 from tests.domain.helpers import send
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def test_forwarded_message_verifies_with_xmlsec1(
     app: Flask, client: FlaskClient, sign: Signer, settings: Settings, tmp_path: Path
 ) -> None:
     require("xmlsec1", lambda: subprocess.run(["xmlsec1", "--version"], capture_output=True, check=True, timeout=30))
-    assert send(client, sign, "graduate-verification-request", HUKOU_OFFICE, EDUCATION_DEPARTMENT)[0] is None
+    assert send(client, sign, "destination-registration", UNIVERSITY, EDUCATION_DEPARTMENT)[0] is None
     context = app.extensions["gateway"]
     with transaction(context.sessions) as session:
         delivery = session.scalars(select(Delivery)).one()
@@ -89,6 +89,6 @@ def test_forwarded_message_verifies_with_xmlsec1(
     )
     assert sender_check.returncode == 0, sender_check.stderr.decode()
     # One changed byte in the forwarded Body breaks the gateway's signature.
-    forwarded.write_bytes(forwarded.read_bytes().replace(b"settlement", b"settlemenT", 1))
+    forwarded.write_bytes(forwarded.read_bytes().replace(b"bachelor", b"bacheloR", 1))
     tampered = gateway_signature_check(forwarded, ca)
     assert tampered.returncode != 0

@@ -16,10 +16,13 @@ from gateway.intake.catalog import GATEWAY_NS, SOAP_ENV_NS
 from gateway.messages.models import Delivery, Message
 from gateway.sdk.envelope import wrap
 from gateway.store.db import transaction
-from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, Signer
+from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer
 from tests.domain.helpers import send
 
 NS = {"gw": GATEWAY_NS, "soapenv": SOAP_ENV_NS}
+# The message the mailbox tests send to the education department's pull mailbox: a registration can
+# be sent again and again (a verification request would need a graduate's grant each time).
+SENDER, SERVICE, DOCUMENT = UNIVERSITY, "DestinationRegistration", "destination-registration"
 _GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
 
 
@@ -81,10 +84,10 @@ def ask(client: FlaskClient, sign: Signer, request: etree._Element, sender: str)
 
 
 def send_to_pull_recipient(client: FlaskClient, sign: Signer) -> str:
-    """A verification request from the hukou office to the education department (a pull mailbox)."""
-    code, detail = send(client, sign, "graduate-verification-request", HUKOU_OFFICE, EDUCATION_DEPARTMENT)
+    """A destination registration from the university to the education department (a pull mailbox)."""
+    code, detail = send(client, sign, DOCUMENT, SENDER, EDUCATION_DEPARTMENT)
     assert code is None, detail
-    return latest_message_id(client.application, HUKOU_OFFICE)
+    return latest_message_id(client.application, SENDER)
 
 
 def latest_message_id(app: Flask, sender: str) -> str:

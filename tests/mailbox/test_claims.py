@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from gateway.delivery import mailbox
 from gateway.delivery.policy import RetryPolicy
-from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, Signer
-from tests.mailbox.helpers import deliveries, send_to_pull_recipient
+from tests.conftest import EDUCATION_DEPARTMENT, Signer
+from tests.mailbox.helpers import SENDER, deliveries, send_to_pull_recipient
 
 
 @pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)
@@ -43,7 +43,7 @@ def test_only_a_claim_older_than_the_visibility_timeout_is_taken_again(store_app
         [again] = mailbox.fetch(session, EDUCATION_DEPARTMENT, 10, fetched_at + timedelta(seconds=61), policy)
         assert (again.attempts, again.claimed_at) == (2, fetched_at + timedelta(seconds=61))
     later = fetched_at + timedelta(seconds=62)
-    ref = mailbox.MessageRef(message_id, HUKOU_OFFICE)
+    ref = mailbox.MessageRef(message_id, SENDER)
     with sessions() as session, session.begin():
         outcomes = mailbox.acknowledge(session, EDUCATION_DEPARTMENT, [ref, ref], later)
     assert outcomes == [mailbox.Acknowledgement.ACKNOWLEDGED, mailbox.Acknowledgement.ALREADY_ACKNOWLEDGED]

@@ -26,6 +26,8 @@ from gateway.xmlparse import parse_untrusted
 from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, UNIVERSITY, Signer, credentials
 from tests.mailbox.helpers import (
     NS,
+    SENDER,
+    SERVICE,
     Answer,
     acknowledge_request,
     age_claims,
@@ -69,9 +71,9 @@ def test_a_fetched_message_is_the_original_with_the_senders_signature_intact(
     delivery = verify_delivery(element, anchors)  # the gateway's signature
     assert (delivery.message_id, delivery.sender, delivery.recipient, delivery.service, delivery.attempt) == (
         message_id,
-        HUKOU_OFFICE,
+        SENDER,
         MAILBOX,
-        "GraduateVerificationRequest",
+        SERVICE,
         1,
     )
     # The original envelope, exactly as stored, and the sender's own signature over it verifies.
@@ -88,7 +90,7 @@ def test_a_fetched_message_is_the_original_with_the_senders_signature_intact(
         digest_algorithms=ALLOWED_DIGESTS,
         default_reference_c14n_method=EXCLUSIVE_C14N,
     )
-    certificate = credentials(settings.keys_dir, HUKOU_OFFICE).certificate
+    certificate = credentials(settings.keys_dir, SENDER).certificate
     XMLVerifier().verify(original, x509_cert=certificate, id_attribute="Id", expect_config=config)
     [row] = deliveries(app)
     assert (row.status, row.attempts) == ("in_delivery", 1)
@@ -130,10 +132,10 @@ def test_an_acknowledged_message_is_delivered_and_never_offered_again(
 ) -> None:
     message_id = send_to_pull_recipient(client, sign)
     fetch(client, sign)
-    answer = ask(client, sign, acknowledge_request((message_id, HUKOU_OFFICE)), MAILBOX)
+    answer = ask(client, sign, acknowledge_request((message_id, SENDER)), MAILBOX)
     assert answer.body.tag == "{urn:gradex:gateway:1}AcknowledgeMessagesResponse"
     assert app.extensions["gateway"].catalog.schema.validate(answer.envelope)
-    assert results(answer) == [(message_id, HUKOU_OFFICE, "acknowledged")]
+    assert results(answer) == [(message_id, SENDER, "acknowledged")]
     [row] = deliveries(app)
     assert row.status == "delivered" and row.delivered_at is not None
     age_claims(app, 3600)
@@ -150,11 +152,11 @@ def test_each_acknowledgement_is_reported_and_none_fails_the_request(
         client,
         sign,
         acknowledge_request(
-            (fetched, HUKOU_OFFICE),
-            (fetched, HUKOU_OFFICE),  # twice in one request
-            (waiting, HUKOU_OFFICE),  # never fetched
-            (stranger, HUKOU_OFFICE),  # no such message
-            (fetched, UNIVERSITY),  # the right id from another sender
+            (fetched, SENDER),
+            (fetched, SENDER),  # twice in one request
+            (waiting, SENDER),  # never fetched
+            (stranger, SENDER),  # no such message
+            (fetched, HUKOU_OFFICE),  # the right id from another sender
         ),
         MAILBOX,
     )
@@ -165,12 +167,12 @@ def test_each_acknowledgement_is_reported_and_none_fails_the_request(
         "unknown",
         "unknown",
     ]
-    again = ask(client, sign, acknowledge_request((fetched, HUKOU_OFFICE)), MAILBOX)
-    assert results(again) == [(fetched, HUKOU_OFFICE, "already_acknowledged")]  # idempotent
+    again = ask(client, sign, acknowledge_request((fetched, SENDER)), MAILBOX)
+    assert results(again) == [(fetched, SENDER, "already_acknowledged")]  # idempotent
     # Someone else's mailbox: fetched there, but not acknowledged by another participant.
     assert delivered_ids(fetch(client, sign)) == [waiting]
-    foreign = ask(client, sign, acknowledge_request((waiting, HUKOU_OFFICE)), UNIVERSITY)
-    assert results(foreign) == [(waiting, HUKOU_OFFICE, "unknown")]
+    foreign = ask(client, sign, acknowledge_request((waiting, SENDER)), HUKOU_OFFICE)
+    assert results(foreign) == [(waiting, SENDER, "unknown")]
     assert [d.status for d in deliveries(app)] == ["delivered", "in_delivery"]
 
 

@@ -22,9 +22,11 @@ from gateway.sdk.receipts import ReceiptInvalid, verify_gateway_signed
 from gateway.settings import Settings
 from gateway.store.db import transaction
 from gateway.xmlparse import parse_untrusted
-from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, UNIVERSITY, Signer, require
+from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, Signer, require
 from tests.mailbox.helpers import (
     NS,
+    SENDER,
+    SERVICE,
     acknowledge_request,
     ask,
     deliveries,
@@ -41,7 +43,7 @@ DELIVERY_RECEIPT = f"{{{GATEWAY_NS}}}DeliveryReceipt"
 
 def fetch_and_acknowledge(client: FlaskClient, sign: Signer, message_id: str) -> None:
     assert ask(client, sign, fetch_request(), EDUCATION_DEPARTMENT).fault_code is None
-    answer = ask(client, sign, acknowledge_request((message_id, HUKOU_OFFICE)), EDUCATION_DEPARTMENT)
+    answer = ask(client, sign, acknowledge_request((message_id, SENDER)), EDUCATION_DEPARTMENT)
     assert answer.body.findtext("gw:Result/gw:Status", namespaces=NS) == "acknowledged"
 
 
@@ -49,12 +51,12 @@ def test_the_sender_follows_its_message_through_the_lifecycle(app: Flask, client
     message_id = send_to_pull_recipient(client, sign)
 
     def status() -> etree._Element:
-        answer = ask(client, sign, status_request(message_id), HUKOU_OFFICE)
+        answer = ask(client, sign, status_request(message_id), SENDER)
         assert app.extensions["gateway"].catalog.schema.validate(answer.envelope)
         return answer.body
 
     waiting = read_status(status())
-    assert (waiting.message_id, waiting.service) == (message_id, "GraduateVerificationRequest")
+    assert (waiting.message_id, waiting.service) == (message_id, SERVICE)
     [state] = waiting.deliveries
     assert (state.recipient, state.mode, state.status, state.attempts) == (EDUCATION_DEPARTMENT, "pull", "queued", 0)
     assert state.queued_at == state.created_at == waiting.received_at
@@ -80,7 +82,7 @@ def test_the_last_error_and_the_next_attempt_are_reported(app: Flask, client: Fl
                 status="waiting_for_retry", attempts=2, last_error="ConnectTimeout: 2 s", next_attempt_at=retry_at
             )
         )
-    [state] = read_status(ask(client, sign, status_request(message_id), HUKOU_OFFICE).body).deliveries
+    [state] = read_status(ask(client, sign, status_request(message_id), SENDER).body).deliveries
     assert (state.status, state.attempts, state.last_error, state.next_attempt_at) == (
         "waiting_for_retry",
         2,
@@ -89,7 +91,7 @@ def test_the_last_error_and_the_next_attempt_are_reported(app: Flask, client: Fl
     )
 
 
-@pytest.mark.parametrize("asker", [EDUCATION_DEPARTMENT, UNIVERSITY])
+@pytest.mark.parametrize("asker", [EDUCATION_DEPARTMENT, HUKOU_OFFICE])
 def test_only_the_original_sender_may_ask(client: FlaskClient, sign: Signer, asker: str) -> None:
     message_id = send_to_pull_recipient(client, sign)
     for request in (status_request(message_id), receipt_request(message_id)):
@@ -99,32 +101,32 @@ def test_only_the_original_sender_may_ask(client: FlaskClient, sign: Signer, ask
 
 
 def test_unknown_and_plumbing_message_ids_are_unknown(app: Flask, client: FlaskClient, sign: Signer) -> None:
-    assert ask(client, sign, status_request(str(uuid.uuid4())), HUKOU_OFFICE).fault_code == "MESSAGE_UNKNOWN"
-    ask(client, sign, fetch_request(), HUKOU_OFFICE)
-    own_fetch = latest_message_id(app, HUKOU_OFFICE)  # a plumbing request: nothing was delivered
-    assert ask(client, sign, status_request(own_fetch), HUKOU_OFFICE).fault_code == "MESSAGE_UNKNOWN"
-    assert ask(client, sign, receipt_request(own_fetch), HUKOU_OFFICE).fault_code == "MESSAGE_UNKNOWN"
+    assert ask(client, sign, status_request(str(uuid.uuid4())), SENDER).fault_code == "MESSAGE_UNKNOWN"
+    ask(client, sign, fetch_request(), SENDER)
+    own_fetch = latest_message_id(app, SENDER)  # a plumbing request: nothing was delivered
+    assert ask(client, sign, status_request(own_fetch), SENDER).fault_code == "MESSAGE_UNKNOWN"
+    assert ask(client, sign, receipt_request(own_fetch), SENDER).fault_code == "MESSAGE_UNKNOWN"
 
 
 def test_a_delivery_receipt_only_once_delivered_then_signed_by_the_gateway(
     app: Flask, client: FlaskClient, sign: Signer, anchors: tuple[Path, ...]
 ) -> None:
     message_id = send_to_pull_recipient(client, sign)
-    early = ask(client, sign, receipt_request(message_id), HUKOU_OFFICE)
+    early = ask(client, sign, receipt_request(message_id), SENDER)
     assert early.fault_code == "NOT_YET_DELIVERED"
     assert f"to {EDUCATION_DEPARTMENT} queued" in early.fault_message
     ask(client, sign, fetch_request(), EDUCATION_DEPARTMENT)
-    fetched = ask(client, sign, receipt_request(message_id), HUKOU_OFFICE)
+    fetched = ask(client, sign, receipt_request(message_id), SENDER)
     assert fetched.fault_code == "NOT_YET_DELIVERED" and "in_delivery" in fetched.fault_message
 
-    answer = ask(client, sign, acknowledge_request((message_id, HUKOU_OFFICE)), EDUCATION_DEPARTMENT)
+    answer = ask(client, sign, acknowledge_request((message_id, SENDER)), EDUCATION_DEPARTMENT)
     assert answer.fault_code is None
-    answer = ask(client, sign, receipt_request(message_id), HUKOU_OFFICE)
+    answer = ask(client, sign, receipt_request(message_id), SENDER)
     assert app.extensions["gateway"].catalog.schema.validate(answer.envelope)
     receipt = answer.body
     assert receipt.tag == DELIVERY_RECEIPT
     signed = verify_gateway_signed(receipt, DELIVERY_RECEIPT, anchors)
-    verified = verify_delivery_receipt(receipt, anchors, message_id, HUKOU_OFFICE)
+    verified = verify_delivery_receipt(receipt, anchors, message_id, SENDER)
     assert signed.findtext("gw:MessageId", namespaces=NS) == message_id
     [delivery] = deliveries(app)
     assert verified.delivered == {EDUCATION_DEPARTMENT: delivery.delivered_at}
@@ -143,7 +145,7 @@ def test_a_delivery_receipt_only_once_delivered_then_signed_by_the_gateway(
     )
     assert verified.body_sha256 == body_sha256 == base64.b64decode(body_digest or "").hex()
     # Changed after signing, it no longer verifies.
-    tampered = etree.fromstring(etree.tostring(receipt).replace(HUKOU_OFFICE.encode(), UNIVERSITY.encode()))
+    tampered = etree.fromstring(etree.tostring(receipt).replace(SENDER.encode(), HUKOU_OFFICE.encode()))
     with pytest.raises(ReceiptInvalid):
         verify_gateway_signed(tampered, DELIVERY_RECEIPT, anchors)
     with pytest.raises(ReceiptInvalid):
@@ -157,7 +159,7 @@ def test_the_delivery_receipt_verifies_with_xmlsec1(
     require("xmlsec1", lambda: subprocess.run(["xmlsec1", "--version"], capture_output=True, check=True, timeout=30))
     message_id = send_to_pull_recipient(client, sign)
     fetch_and_acknowledge(client, sign, message_id)
-    request = plumbing_envelope(sign, receipt_request(message_id), HUKOU_OFFICE)
+    request = plumbing_envelope(sign, receipt_request(message_id), SENDER)
     response = client.post("/soap", data=request, content_type="text/xml")
     assert response.status_code == 200, response.text
     path = tmp_path / "delivery-receipt.xml"

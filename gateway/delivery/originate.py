@@ -1,0 +1,137 @@
+"""Messages the gateway itself sends on someone's behalf (the graduate's answer to an agreement offer).
+
+They travel like any other: an envelope with the routing header, signed with WS-Security by the
+gateway's key (so recipients check it like any sender's), stored as a :class:`Message` with its
+outbox row and a ``message.originated`` audit entry in the caller's transaction, then delivered by
+the :class:`~gateway.delivery.service.DeliveryService` (push) or waiting in the recipient's mailbox
+(pull). The sender is the platform participant (``GATEWAY_PLATFORM_ID``, registered by
+``gateway init`` with the gateway's certificate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.hazmat.primitives import hashes
+from lxml import etree
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from gateway.audit.entries import AuditEvent
+from gateway.audit.log import record
+from gateway.intake.envelope import split_envelope
+from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.pki.keystore import KeyStore
+from gateway.registry.models import DeliveryMode, Participant
+from gateway.sdk.envelope import wrap
+from gateway.sdk.signing import sign_envelope_bytes
+from gateway.security.wsse import read_security_header
+from gateway.xmlparse import parse_untrusted
+
+PLATFORM_KIND = "platform"  # not a kind of the access matrix: the platform sends nothing through the intake
+
+
+@dataclass(frozen=True)
+class Originator:
+    """Signs and stores the gateway's own messages as the platform participant ``platform_id``."""
+
+    key_store: KeyStore
+    platform_id: str
+
+    def send(
+        self,
+        session: Session,
+        document: etree._Element,
+        service: str,
+        recipient: Participant,
+        now: datetime,
+        correlation_id: str | None = None,
+        on_behalf_of: str | None = None,
+    ) -> Message:
+        """Store ``document`` for ``recipient`` as a signed message with its delivery; returns the message.
+
+        ``on_behalf_of`` says for whom, in the audit entry (an account, never an identity number).
+        Push deliveries go to the broker once the caller's transaction commits (:func:`enqueue_after_commit`).
+        """
+        message_id = str(uuid.uuid4())
+        wrapped = wrap(
+            document,
+            sender=self.platform_id,
+            recipient=recipient.id,
+            service=service,
+            message_id=message_id,
+            created_at=now,
+            correlation_id=correlation_id,
+        )
+        certificate = self.key_store.certificate()
+        signed = sign_envelope_bytes(wrapped, self.key_store.signing_key(), certificate, now=now)
+        root = parse_untrusted(signed).getroot()
+        parts = split_envelope(root)
+        body = etree.tostring(parts.body, method="c14n", exclusive=True)
+        pull = recipient.delivery_mode == DeliveryMode.PULL
+        message = Message(
+            message_id=message_id,
+            sender_id=self.platform_id,
+            recipient_id=recipient.id,
+            service=service,
+            service_version="1",
+            correlation_id=correlation_id,
+            created_at=now,
+            received_at=now,
+            size=len(signed),
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            certificate_sha256=certificate.fingerprint(hashes.SHA256()).hex(),
+            signature_sha256=hashlib.sha256(read_security_header(root, parts).signature_value).hexdigest(),
+            envelope=signed,
+            deliveries=[
+                Delivery(
+                    recipient_id=recipient.id,
+                    mode=recipient.delivery_mode,
+                    status=DeliveryStatus.QUEUED if pull else DeliveryStatus.ACCEPTED,
+                    enqueued_at=now if pull else None,
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            ],
+        )
+        session.add(message)
+        session.flush()
+        record(
+            session,
+            AuditEvent(
+                kind="message.originated",
+                at=now,
+                message_id=message_id,
+                facts={
+                    "message_id": message_id,
+                    "sender": self.platform_id,
+                    "recipient": recipient.id,
+                    "service": service,
+                    "body_sha256": message.body_sha256,
+                    "signature_sha256": message.signature_sha256,
+                    "certificate_sha256": message.certificate_sha256,
+                    "on_behalf_of": on_behalf_of,
+                },
+            ),
+        )
+        return message
+
+
+def enqueue_after_commit(session: Session, delivery_ids: list[int], enqueue: Callable[[list[int]], None]) -> None:
+    """Hand ``delivery_ids`` to ``enqueue`` (``DeliveryService.enqueue``) once ``session`` commits.
+
+    Nothing is sent if the transaction rolls back; a push delivery the broker never gets is picked
+    up by the outbox sweep.
+    """
+    if not delivery_ids:
+        return
+
+    def after_commit(_session: Session) -> None:
+        enqueue(delivery_ids)
+
+    event.listen(session, "after_commit", after_commit, once=True)

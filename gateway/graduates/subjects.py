@@ -1,0 +1,57 @@
+"""Which graduate a business message is about, kept for the graduate's own access history.
+
+A business document names its graduate by identity number (registrations, filings, offers and
+answers relayed by a university, archive requests, manifests and receipts), or by the agreement it
+steps (reviews and cancellations, by AgreementId between the two parties). The keyed hash of that
+number is stored beside the message (:class:`MessageSubject`), in the message's own transaction;
+the number itself never is. Verification requests are not indexed here: each is recorded as a use
+(or refused attempt) of the graduate's grant instead.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from gateway.agreements.models import Agreement
+from gateway.domain.documents import text
+from gateway.domain.message import DomainMessage
+from gateway.graduates.models import MessageSubject
+
+NOT_INDEXED = frozenset({"GraduateVerificationRequest"})
+
+
+def subject_of(message: DomainMessage, session: Session) -> str | None:
+    """The keyed identity hash of the graduate ``message`` is about, or None (about no single graduate)."""
+    if message.service in NOT_INDEXED:
+        return None
+    numbers = {
+        (element.text or "").strip()
+        for element in message.document.iter(etree.Element)
+        if etree.QName(element).localname == "IdentityNumber" and len(element) == 0
+    }
+    if len(numbers) == 1:
+        return message.hasher(numbers.pop())
+    if numbers:
+        return None
+    agreement_id = text(message.document, "agr:AgreementId")
+    if agreement_id is None:
+        return None
+    a, b = message.sender.id, message.recipient.id
+    return session.scalar(
+        select(Agreement.identity_hash).where(
+            Agreement.agreement_id == agreement_id,
+            or_(
+                and_(Agreement.employer_id == a, Agreement.university_id == b),
+                and_(Agreement.employer_id == b, Agreement.university_id == a),
+            ),
+        )
+    )
+
+
+def record_subject(message: DomainMessage, session: Session) -> None:
+    """Index the stored ``message`` under its graduate (no row when it is about none)."""
+    identity_hash = subject_of(message, session)
+    if identity_hash is not None and message.message_pk is not None:
+        session.add(MessageSubject(message_pk=message.message_pk, identity_hash=identity_hash))
