@@ -19,11 +19,7 @@ import pytest
 from gateway.sdk.client import GatewayClient, GatewayRefusal
 from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, UNIVERSITY
 from tests.graduates.helpers import LI_MING, filing_document, registration_document
-
-try:
-    from tests.grants.helpers import verification_request
-except ImportError:  # TEMPORARY until the grants branch lands
-    verification_request = None  # type: ignore[assignment]
+from tests.grants.helpers import verification_request
 from tests.serving import served_gateway
 
 PASSWORD = "browser password 1"

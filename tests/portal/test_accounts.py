@@ -18,7 +18,7 @@ from gateway.audit.models import AuditEntry
 from gateway.clock import FixedClock
 from gateway.settings import Settings
 from tests.conftest import Signer
-from tests.graduates.helpers import LI_MING, WANG_HONG, file_registration
+from tests.graduates.helpers import LI_MING, WANG_HONG, context, file_registration
 from tests.portal.conftest import PASSWORD, activate, sign_in, text
 from tests.web.helpers import csrf_token
 
@@ -26,7 +26,7 @@ MASKED = "1101**********041X"
 
 
 def audit_kinds(app: Flask, prefix: str) -> list[dict[str, Value]]:
-    with app.extensions["gateway"].sessions() as session:
+    with context(app).sessions() as session:
         rows = session.scalars(
             select(AuditEntry.entry).where(AuditEntry.kind.startswith(prefix)).order_by(AuditEntry.leaf_index)
         ).all()

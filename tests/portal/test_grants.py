@@ -22,7 +22,7 @@ from tests.conftest import (
     UNIVERSITY,
     Signer,
 )
-from tests.graduates.helpers import LI_MING, WANG_HONG, file_registration
+from tests.graduates.helpers import LI_MING, WANG_HONG, context, file_registration
 from tests.portal.conftest import activate, sign_in, text
 from tests.web.helpers import csrf_token
 
@@ -57,7 +57,7 @@ def post(client: FlaskClient, grant_id: str, action: str, **extra: str) -> objec
 
 
 def stored(app: Flask, grant_id: str) -> Grant:
-    with app.extensions["gateway"].sessions() as session:
+    with context(app).sessions() as session:
         grant = session.scalar(select(Grant).where(Grant.id == grant_id))
         assert grant is not None
         return grant
@@ -97,7 +97,7 @@ def test_a_new_grant_shows_its_token_short_code_and_qr(graduate_client: FlaskCli
     )
     assert (grant.expires_at - grant.created_at) == timedelta(days=7)
     [token] = re.findall(r'<textarea class="token" id="token" readonly spellcheck="false">([^<]+)</textarea>', page)
-    claims = app.extensions["gateway"].grant_tokens.read(token)
+    claims = context(app).grant_tokens.read(token)
     assert (claims.grant_id, claims.audience) == (grant_id, AGENCY_CHAOYANG)
     short = f"{grant.short_code[:4]}-{grant.short_code[4:]}"
     assert short in page and set(grant.short_code) <= set(SHORT_CODE_ALPHABET)
@@ -139,7 +139,7 @@ def test_a_grant_that_breaks_a_rule_is_refused_with_the_field_marked(
     assert response.status_code == 400  # type: ignore[attr-defined]
     page = text(response)
     assert "授权未创建" in page and field_message in page
-    with app.extensions["gateway"].sessions() as session:
+    with context(app).sessions() as session:
         assert session.scalar(select(Grant.id)) is None
 
 
@@ -214,7 +214,7 @@ def test_grant_posts_need_the_csrf_token(graduate_client: FlaskClient, app: Flas
         response = graduate_client.post(path, data={"verifier": HUKOU_OFFICE, "facts": "education"})
         assert response.status_code == 400 and "表单已过期" in text(response), path
     assert stored(app, grant_id).status == "active"
-    with app.extensions["gateway"].sessions() as session:
+    with context(app).sessions() as session:
         assert len(session.scalars(select(Grant.id)).all()) == 1
 
 

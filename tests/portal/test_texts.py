@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from gateway.graduates.services import EVENTS
 from gateway.grants import scope
-from gateway.portal import grant_views, views
+from gateway.portal import grant_views, history_views, views
 from gateway.registry.models import ParticipantKind
 from gateway.web.i18n import LANGUAGES, catalog
 
@@ -15,6 +16,11 @@ def computed_keys() -> set[str]:
     keys |= {f"graduate.kind.{kind.value}" for kind in ParticipantKind}
     keys |= set(views.ACTIVATION_REFUSALS.values()) | set(grant_views.INVALID_FIELDS.values())
     keys |= set(grant_views.REFUSALS.values()) | set(grant_views.DONE.values())
+    keys |= {f"graduate.event.{event}" for event in EVENTS.values()} | set(history_views.FAULT_TEXTS.values())
+    keys |= set(history_views.OFFER_REFUSALS.values()) | set(history_views.OFFER_DONE.values())
+    keys |= {
+        f"graduate.offer.{d}.{part}" for d in history_views.OFFER_DONE for part in ("title", "question", "confirm")
+    }
     return keys
 
 
@@ -22,6 +28,13 @@ def test_computed_keys_exist_in_both_catalogs() -> None:
     for language in LANGUAGES:
         missing = computed_keys() - set(catalog(language))
         assert not missing, (language, missing)
+
+
+def test_every_authorisation_fault_has_words() -> None:
+    from gateway import errors
+
+    codes = {cls.code for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.Fault)}
+    assert {code for code in codes if code.startswith("AUTHORISATION_")} == set(history_views.FAULT_TEXTS)
 
 
 def test_the_texts_differ_by_language() -> None:
