@@ -7,6 +7,8 @@ one that does not exist: 404. Revocation asks for confirmation on a page of its 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
@@ -65,7 +67,41 @@ def _verifier_groups(session: Session) -> list[tuple[str, list[Participant]]]:
     return [(kind, members) for kind, members in groups if members]
 
 
-def _form_page(form: dict[str, object], errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
+@dataclass(frozen=True)
+class GrantForm:
+    """What the new-grant form holds (as typed: a refused form comes back as it was filled in)."""
+
+    verifier: str = ""
+    facts: tuple[str, ...] = ()
+    purpose: str = ""
+    purpose_text: str = ""
+    valid_days: str = str(scope.DEFAULT_VALID_DAYS)
+    max_uses: str = str(scope.DEFAULT_MAX_USES)
+
+    @classmethod
+    def posted(cls) -> GrantForm:
+        form = request.form
+        return cls(
+            verifier=form.get("verifier", "")[:18],
+            facts=tuple(form.getlist("facts")[: len(scope.FACTS) + 1]),
+            purpose=form.get("purpose", "")[:32],
+            purpose_text=form.get("purpose_text", "")[:1000],
+            valid_days=form.get("valid_days", "").strip()[:4] or str(scope.DEFAULT_VALID_DAYS),
+            max_uses=form.get("max_uses", "").strip()[:4] or str(scope.DEFAULT_MAX_USES),
+        )
+
+
+def _whole_number(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def _invalid(field: str) -> str:
+    """The graduate's words for a refused field (the limits filled in)."""
+    limit = scope.MAX_VALID_DAYS if field == "valid_days" else scope.MAX_USES
+    return translate(INVALID_FIELDS[field], max=limit)
+
+
+def _form_page(form: GrantForm, errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
     context = gateway()
     with context.sessions() as session:
         groups = _verifier_groups(session)
@@ -82,13 +118,6 @@ def _form_page(form: dict[str, object], errors: dict[str, str], status: int = 20
     return page, status
 
 
-def _number(name: str, default: int) -> int | None:
-    text = request.form.get(name, "").strip()
-    if not text:
-        return default
-    return int(text) if text.isdigit() and len(text) <= 4 else None
-
-
 @blueprint.get("/")
 @graduate_required
 def index() -> ResponseReturnValue:
@@ -102,31 +131,13 @@ def index() -> ResponseReturnValue:
 @graduate_required
 def new() -> ResponseReturnValue:
     if request.method == "GET":
-        return _form_page(
-            {
-                "verifier": request.args.get("verifier", ""),
-                "facts": [],
-                "purpose": "",
-                "purpose_text": "",
-                "valid_days": scope.DEFAULT_VALID_DAYS,
-                "max_uses": scope.DEFAULT_MAX_USES,
-            },
-            {},
-        )
-    form: dict[str, object] = {
-        "verifier": request.form.get("verifier", "")[:18],
-        "facts": request.form.getlist("facts")[: len(scope.FACTS) + 1],
-        "purpose": request.form.get("purpose", "")[:32],
-        "purpose_text": request.form.get("purpose_text", "")[:1000],
-        "valid_days": request.form.get("valid_days", "")[:4],
-        "max_uses": request.form.get("max_uses", "")[:4],
-    }
-    valid_days = _number("valid_days", scope.DEFAULT_VALID_DAYS)
-    max_uses = _number("max_uses", scope.DEFAULT_MAX_USES)
+        return _form_page(GrantForm(verifier=request.args.get("verifier", "")[:18]), {})
+    form = GrantForm.posted()
+    valid_days, max_uses = _whole_number(form.valid_days), _whole_number(form.max_uses)
     if valid_days is None:
-        return _form_page(form, {"valid_days": translate(INVALID_FIELDS["valid_days"], max=scope.MAX_VALID_DAYS)}, 400)
+        return _form_page(form, {"valid_days": _invalid("valid_days")}, 400)
     if max_uses is None:
-        return _form_page(form, {"max_uses": translate(INVALID_FIELDS["max_uses"], max=scope.MAX_USES)}, 400)
+        return _form_page(form, {"max_uses": _invalid("max_uses")}, 400)
     context = gateway()
     try:
         with transaction(context.sessions) as session:
@@ -134,23 +145,19 @@ def new() -> ResponseReturnValue:
                 session,
                 context.grant_tokens,
                 own_account(session),
-                str(form["verifier"]),
-                [str(fact) for fact in form["facts"]],  # type: ignore[attr-defined]
-                str(form["purpose"]),
-                str(form["purpose_text"]),
+                form.verifier,
+                form.facts,
+                form.purpose,
+                form.purpose_text,
                 context.clock.now(),
                 valid_days=valid_days,
                 max_uses=max_uses,
             )
             grant_id = issued.grant.id
     except GrantInvalid as exc:
-        key = INVALID_FIELDS.get(exc.field)
-        text = (
-            translate(key, max=scope.MAX_VALID_DAYS if exc.field == "valid_days" else scope.MAX_USES)
-            if key
-            else str(exc)
-        )
-        return _form_page(form, {exc.field if key else "form": text}, 400)
+        if exc.field in INVALID_FIELDS:
+            return _form_page(form, {exc.field: _invalid(exc.field)}, 400)
+        return _form_page(form, {"form": str(exc)}, 400)
     flash(translate("graduate.grant.created"), "ok")
     return redirect(url_for("graduate.grants.show", grant_id=grant_id))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
 
 from gateway.audit.entries import AuditEvent, Value
 from gateway.audit.log import record
@@ -61,10 +62,9 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
-def _audit(kind: str, **facts: Value) -> None:
-    context = gateway()
-    with transaction(context.sessions) as session:
-        record(session, AuditEvent(kind, context.clock.now(), {**facts, "client": request.remote_addr or ""}))
+def _audit(session: Session, kind: str, **facts: Value) -> None:
+    event = AuditEvent(kind, gateway().clock.now(), {**facts, "client": request.remote_addr or ""})
+    record(session, event)
 
 
 @blueprint.get("/")
@@ -85,18 +85,18 @@ def sign_in_page() -> ResponseReturnValue:
         return render_template("graduate/sign_in.html", next=next_url, error=None, notice=notice)
     context = gateway()
     identity_number = _field("identity_number")
-    with transaction(context.sessions) as session:
+    with transaction(context.sessions) as session:  # the sign-in and its audit entry (or the refusal's) together
         try:
             account = authenticate(session, context.hasher, identity_number, _field("password"), context.clock.now())
         except SignInRefused:
+            _audit(session, "graduate.sign_in_refused")
             account_id = None
         else:
             account_id = account.id
+            _audit(session, "graduate.signed_in", account=account_id)
     if account_id is None:
-        _audit("graduate.sign_in_refused")
         error = translate("graduate.sign_in.refused", number=mask_identity(identity_number))
         return render_template("graduate/sign_in.html", next=next_url, error=error, notice=None), 401
-    _audit("graduate.signed_in", account=account_id)
     sign_in(REALM, account_id, ROLE, context.clock)
     return redirect(next_url or url_for("graduate.home"))
 
@@ -144,7 +144,8 @@ def sign_out_page() -> ResponseReturnValue:
     context = gateway()
     who = signed_in(REALM, context.settings, context.clock)
     if who is not None:
-        _audit("graduate.signed_out", account=who.account_id)
+        with transaction(context.sessions) as session:
+            _audit(session, "graduate.signed_out", account=who.account_id)
     sign_out()
     return redirect(url_for("graduate.sign_in"))
 
