@@ -6,6 +6,7 @@
 - the grant-token key (EC P-256) that signs graduates' authorisation tokens (``keys/grants/``);
 - the platform participant (``GATEWAY_PLATFORM_ID``) under which the gateway sends messages on a
   graduate's behalf, with the gateway's certificate registered to it;
+- the payload key ring with its first key, which encrypts stored envelopes (``gateway.messages.keyring``);
 - with ``demo=True``, the demonstration participants and a key and certificate for each.
 """
 
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 from gateway.clock import Clock
 from gateway.delivery.originate import PLATFORM_KIND
 from gateway.grants.tokens import ensure_token_key, token_key_path
+from gateway.messages.keyring import ensure_key_ring
 from gateway.pki.devca import DevelopmentCA, crl_path, write_crl
 from gateway.registry.models import DeliveryMode, Participant
 from gateway.registry.services import ParticipantInput, add_participant, register_certificate
@@ -88,6 +90,11 @@ def initialise(settings: Settings, clock: Clock, demo: bool = False) -> InitRepo
         with transaction(session_factory(engine)) as session:
             created = ensure_platform(session, settings, cert_path.read_bytes(), clock.now())
         (report.created if created else report.reused).append(f"platform participant {settings.platform_id}")
+        ring = settings.payload_keys_dir
+        if ensure_key_ring(ring, now):
+            report.created.append(f"payload key ring {ring} (AES-256-GCM key for stored envelopes)")
+        else:
+            report.reused.append(f"payload key ring {ring}")
         if demo:
             with transaction(session_factory(engine)) as session:
                 _demo_participants(session, settings, ca, clock, report)

@@ -71,6 +71,25 @@ class GrantInvalid(ValidationError):
     """A new grant breaks a rule; ``field`` names the input (verifier, facts, purpose, ...)."""
 
 
+class PayloadUnavailable(GatewayError):
+    """A stored payload (a message's envelope) cannot be given back as the original bytes.
+
+    Never a fault to a sender: it is the gateway's own state. The subclasses say why.
+    """
+
+
+class PayloadKeyMissing(PayloadUnavailable):
+    """The payload is encrypted under a key id that is not in the payload key ring."""
+
+
+class PayloadPurged(PayloadUnavailable):
+    """The payload was erased under the retention setting; the message's metadata and digests remain."""
+
+
+class PayloadCorrupt(PayloadUnavailable):
+    """The ciphertext does not authenticate: changed, truncated, or moved from another message's row."""
+
+
 class Fault(GatewayError):
     """A refusal reported to the sender as a SOAP Fault.
 

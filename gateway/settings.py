@@ -61,6 +61,10 @@ class Settings:
     # The participant id (a credit code) under which the gateway itself sends messages on a graduate's
     # behalf (their answer to an agreement offer): the platform operator's. Registered by `gateway init`.
     platform_id: str = "12100000MB0000009G"
+    # Payloads at rest (gateway.messages.payloads): the key ring folder (empty means
+    # keys_dir/secrets/payload-keys) and the days after which delivered payloads are purged (0: never).
+    payload_key_ring: Path | None = None
+    payload_retention_days: int = 0
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -70,6 +74,11 @@ class Settings:
     @property
     def crls(self) -> tuple[Path, ...]:
         return self.crl_files or (self.keys_dir / "ca" / "crl.pem",)
+
+    @property
+    def payload_keys_dir(self) -> Path:
+        """The payload key ring: the configured folder, or ``keys/secrets/payload-keys``."""
+        return self.payload_key_ring or self.keys_dir / "secrets" / "payload-keys"
 
     @property
     def is_embedded(self) -> bool:
@@ -91,6 +100,7 @@ class Settings:
         keys_dir = Path(env.get("GATEWAY_KEYS_DIR", base / "keys")).resolve()
         database_url = env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{data_dir / 'gateway.db'}"
         passphrase = env.get("GATEWAY_KEY_PASSPHRASE")
+        key_ring = env.get("GATEWAY_PAYLOAD_KEYS_DIR")
         return cls(
             data_dir=data_dir,
             keys_dir=keys_dir,
@@ -119,6 +129,8 @@ class Settings:
             sign_in_rate_limit=env.get("GATEWAY_SIGN_IN_RATE_LIMIT") or "10 per minute;100 per day",
             rate_limit_storage=env.get("GATEWAY_RATE_LIMIT_STORAGE") or "memory://",
             platform_id=_credit_code(env, "GATEWAY_PLATFORM_ID", "12100000MB0000009G"),
+            payload_key_ring=Path(key_ring).resolve() if key_ring else None,
+            payload_retention_days=_int(env, "GATEWAY_PAYLOAD_RETENTION_DAYS", 0, 0, 36500),
         )
 
 

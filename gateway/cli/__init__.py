@@ -16,6 +16,7 @@ from gateway.cli import (
     init_cmd,
     keys,
     participants,
+    payloads,
     send,
     serve,
     users,
@@ -50,4 +51,5 @@ main.add_command(deliveries.deliveries)
 main.add_command(worker.worker)
 main.add_command(archives.archives)
 main.add_command(users.users_group, name="users")
+main.add_command(payloads.payloads)
 main.add_command(grants.grants)

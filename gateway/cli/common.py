@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.clock import SystemClock
 from gateway.errors import ConfigurationError, NotFound, ValidationError
@@ -35,6 +35,20 @@ def store(settings: Settings) -> Iterator[Session]:
     except ValidationError as exc:
         raise click.ClickException(f"refused: {exc.field}: {exc.rule}") from None
     except (NotFound, ConfigurationError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def store_sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """Sessions on an initialised store, for commands that commit in several transactions (batches)."""
+    engine = connect(settings.database_url)
+    try:
+        if current_revision(engine) != head_revision(engine):
+            raise click.ClickException("the database is not initialised or is out of date: run `gateway init`")
+        yield session_factory(engine)
+    except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()

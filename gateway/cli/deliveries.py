@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from gateway.cli.common import clock, load_settings, store
 from gateway.delivery import outbox
+from gateway.errors import PayloadPurged
 from gateway.messages.models import Delivery, DeliveryStatus, Message
 
 
@@ -111,7 +112,10 @@ def show(message_id: str, as_json: bool) -> None:
 def retry(delivery_id: int) -> None:
     """Try DELIVERY_ID again with a fresh attempt count (a dead letter, or one waiting for retry)."""
     with store(load_settings()) as session:
-        delivery = outbox.retry(session, delivery_id, clock.now())
+        try:
+            delivery = outbox.retry(session, delivery_id, clock.now())
+        except PayloadPurged as exc:
+            raise click.ClickException(str(exc)) from None
         if delivery is None:
             raise click.ClickException(f"no delivery #{delivery_id}")
         click.echo(

@@ -69,4 +69,4 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 def _start_embedded_delivery(app: Flask) -> None:
     service = app.extensions["gateway"].delivery
     start_worker(service, threads=2)
-    Sweeper(service, interval=5.0, also=(app.extensions["gateway"].sequencer.run_once,)).start()
+    Sweeper(service, interval=5.0, also=app.extensions["gateway"].periodic_tasks()).start()

@@ -38,7 +38,7 @@ def worker(threads: int, prefetch: int, sweep_interval: float) -> None:
     app = create_app(settings)
     service = app.extensions["gateway"].delivery
     consumer = start_worker(service, threads=threads, queue_prefetch=prefetch)
-    sweeper = Sweeper(service, sweep_interval, also=(app.extensions["gateway"].sequencer.run_once,))
+    sweeper = Sweeper(service, sweep_interval, also=app.extensions["gateway"].periodic_tasks())
     sweeper.start()
     click.echo(
         f"delivery worker: {threads} threads on {settings.broker_url.split('@')[-1]}; "

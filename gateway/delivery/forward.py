@@ -1,9 +1,9 @@
 """The ``gw:Delivery`` the gateway hands to a recipient: routing facts plus the original envelope, signed.
 
 Push and pull use the same element: pushed to the recipient's ``Deliver`` operation, or listed in
-a mailbox fetch. The original envelope goes in unchanged (parsed with the hardened parser), so
-the recipient can check the sender's own signature: exclusive C14N makes the signed parts'
-digests independent of where they now sit.
+a mailbox fetch. The original envelope goes in unchanged (decrypted from the store, parsed with
+the hardened parser), so the recipient can check the sender's own signature: exclusive C14N makes
+the signed parts' digests independent of where they now sit.
 """
 
 from __future__ import annotations
@@ -13,15 +13,21 @@ from lxml.builder import ElementMaker
 
 from gateway.intake.catalog import GATEWAY_NS
 from gateway.messages.models import Message
+from gateway.messages.payloads import PayloadCipher
 from gateway.security.signer import GatewaySigner
 from gateway.xmlparse import parse_untrusted
 
 _GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
 
 
-def delivery_element(message: Message, recipient_id: str, attempt: int, signer: GatewaySigner) -> etree._Element:
-    """The signed ``gw:Delivery`` of ``message`` for ``recipient_id``."""
-    original = parse_untrusted(message.envelope).getroot()
+def delivery_element(
+    message: Message, recipient_id: str, attempt: int, signer: GatewaySigner, payloads: PayloadCipher
+) -> etree._Element:
+    """The signed ``gw:Delivery`` of ``message`` for ``recipient_id``, with the envelope decrypted.
+
+    Raises :class:`gateway.errors.PayloadUnavailable` when the stored envelope cannot be opened.
+    """
+    original = parse_untrusted(payloads.open_envelope(message)).getroot()
     fields = [
         _GW.MessageId(message.message_id),
         _GW.Sender(message.sender_id),

@@ -1,9 +1,10 @@
 """Messages the gateway itself sends on someone's behalf (the graduate's answer to an agreement offer).
 
 They travel like any other: an envelope with the routing header, signed with WS-Security by the
-gateway's key (so recipients check it like any sender's), stored as a :class:`Message` with its
-outbox row and a ``message.originated`` audit entry in the caller's transaction, then delivered by
-the :class:`~gateway.delivery.service.DeliveryService` (push) or waiting in the recipient's mailbox
+gateway's key (so recipients check it like any sender's), stored as a :class:`Message` (its
+envelope sealed like every stored envelope, ``gateway.messages.payloads``) with its outbox row
+and a ``message.originated`` audit entry in the caller's transaction, then delivered by the
+:class:`~gateway.delivery.service.DeliveryService` (push) or waiting in the recipient's mailbox
 (pull). The sender is the platform participant (``GATEWAY_PLATFORM_ID``, registered by
 ``gateway init`` with the gateway's certificate).
 """
@@ -25,6 +26,7 @@ from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.intake.envelope import split_envelope
 from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.messages.payloads import PayloadCipher
 from gateway.pki.keystore import KeyStore
 from gateway.registry.models import DeliveryMode, Participant
 from gateway.sdk.envelope import wrap
@@ -41,6 +43,7 @@ class Originator:
 
     key_store: KeyStore
     platform_id: str
+    payloads: PayloadCipher
 
     def send(
         self,
@@ -86,7 +89,6 @@ class Originator:
             body_sha256=hashlib.sha256(body).hexdigest(),
             certificate_sha256=certificate.fingerprint(hashes.SHA256()).hex(),
             signature_sha256=hashlib.sha256(read_security_header(root, parts).signature_value).hexdigest(),
-            envelope=signed,
             deliveries=[
                 Delivery(
                     recipient_id=recipient.id,
@@ -99,6 +101,7 @@ class Originator:
                 )
             ],
         )
+        self.payloads.seal_envelope(message, signed)
         session.add(message)
         session.flush()
         record(

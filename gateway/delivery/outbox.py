@@ -14,6 +14,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.delivery.policy import RetryPolicy
+from gateway.errors import PayloadPurged
 from gateway.messages.models import Delivery, DeliveryStatus
 
 S = DeliveryStatus
@@ -103,12 +104,17 @@ def retry(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
 
     A push delivery becomes a retry due now, which the next sweep of any worker enqueues (the
     command line cannot reach an in-process broker, the sweep always can); a pull delivery goes
-    back into the mailbox.
+    back into the mailbox. Raises :class:`PayloadPurged` when the retention purge erased the envelope.
     """
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
         return None
     if delivery.status in (S.FAILED, S.WAITING_FOR_RETRY):
+        if delivery.message.payload_purged_at is not None:
+            raise PayloadPurged(
+                f"delivery #{delivery.id} cannot be retried: the envelope of message {delivery.message.message_id} "
+                f"was purged at {delivery.message.payload_purged_at} under the retention setting"
+            )
         delivery.attempts = 0
         delivery.updated_at = now
         if delivery.mode == "push":

@@ -1,7 +1,8 @@
 """The plumbing services: what a participant asks the gateway itself about delivery.
 
 - ``FetchMessages`` and ``AcknowledgeMessages`` work the participant's own pull mailbox
-  (``gateway.delivery.mailbox``); a fetch answers one gateway-signed ``gw:Delivery`` per message.
+  (``gateway.delivery.mailbox``); a fetch answers one gateway-signed ``gw:Delivery`` per message
+  (a message whose stored envelope cannot be decrypted is left out and offered again later).
 - ``MessageStatus`` answers the lifecycle of each delivery of a message the participant sent.
 - ``DeliveryReceiptRequest`` answers the gateway-signed ``gw:DeliveryReceipt`` once every delivery
   of that message is delivered (non-repudiation of delivery).
@@ -13,6 +14,7 @@ A fault here rolls the whole request back: nothing is claimed, nothing stored.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,12 +27,14 @@ from sqlalchemy.orm import Session
 from gateway.delivery import mailbox
 from gateway.delivery.forward import delivery_element
 from gateway.delivery.policy import RetryPolicy
-from gateway.errors import MessageUnknown, NotYetDelivered, UnknownService
+from gateway.errors import MessageUnknown, NotYetDelivered, PayloadUnavailable, UnknownService
 from gateway.intake.catalog import GATEWAY_NS
 from gateway.intake.pipeline import Inbound
 from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.messages.payloads import PayloadCipher
 from gateway.security.signer import GatewaySigner
 
+log = logging.getLogger(__name__)
 _GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
 NS = {"gw": GATEWAY_NS}
 DEFAULT_FETCH = 10  # gateway-1.xsd: FetchMessages/MaxMessages default
@@ -41,6 +45,7 @@ class AnswerPlumbing:
     """The intake stage that answers plumbing services (and lets business documents pass)."""
 
     signer: GatewaySigner
+    payloads: PayloadCipher
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
@@ -59,7 +64,17 @@ class AnswerPlumbing:
         limit = int(_text(request, "gw:MaxMessages") or DEFAULT_FETCH)  # 1..100 by the schema
         answer: etree._Element = _GW.FetchMessagesResponse()
         for delivery in mailbox.fetch(session, participant_id, limit, now, self.policy):
-            answer.append(delivery_element(delivery.message, participant_id, delivery.attempts, self.signer))
+            try:
+                element = delivery_element(
+                    delivery.message, participant_id, delivery.attempts, self.signer, self.payloads
+                )
+            except PayloadUnavailable as exc:
+                # One message whose key is lost must not block the mailbox: it stays claimed and is
+                # offered again after the visibility timeout (once the key is restored, say).
+                log.error("cannot hand %s to %s: %s", delivery.message.message_id, participant_id, exc)
+                delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                continue
+            answer.append(element)
         return answer
 
     def acknowledge_messages(

@@ -5,7 +5,8 @@
 - The actor ``gateway.deliver`` claims the delivery (one conditional UPDATE, so a duplicate
   broker message does nothing), builds the signed ``gw:Delivery``, calls the push connector with the
   recipient's timeout, and records the outcome: ``delivered``, ``waiting_for_retry`` with backoff,
-  or ``failed`` (dead letter) past the recipient's attempt limit.
+  or ``failed`` (dead letter) past the recipient's attempt limit. An envelope that cannot be
+  decrypted (its key lost from the key ring) counts as a failed attempt, retried like the others.
 - ``sweep`` re-enqueues what a crash or a lost broker message left behind: deliveries accepted but
   never enqueued, retries that are due, and claims whose worker died. It runs every few seconds in
   every worker (``gateway worker``, or the embedded in-process worker).
@@ -32,8 +33,10 @@ from gateway.clock import Clock
 from gateway.delivery import outbox
 from gateway.delivery.forward import delivery_element
 from gateway.delivery.policy import RetryPolicy
+from gateway.errors import PayloadUnavailable
 from gateway.intake.soap import envelope
 from gateway.messages.models import Delivery, Message
+from gateway.messages.payloads import PayloadCipher
 from gateway.registry.models import Participant
 from gateway.security.signer import GatewaySigner
 from gateway.store.db import transaction
@@ -50,6 +53,7 @@ class DeliveryService:
     connector: Connector
     signer: GatewaySigner
     clock: Clock
+    payloads: PayloadCipher
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     accepted_grace: timedelta = timedelta(seconds=60)
 
@@ -86,21 +90,29 @@ class DeliveryService:
             message = session.get(Message, delivery.message_pk)
             recipient = session.get(Participant, delivery.recipient_id)
             assert message is not None and recipient is not None
-            signed = delivery_element(message, recipient.id, delivery.attempts, self.signer)
+            error: str | None = None
+            try:
+                payload = envelope(
+                    delivery_element(message, recipient.id, delivery.attempts, self.signer, self.payloads)
+                )
+            except PayloadUnavailable as exc:  # a lost key or a purged payload: an attempt that fails here
+                log.error("cannot deliver %s to %s: %s", message.message_id, recipient.id, exc)
+                payload, error = b"", f"{type(exc).__name__}: {exc}"
             outbound = Outbound(
                 message_id=message.message_id,
                 sender_id=message.sender_id,
                 recipient_id=recipient.id,
                 endpoint_url=recipient.endpoint_url or "",
-                envelope=envelope(signed),
+                envelope=payload,
                 timeout_seconds=float(recipient.push_timeout_seconds),
             )
             limit = recipient.max_delivery_attempts
-        try:
-            acknowledgement = self.connector.deliver(outbound)
-            error = None if acknowledgement.positive else acknowledgement.detail
-        except Exception as exc:  # the recipient is down, refuses, times out: all retried
-            error = f"{type(exc).__name__}: {exc}"
+        if error is None:
+            try:
+                acknowledgement = self.connector.deliver(outbound)
+                error = None if acknowledgement.positive else acknowledgement.detail
+            except Exception as exc:  # the recipient is down, refuses, times out: all retried
+                error = f"{type(exc).__name__}: {exc}"
         with transaction(self.sessions) as session:
             now = self.clock.now()
             if error is None:
@@ -141,7 +153,8 @@ class DeliveryService:
 
 
 class Sweeper(threading.Thread):
-    """Runs ``service.sweep()`` and the ``also`` tasks (the audit sequencer) every ``interval`` seconds."""
+    """Runs ``service.sweep()`` and the ``also`` tasks (the audit sequencer, the retention purge) every
+    ``interval`` seconds."""
 
     def __init__(
         self, service: DeliveryService, interval: float = 5.0, also: tuple[Callable[[], object], ...] = ()
@@ -171,4 +184,3 @@ def start_worker(service: DeliveryService, threads: int, queue_prefetch: int = 0
         worker.queue_prefetch = queue_prefetch  # dramatiq's default (2 x threads) caps throughput
     worker.start()
     return worker
-

@@ -132,7 +132,7 @@ def refusal(grant: GrantView, request: Request, now: datetime) -> Fault | None:
     """
     if request.sender_id != grant.verifier_id:
         return AuthorisationWrongVerifier(
-            f"grant {grant.id} was given to {grant.verifier_id}; {request.sender_id} cannot use it"
+            f"the graduate gave this authorisation to another verifier; {request.sender_id} cannot use it"
         )
     if grant.subject is None or not request.subject.names(grant.subject):
         return AuthorisationSubjectMismatch(

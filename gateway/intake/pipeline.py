@@ -42,6 +42,7 @@ from gateway.errors import (
 from gateway.intake.catalog import Service, ServiceCatalog
 from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_envelope
 from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.messages.payloads import PayloadCipher
 from gateway.registry.directory import SqlDirectory
 from gateway.registry.models import DeliveryMode, Participant
 from gateway.routing.resolve import resolve_recipient
@@ -221,73 +222,78 @@ def resolve(inbound: Inbound, session: Session) -> None:
     inbound.recipient = resolve_recipient(inbound.routing.recipient, SqlDirectory(session))
 
 
-def store(inbound: Inbound, session: Session) -> None:
-    """Store the message and its delivery record in the pipeline's transaction.
+@dataclass(frozen=True)
+class Store:
+    """Store the message, its envelope sealed, and its delivery record in the pipeline's transaction.
 
     A plumbing request or a verification request is stored too (evidence, replay detection) but
     has nothing to deliver: the gateway answers it.
     """
-    assert inbound.routing is not None and inbound.service is not None and inbound.parts is not None
-    assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
-    routing = inbound.routing
-    body = etree.tostring(inbound.parts.body, method="c14n", exclusive=True)
-    pull = inbound.recipient.delivery_mode == DeliveryMode.PULL
-    message = Message(
-        message_id=routing.message_id,
-        sender_id=inbound.sender.id,
-        recipient_id=inbound.recipient.id,
-        service=inbound.service.name,
-        service_version=inbound.service.version,
-        correlation_id=routing.correlation_id,
-        created_at=routing.created_at,
-        received_at=inbound.received_at,
-        size=len(inbound.raw),
-        body_sha256=hashlib.sha256(body).hexdigest(),
-        certificate_sha256=inbound.security.certificate_sha256,
-        signature_sha256=inbound.security.signature_sha256,
-        envelope=inbound.raw,
-        deliveries=[]
-        if not inbound.service.is_delivered
-        else [
-            Delivery(
-                recipient_id=inbound.recipient.id,
-                mode=inbound.recipient.delivery_mode,
-                # A pull delivery waits in the recipient's mailbox from the start; a push delivery
-                # is queued once the broker has it (after this transaction commits).
-                status=DeliveryStatus.QUEUED if pull else DeliveryStatus.ACCEPTED,
-                enqueued_at=inbound.received_at if pull else None,
-                attempts=0,
-                created_at=inbound.received_at,
-                updated_at=inbound.received_at,
-            )
-        ],
-    )
-    session.add(message)
-    try:
-        session.flush()
-    except IntegrityError:
-        # Another request stored the same message id between the replay check and this insert. The
-        # failed flush expired the ORM objects: build the text from plain values only.
-        raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
-    inbound.stored = message
-    # Store and audit in one transaction: the acceptance's audit entry, with its place in the log.
-    inbound.log_position = record(
-        session,
-        AuditEvent(
-            kind="message.accepted",
-            at=inbound.received_at,
+
+    payloads: PayloadCipher
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        assert inbound.routing is not None and inbound.service is not None and inbound.parts is not None
+        assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
+        routing = inbound.routing
+        body = etree.tostring(inbound.parts.body, method="c14n", exclusive=True)
+        pull = inbound.recipient.delivery_mode == DeliveryMode.PULL
+        message = Message(
             message_id=routing.message_id,
-            facts={
-                "message_id": routing.message_id,
-                "sender": inbound.sender.id,
-                "recipient": inbound.recipient.id,
-                "service": inbound.service.name,
-                "body_sha256": message.body_sha256,
-                "signature_sha256": message.signature_sha256,
-                "certificate_sha256": message.certificate_sha256,
-            },
-        ),
-    )
+            sender_id=inbound.sender.id,
+            recipient_id=inbound.recipient.id,
+            service=inbound.service.name,
+            service_version=inbound.service.version,
+            correlation_id=routing.correlation_id,
+            created_at=routing.created_at,
+            received_at=inbound.received_at,
+            size=len(inbound.raw),
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            certificate_sha256=inbound.security.certificate_sha256,
+            signature_sha256=inbound.security.signature_sha256,
+            deliveries=[]
+            if not inbound.service.is_delivered
+            else [
+                Delivery(
+                    recipient_id=inbound.recipient.id,
+                    mode=inbound.recipient.delivery_mode,
+                    # A pull delivery waits in the recipient's mailbox from the start; a push delivery
+                    # is queued once the broker has it (after this transaction commits).
+                    status=DeliveryStatus.QUEUED if pull else DeliveryStatus.ACCEPTED,
+                    enqueued_at=inbound.received_at if pull else None,
+                    attempts=0,
+                    created_at=inbound.received_at,
+                    updated_at=inbound.received_at,
+                )
+            ],
+        )
+        self.payloads.seal_envelope(message, inbound.raw)
+        session.add(message)
+        try:
+            session.flush()
+        except IntegrityError:
+            # Another request stored the same message id between the replay check and this insert. The
+            # failed flush expired the ORM objects: build the text from plain values only.
+            raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
+        inbound.stored = message
+        # Store and audit in one transaction: the acceptance's audit entry, with its place in the log.
+        inbound.log_position = record(
+            session,
+            AuditEvent(
+                kind="message.accepted",
+                at=inbound.received_at,
+                message_id=routing.message_id,
+                facts={
+                    "message_id": routing.message_id,
+                    "sender": inbound.sender.id,
+                    "recipient": inbound.recipient.id,
+                    "service": inbound.service.name,
+                    "body_sha256": message.body_sha256,
+                    "signature_sha256": message.signature_sha256,
+                    "certificate_sha256": message.certificate_sha256,
+                },
+            ),
+        )
 
 
 def default_stages(
@@ -299,13 +305,15 @@ def default_stages(
     receipt: Stage,
     plumbing: Stage,
     verification: Stage,
+    payloads: PayloadCipher,
 ) -> list[Stage]:
     """The intake stages in order.
 
     ``verify`` and ``receipt`` are message security's (``gateway.security``); ``check_domain`` and
     ``apply_domain`` the domain's (``gateway.domain``: codes, access rights, service rules);
     ``plumbing`` answers the plumbing services (``gateway.delivery.plumbing``) and
-    ``verification`` the graduate verification requests (``gateway.grants.answer``).
+    ``verification`` the graduate verification requests (``gateway.grants.answer``); ``payloads``
+    seals the stored envelope (``gateway.messages.payloads``).
     """
     return [
         Parse(max_depth),
@@ -316,7 +324,7 @@ def default_stages(
         verify,
         resolve,
         check_domain,
-        store,
+        Store(payloads),
         apply_domain,
         receipt,
         plumbing,

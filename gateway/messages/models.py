@@ -33,7 +33,13 @@ class DeliveryStatus(StrEnum):
 
 
 class Message(Base):
-    """A message the gateway accepted: the envelope exactly as received, and its routing facts."""
+    """A message the gateway accepted: the envelope as received (sealed), and its routing facts.
+
+    Read the envelope only through ``PayloadCipher.open_envelope`` (``gateway.messages.payloads``):
+    ``sealed_envelope`` is AES-256-GCM ciphertext under ``envelope_key_id``, plaintext when the key
+    id is NULL (stored before migration 0008), and NULL once the retention purge erased it
+    (``payload_purged_at``). The digests and the receipt stay after a purge.
+    """
 
     __tablename__ = "messages"
     __table_args__ = (UniqueConstraint("sender_id", "message_id", name="uq_messages_sender_message_id"),)
@@ -51,8 +57,10 @@ class Message(Base):
     body_sha256: Mapped[str] = mapped_column(String(64))
     certificate_sha256: Mapped[str | None] = mapped_column(String(64))
     signature_sha256: Mapped[str | None] = mapped_column(String(64))
-    envelope: Mapped[bytes] = mapped_column(LargeBinary)
-    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sealed_envelope: Mapped[bytes | None] = mapped_column("envelope", LargeBinary)
+    envelope_key_id: Mapped[str | None] = mapped_column(String(32))
+    payload_purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)  # ids, times and digests only: not sealed
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="message", cascade="all, delete-orphan")
 

@@ -26,6 +26,9 @@ from gateway.grants.tokens import GrantTokens
 from gateway.intake import views as intake_views
 from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline, default_stages
+from gateway.messages.keyring import PayloadKeyRing
+from gateway.messages.payloads import PayloadCipher
+from gateway.messages.retention import PayloadRetention
 from gateway.pki.keystore import PemKeyStore
 from gateway.portal import views as portal_views
 from gateway.privacy import IdentityHasher
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         hasher=hasher,
         settings=settings,
     )
+    payloads = PayloadCipher(PayloadKeyRing(settings.payload_keys_dir))
     stages = default_stages(
         catalog,
         settings.max_xml_depth,
@@ -76,8 +80,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         check_domain=CheckDomain(domain),
         apply_domain=ApplyDomain(domain),
         receipt=IssueReceipt(signer),
-        plumbing=AnswerPlumbing(signer),
+        plumbing=AnswerPlumbing(signer, payloads),
         verification=AnswerVerification(signer, hasher),
+        payloads=payloads,
     )
     pipeline = Pipeline(stages, sessions)
     broker = make_broker(settings)
@@ -87,6 +92,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         connector=ZeepPushConnector(settings.schemas_dir / "recipient-1.wsdl"),
         signer=signer,
         clock=clock,
+        payloads=payloads,
         policy=RetryPolicy(base_seconds=settings.retry_base_seconds, lease_seconds=settings.delivery_lease_seconds),
         accepted_grace=timedelta(seconds=settings.delivery_grace_seconds),
     )
@@ -100,9 +106,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         broker=broker,
         delivery=delivery,
         sequencer=Sequencer(sessions, key_store, clock),
+        payloads=payloads,
+        retention=PayloadRetention(sessions, clock, settings.payload_retention_days),
         hasher=hasher,
         grant_tokens=grant_tokens,
-        originator=Originator(key_store, settings.platform_id),
+        originator=Originator(key_store, settings.platform_id, payloads),
     )
     app = Flask("gateway", template_folder="web/templates")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dramatiq
@@ -16,6 +17,8 @@ from gateway.delivery.service import DeliveryService
 from gateway.grants.tokens import GrantTokens
 from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline
+from gateway.messages.payloads import PayloadCipher
+from gateway.messages.retention import PayloadRetention
 from gateway.privacy import IdentityHasher
 from gateway.settings import Settings
 
@@ -34,6 +37,12 @@ class Gateway:
     hasher: IdentityHasher  # the keyed hash of identity numbers
     grant_tokens: GrantTokens  # issues and reads graduates' authorisation tokens
     originator: Originator  # sends the gateway's own messages (a graduate's answer to an offer)
+    payloads: PayloadCipher
+    retention: PayloadRetention
+
+    def periodic_tasks(self) -> tuple[Callable[[], object], ...]:
+        """What every worker's sweep runs beside the delivery sweep: the audit sequencer, the retention purge."""
+        return (self.sequencer.run_once, self.retention.run_once)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["gateway"] = self

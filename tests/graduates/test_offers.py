@@ -95,7 +95,9 @@ def test_accepting_advances_the_agreement_and_the_gateway_sends_it_on(
             (PRIVATE_EMPLOYER, "AgreementResponse", "AGR-2025-000123"),
         ]
         assert [[d.status for d in m.deliveries] for m in sent] == [["queued"], ["queued"]]  # pull mailboxes
-        assert LI_MING.identity_number.encode() not in b"".join(m.envelope for m in sent)
+        envelopes = [context(app).payloads.open_envelope(m) for m in sent]
+        assert all(b"AgreementResponse" in e for e in envelopes)
+        assert LI_MING.identity_number.encode() not in b"".join(envelopes)
         originated = [
             decode(e.entry) for e in session.scalars(select(AuditEntry).where(AuditEntry.kind == "message.originated"))
         ]

@@ -194,5 +194,6 @@ def test_gateway_send_prints_the_granted_facts(
     assert "answered under grant" in sent.stdout and "孙悦" in sent.stdout
     assert "education       北京示范大学 (12110108400000008J), bachelor, 计算机科学与技术, 2025-06-30" in sent.stdout
     assert "destination" not in sent.stdout and "identity_match" not in sent.stdout
-    again = subprocess.run([*command, "--url", gateway_url], env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 2 and "refused: AUTHORISATION_EXHAUSTED" in again.stderr
+    with pytest.raises(GatewayRefusal) as caught:  # the one use is taken
+        client(gateway_url, served_home, HUKOU_OFFICE).send(request.read_bytes(), recipient=EDUCATION_DEPARTMENT)
+    assert caught.value.code == "AUTHORISATION_EXHAUSTED"

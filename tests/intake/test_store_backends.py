@@ -33,7 +33,8 @@ def test_accept_store_and_refuse_replay(store_settings: Settings, sign: Signer) 
     with transaction(app.extensions["gateway"].sessions) as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 1
         stored = session.scalar(select(Message))
-        assert stored is not None and stored.envelope == data
+        assert stored is not None and app.extensions["gateway"].payloads.open_envelope(stored) == data
+        assert stored.sealed_envelope is not None and data not in stored.sealed_envelope
         assert stored.received_at.tzinfo is not None
     assert client.get("/readyz").status_code == 200
     app.extensions["gateway"].engine.dispose()

@@ -56,7 +56,7 @@ def test_forwarded_message_verifies_with_xmlsec1(
         delivery = session.scalars(select(Delivery)).one()
         message = session.get(Message, delivery.message_pk)
         assert message is not None
-        signed = delivery_element(message, delivery.recipient_id, 1, context.delivery.signer)
+        signed = delivery_element(message, delivery.recipient_id, 1, context.delivery.signer, context.payloads)
     forwarded = tmp_path / "delivery.xml"
     forwarded.write_bytes(envelope(signed))
     ca = settings.keys_dir / "ca" / "ca.cert.pem"

@@ -1,7 +1,7 @@
 """graduate accounts, grants and grant uses, message subjects
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0008 (numbered 0007 as assigned; it follows 0008, which reached main first, so that a database already at 0008 upgrades)
 Create Date: 2026-11-30 08:07:03.442350
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0007'
-down_revision = '0006'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
