@@ -2,8 +2,9 @@
 
 ``CheckDomain`` (after the recipient is resolved, before the message is stored): the codes in the
 document, the access rights, then the service's own rules. ``ApplyDomain`` (after the message is
-stored, same transaction): the service's effects. Services without rules of their own pass through
-the generic checks only; the gateway's own plumbing services (mailbox, status) skip both.
+stored, same transaction): the service's effects, and the index of which graduate the message is
+about (``gateway.graduates.subjects``). Services without rules of their own pass through the
+generic checks only; the gateway's own plumbing services (mailbox, status) skip both.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from gateway.access.policy import AccessPolicy
 from gateway.domain.message import DomainMessage, ServiceRules
 from gateway.domain.validation import check_codes
+from gateway.graduates.subjects import record_subject
 from gateway.intake.pipeline import Inbound
 from gateway.privacy import IdentityHasher
 from gateway.settings import Settings
@@ -67,6 +69,8 @@ class ApplyDomain:
     def __call__(self, inbound: Inbound, session: Session) -> None:
         if inbound.service is not None and inbound.service.is_plumbing:
             return
-        service_rules = self.rules.services.get(inbound.service.name if inbound.service else "")
+        message = self.rules.message(inbound)
+        service_rules = self.rules.services.get(message.service)
         if service_rules is not None:
-            service_rules.apply(self.rules.message(inbound), session)
+            service_rules.apply(message, session)
+        record_subject(message, session)

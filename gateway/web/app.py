@@ -11,6 +11,7 @@ from connectors.push import ZeepPushConnector
 from gateway.access.policy import AccessPolicy
 from gateway.access.rules import load_rules
 from gateway.audit.sequencer import Sequencer
+from gateway.auditor import views as auditor_views
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
 from gateway.delivery.broker import make_broker
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     security.csrf.exempt(intake_views.blueprint)
     app.register_blueprint(intake_views.blueprint)
     app.register_blueprint(staff_views.blueprint)
+    app.register_blueprint(auditor_views.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(directory_views.blueprint)
     if settings.is_embedded:

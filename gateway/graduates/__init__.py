@@ -1,0 +1,1 @@
+"""Graduates: the index of which accepted business messages are about which graduate (by keyed hash)."""
