@@ -202,8 +202,9 @@ def _query(criteria: Criteria) -> Select[Message]:
     return query
 
 
-def search(session: Session, criteria: Criteria, page_size: int = PAGE_SIZE) -> ResultPage:
+def search(session: Session, criteria: Criteria, page_size: int | None = None) -> ResultPage:
     """The page ``criteria.page`` of the messages that match, newest first (a page past the end is empty)."""
+    page_size = page_size or PAGE_SIZE
     query = _query(criteria)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     pages = max(1, math.ceil(total / page_size))
