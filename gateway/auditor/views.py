@@ -183,6 +183,9 @@ def charts_page() -> ResponseReturnValue:
     if service is not None and service not in _service_names():
         errors.append(FieldError("service", "audit.error.service", {"value": service[:64]}))
     drawn = []
+    if window is not None:  # the form shows the range drawn, also when it was left empty
+        fields["from"] = window.start.astimezone(BEIJING).date().isoformat()
+        fields["to"] = (window.end - timedelta(days=1)).astimezone(BEIJING).date().isoformat()
     if window is not None and not errors:
         with context.sessions() as db:
             drawn = [(c, svg.layout(c)) for c in chart_data.charts(db, window, service)]

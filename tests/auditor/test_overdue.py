@@ -70,8 +70,8 @@ def test_overdue_transfers_are_listed_most_overdue_first_without_identities(
         )
     page = html.unescape(auditor.get("/audit/archives/overdue?lang=en").get_data(as_text=True))
     rows = re.findall(
-        r'<td class="mono">(ZD-[A-Z-]+)</td>.*?<td>(dispatch overdue|receipt overdue)</td>'
-        r'.*?<td class="number">(\d+)</td>',
+        r'<td class="mono"[^>]*>(ZD-[A-Z-]+)</td>.*?<td[^>]*>(dispatch overdue|receipt overdue)</td>'
+        r'.*?<td class="number"[^>]*>(\d+)</td>',
         page,
         re.S,
     )

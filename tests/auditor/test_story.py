@@ -62,7 +62,7 @@ def test_the_story_of_an_accepted_manifest(story_app: Flask, story_auditor: Flas
     assert entry.leaf_hash.hex() in page
     assert f"checkpoint of size {(size or 0) + 1}" in words
     for part in ("Body", "Timestamp", "Routing"):
-        assert f"<td>{part}</td>" in page
+        assert f'<td data-label="Part">{part}</td>' in page
     assert "message accepted" in words
     # the pull delivery waits in the recipient's mailbox; no delivery receipt yet
     assert "queued" in words and "pull (mailbox)" in words
