@@ -5,6 +5,6 @@ and access-rights changes,
 recorded by the one writer (``log.record``) in the same transaction as the event, the RFC 6962
 Merkle maths (``merkle``), the sequencer that stores tree nodes and signs checkpoints
 (``sequencer``, ``checkpoint``), and verification (``verify``).
-**Not built yet:** entries for grants and sign-ins, proofs over HTTP,
-the evidence bundle, payload encryption and the auditor UI.
+**Not built yet:** entries for grants, proofs over HTTP,
+the evidence bundle and payload encryption. The auditor UI is ``gateway.auditor``.
 """

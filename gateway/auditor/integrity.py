@@ -8,7 +8,7 @@ the page shows; its end is also an audit entry (``audit.verified``: who, outcome
 
 One run at a time: a run whose heartbeat is older than :data:`STALE` (its process died) is marked
 interrupted and another may start. On SQLite a run holds the process's database lock while it
-reads the log, so the embedded default pauses intake for that long (a second or so per 100,000
+reads the log, so the embedded default pauses intake for that long (about 3 s per 100,000
 entries); production on PostgreSQL does not.
 """
 
