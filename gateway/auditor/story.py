@@ -21,7 +21,7 @@ from gateway.audit.models import AuditCheckpoint, AuditEntry
 from gateway.graduates.models import MessageSubject
 from gateway.intake.catalog import GATEWAY_NS
 from gateway.messages.models import Delivery, DeliveryStatus, Message
-from gateway.registry.models import Participant
+from gateway.registry.models import Participant, ParticipantCertificate
 from gateway.xmlparse import parse_untrusted
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -81,6 +81,7 @@ class Story:
     entries: list[LoggedEntry]
     receipt: ReceiptFacts | None
     about_graduate: bool
+    certificate: ParticipantCertificate | None  # the registered certificate the sender signed with
 
     @property
     def delivery_receipt_available(self) -> bool:
@@ -101,6 +102,15 @@ def load_story(session: Session, message_pk: int) -> Story | None:
     ids = {message.sender_id, message.recipient_id, *(d.recipient_id for d in deliveries)}
     names = dict(session.execute(select(Participant.id, Participant.name).where(Participant.id.in_(ids))).all())
     about = session.scalar(select(MessageSubject.message_pk).where(MessageSubject.message_pk == message.id))
+    certificate = (
+        session.scalar(
+            select(ParticipantCertificate).where(
+                ParticipantCertificate.fingerprint_sha256 == message.certificate_sha256
+            )
+        )
+        if message.certificate_sha256
+        else None
+    )
     return Story(
         message=message,
         names=names,
@@ -108,6 +118,7 @@ def load_story(session: Session, message_pk: int) -> Story | None:
         entries=_entries(session, message, {message.recipient_id, *(d.recipient_id for d in deliveries)}),
         receipt=read_receipt(message.receipt) if message.receipt else None,
         about_graduate=about is not None,
+        certificate=certificate,
     )
 
 

@@ -241,3 +241,12 @@ def test_the_page_links_keep_the_criteria_and_the_graduate(
         page = auditor.get(link).get_data(as_text=True)
         seen += listed(page)
     assert len(seen) == 16 and set(seen) == {m.message_id for m in messages(story)[:-1]}
+
+
+def test_the_form_without_an_identity_number_leads_to_a_plain_url(story: Flask, auditor: FlaskClient) -> None:
+    token = csrf_token(auditor, "/audit/")
+    response = auditor.post(
+        "/audit/", data={"csrf_token": token, "service": "AgreementOffer", "participant": SOE_EMPLOYER, "to": ""}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/audit/?participant={SOE_EMPLOYER}&service=AgreementOffer"

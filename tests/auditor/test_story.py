@@ -56,6 +56,7 @@ def test_the_story_of_an_accepted_manifest(story_app: Flask, story_auditor: Flas
             assert participant is not None and f"{participant.name} {party}" in words
     for digest in (manifest.body_sha256, manifest.signature_sha256, manifest.certificate_sha256):
         assert digest and digest in page
+    assert f"registered to participant {manifest.sender_id}" in words and "serial number" in words
     assert f"{manifest.size} bytes" in words
     # the receipt's log position is the acceptance's entry, now under a signed checkpoint
     assert receipt.findtext("gw:LogPosition/gw:LeafIndex", namespaces=GW) == str(entry.leaf_index)
