@@ -35,6 +35,9 @@ class Binning(StrEnum):
     HOUR = "hour"
 
 
+WIDTHS = {Binning.DAY: timedelta(days=1), Binning.HOUR: timedelta(hours=1)}
+
+
 @dataclass(frozen=True)
 class Window:
     """``count`` bins of ``binning`` from ``start`` (the start of a Beijing day)."""
@@ -45,7 +48,7 @@ class Window:
 
     @property
     def width(self) -> timedelta:
-        return timedelta(days=1) if self.binning == Binning.DAY else timedelta(hours=1)
+        return WIDTHS[self.binning]
 
     @property
     def end(self) -> datetime:
@@ -75,7 +78,7 @@ def parse_window(fields: Mapping[str, str], today: date) -> tuple[Window | None,
     except Invalid as exc:
         return None, [exc.error]
     assert since is not None and until is not None
-    window = Window(since, binning, int((until - since) // Window(since, binning, 1).width))
+    window = Window(since, binning, (until - since) // WIDTHS[binning])
     if window.count > MAX_BINS:
         return None, [FieldError("to", "audit.error.too_many_bins", {"bins": str(window.count), "max": str(MAX_BINS)})]
     return window, []
