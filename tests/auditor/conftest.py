@@ -74,7 +74,9 @@ def story_app(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         found = credentials(settings.keys_dir, as_)
         return sign_envelope_bytes(envelope, found.key, found.certificate, **options)
 
-    app = staff_app(settings)
+    # Each test signs a fresh client in (one session each), more often than the sign-in limit allows
+    # one client address (10 a minute): that limit has tests of its own (tests/staff).
+    app = staff_app(settings.with_overrides(sign_in_rate_limit="1000 per minute"))
     client = app.test_client()
     send_story(client, sign)
     register_graduate_b(client, sign)
