@@ -171,3 +171,4 @@ def start_worker(service: DeliveryService, threads: int, queue_prefetch: int = 0
         worker.queue_prefetch = queue_prefetch  # dramatiq's default (2 x threads) caps throughput
     worker.start()
     return worker
+
