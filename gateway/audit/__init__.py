@@ -6,6 +6,6 @@ recorded by the one writer (``log.record``) in the same transaction as the event
 Merkle maths (``merkle``), the sequencer that stores tree nodes and signs checkpoints
 (``sequencer``, ``checkpoint``), the node reader (``nodes``), verification (``verify``), proofs
 served under ``/log/`` (``proofs``, ``api``) and checked offline (``offline``), and the evidence
-bundle (``evidence``; its standalone verifier is ``tools/verify_evidence.py``).
-**Not built yet:** entries for grants and sign-ins, payload encryption and the auditor UI.
+bundle (``evidence``; its standalone verifier is ``tools/verify_evidence.py``). The auditor UI
+is ``gateway.auditor``.
 """

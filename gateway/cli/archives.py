@@ -6,10 +6,9 @@ import json
 from datetime import UTC, datetime
 
 import click
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
-from gateway.archives.deadlines import overdue
-from gateway.archives.models import ArchiveTransfer, TransferStatus
+from gateway.archives.overdue import overdue_transfers
 from gateway.cli.common import clock, load_settings, store
 from gateway.registry.models import Participant
 
@@ -34,15 +33,7 @@ def overdue_(at_day: datetime | None, as_json: bool) -> None:
     """
     at = at_day.replace(tzinfo=UTC) if at_day is not None else clock.now()
     with store(load_settings()) as session:
-        candidates = session.scalars(
-            select(ArchiveTransfer).where(
-                or_(
-                    and_(ArchiveTransfer.status == TransferStatus.REQUESTED, ArchiveTransfer.dispatch_due_at < at),
-                    and_(ArchiveTransfer.status == TransferStatus.DISPATCHED, ArchiveTransfer.receipt_due_at < at),
-                )
-            )
-        )
-        late = overdue(candidates, at)
+        late = overdue_transfers(session, at)
         names = {p.id: p.name for p in session.scalars(select(Participant))}
     if as_json:
         rows = [

@@ -4,6 +4,7 @@ from gateway.access import models as access_models
 from gateway.agreements import models as agreements_models
 from gateway.archives import models as archives_models
 from gateway.audit import models as audit_models
+from gateway.auditor import models as auditor_models
 from gateway.graduates import models as graduates_models
 from gateway.grants import models as grants_models
 from gateway.messages import models as messages_models
@@ -16,6 +17,7 @@ __all__ = [
     "agreements_models",
     "archives_models",
     "audit_models",
+    "auditor_models",
     "graduates_models",
     "grants_models",
     "messages_models",

@@ -12,6 +12,7 @@ from gateway.access.policy import AccessPolicy
 from gateway.access.rules import load_rules
 from gateway.audit import api as audit_log_api
 from gateway.audit.sequencer import Sequencer
+from gateway.auditor import views as auditor_views
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock, SystemClock
 from gateway.delivery.broker import make_broker
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.register_blueprint(intake_views.blueprint)
     app.register_blueprint(staff_views.blueprint)
     app.register_blueprint(portal_views.blueprint)
+    app.register_blueprint(auditor_views.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(directory_views.blueprint)
     app.register_blueprint(audit_log_api.blueprint)

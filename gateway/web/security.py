@@ -1,8 +1,9 @@
 """What every human-facing page shares: signed sessions that expire, CSRF tokens, rate limits, headers.
 
 - Sessions are Flask's signed cookies, keyed by ``keys/secrets/session.key`` (made by ``gateway init``),
-  HttpOnly, SameSite=Lax, Secure when ``GATEWAY_SECURE_COOKIES`` is set. A session holds only who is
-  signed in (:class:`SignedIn`), never a password or an identity number, and ends after
+  HttpOnly, SameSite=Lax, Secure when ``GATEWAY_SECURE_COOKIES`` is set. A session holds who is
+  signed in (:class:`SignedIn`) and, for an auditor, the keyed hashes of the graduates searched for
+  (``gateway.auditor.views``), never a password or an identity number, and ends after
   ``session_idle_minutes`` without a request or ``session_max_hours`` after sign-in, whichever is first
   (checked here on every read, not trusted to the browser's cookie expiry).
 - CSRF: Flask-WTF's ``CSRFProtect`` on every POST except the SOAP endpoint (machine clients sign
