@@ -42,3 +42,14 @@ class IdentityHasher:
     def __call__(self, identity_number: str) -> str:
         normalised = identity_number.strip().upper()
         return hmac.new(self._key, normalised.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def mask_identity(identity_number: str) -> str:
+    """An identity number as a page may show it: the first four and last four characters, ``1101**********002X``.
+
+    For echoing back what a person typed; anything shorter than nine characters is masked whole.
+    """
+    number = identity_number.strip().upper()
+    if len(number) < 9:
+        return "*" * len(number)
+    return number[:4] + "*" * (len(number) - 8) + number[-4:]

@@ -31,6 +31,7 @@ from gateway.messages.keyring import PayloadKeyRing
 from gateway.messages.payloads import PayloadCipher
 from gateway.messages.retention import PayloadRetention
 from gateway.pki.keystore import PemKeyStore
+from gateway.portal import views as portal_views
 from gateway.privacy import IdentityHasher
 from gateway.security.receipt import IssueReceipt
 from gateway.security.signer import GatewaySigner
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     security.csrf.exempt(intake_views.blueprint)
     app.register_blueprint(intake_views.blueprint)
     app.register_blueprint(staff_views.blueprint)
+    app.register_blueprint(portal_views.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(directory_views.blueprint)
     app.register_blueprint(audit_log_api.blueprint)

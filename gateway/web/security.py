@@ -75,8 +75,10 @@ def sign_in_limit() -> Callable[[F], F]:
     """Limit a sign-in or activation view's POSTs per client address (``GATEWAY_SIGN_IN_RATE_LIMIT``)."""
     from flask import current_app
 
-    route_limit = limiter.limit(
-        lambda: str(current_app.config["SIGN_IN_RATE_LIMIT"]), methods=["POST"], scope="sign-in"
+    # One shared count for every sign-in and activation form, so that trying the portal's sign-in,
+    # its activation and the staff sign-in in turn does not multiply an attacker's attempts.
+    route_limit = limiter.shared_limit(
+        lambda: str(current_app.config["SIGN_IN_RATE_LIMIT"]), scope="sign-in", methods=["POST"]
     )
     return cast(Callable[[F], F], route_limit)
 

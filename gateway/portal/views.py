@@ -1,0 +1,160 @@
+"""``/graduate/``: activation, sign-in and sign-out, and the graduate's home page.
+
+The pages of grants (``/graduate/grants/``), the access history and agreement offers are blueprints
+of their own, nested under this one (:mod:`gateway.portal.grant_views`,
+:mod:`gateway.portal.history_views`).
+
+An identity number travels only in a POST body: it is never put into a URL, a log line or a page,
+except masked (``1101**********002X``) when a refusal echoes what was typed. Sign-in and
+activation POSTs are rate limited per client address (``GATEWAY_SIGN_IN_RATE_LIMIT``). Every
+sign-in, refused sign-in and sign-out is an audit entry (account id and client address only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
+
+from gateway.audit.entries import AuditEvent, Value
+from gateway.audit.log import record
+from gateway.errors import ActivationRefused, SignInRefused
+from gateway.graduates.services import activate, authenticate
+from gateway.portal import grant_views, history_views
+from gateway.portal.session import REALM, ROLE, china_time, graduate_required
+from gateway.privacy import mask_identity
+from gateway.store.db import transaction
+from gateway.web.context import gateway
+from gateway.web.i18n import translate
+from gateway.web.security import sign_in, sign_in_limit, sign_out, signed_in
+
+blueprint = Blueprint(
+    "graduate",
+    __name__,
+    url_prefix="/graduate",
+    static_folder=str(Path(__file__).resolve().parent / "static"),
+    static_url_path="/static",
+)
+blueprint.register_blueprint(grant_views.blueprint)
+blueprint.register_blueprint(history_views.blueprint)
+blueprint.add_app_template_filter(china_time, "china_time")
+
+# ActivationRefused codes of gateway.graduates with a text of their own; others show the core's message.
+ACTIVATION_REFUSALS = {
+    "identity_number_invalid": "graduate.activate.refused.identity_number_invalid",
+    "password_too_weak": "graduate.activate.refused.password_too_weak",
+    "no_match": "graduate.activate.refused.no_match",
+    "already_activated": "graduate.activate.refused.already_activated",
+}
+MAX_FIELD = 256
+
+
+def _field(name: str) -> str:
+    return request.form.get(name, "")[:MAX_FIELD]
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a portal path (``/graduate/...``): never an open redirect."""
+    if not target or not target.startswith("/graduate/") or "//" in target or "\\" in target:
+        return None
+    return target
+
+
+def _audit(session: Session, kind: str, **facts: Value) -> None:
+    event = AuditEvent(kind, gateway().clock.now(), {**facts, "client": request.remote_addr or ""})
+    record(session, event)
+
+
+@blueprint.get("/")
+@graduate_required
+def home() -> ResponseReturnValue:
+    return render_template("graduate/home.html")
+
+
+@blueprint.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
+@sign_in_limit()
+def sign_in_page() -> ResponseReturnValue:
+    next_url = _safe_next(request.args.get("next"))
+    notice = translate("graduate.sign_in.again") if request.args.get("again") else None
+    if request.method == "GET":
+        context = gateway()
+        if signed_in(REALM, context.settings, context.clock) is not None:
+            return redirect(next_url or url_for("graduate.home"))
+        return render_template("graduate/sign_in.html", next=next_url, error=None, notice=notice)
+    context = gateway()
+    identity_number = _field("identity_number")
+    with transaction(context.sessions) as session:  # the sign-in and its audit entry (or the refusal's) together
+        try:
+            account = authenticate(session, context.hasher, identity_number, _field("password"), context.clock.now())
+        except SignInRefused:
+            _audit(session, "graduate.sign_in_refused")
+            account_id = None
+        else:
+            account_id = account.id
+            _audit(session, "graduate.signed_in", account=account_id)
+    if account_id is None:
+        error = translate("graduate.sign_in.refused", number=mask_identity(identity_number))
+        return render_template("graduate/sign_in.html", next=next_url, error=error, notice=None), 401
+    sign_in(REALM, account_id, ROLE, context.clock)
+    return redirect(next_url or url_for("graduate.home"))
+
+
+@blueprint.route("/activate", methods=["GET", "POST"])
+@sign_in_limit()
+def activate_page() -> ResponseReturnValue:
+    if request.method == "GET":
+        return render_template("graduate/activate.html", error=None, name="", verification_number="")
+    context = gateway()
+    identity_number, name = _field("identity_number"), _field("name").strip()
+    verification_number, password = _field("verification_number").strip(), _field("password")
+
+    def refused(message: str, status: int = 400) -> ResponseReturnValue:
+        # The name and verification number come back to save typing; the identity number only masked.
+        page = render_template(
+            "graduate/activate.html",
+            error=message,
+            masked_number=mask_identity(identity_number) if identity_number.strip() else None,
+            name=name,
+            verification_number=verification_number,
+        )
+        return page, status
+
+    if not (identity_number.strip() and name and verification_number and password):
+        return refused(translate("graduate.activate.missing"))
+    if password != _field("password_confirm"):
+        return refused(translate("graduate.activate.password_mismatch"))
+    try:
+        with transaction(context.sessions) as session:
+            account = activate(
+                session, context.hasher, identity_number, name, verification_number, password, context.clock.now()
+            )
+            account_id = account.id
+    except ActivationRefused as exc:
+        status = 409 if exc.code == "already_activated" else 400
+        key = ACTIVATION_REFUSALS.get(exc.code)
+        return refused(translate(key) if key else exc.message, status)
+    sign_in(REALM, account_id, ROLE, context.clock)
+    return redirect(url_for("graduate.home", welcome=1))
+
+
+@blueprint.post("/sign-out", endpoint="sign_out")
+def sign_out_page() -> ResponseReturnValue:
+    context = gateway()
+    who = signed_in(REALM, context.settings, context.clock)
+    if who is not None:
+        with transaction(context.sessions) as session:
+            _audit(session, "graduate.signed_out", account=who.account_id)
+    sign_out()
+    return redirect(url_for("graduate.sign_in"))
+
+
+@blueprint.errorhandler(404)
+def _not_found(exc: Exception) -> ResponseReturnValue:
+    return render_template("error.html", message=translate("error.not_found")), 404
+
+
+@blueprint.app_context_processor
+def _graduate() -> dict[str, object]:
+    return {"graduate": g.get("graduate")}
