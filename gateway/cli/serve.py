@@ -46,6 +46,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     click.echo(f"  WSDL            {base}/soap?wsdl")
     click.echo(f"  schemas         {base}/schemas/gateway-1.xsd")
     click.echo(f"  health          {base}/healthz   readiness {base}/readyz")
+    click.echo(f"  graduate portal {base}/graduate/")
+    click.echo(f"  auditor UI      {base}/audit/   (accounts: gateway users add NAME --role auditor)")
+    click.echo(f"  audit log       {base}/log/checkpoint   proofs {base}/log/proof/inclusion?index=0")
     options: dict[str, Any] = {}
     if settings.is_embedded:
         # The in-process broker lives in the serving process: start its worker and sweep there
