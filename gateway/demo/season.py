@@ -1,27 +1,29 @@
-"""The graduation season, as a list of steps played by the agency systems against a running gateway.
+"""The graduation season, as a list of steps played by the agency systems and the graduates against a running gateway.
 
 Each :class:`Step` starts things the way people would (an employer offers, the university
-registers, an agency asks for an archive, a parcel arrives) and then waits until the agencies'
-systems have seen the consequences arrive through the gateway (an offer answered and reviewed, a
-registration filed, a manifest received, a receipt returned). The agencies act on what they receive
-by themselves; the season only plays the people.
+registers, a graduate activates a portal account and grants a verifier, an agency asks for an
+archive, a parcel arrives, a clerk verifies a graduate at the counter) and then waits until the
+agencies' systems have seen the consequences arrive through the gateway (an offer answered and
+reviewed, a registration filed, a manifest received, a receipt returned). The agencies act on
+what they receive by themselves; the season only plays the people.
 
-Steps whose features are not built yet carry ``arrives_with`` instead of ``play``: the runner lists
-them as not yet built and plays nothing for them. They are the hooks for the graduate grants
-(issue 6): a graduate who grants and revokes an authorisation, and verification requests that
-carry the authorisation token. To build one, give it a ``play`` function (and ``units``) here,
-add the refusals it provokes on purpose (a request with a revoked grant) to
-:meth:`Season.planned_refusals`, and give ``agencies.hukou_office`` the request it sends; the
-summary then lists it as played (the tests in ``tests/demo`` name the steps not built yet: update them).
+The order is the season's: offers made before the registrations are answered through the
+university (a portal account is activated with the filed registration, so there is none yet);
+after the registrations the graduates with a part in the portal activate their accounts, and
+offers made from then on are answered there; once the archives have moved, graduates grant
+verifiers their authorisations, the verifiers verify, and a graduate revokes a grant.
+:meth:`Season.planned_refusals` says which faults the steps provoke on purpose.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, TypeVar
 
 from agencies.base import Agency
@@ -32,14 +34,21 @@ from agencies.records import (
     ARCHIVE_HELD,
     DOCUMENT_DAMAGED,
     IDENTITY_TYPO,
+    IN_THE_PORTAL,
     ORDINARY_POST,
     PARCEL_LOST,
+    PORTAL_PAGES,
     RECEIVER_REQUESTS,
+    SHORT_CODE,
+    TOLD_THE_OFFICE,
+    Authorisation,
     Graduate,
     Offer,
 )
 from agencies.university import University
+from agencies.verification import Presented, Verification, Verifying
 from gateway.demo.cast import Cast
+from gateway.demo.portal import Account, Handed, PortalPages
 from gateway.sdk.client import GatewayRefusal
 
 T = TypeVar("T")
@@ -64,17 +73,18 @@ class Operator(Protocol):
     def issue(self, participant_id: str) -> None: ...
 
 
+class Portal(Protocol):
+    """Where graduates activate their accounts (``gateway.demo.portal``): its pages, or its services."""
+
+    def activate(self, graduate: Graduate, verification_number: str, password: str) -> Account: ...
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
     description: str
-    play: Callable[[Season], None] | None = None
+    play: Callable[[Season], None]
     units: Callable[[Season], int] = lambda season: 0
-    arrives_with: str | None = None  # for a step not built yet: what brings it
-
-    @property
-    def built(self) -> bool:
-        return self.play is not None
 
 
 class Season:
@@ -85,6 +95,8 @@ class Season:
         agencies: dict[str, Agency],
         operator: Operator,
         progress: Progress,
+        portals: dict[str, Portal],
+        passwords: Callable[[], str],
         step_timeout: float = 120.0,
     ) -> None:
         self.cast = cast
@@ -92,8 +104,14 @@ class Season:
         self.agencies = agencies  # by participant id
         self.operator = operator
         self.progress = progress
+        self.portals = portals  # by how the graduate uses the portal: PORTAL_PAGES, PORTAL_SERVICES
+        self.passwords = passwords  # a new password for each graduate's account
         self.step_timeout = step_timeout
         self.played: list[str] = []
+        self.accounts: dict[int, Account] = {}  # by graduate index
+        self.credentials: dict[int, str] = {}  # the password of each account, by graduate index
+        self.handed: dict[int, Handed] = {}  # the grant each graduate gave, by graduate index
+        self.lock = threading.Lock()
         self.university = self._agency(cast["university"].id, University)
         self.education_department = self._agency(cast["education_department"].id, EducationDepartment)
 
@@ -109,13 +127,21 @@ class Season:
     def receiver(self, graduate: Graduate) -> ArchiveReceivingUnit:
         return self._agency(graduate.archive_receiver.credit_code, ArchiveReceivingUnit)
 
-    def offers(self) -> list[tuple[Graduate, Offer]]:
-        return [(g, o) for g in self.graduates for o in g.offers]
+    def offers(self, answered_in: str | None = None) -> list[tuple[Graduate, Offer]]:
+        """Every offer (or those the graduate answers ``answered_in`` the portal or through the office)."""
+        return [(g, o) for g in self.graduates for o in g.offers if answered_in in (None, o.answered_in)]
+
+    def verifier(self, participant_id: str) -> Verifying:
+        return self._agency(participant_id, Verifying)
+
+    def with_accounts(self) -> list[Graduate]:
+        return [g for g in self.graduates if g.portal is not None]
+
+    def authorising(self) -> list[Graduate]:
+        return [g for g in self.graduates if g.authorisation is not None]
 
     def play(self, steps: Sequence[Step]) -> None:
         for step in steps:
-            if step.play is None:
-                continue
             self.progress.describe(step.description)
             step.play(self)
             self.played.append(step.name)
@@ -124,7 +150,9 @@ class Season:
         """The refusals the steps played provoke on purpose, by fault code."""
         planned: Counter[str] = Counter()
         if "offers" in self.played:
-            planned["AGREEMENT_OFFER_EXPIRED"] += sum(1 for _, o in self.offers() if o.expired_first)
+            planned["AGREEMENT_OFFER_EXPIRED"] += sum(1 for _, o in self.offers(TOLD_THE_OFFICE) if o.expired_first)
+        if "portal-offers" in self.played:
+            planned["AGREEMENT_OFFER_EXPIRED"] += sum(1 for _, o in self.offers(IN_THE_PORTAL) if o.expired_first)
         if "revoked-certificate" in self.played:
             planned["CERT_REVOKED"] += 1
         if "registrations" in self.played:
@@ -133,15 +161,28 @@ class Season:
             planned["ARCHIVE_RULE_VIOLATION"] += sum(
                 1 for g in self.graduates if ORDINARY_POST in g.mishaps and ARCHIVE_HELD not in g.mishaps
             )
+        plans = [g.authorisation for g in self.authorising() if g.authorisation is not None]
+        if "verify-with-token" in self.played:
+            planned["AUTHORISATION_INSUFFICIENT_SCOPE"] += sum(1 for a in plans if a.asks_beyond)
+            planned["AUTHORISATION_EXHAUSTED"] += sum(1 for a in plans if a.used_twice)
+        if "revoke-grant" in self.played:
+            planned["AUTHORISATION_REVOKED"] += sum(1 for a in plans if a.revokes)
         return +planned
 
     # --- helpers for the steps -----------------------------------------------------------------
 
-    def in_parallel(self, items: Iterable[T], action: Callable[[T], object], workers: int = 4) -> None:
-        """Run ``action`` on every item, a few at a time, as several clerks would; re-raise the first error."""
+    def in_parallel(
+        self, items: Iterable[T], action: Callable[[T], object], workers: int = 4, advance: bool = False
+    ) -> None:
+        """Run ``action`` on every item, a few at a time, as several clerks would; re-raise the first error.
+
+        With ``advance`` the progress moves on by one as each item is done.
+        """
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for future in [pool.submit(action, item) for item in items]:
+            for future in as_completed([pool.submit(action, item) for item in items]):
                 future.result()
+                if advance:
+                    self.progress.advance(1)
 
     def wait_until(self, what: str, done: Callable[[], int], total: int) -> None:
         """Wait until ``done()`` reaches ``total``, advancing the progress as it grows; fail after the timeout."""
@@ -166,21 +207,18 @@ class Season:
 
 
 def play_offers(season: Season) -> None:
-    """Employers offer agreements; the university relays each graduate's answer and reviews acceptances.
-
-    With the graduate portal (issue 6) the graduate answers in the portal instead, and the gateway
-    sends the AgreementResponse on the graduate's behalf; the university then only reviews.
-    """
-    offers = season.offers()
+    """Employers offer agreements before the registrations are filed; each graduate tells the
+    university's office, which relays the answer to the employer and reviews an acceptance."""
+    offers = season.offers(TOLD_THE_OFFICE)
     season.in_parallel(offers, lambda pair: season.employer(pair[1].employer.credit_code).offer(*pair))
+    season.wait_until("offers to be answered and reviewed", lambda: _settled(season, offers), len(offers))
 
-    def settled() -> int:
-        final = {"accept": "signed", "refuse": "refused"}
-        return sum(
-            1 for _, o in offers if season.employer(o.employer.credit_code).state(o.agreement_id) == final[o.decision]
-        )
 
-    season.wait_until("offers to be answered and reviewed", settled, len(offers))
+def _settled(season: Season, offers: list[tuple[Graduate, Offer]]) -> int:
+    final = {"accept": "signed", "refuse": "refused"}
+    return sum(
+        1 for _, o in offers if season.employer(o.employer.credit_code).state(o.agreement_id) == final[o.decision]
+    )
 
 
 def play_revoked_certificate(season: Season) -> None:
@@ -197,13 +235,11 @@ def play_revoked_certificate(season: Season) -> None:
     reason = "单位岗位调整，经与毕业生协商一致，申请解除就业协议。"
     season.operator.revoke(victim.id)
     time.sleep(CRL_RELOAD_SECONDS)
-    try:
-        victim.request_cancellation(graduate, offer.agreement_id, reason)
-    except GatewayRefusal as refusal:
-        if refusal.code != "CERT_REVOKED":
-            raise
-    else:
-        raise SeasonFailed(f"the gateway accepted a message signed with {victim.id}'s revoked certificate")
+    _refused(
+        "CERT_REVOKED",
+        lambda: victim.request_cancellation(graduate, offer.agreement_id, reason),
+        f"a message signed with {victim.id}'s revoked certificate",
+    )
     season.operator.issue(victim.id)
     victim.reload_credentials()
     victim.request_cancellation(graduate, offer.agreement_id, reason)
@@ -220,6 +256,65 @@ def play_registrations(season: Season) -> None:
         lambda: sum(1 for g in season.graduates if season.university.file(g.identity_number).registration == "filed"),
         len(season.graduates),
     )
+
+
+def play_accounts(season: Season) -> None:
+    """The graduates with a part in the portal activate their accounts: identity number, name, the
+    verification number of the filed registration, a password. The story's few use the pages, one
+    after the other; the rest use the portal's services, two at a time (``gateway.demo.portal`` says why)."""
+
+    def open_account(graduate: Graduate) -> None:
+        number = season.university.file(graduate.identity_number).verification_number
+        if number is None or graduate.portal is None:
+            raise SeasonFailed(f"{graduate.registration_id} has no filed registration to activate an account with")
+        password = season.passwords()
+        account = season.portals[graduate.portal].activate(graduate, number, password)
+        with season.lock:
+            season.accounts[graduate.index] = account
+            season.credentials[graduate.index] = password
+
+    graduates = season.with_accounts()
+    season.in_parallel([g for g in graduates if g.portal == PORTAL_PAGES], open_account, workers=1, advance=True)
+    season.in_parallel([g for g in graduates if g.portal != PORTAL_PAGES], open_account, workers=2, advance=True)
+
+
+def play_portal_offers(season: Season) -> None:
+    """Offers made once the graduates have accounts are answered in the portal: the gateway sends the
+    answer on to the university and the employer; the university reviews an acceptance and corrects
+    the registration of a graduate who was registered before the job came."""
+    offers = season.offers(IN_THE_PORTAL)
+    corrected = _corrected(season)
+
+    def offer_and_answer(pair: tuple[Graduate, Offer]) -> None:
+        graduate, offer = pair
+        season.employer(offer.employer.credit_code).offer(graduate, offer)
+        account = season.accounts.get(graduate.index)
+        if not isinstance(account, PortalPages):
+            raise SeasonFailed(f"the graduate of {offer.agreement_id} has no account in the portal's pages")
+        account.answer_offer(offer.agreement_id, offer.decision == "accept")
+
+    def done() -> int:
+        return _settled(season, offers) + sum(1 for g in corrected if _refiled(season, g))
+
+    season.in_parallel(offers, offer_and_answer)
+    season.wait_until(
+        "answers from the portal to be reviewed, and registrations corrected", done, len(offers) + len(corrected)
+    )
+
+
+def _corrected(season: Season) -> list[Graduate]:
+    """Graduates registered before the job came, whose agreement is answered in the portal."""
+    return [
+        g
+        for g in season.graduates
+        if g.registered_first_as is not None
+        and any(o.answered_in == IN_THE_PORTAL and o.decision == "accept" for o in g.offers)
+    ]
+
+
+def _refiled(season: Season, graduate: Graduate) -> bool:
+    file = season.university.file(graduate.identity_number)
+    return file.registration == "filed" and file.registered_as == graduate
 
 
 def play_archive_transfers(season: Season) -> None:
@@ -272,14 +367,119 @@ def play_archive_receipts(season: Season) -> None:
     )
 
 
-GRANTS = "issue 6, graduate grants: the portal at /graduate/ and tokens the gateway enforces"
+def play_grants(season: Season) -> None:
+    """Graduates grant a verifier an authorisation in the portal: the facts it may see, the purpose,
+    the validity and the uses; each keeps the token and the short code it yields."""
+
+    def grant(graduate: Graduate) -> None:
+        account = season.accounts.get(graduate.index)
+        if account is None or graduate.authorisation is None:
+            raise SeasonFailed(f"the graduate of {graduate.registration_id} has no account to grant from")
+        handed = account.grant(graduate.authorisation)
+        with season.lock:
+            season.handed[graduate.index] = handed
+
+    season.in_parallel(season.authorising(), grant, workers=2, advance=True)
+
+
+def play_verifications(season: Season) -> None:
+    """Each verifier verifies the graduates who authorised it, with the token or the short code they
+    handed over, and acts on the gateway's signed answer (settles, takes on, opens the file). A clerk
+    who asks for more than was granted is refused and asks again for what was granted; a verifier
+    that checks again with a one-use grant finds it used up."""
+
+    def verify(graduate: Graduate) -> None:
+        plan = _plan(graduate)
+        if plan.asks_beyond is not None:
+            beyond = (*plan.facts, plan.asks_beyond)
+            what = f"a request beyond {graduate.registration_id}'s grant"
+            _refused("AUTHORISATION_INSUFFICIENT_SCOPE", partial(_ask, season, graduate, beyond), what)
+        _check_answer(graduate, _ask(season, graduate, plan.facts))
+        if plan.used_twice:
+            what = f"a second use of {graduate.registration_id}'s one-use grant"
+            _refused("AUTHORISATION_EXHAUSTED", partial(_ask, season, graduate, plan.facts), what)
+
+    season.in_parallel(season.authorising(), verify, advance=True)
+
+
+def play_revocations(season: Season) -> None:
+    """A graduate whose grant was used revokes it in the portal; the verifier's next request with it is refused."""
+    for graduate in [g for g in season.authorising() if _plan(g).revokes]:
+        season.accounts[graduate.index].revoke(season.handed[graduate.index].grant_id)
+        what = f"a request with {graduate.registration_id}'s revoked grant"
+        _refused("AUTHORISATION_REVOKED", partial(_ask, season, graduate, _plan(graduate).facts), what)
+        season.progress.advance(1)
+
+
+def _ask(season: Season, graduate: Graduate, facts: tuple[str, ...]) -> Verification:
+    """The graduate's verifier asks the verification service for ``facts``, for the grant's purpose."""
+    plan = _plan(graduate)
+    verifier = season.verifier(plan.verifier.credit_code)
+    presented = _presented(season, graduate)
+    return verifier.verify(season.education_department.id, presented, facts, plan.purpose, plan.purpose_text)
+
+
+def _plan(graduate: Graduate) -> Authorisation:
+    if graduate.authorisation is None:
+        raise SeasonFailed(f"the graduate of {graduate.registration_id} grants nothing")
+    return graduate.authorisation
+
+
+def _presented(season: Season, graduate: Graduate) -> Presented:
+    """What the graduate shows the verifier: the name, a number of the filed registration as it is now
+    (the archive's transfer number at an agency, else the verification number), the authorisation;
+    at the hukou office's counter also the identity card, whose number ``identity_match`` checks."""
+    plan = _plan(graduate)
+    file = season.university.file(graduate.identity_number)
+    handed = season.handed[graduate.index]
+    authorisation = handed.short_code if plan.hand_over == SHORT_CODE else handed.token
+    if plan.purpose == "archive_receipt":
+        return Presented(graduate.name, authorisation, transfer_number=file.transfer_number)
+    identity = graduate.identity_number if plan.purpose == "settlement" else None
+    return Presented(
+        graduate.name, authorisation, verification_number=file.verification_number, identity_number=identity
+    )
+
+
+def _check_answer(graduate: Graduate, verification: Verification) -> None:
+    """The verifier got exactly the facts it asked for (and the graduate granted), and the person is the graduate."""
+    answer = verification.answer
+    if answer is None:
+        raise SeasonFailed(f"verification {verification.request_id} was not answered")
+    given = {
+        fact
+        for fact, value in (
+            ("identity_match", answer.identity_match),
+            ("education", answer.education),
+            ("destination", answer.destination),
+            ("archive", answer.archive),
+        )
+        if value is not None
+    }
+    if given != set(verification.facts) or answer.identity_match is False:
+        raise SeasonFailed(
+            f"verification {verification.request_id} of {graduate.registration_id} answered {sorted(given)} "
+            f"(identity match {answer.identity_match}), asked {list(verification.facts)}"
+        )
+
+
+def _refused(code: str, action: Callable[[], object], what: str) -> None:
+    """Run ``action``, which the gateway must refuse with ``code``; any other outcome fails the season."""
+    try:
+        action()
+    except GatewayRefusal as refusal:
+        if refusal.code != code:
+            raise
+    else:
+        raise SeasonFailed(f"the gateway accepted {what}, which it should refuse with {code}")
+
 
 STEPS: tuple[Step, ...] = (
     Step(
         "offers",
-        "employers offer agreements; graduates answer; the university reviews",
+        "employers offer agreements; graduates answer through the university, which reviews",
         play_offers,
-        lambda s: len(s.offers()),
+        lambda s: len(s.offers(TOLD_THE_OFFICE)),
     ),
     Step(
         "revoked-certificate",
@@ -294,19 +494,16 @@ STEPS: tuple[Step, ...] = (
         lambda s: len(s.graduates),
     ),
     Step(
-        "grant",
-        "a graduate grants the household registration office an authorisation",
-        arrives_with=GRANTS,
+        "accounts",
+        "graduates activate their portal accounts",
+        play_accounts,
+        lambda s: len(s.with_accounts()),
     ),
     Step(
-        "verify-with-token",
-        "the household registration office verifies graduates with their tokens",
-        arrives_with=GRANTS,
-    ),
-    Step(
-        "revoke-grant",
-        "a graduate revokes the grant; the next verification with it is refused",
-        arrives_with=GRANTS,
+        "portal-offers",
+        "later offers are answered in the portal; the university reviews and corrects registrations",
+        play_portal_offers,
+        lambda s: len(s.offers(IN_THE_PORTAL)) + len(_corrected(s)),
     ),
     Step(
         "archive-transfers",
@@ -319,5 +516,23 @@ STEPS: tuple[Step, ...] = (
         "archives arrive; receiving units return receipts",
         play_archive_receipts,
         lambda s: len(arriving(s)),
+    ),
+    Step(
+        "grant",
+        "graduates grant verifiers authorisations in the portal",
+        play_grants,
+        lambda s: len(s.authorising()),
+    ),
+    Step(
+        "verify-with-token",
+        "the hukou office, employers and agencies verify graduates with their tokens or short codes",
+        play_verifications,
+        lambda s: len(s.authorising()),
+    ),
+    Step(
+        "revoke-grant",
+        "a graduate revokes a grant; the next verification with it is refused",
+        play_revocations,
+        lambda s: sum(1 for g in s.authorising() if _plan(g).revokes),
     ),
 )
