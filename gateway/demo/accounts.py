@@ -64,15 +64,15 @@ def write_credentials(
     lines = ["# gateway demo: accounts of a local demonstration gateway. Readable by you alone (0600)."]
     if graduate is not None:
         lines += [
-            f"graduate portal     {base_url}/graduate/sign-in",
-            f"  name              {graduate[0].name}",
-            f"  identity number   {graduate[0].identity_number}",
-            f"  password          {graduate[1]}",
+            f"graduate portal:           {base_url}/graduate/sign-in",
+            f"graduate name:             {graduate[0].name}",
+            f"graduate identity number:  {graduate[0].identity_number}",
+            f"graduate password:         {graduate[1]}",
         ]
     lines += [
-        f"auditor UI          {base_url}/audit/",
-        f"  username          {AUDITOR}",
-        f"  password          {auditor_password}",
+        f"auditor UI:                {base_url}/audit/",
+        f"auditor username:          {AUDITOR}",
+        f"auditor password:          {auditor_password}",
     ]
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
