@@ -44,8 +44,9 @@ from gateway.demo.cast import Cast, load_cast
 from gateway.demo.graduates import make_graduates
 from gateway.demo.portal import Account, PortalPages, PortalServices
 from gateway.demo.process import DemoError, free_port, gateway_env, log_to, port_free, served_gateway
-from gateway.demo.season import STEPS, Portal, Progress, Season, SeasonFailed
+from gateway.demo.season import Portal, Progress, Season, SeasonFailed
 from gateway.demo.setup import StoreOperator, build_agencies, enrol
+from gateway.demo.steps import STEPS
 from gateway.demo.summary import Page, Summary, read_summary
 from gateway.errors import GatewayError
 from gateway.messages.models import Delivery, DeliveryStatus

@@ -1,11 +1,12 @@
-"""The graduation season, as a list of steps played by the agency systems and the graduates against a running gateway.
+"""The graduation season: the people and systems taking part, and how its steps are played.
 
-Each :class:`Step` starts things the way people would (an employer offers, the university
-registers, a graduate activates a portal account and grants a verifier, an agency asks for an
-archive, a parcel arrives, a clerk verifies a graduate at the counter) and then waits until the
-agencies' systems have seen the consequences arrive through the gateway (an offer answered and
-reviewed, a registration filed, a manifest received, a receipt returned). The agencies act on
-what they receive by themselves; the season only plays the people.
+A season is a list of steps (:data:`gateway.demo.steps.STEPS`) played by the agency systems and
+the graduates against a running gateway. Each :class:`Step` starts things the way people would
+(an employer offers, the university registers, a graduate activates a portal account and grants a
+verifier, an agency asks for an archive, a parcel arrives, a clerk verifies a graduate at the
+counter) and then waits until the agencies' systems have seen the consequences arrive through
+the gateway (an offer answered and reviewed, a registration filed, a manifest received, a receipt
+returned). The agencies act on what they receive by themselves; the season only plays the people.
 
 The order is the season's: offers made before the registrations are answered through the
 university (a portal account is activated with the filed registration, so there is none yet);
@@ -23,7 +24,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from functools import partial
 from typing import Protocol, TypeVar
 
 from agencies.base import Agency
@@ -32,23 +32,17 @@ from agencies.employer import Employer
 from agencies.receiving import ArchiveReceivingUnit
 from agencies.records import (
     ARCHIVE_HELD,
-    DOCUMENT_DAMAGED,
     IDENTITY_TYPO,
     IN_THE_PORTAL,
     ORDINARY_POST,
-    PARCEL_LOST,
-    PORTAL_PAGES,
-    RECEIVER_REQUESTS,
-    SHORT_CODE,
     TOLD_THE_OFFICE,
-    Authorisation,
     Graduate,
     Offer,
 )
 from agencies.university import University
-from agencies.verification import Presented, Verification, Verifying
+from agencies.verification import Verifying
 from gateway.demo.cast import Cast
-from gateway.demo.portal import Account, Handed, PortalPages
+from gateway.demo.portal import Account, Handed
 from gateway.sdk.client import GatewayRefusal
 
 T = TypeVar("T")
@@ -134,6 +128,13 @@ class Season:
     def verifier(self, participant_id: str) -> Verifying:
         return self._agency(participant_id, Verifying)
 
+    def settled(self, offers: list[tuple[Graduate, Offer]]) -> int:
+        """How many of ``offers`` have reached the employer's final state for the graduate's answer."""
+        final = {"accept": "signed", "refuse": "refused"}
+        return sum(
+            1 for _, o in offers if self.employer(o.employer.credit_code).state(o.agreement_id) == final[o.decision]
+        )
+
     def with_accounts(self) -> list[Graduate]:
         return [g for g in self.graduates if g.portal is not None]
 
@@ -203,267 +204,7 @@ class Season:
             time.sleep(0.05)
 
 
-# --- the steps ----------------------------------------------------------------------------------
-
-
-def play_offers(season: Season) -> None:
-    """Employers offer agreements before the registrations are filed; each graduate tells the
-    university's office, which relays the answer to the employer and reviews an acceptance."""
-    offers = season.offers(TOLD_THE_OFFICE)
-    season.in_parallel(offers, lambda pair: season.employer(pair[1].employer.credit_code).offer(*pair))
-    season.wait_until("offers to be answered and reviewed", lambda: _settled(season, offers), len(offers))
-
-
-def _settled(season: Season, offers: list[tuple[Graduate, Offer]]) -> int:
-    final = {"accept": "signed", "refuse": "refused"}
-    return sum(
-        1 for _, o in offers if season.employer(o.employer.credit_code).state(o.agreement_id) == final[o.decision]
-    )
-
-
-def play_revoked_certificate(season: Season) -> None:
-    """An employer's key is compromised: the operator revokes its certificate (``gateway keys revoke``).
-
-    Its next message, asking to cancel a signed agreement, is refused with CERT_REVOKED; the operator
-    issues a new certificate (``gateway keys issue``), the employer's system loads it and sends again.
-    """
-    victim = season.employer(season.cast[season.cast.data["revoked_certificate"]].id)
-    cancelled = [(g, o) for g, o in season.offers() if o.cancelled and o.employer.credit_code == victim.id]
-    if not cancelled:
-        raise SeasonFailed(f"no signed agreement of {victim.id} is to be cancelled")
-    graduate, offer = cancelled[0]
-    reason = "单位岗位调整，经与毕业生协商一致，申请解除就业协议。"
-    season.operator.revoke(victim.id)
-    time.sleep(CRL_RELOAD_SECONDS)
-    _refused(
-        "CERT_REVOKED",
-        lambda: victim.request_cancellation(graduate, offer.agreement_id, reason),
-        f"a message signed with {victim.id}'s revoked certificate",
-    )
-    season.operator.issue(victim.id)
-    victim.reload_credentials()
-    victim.request_cancellation(graduate, offer.agreement_id, reason)
-    season.wait_until(
-        "the cancellation to be reviewed", lambda: int(victim.state(offer.agreement_id) == "cancelled"), 1
-    )
-
-
-def play_registrations(season: Season) -> None:
-    """The university registers every destination; the department files it, or sends it back to be corrected."""
-    season.in_parallel(season.graduates, season.university.register)
-    season.wait_until(
-        "registrations to be filed",
-        lambda: sum(1 for g in season.graduates if season.university.file(g.identity_number).registration == "filed"),
-        len(season.graduates),
-    )
-
-
-def play_accounts(season: Season) -> None:
-    """The graduates with a part in the portal activate their accounts: identity number, name, the
-    verification number of the filed registration, a password. The story's few use the pages, one
-    after the other; the rest use the portal's services, two at a time (``gateway.demo.portal`` says why)."""
-
-    def open_account(graduate: Graduate) -> None:
-        number = season.university.file(graduate.identity_number).verification_number
-        if number is None or graduate.portal is None:
-            raise SeasonFailed(f"{graduate.registration_id} has no filed registration to activate an account with")
-        password = season.passwords()
-        account = season.portals[graduate.portal].activate(graduate, number, password)
-        with season.lock:
-            season.accounts[graduate.index] = account
-            season.credentials[graduate.index] = password
-
-    graduates = season.with_accounts()
-    season.in_parallel([g for g in graduates if g.portal == PORTAL_PAGES], open_account, workers=1, advance=True)
-    season.in_parallel([g for g in graduates if g.portal != PORTAL_PAGES], open_account, workers=2, advance=True)
-
-
-def play_portal_offers(season: Season) -> None:
-    """Offers made once the graduates have accounts are answered in the portal: the gateway sends the
-    answer on to the university and the employer; the university reviews an acceptance and corrects
-    the registration of a graduate who was registered before the job came."""
-    offers = season.offers(IN_THE_PORTAL)
-    corrected = _corrected(season)
-
-    def offer_and_answer(pair: tuple[Graduate, Offer]) -> None:
-        graduate, offer = pair
-        season.employer(offer.employer.credit_code).offer(graduate, offer)
-        account = season.accounts.get(graduate.index)
-        if not isinstance(account, PortalPages):
-            raise SeasonFailed(f"the graduate of {offer.agreement_id} has no account in the portal's pages")
-        account.answer_offer(offer.agreement_id, offer.decision == "accept")
-
-    def done() -> int:
-        return _settled(season, offers) + sum(1 for g in corrected if _refiled(season, g))
-
-    season.in_parallel(offers, offer_and_answer)
-    season.wait_until(
-        "answers from the portal to be reviewed, and registrations corrected", done, len(offers) + len(corrected)
-    )
-
-
-def _corrected(season: Season) -> list[Graduate]:
-    """Graduates registered before the job came, whose agreement is answered in the portal."""
-    return [
-        g
-        for g in season.graduates
-        if g.registered_first_as is not None
-        and any(o.answered_in == IN_THE_PORTAL and o.decision == "accept" for o in g.offers)
-    ]
-
-
-def _refiled(season: Season, graduate: Graduate) -> bool:
-    file = season.university.file(graduate.identity_number)
-    return file.registration == "filed" and file.registered_as == graduate
-
-
-def play_archive_transfers(season: Season) -> None:
-    """Receiving units ask for archives (the graduate brings the transfer number); the university
-    answers each request with a manifest, and dispatches the other archives on its own."""
-    university = season.university
-
-    def start(graduate: Graduate) -> None:
-        transfer_number = university.file(graduate.identity_number).transfer_number
-        if transfer_number is None:
-            raise SeasonFailed(f"{graduate.registration_id} is not filed")
-        if graduate.archive_initiative == RECEIVER_REQUESTS:
-            season.receiver(graduate).request_archive(graduate, transfer_number)
-        else:
-            university.dispatch_archive(graduate)
-
-    def arrived() -> int:
-        count = 0
-        for g in season.graduates:
-            if ARCHIVE_HELD in g.mishaps:
-                count += university.file(g.identity_number).held
-            else:
-                count += season.receiver(g).parcel_for(g.identity_number) is not None
-        return count
-
-    season.in_parallel(season.graduates, start)
-    season.wait_until("manifests to reach their receiving units", arrived, len(season.graduates))
-
-
-def arriving(season: Season) -> list[Graduate]:
-    return [g for g in season.graduates if not {ARCHIVE_HELD, PARCEL_LOST} & g.mishaps]
-
-
-def play_archive_receipts(season: Season) -> None:
-    """The paper archives arrive (one parcel never does); each receiving unit checks it and returns a receipt."""
-    graduates = arriving(season)
-
-    def confirm(graduate: Graduate) -> None:
-        receiver = season.receiver(graduate)
-        parcel = receiver.parcel_for(graduate.identity_number)
-        assert parcel is not None
-        damaged = [d.document_id for d in graduate.documents if d.type == "physical_examination_form"]
-        receiver.confirm_arrival(parcel.manifest_id, damaged if DOCUMENT_DAMAGED in graduate.mishaps else ())
-
-    season.in_parallel(graduates, confirm)
-    season.wait_until(
-        "receipts to reach the university",
-        lambda: sum(1 for g in graduates if season.university.file(g.identity_number).receipt),
-        len(graduates),
-    )
-
-
-def play_grants(season: Season) -> None:
-    """Graduates grant a verifier an authorisation in the portal: the facts it may see, the purpose,
-    the validity and the uses; each keeps the token and the short code it yields."""
-
-    def grant(graduate: Graduate) -> None:
-        account = season.accounts.get(graduate.index)
-        if account is None or graduate.authorisation is None:
-            raise SeasonFailed(f"the graduate of {graduate.registration_id} has no account to grant from")
-        handed = account.grant(graduate.authorisation)
-        with season.lock:
-            season.handed[graduate.index] = handed
-
-    season.in_parallel(season.authorising(), grant, workers=2, advance=True)
-
-
-def play_verifications(season: Season) -> None:
-    """Each verifier verifies the graduates who authorised it, with the token or the short code they
-    handed over, and acts on the gateway's signed answer (settles, takes on, opens the file). A clerk
-    who asks for more than was granted is refused and asks again for what was granted; a verifier
-    that checks again with a one-use grant finds it used up."""
-
-    def verify(graduate: Graduate) -> None:
-        plan = _plan(graduate)
-        if plan.asks_beyond is not None:
-            beyond = (*plan.facts, plan.asks_beyond)
-            what = f"a request beyond {graduate.registration_id}'s grant"
-            _refused("AUTHORISATION_INSUFFICIENT_SCOPE", partial(_ask, season, graduate, beyond), what)
-        _check_answer(graduate, _ask(season, graduate, plan.facts))
-        if plan.used_twice:
-            what = f"a second use of {graduate.registration_id}'s one-use grant"
-            _refused("AUTHORISATION_EXHAUSTED", partial(_ask, season, graduate, plan.facts), what)
-
-    season.in_parallel(season.authorising(), verify, advance=True)
-
-
-def play_revocations(season: Season) -> None:
-    """A graduate whose grant was used revokes it in the portal; the verifier's next request with it is refused."""
-    for graduate in [g for g in season.authorising() if _plan(g).revokes]:
-        season.accounts[graduate.index].revoke(season.handed[graduate.index].grant_id)
-        what = f"a request with {graduate.registration_id}'s revoked grant"
-        _refused("AUTHORISATION_REVOKED", partial(_ask, season, graduate, _plan(graduate).facts), what)
-        season.progress.advance(1)
-
-
-def _ask(season: Season, graduate: Graduate, facts: tuple[str, ...]) -> Verification:
-    """The graduate's verifier asks the verification service for ``facts``, for the grant's purpose."""
-    plan = _plan(graduate)
-    verifier = season.verifier(plan.verifier.credit_code)
-    presented = _presented(season, graduate)
-    return verifier.verify(season.education_department.id, presented, facts, plan.purpose, plan.purpose_text)
-
-
-def _plan(graduate: Graduate) -> Authorisation:
-    if graduate.authorisation is None:
-        raise SeasonFailed(f"the graduate of {graduate.registration_id} grants nothing")
-    return graduate.authorisation
-
-
-def _presented(season: Season, graduate: Graduate) -> Presented:
-    """What the graduate shows the verifier: the name, a number of the filed registration as it is now
-    (the archive's transfer number at an agency, else the verification number), the authorisation;
-    at the hukou office's counter also the identity card, whose number ``identity_match`` checks."""
-    plan = _plan(graduate)
-    file = season.university.file(graduate.identity_number)
-    handed = season.handed[graduate.index]
-    authorisation = handed.short_code if plan.hand_over == SHORT_CODE else handed.token
-    if plan.purpose == "archive_receipt":
-        return Presented(graduate.name, authorisation, transfer_number=file.transfer_number)
-    identity = graduate.identity_number if plan.purpose == "settlement" else None
-    return Presented(
-        graduate.name, authorisation, verification_number=file.verification_number, identity_number=identity
-    )
-
-
-def _check_answer(graduate: Graduate, verification: Verification) -> None:
-    """The verifier got exactly the facts it asked for (and the graduate granted), and the person is the graduate."""
-    answer = verification.answer
-    if answer is None:
-        raise SeasonFailed(f"verification {verification.request_id} was not answered")
-    given = {
-        fact
-        for fact, value in (
-            ("identity_match", answer.identity_match),
-            ("education", answer.education),
-            ("destination", answer.destination),
-            ("archive", answer.archive),
-        )
-        if value is not None
-    }
-    if given != set(verification.facts) or answer.identity_match is False:
-        raise SeasonFailed(
-            f"verification {verification.request_id} of {graduate.registration_id} answered {sorted(given)} "
-            f"(identity match {answer.identity_match}), asked {list(verification.facts)}"
-        )
-
-
-def _refused(code: str, action: Callable[[], object], what: str) -> None:
+def expect_refusal(code: str, action: Callable[[], object], what: str) -> None:
     """Run ``action``, which the gateway must refuse with ``code``; any other outcome fails the season."""
     try:
         action()
@@ -472,67 +213,3 @@ def _refused(code: str, action: Callable[[], object], what: str) -> None:
             raise
     else:
         raise SeasonFailed(f"the gateway accepted {what}, which it should refuse with {code}")
-
-
-STEPS: tuple[Step, ...] = (
-    Step(
-        "offers",
-        "employers offer agreements; graduates answer through the university, which reviews",
-        play_offers,
-        lambda s: len(s.offers(TOLD_THE_OFFICE)),
-    ),
-    Step(
-        "revoked-certificate",
-        "an employer's certificate is revoked, then replaced",
-        play_revoked_certificate,
-        lambda s: 1,
-    ),
-    Step(
-        "registrations",
-        "the university registers destinations; the department files them",
-        play_registrations,
-        lambda s: len(s.graduates),
-    ),
-    Step(
-        "accounts",
-        "graduates activate their portal accounts",
-        play_accounts,
-        lambda s: len(s.with_accounts()),
-    ),
-    Step(
-        "portal-offers",
-        "later offers are answered in the portal; the university reviews and corrects registrations",
-        play_portal_offers,
-        lambda s: len(s.offers(IN_THE_PORTAL)) + len(_corrected(s)),
-    ),
-    Step(
-        "archive-transfers",
-        "archives are requested and dispatched (机要 for confidential documents)",
-        play_archive_transfers,
-        lambda s: len(s.graduates),
-    ),
-    Step(
-        "archive-receipts",
-        "archives arrive; receiving units return receipts",
-        play_archive_receipts,
-        lambda s: len(arriving(s)),
-    ),
-    Step(
-        "grant",
-        "graduates grant verifiers authorisations in the portal",
-        play_grants,
-        lambda s: len(s.authorising()),
-    ),
-    Step(
-        "verify-with-token",
-        "the hukou office, employers and agencies verify graduates with their tokens or short codes",
-        play_verifications,
-        lambda s: len(s.authorising()),
-    ),
-    Step(
-        "revoke-grant",
-        "a graduate revokes a grant; the next verification with it is refused",
-        play_revocations,
-        lambda s: sum(1 for g in s.authorising() if _plan(g).revokes),
-    ),
-)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from gateway.cli import main
 from gateway.demo.graduates import minimum_graduates
-from gateway.demo.season import STEPS
+from gateway.demo.steps import STEPS
 
 
 def test_a_home_in_use_is_refused(tmp_path: Path) -> None:
