@@ -7,6 +7,13 @@ on every code of ``schemas/codes/destination-codes.csv`` occurs; the rest are dr
 weights. Identity numbers are valid GB 11643 numbers (python-stdnum computes the check character)
 from the household registration region; names, majors and positions come from ``people.json``.
 
+The stories also say who uses the graduate portal and how (its pages or its services), which
+offers are answered there, who was registered as awaiting employment before the job came, and
+the authorisation each grants; of the other graduates, a share (``grants`` in the rates) grants
+the verifier their situation calls for (the household registration office where they work or
+live, their employer, the talent service agency that receives their archive), through the portal's
+services, sometimes asked for more than was granted.
+
 Where a graduate's archive goes is decided by the gateway's own archive rules
 (:func:`gateway.archives.rules.allowed_receivers`) over the cast, so that the registration names
 the unit the rules allow; the gateway checks it again when the archive moves.
