@@ -15,6 +15,7 @@ its outcome is kept in ``verifications``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from agencies.base import Agency
@@ -23,6 +24,7 @@ from agencies.records import Organisation
 from gateway.sdk.client import GatewayRefusal
 from gateway.sdk.verification import VerifiedVerification
 
+log = logging.getLogger(__name__)
 ANSWERED = "answered"
 
 
@@ -96,6 +98,7 @@ class Verifying(Agency):
         answer = sent.verification
         verification = Verification(request_id, facts, purpose, ANSWERED, self.decide(answer), answer)
         self._keep(verification)
+        log.info("%s: verification %s answered (%s): %s", self.id, request_id, ", ".join(facts), verification.decision)
         return verification
 
     def decide(self, answer: VerifiedVerification) -> str:
