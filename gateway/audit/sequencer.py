@@ -27,7 +27,9 @@ from gateway.store.db import transaction
 
 log = logging.getLogger(__name__)
 KEY_NAME = "gateway"
-_LOCK_KEY = 0x67726164  # "grad": the advisory lock of the one sequencer
+# "grad": the advisory lock of the one sequencer, paired with the schema's name, because the lock
+# space is the whole database and each schema holds a log of its own (tests run several side by side).
+_LOCK_KEY = 0x67726164
 
 
 @dataclass
@@ -45,7 +47,9 @@ class Sequencer:
         with transaction(self.sessions) as session:
             if (
                 session.get_bind().dialect.name == "postgresql"
-                and not session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _LOCK_KEY}).scalar()
+                and not session.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": _LOCK_KEY}
+                ).scalar()
             ):
                 return 0  # another sequencer is at work
             state = session.get(AuditLogState, 1)

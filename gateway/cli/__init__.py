@@ -35,6 +35,9 @@ def main(verbose: bool) -> None:
     the embedded default runs from ./data and ./keys.
     """
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # signxml logs the canonical form of what it signs and verifies at debug level: SOAP bodies with
+    # identity numbers in them. Payloads are never logged, so it stays at INFO even with --verbose.
+    logging.getLogger("signxml").setLevel(logging.INFO)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

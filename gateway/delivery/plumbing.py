@@ -14,6 +14,7 @@ A fault here rolls the whole request back: nothing is claimed, nothing stored.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from lxml.builder import ElementMaker
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.audit.entries import AuditEvent
+from gateway.audit.log import record
 from gateway.delivery import mailbox
 from gateway.delivery.forward import delivery_element
 from gateway.delivery.policy import RetryPolicy
@@ -114,7 +117,26 @@ class AnswerPlumbing:
                 f"message {message.message_id} is not delivered yet ({where or 'no delivery'}); "
                 "MessageStatus tells when it is"
             )
-        return build_delivery_receipt(message, deliveries, now, self.signer)
+        receipt = build_delivery_receipt(message, deliveries, now, self.signer)
+        # The acceptance receipt's issue is the ``message.accepted`` entry it names; a delivery
+        # receipt is issued later, on request, so it gets an entry of its own.
+        record(
+            session,
+            AuditEvent(
+                "receipt.issued",
+                now,
+                {
+                    "receipt": "delivery",
+                    "message_id": message.message_id,
+                    "sender": message.sender_id,
+                    "receipt_sha256": hashlib.sha256(
+                        etree.tostring(receipt, method="c14n", exclusive=True)
+                    ).hexdigest(),
+                },
+                message_id=message.message_id,
+            ),
+        )
+        return receipt
 
 
 Handler = Callable[[AnswerPlumbing, etree._Element, str, datetime, Session], etree._Element]

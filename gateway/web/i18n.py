@@ -52,6 +52,8 @@ def translate(key: str, **values: object) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(_=translate, current_language=current_language, languages=LANGUAGES)
+    # The language link keeps the page's other query arguments (a page number, a grant filter).
+    app.jinja_env.filters["combine_lang"] = lambda args, language: {**args, "lang": language}
     app.after_request(_remember)
 
 

@@ -28,7 +28,8 @@ from gateway.pki.keystore import load_private_key
 from gateway.sdk.envelope import wrap
 from gateway.settings import PROJECT_ROOT, Settings
 from gateway.store.db import transaction
-from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, UNIVERSITY, Signer, example
+from tests.conftest import EDUCATION_DEPARTMENT, PRIVATE_EMPLOYER, UNIVERSITY, Signer, example
+from tests.domain.test_season import current_offer
 from tests.mailbox.helpers import acknowledge_request, ask, delivered_ids, fetch_request
 from tests.security.variants import development_ca, register, registration, sign_custom
 
@@ -66,15 +67,18 @@ def send(client: FlaskClient, data: bytes) -> int:
     return client.post("/soap", data=data, content_type="text/xml").status_code
 
 
-def verification_request(sign: Signer, message_id: str) -> bytes:
+def accepted_message(sign: Signer, message_id: str) -> bytes:
+    """A destination registration to the education department's mailbox (accepted however often it is sent)."""
+    return sign(registration(message_id), as_=UNIVERSITY)
+
+
+def offer(sign: Signer, message_id: str) -> bytes:
+    """An agreement offer from the private employer, valid now (another sender than the university)."""
+    document = current_offer(example("agreement-offer"))
     envelope = wrap(
-        example("graduate-verification-request"),
-        sender=HUKOU_OFFICE,
-        recipient=EDUCATION_DEPARTMENT,
-        service="GraduateVerificationRequest",
-        message_id=message_id,
+        document, sender=PRIVATE_EMPLOYER, recipient=UNIVERSITY, service="AgreementOffer", message_id=message_id
     )
-    return sign(envelope, as_=HUKOU_OFFICE)
+    return sign(envelope, as_=PRIVATE_EMPLOYER)
 
 
 @pytest.fixture
@@ -87,11 +91,11 @@ def bundle(client: FlaskClient, sign: Signer, home: Path, tmp_path: Path) -> Pat
     """The exported bundle of an accepted message whose replay was refused and which its recipient
     fetched and acknowledged: three entries about it."""
     message_id = str(uuid.uuid4())
-    data = verification_request(sign, message_id)
+    data = accepted_message(sign, message_id)
     assert send(client, data) == 200
     assert send(client, data) == 500  # the replay is refused and recorded with the message id
     assert delivered_ids(ask(client, sign, fetch_request(), EDUCATION_DEPARTMENT)) == [message_id]
-    acknowledged = ask(client, sign, acknowledge_request((message_id, HUKOU_OFFICE)), EDUCATION_DEPARTMENT)
+    acknowledged = ask(client, sign, acknowledge_request((message_id, UNIVERSITY)), EDUCATION_DEPARTMENT)
     assert acknowledged.fault_code is None
     out = tmp_path / "evidence.json"
     code, output = export(home, message_id, out)  # runs the sequencer: nothing is signed for yet
@@ -152,7 +156,7 @@ def accepted_entry(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _message(document: dict[str, Any]) -> None:
-    document["message"]["envelope"] = change_bytes(document["message"]["envelope"], b">settlement<", b">settlemenT<")
+    document["message"]["envelope"] = change_bytes(document["message"]["envelope"], b">bachelor<", b">bacheloR<")
 
 
 def _receipt(document: dict[str, Any]) -> None:
@@ -267,12 +271,12 @@ def test_export_waits_for_nothing_it_is_told_not_to_and_names_what_is_missing(
     app: Flask, client: FlaskClient, sign: Signer, home: Path, settings: Settings, tmp_path: Path
 ) -> None:
     message_id = str(uuid.uuid4())
-    assert send(client, verification_request(sign, message_id)) == 200
+    assert send(client, accepted_message(sign, message_id)) == 200
     code, output = export(home, message_id, tmp_path / "b.json", "--no-sequence")
     assert code == 1 and "no signed checkpoint yet" in output
     app.extensions["gateway"].sequencer.run_once()
     later = str(uuid.uuid4())
-    assert send(client, verification_request(sign, later)) == 200
+    assert send(client, accepted_message(sign, later)) == 200
     with transaction(app.extensions["gateway"].sessions) as session:
         with pytest.raises(EvidenceNotReady, match="not in a signed checkpoint yet"):
             build_bundle(session, later, settings)
@@ -304,11 +308,11 @@ def test_a_message_id_two_senders_used_needs_the_sender(
     app: Flask, client: FlaskClient, sign: Signer, settings: Settings
 ) -> None:
     message_id = str(uuid.uuid4())
-    assert send(client, verification_request(sign, message_id)) == 200
-    assert send(client, sign(registration(message_id), as_=UNIVERSITY)) == 200
+    assert send(client, accepted_message(sign, message_id)) == 200
+    assert send(client, offer(sign, message_id)) == 200
     app.extensions["gateway"].sequencer.run_once()
     with transaction(app.extensions["gateway"].sessions) as session:
         with pytest.raises(ValidationError, match="was used by"):
             build_bundle(session, message_id, settings)
-        bundle = load_bytes(build_bundle(session, message_id, settings, sender=HUKOU_OFFICE))
-    assert bundle["message"]["sender"] == HUKOU_OFFICE
+        bundle = load_bytes(build_bundle(session, message_id, settings, sender=PRIVATE_EMPLOYER))
+    assert bundle["message"]["sender"] == PRIVATE_EMPLOYER

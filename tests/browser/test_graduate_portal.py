@@ -78,7 +78,7 @@ def test_activate_grant_verify_revoke_and_see_the_history(portal: str, served_ho
     assert re.fullmatch(r"[2-9A-Z]{4}-[2-9A-Z]{4}", short_code) and token.count(".") == 2
     assert page.get_by_role("img", name="授权令牌二维码，可在窗口出示").is_visible()
     page.get_by_role("button", name="复制令牌").click()
-    assert page.get_by_role("button", name="已复制").is_visible()
+    page.get_by_role("button", name="已复制").wait_for(timeout=5000)  # the clipboard answers asynchronously
 
     # The hukou office verifies with the short code and gets exactly the granted facts.
     office = sdk(portal, served_home, HUKOU_OFFICE)

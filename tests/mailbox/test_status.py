@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import shutil
 import subprocess
 import uuid
@@ -15,6 +16,8 @@ from flask.testing import FlaskClient
 from lxml import etree
 from sqlalchemy import select, update
 
+from gateway.audit.entries import decode
+from gateway.audit.models import AuditEntry
 from gateway.intake.catalog import GATEWAY_NS
 from gateway.messages.models import Delivery, Message
 from gateway.sdk.mailbox import read_status, verify_delivery_receipt
@@ -144,6 +147,21 @@ def test_a_delivery_receipt_only_once_delivered_then_signed_by_the_gateway(
         )
     )
     assert verified.body_sha256 == body_sha256 == base64.b64decode(body_digest or "").hex()
+    # The issue is an audit entry naming the receipt by the digest of its canonical form (once: the
+    # early requests were refused and issued nothing).
+    with transaction(app.extensions["gateway"].sessions) as session:
+        issued = [
+            decode(e) for e in session.scalars(select(AuditEntry.entry).where(AuditEntry.kind == "receipt.issued"))
+        ]
+    assert issued == [
+        {
+            **issued[0],
+            "receipt": "delivery",
+            "message_id": message_id,
+            "sender": SENDER,
+            "receipt_sha256": hashlib.sha256(etree.tostring(receipt, method="c14n", exclusive=True)).hexdigest(),
+        }
+    ]
     # Changed after signing, it no longer verifies.
     tampered = etree.fromstring(etree.tostring(receipt).replace(SENDER.encode(), HUKOU_OFFICE.encode()))
     with pytest.raises(ReceiptInvalid):

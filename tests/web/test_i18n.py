@@ -38,3 +38,8 @@ def test_language_from_query_cookie_and_browser(client: FlaskClient) -> None:
     assert "工作人员登录" in fresh.get("/staff/sign-in").get_data(as_text=True)  # default Chinese
     english = fresh.get("/staff/sign-in", headers={"Accept-Language": "en-GB,en;q=0.9"})
     assert "Staff sign-in" in english.get_data(as_text=True)
+
+
+def test_the_language_link_keeps_the_other_query_arguments(client: FlaskClient) -> None:
+    page = client.get("/staff/sign-in?next=%2Fstaff%2F&lang=zh").get_data(as_text=True)
+    assert 'href="?next=%2Fstaff%2F&amp;lang=en"' in page
