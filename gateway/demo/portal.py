@@ -70,6 +70,16 @@ class Account(Protocol):
     def revoke(self, grant_id: str) -> None: ...
 
 
+class PortalSite:
+    """The portal's pages on the served gateway, where each graduate opens a browser session of their own."""
+
+    def __init__(self, base_url: str) -> None:
+        self._base_url = base_url
+
+    def activate(self, graduate: Graduate, verification_number: str, password: str) -> PortalPages:
+        return PortalPages(self._base_url).activate(graduate, verification_number, password)
+
+
 class PortalPages:
     """One graduate in the portal's pages, signed in by activating (the session's cookie keeps them so)."""
 

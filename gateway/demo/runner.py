@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agencies.base import PUSH, Agency
 from agencies.documents import CHINA
 from agencies.hosting import PushEndpoint
-from agencies.records import PORTAL_PAGES, PORTAL_SERVICES, Graduate
+from agencies.records import PORTAL_PAGES, PORTAL_SERVICES
 from agencies.university import University
 from gateway.audit.models import AuditCheckpoint, AuditLogState
 from gateway.bootstrap import initialise
@@ -42,7 +42,7 @@ from gateway.clock import SystemClock
 from gateway.demo.accounts import SignIns, add_auditor, new_password, write_credentials
 from gateway.demo.cast import Cast, load_cast
 from gateway.demo.graduates import make_graduates
-from gateway.demo.portal import Account, PortalPages, PortalServices
+from gateway.demo.portal import PortalServices, PortalSite
 from gateway.demo.process import DemoError, free_port, gateway_env, log_to, port_free, served_gateway
 from gateway.demo.season import Portal, Progress, Season, SeasonFailed
 from gateway.demo.setup import StoreOperator, build_agencies, enrol
@@ -106,7 +106,7 @@ def run_demo(
         clock = SystemClock()
         auditor_password = add_auditor(sessions, clock)
         portals: dict[str, Portal] = {
-            PORTAL_PAGES: _Pages(base_url),
+            PORTAL_PAGES: PortalSite(base_url),
             PORTAL_SERVICES: PortalServices(settings, sessions, clock),
         }
         season = Season(
@@ -260,16 +260,6 @@ def pages(settings: Settings, base_url: str) -> list[Page]:
         available = any(rule == bare or rule.startswith(bare.rstrip("/") + "/") for rule in rules)
         found.append(Page(label, base_url + path, available))
     return found
-
-
-class _Pages:
-    """The portal's pages on the served gateway: a browser session of its own for each graduate."""
-
-    def __init__(self, base_url: str) -> None:
-        self._base_url = base_url
-
-    def activate(self, graduate: Graduate, verification_number: str, password: str) -> Account:
-        return PortalPages(self._base_url).activate(graduate, verification_number, password)
 
 
 def _sign_ins(season: Season, home: Path, base_url: str, auditor_password: str, kept: bool) -> SignIns:
