@@ -4,7 +4,9 @@ It offers an agreement to a graduate through the graduate's university (``Agreem
 records the graduate's answer (``AgreementResponse``), the university's review
 (``AgreementReview``), and the review of a cancellation it asked for
 (``AgreementCancellationReview``). An employer that keeps archives (a state organ, a public
-institution, a state-owned enterprise) also asks for and receipts graduates' archives.
+institution, a state-owned enterprise) also asks for and receipts graduates' archives. Taking a
+graduate on, HR verifies their education with the authorisation the graduate gave it
+(:class:`~agencies.verification.Verifying`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from agencies.base import Received
 from agencies.documents import CHINA, china_time, render, text
 from agencies.receiving import ArchiveReceivingUnit
 from agencies.records import Graduate, Offer, Organisation
+from agencies.verification import Verifying
 from gateway.sdk.client import GatewayRefusal
+from gateway.sdk.verification import VerifiedVerification
 
 OFFER_DAYS = 30
 
@@ -33,7 +37,7 @@ _STATES = (
 )
 
 
-class Employer(ArchiveReceivingUnit):
+class Employer(ArchiveReceivingUnit, Verifying):
     def __init__(
         self, profile: Organisation, delivery: str, contact_name: str, contact_phone: str, workers: int = 1
     ) -> None:
@@ -91,6 +95,11 @@ class Employer(ArchiveReceivingUnit):
         )
         self.send(document, graduate.school.credit_code, "AgreementCancellation", agreement_id)
         self._note(agreement_id, "cancellation-requested")
+
+    def decide(self, answer: VerifiedVerification) -> str:
+        if answer.identity_match and answer.education is not None:
+            return "taken on"
+        return "not taken on: the verified facts do not support it"
 
     def state(self, agreement_id: str) -> str | None:
         """offered, accepted, refused, signed, review_rejected, cancellation_requested or cancelled."""

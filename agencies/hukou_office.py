@@ -1,17 +1,27 @@
 """A household registration (hukou) office: settles graduates, on facts it verifies.
 
-It verifies a graduate through the gateway's verification service with a
-``GraduateVerificationRequest`` that carries the graduate's authorisation token (the JWS or short
-code the graduate shows at the counter). **Not built yet:** the tokens, their enforcement and the
-gateway's answer arrive with issue 6 (graduate grants); until then this office runs its mailbox
-and sends nothing, and the demo's verification steps are marked as not yet built rather than
-sending requests the gateway cannot yet check.
+A graduate who comes to settle where they work (or back where they come from) brings their
+diploma and the authorisation they gave the office in the graduate portal: the grant token (on
+the phone, as a QR code) or its short code, read out at the counter. The office verifies them
+through the gateway's verification service (:class:`~agencies.verification.Verifying`) and
+settles the graduate when the signed answer says that the person at the counter is the graduate,
+with the education and the destination stated.
 """
 
 from __future__ import annotations
 
-from agencies.base import Agency
+from agencies.verification import Verifying
+from gateway.sdk.verification import VerifiedVerification
+
+SETTLED = "settled"
+NOT_SETTLED = "not settled: the verified facts do not support it"
 
 
-class HouseholdRegistrationOffice(Agency):
-    """Polls its mailbox; verification requests arrive with issue 6."""
+class HouseholdRegistrationOffice(Verifying):
+    """Polls its mailbox (nothing is addressed to it yet) and verifies the graduates who come to settle."""
+
+    def decide(self, answer: VerifiedVerification) -> str:
+        employed = answer.destination is not None and answer.destination.employer is not None
+        if answer.identity_match and answer.education is not None and employed:
+            return SETTLED
+        return NOT_SETTLED

@@ -22,6 +22,22 @@ MISHAPS = frozenset(
     {IDENTITY_TYPO, CONTRACT_REFERENCE_OMITTED, ORDINARY_POST, ARCHIVE_HELD, PARCEL_LOST, DOCUMENT_DAMAGED}
 )
 
+# How a graduate answers an agreement offer: tells the university's employment office, which relays
+# the answer (an offer made before the registration is filed: the portal account needs the filed
+# registration), or in the graduate portal, from which the gateway sends the answer on.
+TOLD_THE_OFFICE = "office"
+IN_THE_PORTAL = "portal"
+
+# How a graduate uses the portal in the demo: its pages over HTTP, as a browser does, or the
+# gateway's own services in the demo's process (``gateway.demo.portal`` says why both).
+PORTAL_PAGES = "pages"
+PORTAL_SERVICES = "services"
+
+# How the verifier is handed the authorisation: the token (copied, or scanned from the QR code), or
+# the short code read out at a counter.
+TOKEN = "token"  # noqa: S105  (a way of handing over, not a secret)
+SHORT_CODE = "short-code"
+
 # Who starts an archive's transfer: the receiving unit asks (ArchiveTransferRequest), or the
 # university dispatches on its own (a manifest without a request).
 RECEIVER_REQUESTS = "receiver-requests"
@@ -58,6 +74,29 @@ class Offer:
     decision: str  # accept | refuse: the graduate's answer
     expired_first: bool = False  # the employer first sends it with validity dates already past
     cancelled: bool = False  # signed, then cancelled at the employer's request
+    answered_in: str = TOLD_THE_OFFICE  # TOLD_THE_OFFICE | IN_THE_PORTAL
+
+
+@dataclass(frozen=True)
+class Authorisation:
+    """What a graduate grants one verifier in the portal, and what then happens to the grant.
+
+    The verifier asks for ``facts`` for ``purpose``, handed the token or the short code; a clerk
+    who first asks for more than was granted (``asks_beyond``) is refused and asks again for the
+    granted facts; a verifier that checks twice (``used_twice``) finds a one-use grant used up;
+    a graduate who ``revokes`` it after the first use makes the next request fail.
+    """
+
+    verifier: Organisation
+    facts: tuple[str, ...]
+    purpose: str
+    purpose_text: str
+    hand_over: str = TOKEN  # TOKEN | SHORT_CODE
+    max_uses: int = 1
+    valid_days: int = 7
+    asks_beyond: str | None = None  # a fact the verifier also asks for at first
+    used_twice: bool = False
+    revokes: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +124,11 @@ class Graduate:
     admitting_institution: Organisation | None = None
     offers: tuple[Offer, ...] = ()
     mishaps: frozenset[str] = field(default_factory=frozenset)
+    portal: str | None = None  # PORTAL_PAGES | PORTAL_SERVICES: the graduate activates a portal account
+    authorisation: Authorisation | None = None  # the grant the graduate gives a verifier
+    # What the university first registered, when the graduate found the job of ``offers`` only after
+    # that registration was filed (awaiting employment): the office corrects it once the agreement is signed.
+    registered_first_as: Graduate | None = None
 
     @property
     def registration_id(self) -> str:

@@ -3,10 +3,14 @@
 - It registers each graduate's destination with the education department of its province and
   keeps the transfer and verification numbers of the filing; a registration sent back is corrected
   and sent again under the same registration id.
-- It answers an employer's ``AgreementOffer`` with the graduate's decision (``AgreementResponse``)
-  and, once accepted, its review (``AgreementReview``). Until the graduate portal exists (issue 6)
-  the graduate tells the office and the office relays the answer; with the portal the graduate
-  answers there and the office only reviews.
+- An employer's ``AgreementOffer`` is answered by the graduate. A graduate who answers in the
+  graduate portal does so there: the gateway (the platform participant) sends the office an
+  ``AgreementResponse``, which names the agreement but no identity number, and the office reviews
+  an acceptance (``AgreementReview``). An offer made before the graduate's registration is filed
+  cannot be answered in the portal yet (the account is activated with the filed registration):
+  that graduate tells the office, which relays the answer itself and then reviews it.
+- A graduate registered as awaiting employment who then signs an agreement gets a corrected
+  registration (same registration id), which the department files again with new numbers.
 - It reviews a cancellation an employer asks for (``AgreementCancellationReview``).
 - It holds the archives: it answers an ``ArchiveTransferRequest`` with an ``ArchiveTransferManifest``
   to the requesting unit, dispatches others on its own, and records the receiving unit's receipt.
@@ -26,6 +30,7 @@ from agencies.records import (
     ARCHIVE_HELD,
     CONTRACT_REFERENCE_OMITTED,
     IDENTITY_TYPO,
+    IN_THE_PORTAL,
     ORDINARY_POST,
     Graduate,
     Offer,
@@ -43,6 +48,7 @@ class StudentFile:
 
     graduate: Graduate
     registration: str = "not sent"  # sent | rejected | filed
+    registered_as: Graduate | None = None  # what the registration last sent says (destination, employer ...)
     rejections: int = 0
     transfer_number: str | None = None
     verification_number: str | None = None
@@ -63,6 +69,7 @@ class University(ArchiveReceivingUnit):
                 "RegistrationFiled": self._on_filed,
                 "RegistrationRejected": self._on_rejected,
                 "AgreementOffer": self._on_offer,
+                "AgreementResponse": self._on_portal_answer,
                 "AgreementCancellation": self._on_cancellation,
                 "ArchiveTransferRequest": self._on_transfer_request,
                 "ArchiveReceipt": self._on_receipt,
@@ -82,15 +89,21 @@ class University(ArchiveReceivingUnit):
     # --- destination registration --------------------------------------------------------------
 
     def register(self, graduate: Graduate) -> None:
-        """Register the graduate's destination; a typo the gateway refuses is corrected from the file."""
+        """Register the graduate's destination as it stands (``registered_first_as``, if the job came
+        later); a typo the gateway refuses is corrected from the file."""
+        registered = graduate.registered_first_as or graduate
         typo = IDENTITY_TYPO in graduate.mishaps
         try:
-            self._send_registration(graduate, _with_typo(graduate.identity_number) if typo else None)
+            self._send_registration(registered, _with_typo(graduate.identity_number) if typo else None)
         except GatewayRefusal as refusal:
             if not (typo and refusal.code == "CODE_INVALID"):
                 raise
             # The fault names the element (never the number): the clerk retypes it from the file.
-            self._send_registration(graduate, None)
+            self._send_registration(registered, None)
+
+    def correct_registration(self, graduate: Graduate) -> None:
+        """Send the registration again, as the graduate's destination now is (same registration id)."""
+        self._send_registration(graduate, None)
 
     def _send_registration(self, graduate: Graduate, typed_identity: str | None) -> None:
         file = self.file(graduate.identity_number)
@@ -102,9 +115,10 @@ class University(ArchiveReceivingUnit):
             contract_reference=None if omitted else graduate.contract_reference,
             at=china_time(),
         )
-        self.send(document, self.education_department, "DestinationRegistration", graduate.registration_id)
-        with self._lock:
+        with self._lock:  # before sending: the department's answer may arrive before send() returns
             file.registration = "sent"
+            file.registered_as = graduate
+        self.send(document, self.education_department, "DestinationRegistration", graduate.registration_id)
 
     def _on_filed(self, received: Received) -> None:
         file = self.file(text(received.document, "reg:IdentityNumber"))
@@ -122,7 +136,7 @@ class University(ArchiveReceivingUnit):
             log.warning("%s: %s sent back again; left for a person", self.id, file.graduate.registration_id)
             return
         # The reasons say what is missing; the office completes the registration from the file.
-        self._send_registration(file.graduate, None)
+        self._send_registration(file.registered_as or file.graduate, None)
 
     # --- online signing ------------------------------------------------------------------------
 
@@ -131,7 +145,11 @@ class University(ArchiveReceivingUnit):
         file = self.file(text(doc, "agr:Graduate/agr:IdentityNumber"))
         agreement_id = text(doc, "agr:AgreementId")
         offer = _offer(file.graduate, agreement_id, received.sender)
-        # Until the portal (issue 6): the graduate tells the office, which relays the answer.
+        if offer.answered_in == IN_THE_PORTAL:
+            with self._lock:  # the answer may already have come (deliveries arrive in any order)
+                file.agreements.setdefault(agreement_id, "offered")
+            return  # the graduate answers in the portal; the platform's AgreementResponse follows
+        # Offered before the registration was filed: the graduate tells the office, which relays the answer.
         response = render(
             "agreement-response",
             agreement_id=agreement_id,
@@ -143,12 +161,38 @@ class University(ArchiveReceivingUnit):
         with self._lock:
             file.agreements[agreement_id] = offer.decision
         if offer.decision == "accept":
-            review = render(
-                "agreement-review", agreement_id=agreement_id, decision="approve", reason=None, at=china_time()
-            )
-            self.send(review, received.sender, "AgreementReview", agreement_id)
-            with self._lock:
-                file.agreements[agreement_id] = "approved"
+            self._review(file, agreement_id, received.sender)
+
+    def _on_portal_answer(self, received: Received) -> None:
+        """The graduate answered in the portal; the gateway sent the answer on (no identity number in it)."""
+        doc = received.document
+        agreement_id = text(doc, "agr:AgreementId")
+        employer = text(doc, "agr:Employer")
+        file = self._file_with_offer(agreement_id, employer)
+        decision = text(doc, "agr:Decision")
+        with self._lock:
+            file.agreements[agreement_id] = decision
+        if decision == "accept":
+            self._review(file, agreement_id, employer)
+
+    def _review(self, file: StudentFile, agreement_id: str, employer: str) -> None:
+        """Approve an accepted agreement; a graduate registered before the job came gets the registration corrected."""
+        review = render("agreement-review", agreement_id=agreement_id, decision="approve", reason=None, at=china_time())
+        self.send(review, employer, "AgreementReview", agreement_id)
+        with self._lock:
+            file.agreements[agreement_id] = "approved"
+            registered = file.registered_as
+        graduate = file.graduate
+        if registered is not None and registered.destination_code != graduate.destination_code:
+            self.correct_registration(graduate)
+
+    def _file_with_offer(self, agreement_id: str, employer: str) -> StudentFile:
+        with self._lock:
+            files = list(self.files.values())
+        for file in files:
+            if any(o.agreement_id == agreement_id and o.employer.credit_code == employer for o in file.graduate.offers):
+                return file
+        raise LookupError(f"no graduate of this office expects agreement {agreement_id} from {employer}")
 
     def _on_cancellation(self, received: Received) -> None:
         agreement_id = text(received.document, "agr:AgreementId")

@@ -7,6 +7,13 @@ on every code of ``schemas/codes/destination-codes.csv`` occurs; the rest are dr
 weights. Identity numbers are valid GB 11643 numbers (python-stdnum computes the check character)
 from the household registration region; names, majors and positions come from ``people.json``.
 
+The stories also say who uses the graduate portal and how (its pages or its services), which
+offers are answered there, who was registered as awaiting employment before the job came, and
+the authorisation each grants; of the other graduates, a share (``grants`` in the rates) grants
+the verifier their situation calls for (the household registration office where they work or
+live, their employer, the talent service agency that receives their archive), through the portal's
+services, sometimes asked for more than was granted.
+
 Where a graduate's archive goes is decided by the gateway's own archive rules
 (:func:`gateway.archives.rules.allowed_receivers`) over the cast, so that the registration names
 the unit the rules allow; the gateway checks it again when the archive moves.
@@ -25,10 +32,16 @@ from stdnum.cn import ric
 
 from agencies.records import (
     DOCUMENT_DAMAGED,
+    IN_THE_PORTAL,
     MISHAPS,
+    PORTAL_PAGES,
+    PORTAL_SERVICES,
     RECEIVER_REQUESTS,
+    SHORT_CODE,
+    TOKEN,
     UNIVERSITY_DISPATCHES,
     ArchiveDocument,
+    Authorisation,
     Graduate,
     Offer,
     Organisation,
@@ -150,7 +163,7 @@ def _graduate(
     contract = accepted[0].agreement_id if destination == "10" and accepted else None
     if destination == "11":
         contract = f"LC-{year}-{index:06d}"
-    return Graduate(
+    graduate = Graduate(
         index=index,
         identity_number=_identity_number(draw, household, year - AGE_AT_GRADUATION[level], taken),
         name=draw.name(),
@@ -175,6 +188,98 @@ def _graduate(
         admitting_institution=admitting,
         offers=graduate_offers,
         mishaps=mishaps,
+    )
+    if "registered_first" in spec:
+        graduate = replace(graduate, registered_first_as=_registered_first(cast, graduate, spec["registered_first"]))
+    authorisation = _authorisation(cast, draw, spec if index <= len(cast.data["story"]) else None, graduate)
+    portal = spec.get("portal") or (PORTAL_SERVICES if authorisation is not None else None)
+    if any(o.answered_in == IN_THE_PORTAL for o in graduate_offers) and portal != PORTAL_PAGES:
+        # Only the portal's pages send the answer on at once (the served gateway hands it to its broker).
+        raise ValueError(f'season-cast.json: story {index} answers an offer in the portal: give it "portal": "pages"')
+    if portal not in (None, PORTAL_PAGES, PORTAL_SERVICES):
+        raise ValueError(f"season-cast.json: story {index}: portal is pages or services, not {portal!r}")
+    return replace(graduate, portal=portal, authorisation=authorisation)
+
+
+def _registered_first(cast: Cast, graduate: Graduate, destination: str) -> Graduate:
+    """What the university registers before the graduate has the job: ``destination`` (awaiting
+    employment, say), no employer, the archive for the talent service agency of the household region."""
+    row = code_list("destination-codes")[destination]
+    if row["category"] == "employed":
+        raise ValueError(f"season-cast.json: a graduate first registered as {destination} would already be employed")
+    choice = "agency_at_household"
+    receiver = _receiver(cast, destination, row, graduate.household_region, choice, None, None, None)
+    return replace(
+        graduate,
+        destination_code=destination,
+        employer=None,
+        contract_reference=None,
+        targeted_unit=None,
+        admitting_institution=None,
+        archive_receiver_choice=choice,
+        archive_receiver=receiver,
+        offers=(),
+    )
+
+
+PURPOSE_TEXTS = {
+    "settlement": "毕业生申请在就业地落户，核验学历与毕业去向。",
+    "employment_onboarding": "新员工入职，核验学历信息。",
+    "archive_receipt": "接收毕业生人事档案，核验档案转递情况。",
+}
+PURPOSE_FACTS = {
+    "settlement": ("identity_match", "education", "destination"),
+    "employment_onboarding": ("identity_match", "education"),
+    "archive_receipt": ("identity_match", "archive"),
+}
+BEYOND = {"settlement": "archive", "employment_onboarding": "destination", "archive_receipt": "education"}
+
+
+def _authorisation(cast: Cast, draw: _Draw, story: dict[str, Any] | None, graduate: Graduate) -> Authorisation | None:
+    """The story's grant, or for a drawn graduate (at the ``grants`` rate) one for the verifier their
+    situation calls for: the household registration office to settle where they work or live, their
+    employer to take them on, or the talent service agency that receives their archive."""
+    rates = cast.data["rates"]
+    if story is not None:  # a story graduate grants only what their story says
+        told: dict[str, Any] | None = story.get("grant")
+        if told is None:
+            return None
+        purpose = told["purpose"]
+        facts = tuple(told.get("facts", PURPOSE_FACTS[purpose]))
+        return Authorisation(
+            verifier=cast.organisation(told["verifier"]),
+            facts=facts,
+            purpose=purpose,
+            purpose_text=PURPOSE_TEXTS[purpose],
+            hand_over=told.get("hand_over", TOKEN),
+            max_uses=int(told.get("max_uses", 1)),
+            asks_beyond=told.get("asks_beyond"),
+            used_twice=bool(told.get("used_twice", False)),
+            revokes=bool(told.get("revokes", False)),
+        )
+    if not draw.chance(rates["grants"]):
+        return None
+    hukou = cast["hukou_office"].organisation
+    choices: list[tuple[Organisation, str]] = []
+    employer = graduate.employer
+    if employer is not None and hukou.region in (employer.region, graduate.household_region):
+        choices.append((hukou, "settlement"))
+    if employer is not None and employer.kind == "employer":
+        choices.append((employer, "employment_onboarding"))
+    if graduate.archive_receiver.kind == "talent_service_agency":
+        choices.append((graduate.archive_receiver, "archive_receipt"))
+    if not choices:
+        return None
+    # Settling where they work is what a graduate most needs verified; the others as it falls.
+    verifier, purpose = choices[0] if choices[0][0] == hukou else draw.rng.choice(choices)
+    return Authorisation(
+        verifier=verifier,
+        facts=PURPOSE_FACTS[purpose],
+        purpose=purpose,
+        purpose_text=PURPOSE_TEXTS[purpose],
+        hand_over=SHORT_CODE if draw.chance(rates["short_code"]) else TOKEN,
+        max_uses=2 if draw.chance(rates["two_uses"]) else 1,
+        asks_beyond=BEYOND[purpose] if draw.chance(rates["asks_beyond"]) else None,
     )
 
 
@@ -258,7 +363,7 @@ def _offers(
     employer: Organisation | None,
     agreement_id: _OfferNumbers,
 ) -> tuple[Offer, ...]:
-    def offer(alias_or_org: str | Organisation, decision: str, **flags: bool) -> Offer:
+    def offer(alias_or_org: str | Organisation, decision: str, **flags: Any) -> Offer:
         org = cast.organisation(alias_or_org) if isinstance(alias_or_org, str) else alias_or_org
         salary = f"{draw.rng.randrange(6000, 30000, 500)}.00"
         return Offer(agreement_id(), org, draw.rng.choice(draw.people["positions"]), salary, decision, **flags)
@@ -270,6 +375,7 @@ def _offers(
                 o["decision"],
                 expired_first=o.get("expired_first", False),
                 cancelled=o.get("cancelled", False),
+                answered_in=o.get("answered_in", "office"),
             )
             for o in spec["offers"]
         )

@@ -5,10 +5,12 @@
    demonstration participants — the push agencies with the endpoints they now serve on loopback
    ports — each with a key and certificate of its own.
 2. ``gateway serve`` as a real process on that home (SQLite, in-process delivery worker).
-3. The agency systems connect (the WSDL from the gateway), poll their mailboxes or wait for pushes,
-   and the season's steps are played, with a progress bar on stderr.
+3. The agency systems connect (the WSDL from the gateway), poll their mailboxes or wait for pushes;
+   an auditor account is added; the season's steps are played, with a progress bar on stderr:
+   the agencies through the SOAP endpoint, the graduates in the portal (``gateway.demo.portal``).
 4. Once every delivery is delivered and the audit log's sequencer has caught up, the summary is read
-   from the database and printed; ``--keep-running`` leaves everything running until Ctrl-C.
+   from the database and printed, with the pages to open and the accounts to sign in with
+   (``gateway.demo.accounts``); ``--keep-running`` leaves everything running until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -32,16 +34,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from agencies.base import PUSH, Agency
 from agencies.documents import CHINA
 from agencies.hosting import PushEndpoint
+from agencies.records import PORTAL_PAGES, PORTAL_SERVICES
 from agencies.university import University
 from gateway.audit.models import AuditCheckpoint, AuditLogState
 from gateway.bootstrap import initialise
 from gateway.clock import SystemClock
+from gateway.demo.accounts import SignIns, add_auditor, new_password, write_credentials
 from gateway.demo.cast import Cast, load_cast
 from gateway.demo.graduates import make_graduates
+from gateway.demo.portal import PortalServices, PortalSite
 from gateway.demo.process import DemoError, free_port, gateway_env, log_to, port_free, served_gateway
-from gateway.demo.season import STEPS, Progress, Season, SeasonFailed
+from gateway.demo.season import Portal, Progress, Season, SeasonFailed
 from gateway.demo.setup import StoreOperator, build_agencies, enrol
-from gateway.demo.summary import NotBuilt, Page, Summary, read_summary
+from gateway.demo.steps import STEPS
+from gateway.demo.summary import Page, Summary, read_summary
 from gateway.errors import GatewayError
 from gateway.messages.models import Delivery, DeliveryStatus
 from gateway.settings import Settings
@@ -49,11 +55,12 @@ from gateway.store.db import connect, session_factory, transaction
 
 log = logging.getLogger(__name__)
 OVERDUE_LOOKAHEAD = timedelta(days=31)  # the summary looks at the archive clocks a month on
-PAGES = (  # what a visitor opens, and what brings the pages not built yet
-    ("portal", "/graduate/", "arrives with issue 6, graduate grants"),
-    ("auditor UI", "/audit/", "arrives with issue 7, the auditor UI"),
-    ("directory", "/directory", ""),
-    ("WSDL", "/soap?wsdl", ""),
+PAGES = (  # what a visitor opens
+    ("graduate portal", "/graduate/"),
+    ("auditor UI", "/audit/"),
+    ("log checkpoint", "/log/checkpoint"),
+    ("directory", "/directory"),
+    ("WSDL", "/soap?wsdl"),
 )
 
 
@@ -97,21 +104,29 @@ def run_demo(
         stack.callback(engine.dispose)
         sessions = session_factory(engine)
         clock = SystemClock()
+        auditor_password = add_auditor(sessions, clock)
+        portals: dict[str, Portal] = {
+            PORTAL_PAGES: PortalSite(base_url),
+            PORTAL_SERVICES: PortalServices(settings, sessions, clock),
+        }
         season = Season(
             cast,
             graduates,
             {a.id: a for a in agencies.values()},
             StoreOperator(settings, sessions, clock),
             _NullProgress(),
+            portals,
+            new_password,
             options.step_timeout,
         )
         summary = Summary(graduates=len(graduates), seed=options.seed, base_url=base_url)
         _play(season, sessions, list(agencies.values()), progress, summary, options.step_timeout)
         summary.planned_refusals = dict(season.planned_refusals())
-        summary.not_built = [NotBuilt(s.name, s.description, s.arrives_with or "") for s in STEPS if not s.built]
         summary.pages = pages(settings, base_url)
+        summary.sign_ins = _sign_ins(season, home, base_url, auditor_password, kept=options.home is not None)
+        now = clock.now()
         with transaction(sessions) as session:
-            read_summary(session, settings, summary, clock.now() + OVERDUE_LOOKAHEAD)
+            read_summary(session, settings, summary, now, now + OVERDUE_LOOKAHEAD)
         report(summary)
         if options.keep_running:
             for agency in agencies.values():
@@ -176,7 +191,7 @@ def _play(
     timeout: float,
 ) -> None:
     """Play the steps, wait for the last deliveries, and let the audit log come to rest."""
-    total = sum(step.units(season) for step in STEPS if step.built) + 1
+    total = sum(step.units(season) for step in STEPS) + 1
     with _closing(progress(total)) as bar:
         season.progress = bar
         try:
@@ -240,11 +255,20 @@ def pages(settings: Settings, base_url: str) -> list[Page]:
     finally:
         app.extensions["gateway"].engine.dispose()
     found = []
-    for label, path, note in PAGES:
+    for label, path in PAGES:
         bare = path.split("?")[0]
         available = any(rule == bare or rule.startswith(bare.rstrip("/") + "/") for rule in rules)
-        found.append(Page(label, base_url + path, available, note))
+        found.append(Page(label, base_url + path, available))
     return found
+
+
+def _sign_ins(season: Season, home: Path, base_url: str, auditor_password: str, kept: bool) -> SignIns:
+    """The auditor and the demo graduate (the first who used the portal's pages and has a grant, or else
+    any with an account), written to the credentials file."""
+    with_accounts = [g for g in season.graduates if g.index in season.credentials]
+    chosen = sorted(with_accounts, key=lambda g: (g.portal != PORTAL_PAGES, g.authorisation is None, g.index))
+    graduate = (chosen[0], season.credentials[chosen[0].index]) if chosen else None
+    return write_credentials(home, base_url, auditor_password, graduate, kept)
 
 
 def _keep_running(out: TextIO, base_url: str) -> None:

@@ -1,9 +1,13 @@
 """The end-of-season summary, read from the gateway's database (never from the demo's own counters).
 
-Messages per service with their deliveries, deliveries by status, refusals by fault code (the
-``message.refused`` audit entries), overdue archives at a given date (the archive clock of
-``gateway.archives.deadlines``), the domain's records, and the audit log verified from scratch
-(``gateway.audit.verify.verify_log``, what ``gateway audit verify`` runs).
+Messages per service with their deliveries (or, for verification requests, the gateway's own
+answers), deliveries by status, refusals by fault code (the ``message.refused`` audit entries),
+overdue archives at a given date (the archive clock of ``gateway.archives.deadlines``), the
+domain's records, the graduates' accounts and grants, every use of a grant by outcome and fault
+code (``grant_uses``), the verification answers and the facts they disclosed, the agreement
+answers the platform sent on from the portal, and the audit log verified from scratch
+(``gateway.audit.verify.verify_log``, what ``gateway audit verify`` runs). Only the accounts to
+sign in with (``gateway.demo.accounts``) come from the demo itself.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from gateway.audit.entries import decode
 from gateway.audit.models import AuditEntry
 from gateway.audit.verify import verify_log
 from gateway.bootstrap import gateway_key_paths
+from gateway.demo.accounts import SignIns
+from gateway.graduates.models import GraduateAccount
+from gateway.grants.models import Grant, GrantUse
+from gateway.grants.scope import FACTS, state_of
 from gateway.intake.catalog import ServiceCatalog
 from gateway.messages.models import Delivery, DeliveryStatus, Message
 from gateway.registrations.models import Registration
@@ -39,6 +47,7 @@ class ServiceLine:
     accepted: int
     delivered: int
     pending: int
+    answered: int = 0  # answered by the gateway itself (a verification request is delivered to nobody)
 
 
 @dataclass(frozen=True)
@@ -63,14 +72,6 @@ class Page:
     label: str
     url: str
     available: bool
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class NotBuilt:
-    step: str
-    description: str
-    arrives_with: str
 
 
 @dataclass
@@ -91,9 +92,16 @@ class Summary:
     audit_entries: int = 0
     audit_checkpoints: int = 0
     audit_problems: list[str] = field(default_factory=list)
+    graduate_accounts: int = 0
+    grants: dict[str, int] = field(default_factory=dict)  # by state now: active, exhausted, revoked ...
+    grant_uses: dict[str, int] = field(default_factory=dict)  # by outcome: used, refused
+    grant_refusals: dict[str, int] = field(default_factory=dict)  # refused uses by fault code
+    verification_answers: dict[str, int] = field(default_factory=dict)  # by the verifier's kind
+    facts_disclosed: dict[str, int] = field(default_factory=dict)  # by fact, over every answer
+    portal_answers: dict[str, int] = field(default_factory=dict)  # the platform's AgreementResponses, by recipient kind
     pages: list[Page] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # participant id -> name
-    not_built: list[NotBuilt] = field(default_factory=list)
+    sign_ins: SignIns | None = None
     season_error: str | None = None
 
     @property
@@ -119,15 +127,19 @@ class Summary:
         )
 
     def as_json(self) -> dict[str, Any]:
+        """Everything but the passwords (the credentials file has them)."""
         data = asdict(self)
+        if data["sign_ins"] is not None:
+            data["sign_ins"].pop("auditor_password")
         data.update(
             refused_by_code=self.refused_by_code, all_delivered=self.all_delivered, audit_ok=self.audit_ok, ok=self.ok
         )
         return data
 
 
-def read_summary(session: Session, settings: Settings, summary: Summary, overdue_at: datetime) -> None:
-    """Fill ``summary`` from the database in ``session``."""
+def read_summary(session: Session, settings: Settings, summary: Summary, now: datetime, overdue_at: datetime) -> None:
+    """Fill ``summary`` from the database in ``session``: grants in their state at ``now``, archives
+    overdue at ``overdue_at``."""
     plumbing = {s.name for s in ServiceCatalog(settings.schemas_dir).services if s.is_plumbing}
     accepted = dict(session.execute(select(Message.service, func.count()).group_by(Message.service)).all())
     delivered: Counter[str] = Counter()
@@ -139,8 +151,16 @@ def read_summary(session: Session, settings: Settings, summary: Summary, overdue
     ).all()
     for service, status, count in rows:
         (delivered if status == DeliveryStatus.DELIVERED else pending)[service] += count
+    answered = dict(
+        session.execute(
+            select(Message.service, func.count())
+            .join(GrantUse, GrantUse.message_pk == Message.id)
+            .where(GrantUse.outcome == "used")
+            .group_by(Message.service)
+        ).all()
+    )
     summary.services = sorted(
-        (ServiceLine(s, s in plumbing, n, delivered[s], pending[s]) for s, n in accepted.items()),
+        (ServiceLine(s, s in plumbing, n, delivered[s], pending[s], answered.get(s, 0)) for s, n in accepted.items()),
         key=lambda line: (line.plumbing, line.service),
     )
     summary.deliveries = _grouped(session, Delivery.status)
@@ -156,6 +176,7 @@ def read_summary(session: Session, settings: Settings, summary: Summary, overdue
     summary.registrations = _grouped(session, Registration.status)
     summary.agreements = _grouped(session, Agreement.state)
     summary.transfers = _grouped(session, ArchiveTransfer.status)
+    _read_grants(session, settings, summary, now)
     _, cert_path = gateway_key_paths(settings.keys_dir)
     public_key = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
     if not isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -164,6 +185,46 @@ def read_summary(session: Session, settings: Settings, summary: Summary, overdue
     summary.audit_entries = report.entries
     summary.audit_checkpoints = report.checkpoints
     summary.audit_problems = [f"position {p.position}: {p.what}" for p in report.problems]
+
+
+def _read_grants(session: Session, settings: Settings, summary: Summary, now: datetime) -> None:
+    """Accounts, grants by state, grant uses by outcome and fault code, the verification answers and
+    what they disclosed, and the agreement answers the platform sent on from the portal."""
+    summary.graduate_accounts = session.scalar(select(func.count()).select_from(GraduateAccount)) or 0
+    states: Counter[str] = Counter(
+        str(state_of(g.status, g.expires_at, g.uses, g.max_uses, now)) for g in session.scalars(select(Grant))
+    )
+    summary.grants = dict(sorted(states.items()))
+    summary.grant_uses = _grouped(session, GrantUse.outcome)
+    summary.grant_refusals = {
+        str(code): int(n)
+        for code, n in session.execute(
+            select(GrantUse.fault_code, func.count())
+            .where(GrantUse.outcome == "refused")
+            .group_by(GrantUse.fault_code)
+            .order_by(GrantUse.fault_code)
+        ).all()
+    }
+    used = session.execute(
+        select(Participant.kind, GrantUse.facts)
+        .select_from(GrantUse)
+        .join(Participant, Participant.id == GrantUse.verifier_id)
+        .where(GrantUse.outcome == "used", GrantUse.message_pk.is_not(None))
+    ).all()
+    summary.verification_answers = dict(sorted(Counter(str(kind) for kind, _ in used).items()))
+    disclosed = Counter(fact for _, facts in used for fact in str(facts).split(",") if fact)
+    summary.facts_disclosed = {fact: disclosed[fact] for fact in FACTS if disclosed[fact]}
+    summary.portal_answers = {
+        str(kind): int(n)
+        for kind, n in session.execute(
+            select(Participant.kind, func.count())
+            .select_from(Message)
+            .join(Participant, Participant.id == Message.recipient_id)
+            .where(Message.sender_id == settings.platform_id, Message.service == "AgreementResponse")
+            .group_by(Participant.kind)
+            .order_by(Participant.kind)
+        ).all()
+    }
 
 
 def _grouped(session: Session, column: Any) -> dict[str, int]:
@@ -209,6 +270,9 @@ def render(summary: Summary) -> str:
     for line in summary.services:
         if line.plumbing:
             lines.append(f"{line.service + ' (plumbing)':<30} {line.accepted:>8} {'-':>9} {'-':>7}")
+        elif line.answered and not (line.delivered or line.pending):
+            answered = f"  {line.answered} answered by the gateway itself"
+            lines.append(f"{line.service:<30} {line.accepted:>8} {'-':>9} {'-':>7}{answered}")
         else:
             lines.append(f"{line.service:<30} {line.accepted:>8} {line.delivered:>9} {line.pending:>7}")
     total = sum(line.accepted for line in summary.services)
@@ -218,7 +282,7 @@ def render(summary: Summary) -> str:
     for refusal in summary.refused:
         planned = summary.planned_refusals.get(refusal.code, 0)
         lines.append(
-            f"  {refusal.code:<26} {refusal.count:>4}  planned {planned:<3} "
+            f"  {refusal.code:<32} {refusal.count:>4}  planned {planned:<3} "
             f"{', '.join(refusal.services)} from {', '.join(summary.names.get(s, s) for s in refusal.senders)}"
         )
     if not summary.refused:
@@ -230,6 +294,15 @@ def render(summary: Summary) -> str:
         f"registrations: {_counts(summary.registrations)}",
         f"agreements: {_counts(summary.agreements)}",
         f"archive transfers: {_counts(summary.transfers)}",
+        "",
+        f"graduate accounts: {summary.graduate_accounts}; grants: {_counts(summary.grants) or 'none'}",
+        f"grant uses: used {summary.grant_uses.get('used', 0)}, refused {summary.grant_uses.get('refused', 0)}"
+        + (f": {_counts(summary.grant_refusals)}" if summary.grant_refusals else ""),
+        f"verification answers, signed by the gateway: {sum(summary.verification_answers.values())}"
+        + (f" ({_counts(summary.verification_answers)})" if summary.verification_answers else ""),
+        "  facts disclosed: " + (", ".join(f"{f} {n}" for f, n in summary.facts_disclosed.items()) or "none"),
+        f"agreement answers from the portal, sent on by the platform: {sum(summary.portal_answers.values())}"
+        + (f" ({_counts(summary.portal_answers)})" if summary.portal_answers else ""),
         "",
     ]
     lines.append(f"overdue archives on {summary.overdue_at[:10]} (gateway archives overdue --at):")
@@ -245,13 +318,28 @@ def render(summary: Summary) -> str:
     state = "verified" if summary.audit_ok else "PROBLEMS: " + "; ".join(summary.audit_problems[:3])
     lines += ["", f"audit log: {summary.audit_entries} entries, {summary.audit_checkpoints} checkpoints, {state}", ""]
     for page in summary.pages:
-        lines.append(f"{page.label:<16} {page.url}" + ("" if page.available else f"  (not yet available: {page.note})"))
-    if summary.not_built:
-        lines += ["", "season steps not yet built:"]
-        lines += [f"  {n.step}: {n.description}\n    arrives with {n.arrives_with}" for n in summary.not_built]
+        lines.append(f"{page.label:<16} {page.url}" + ("" if page.available else "  (not routed by this gateway)"))
+    if summary.sign_ins is not None:
+        lines += ["", *_sign_in_lines(summary.sign_ins)]
     if summary.season_error:
         lines += ["", f"THE SEASON STOPPED: {summary.season_error}"]
     return "\n".join(lines)
+
+
+def _sign_in_lines(sign_ins: SignIns) -> list[str]:
+    lines = [
+        "to sign in (a local demonstration gateway):",
+        f"  auditor UI       {sign_ins.auditor} / {sign_ins.auditor_password}",
+    ]
+    if sign_ins.graduate_name is not None:
+        lines.append(
+            f"  graduate portal  {sign_ins.graduate_name}, identity number {sign_ins.graduate_number_masked}: "
+            "the number and the password are in"
+        )
+    lines.append(f"  {sign_ins.credentials_file} (readable by you alone)")
+    if not sign_ins.kept:
+        lines.append("  (the temporary home and this file go when the demo ends: --keep-running keeps them until then)")
+    return lines
 
 
 def _counts(counts: dict[str, int]) -> str:

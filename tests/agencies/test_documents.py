@@ -97,6 +97,21 @@ def documents(g: Graduate) -> dict[str, bytes]:
             at=AT,
         ),
     }
+    for number, (kind, value) in enumerate(
+        (("transfer_number", "ZD11000020260000001"), ("verification_number", "HY2026ABCDEFGHJK"))
+    ):
+        found[f"graduate-verification-request/{kind}"] = render(
+            "graduate-verification-request",
+            request_id=f"VER-000075-{number:06d}",
+            name=g.name,
+            transfer_number=value if kind == "transfer_number" else None,
+            verification_number=value if kind == "verification_number" else None,
+            identity_number=g.identity_number if kind == "verification_number" else None,
+            facts=("identity_match", "education", "destination", "archive")[: number + 2],
+            purpose="settlement",
+            purpose_text="毕业生申请在就业地落户。",
+            token="ABCD-EFGH",
+        )
     if offer is not None:
         found["agreement-offer"] = render(
             "agreement-offer",
@@ -126,6 +141,7 @@ def test_every_template_is_rendered_here() -> None:
         "archive-transfer-request",
         "archive-transfer-manifest",
         "archive-receipt",
+        "graduate-verification-request",
     }
 
 

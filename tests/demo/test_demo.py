@@ -21,13 +21,23 @@ from sqlalchemy.orm import Session
 from gateway.archives.deadlines import overdue
 from gateway.archives.models import ArchiveTransfer
 from gateway.audit.verify import verify_log
-from gateway.privacy import redact
+from gateway.privacy import mask_identity, redact
 from gateway.settings import Settings
 from gateway.web.app import create_app
 from tests.conftest import PRIVATE_EMPLOYER
+from tests.web.helpers import post_form
 
 GRADUATES = 12
-PLANNED = {"AGREEMENT_OFFER_EXPIRED": 1, "ARCHIVE_RULE_VIOLATION": 1, "CERT_REVOKED": 1, "CODE_INVALID": 1}
+PLANNED = {
+    "AGREEMENT_OFFER_EXPIRED": 1,
+    "ARCHIVE_RULE_VIOLATION": 1,
+    "AUTHORISATION_EXHAUSTED": 1,
+    "AUTHORISATION_INSUFFICIENT_SCOPE": 1,
+    "AUTHORISATION_REVOKED": 1,
+    "CERT_REVOKED": 1,
+    "CODE_INVALID": 1,
+}
+AUTHORISATION_REFUSALS = {k: v for k, v in PLANNED.items() if k.startswith("AUTHORISATION_")}
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +82,20 @@ def test_messages_and_deliveries_per_service_are_the_databases(played: Any, data
     assert business == {
         "AgreementOffer", "AgreementResponse", "AgreementReview", "AgreementCancellation",
         "AgreementCancellationReview", "DestinationRegistration", "RegistrationFiled", "RegistrationRejected",
-        "ArchiveTransferRequest", "ArchiveTransferManifest", "ArchiveReceipt",
+        "ArchiveTransferRequest", "ArchiveTransferManifest", "ArchiveReceipt", "GraduateVerificationRequest",
     }  # fmt: skip
-    assert accepted["DestinationRegistration"] == GRADUATES + 1  # one sent back, corrected and sent again
-    assert accepted["RegistrationFiled"] == GRADUATES
+    # One sent back and sent again complete; one corrected once the graduate signed an agreement, filed again.
+    assert accepted["DestinationRegistration"] == GRADUATES + 2
+    assert accepted["RegistrationFiled"] == GRADUATES + 1
+    answered = database.scalar(
+        text(
+            "SELECT count(*) FROM grant_uses u JOIN messages m ON u.message_pk = m.id "
+            "WHERE u.outcome = 'used' AND m.service = 'GraduateVerificationRequest'"
+        )
+    )
+    verification = next(line for line in summary["services"] if line["service"] == "GraduateVerificationRequest")
+    assert verification["answered"] == answered == accepted["GraduateVerificationRequest"]
+    assert verification["delivered"] == verification["pending"] == 0  # answered by the gateway, delivered to nobody
 
 
 def test_refusals_by_fault_code_are_the_audit_logs_and_exactly_the_planned_ones(played: Any, database: Session) -> None:
@@ -129,11 +149,15 @@ def test_the_pages_offered_are_the_ones_the_app_routes(played: Any) -> None:
     finally:
         app.extensions["gateway"].engine.dispose()
     pages = {page["label"]: page for page in summary["pages"]}
-    assert pages["directory"]["available"] and pages["WSDL"]["available"]
-    for label, prefix in (("portal", "/graduate/"), ("auditor UI", "/audit/")):
-        assert pages[label]["available"] == any(rule.startswith(prefix) for rule in rules)
-        assert pages[label]["url"].endswith(prefix)
-    assert {step["step"] for step in summary["not_built"]} == {"grant", "verify-with-token", "revoke-grant"}
+    assert set(pages) == {"graduate portal", "auditor UI", "log checkpoint", "directory", "WSDL"}
+    for label, path in (
+        ("graduate portal", "/graduate/"),
+        ("auditor UI", "/audit/"),
+        ("log checkpoint", "/log/checkpoint"),
+        ("directory", "/directory"),
+    ):
+        assert pages[label]["available"] and path in rules
+        assert pages[label]["url"].endswith(path)
 
 
 def test_no_identity_number_reaches_the_terminal_or_the_logs(played: Any) -> None:
@@ -147,3 +171,124 @@ def test_no_identity_number_reaches_the_terminal_or_the_logs(played: Any) -> Non
         assert redact(output) == output, f"an identity number in {name}"
     assert "season" in result.stderr  # the progress bar
     assert "audit log:" in result.stdout and "verified" in result.stdout
+
+
+def test_grant_uses_by_outcome_and_fault_code_are_the_databases_and_the_audit_logs(
+    played: Any, database: Session
+) -> None:
+    _, summary, _ = played
+    outcomes = dict(database.execute(text("SELECT outcome, count(*) FROM grant_uses GROUP BY outcome")).all())
+    codes = dict(
+        database.execute(
+            text("SELECT fault_code, count(*) FROM grant_uses WHERE outcome = 'refused' GROUP BY fault_code")
+        ).all()
+    )
+    entries = [
+        (kind, json.loads(entry))
+        for kind, entry in database.execute(
+            text("SELECT kind, entry FROM audit_entries WHERE kind IN ('grant.used', 'grant.refused')")
+        ).all()
+    ]
+    audited = Counter(kind.removeprefix("grant.") for kind, _ in entries)
+    audited_codes = Counter(facts["fault"] for kind, facts in entries if kind == "grant.refused")
+    assert summary["grant_uses"] == outcomes == dict(audited)
+    assert summary["grant_refusals"] == codes == dict(audited_codes) == AUTHORISATION_REFUSALS
+    assert all(facts["fault"] is None for kind, facts in entries if kind == "grant.used")
+    # Every refused use is also a refused message, and every planned one is there.
+    refused_messages = {k: v for k, v in summary["refused_by_code"].items() if k.startswith("AUTHORISATION_")}
+    assert refused_messages == codes
+    # The story's graduates granted five verifiers: one used twice (exhausted), one revoked after a use.
+    grants = Counter(
+        state
+        for (state,) in database.execute(
+            text(
+                "SELECT CASE WHEN status = 'revoked' THEN 'revoked' WHEN uses >= max_uses THEN 'exhausted' "
+                "ELSE status END FROM grants"
+            )
+        ).all()
+    )
+    assert summary["grants"] == dict(grants) == {"exhausted": 4, "revoked": 1}
+    accounts = database.scalar(text("SELECT count(*) FROM graduate_accounts"))
+    assert summary["graduate_accounts"] == accounts == 6
+
+
+def test_verification_answers_and_the_facts_disclosed_are_the_grant_uses(played: Any, database: Session) -> None:
+    _, summary, _ = played
+    rows = database.execute(
+        text(
+            "SELECT p.kind, u.facts FROM grant_uses u JOIN participants p ON p.id = u.verifier_id "
+            "WHERE u.outcome = 'used' AND u.message_pk IS NOT NULL"
+        )
+    ).all()
+    assert summary["verification_answers"] == dict(Counter(kind for kind, _ in rows))
+    assert summary["verification_answers"] == {
+        "employer": 2,
+        "household_registration_office": 2,
+        "talent_service_agency": 1,
+    }
+    disclosed = Counter(fact for _, facts in rows for fact in facts.split(","))
+    assert summary["facts_disclosed"] == dict(disclosed)
+    # No use disclosed more than its grant allowed.
+    uses = database.execute(
+        text("SELECT u.facts, g.facts FROM grant_uses u JOIN grants g ON g.id = u.grant_id WHERE u.outcome = 'used'")
+    ).all()
+    assert uses and all(set(used.split(",")) <= set(granted.split(",")) for used, granted in uses)
+
+
+def test_answers_from_the_portal_reach_the_university_which_reviews_and_corrects(
+    played: Any, database: Session
+) -> None:
+    home, summary, _ = played
+    platform = Settings.from_env({}, base_dir=home).platform_id
+    sent = dict(
+        database.execute(
+            text(
+                "SELECT p.kind, count(*) FROM messages m JOIN participants p ON p.id = m.recipient_id "
+                "WHERE m.sender_id = :platform AND m.service = 'AgreementResponse' GROUP BY p.kind"
+            ),
+            {"platform": platform},
+        ).all()
+    )
+    assert summary["portal_answers"] == sent == {"employer": 2, "university": 2}  # one accepted, one declined
+    undelivered = database.scalar(
+        text(
+            "SELECT count(*) FROM deliveries d JOIN messages m ON d.message_pk = m.id "
+            "WHERE m.sender_id = :platform AND d.status <> 'delivered'"
+        ),
+        {"platform": platform},
+    )
+    assert undelivered == 0
+    # The accepted one was reviewed (signed); the graduate's registration now says so and is filed again.
+    corrected = database.execute(
+        text("SELECT destination_code, status FROM registrations WHERE registration_id LIKE '%-000002'")
+    ).one()
+    assert tuple(corrected) == ("10", "filed")
+
+
+def test_the_auditor_and_the_demo_graduate_can_sign_in_with_what_the_demo_gives(played: Any, database: Session) -> None:
+    home, summary, result = played
+    sign_ins = summary["sign_ins"]
+    assert sign_ins["auditor"] == "demo.auditor" and "auditor_password" not in sign_ins  # the JSON keeps no password
+    role = database.scalar(text("SELECT role FROM staff_users WHERE username = 'demo.auditor'"))
+    assert role == "auditor"
+    credentials = Path(sign_ins["credentials_file"])
+    assert credentials.parent == home and credentials.stat().st_mode & 0o777 == 0o600
+    lines = credentials.read_text(encoding="utf-8").splitlines()[1:]
+    fields = {key: value.strip() for key, value in (line.split(":", 1) for line in lines)}
+    number, graduate_password = fields["graduate identity number"], fields["graduate password"]
+    auditor_password = fields["auditor password"]
+    assert mask_identity(number) == sign_ins["graduate_number_masked"] and number not in result.stdout
+    assert f"demo.auditor / {auditor_password}" in result.stdout
+    app = create_app(Settings.from_env({}, base_dir=home))
+    try:
+        client = app.test_client()
+        response = post_form(client, "/graduate/sign-in", {"identity_number": number, "password": graduate_password})
+        assert response.status_code == 302 and response.headers["Location"].endswith("/graduate/")  # type: ignore[attr-defined]
+        history = client.get("/graduate/history").get_data(as_text=True)
+        assert "AUTHORISATION_REVOKED" in history  # the demo graduate revoked a grant; the next request was refused
+        staff = app.test_client()
+        response = post_form(staff, "/staff/sign-in", {"username": "demo.auditor", "password": auditor_password})
+        assert response.status_code == 302  # type: ignore[attr-defined]
+        assert staff.get("/audit/").status_code == 200
+    finally:
+        app.extensions["gateway"].engine.dispose()

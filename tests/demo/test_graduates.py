@@ -9,7 +9,18 @@ from datetime import UTC, datetime
 import pytest
 from stdnum.cn import ric
 
-from agencies.records import ARCHIVE_HELD, MISHAPS, PARCEL_LOST, Graduate
+from agencies.records import (
+    ARCHIVE_HELD,
+    IN_THE_PORTAL,
+    MISHAPS,
+    PARCEL_LOST,
+    PORTAL_PAGES,
+    PORTAL_SERVICES,
+    SHORT_CODE,
+    TOKEN,
+    Graduate,
+)
+from gateway.access.rules import load_rules
 from gateway.archives.rules import RegistrationFacts, allowed_receivers
 from gateway.archives.services import RegistryAgencies
 from gateway.codes.credit_code import is_credit_code
@@ -17,6 +28,7 @@ from gateway.codes.lists import code_list
 from gateway.codes.regions import lookup_region
 from gateway.demo.cast import Cast, load_cast
 from gateway.demo.graduates import make_graduates, minimum_graduates
+from gateway.grants.scope import FACTS, MAX_USES, MAX_VALID_DAYS, PURPOSES
 from gateway.registry.models import Participant
 from gateway.registry.services import add_participant
 from gateway.settings import Settings
@@ -109,7 +121,9 @@ def test_the_registry_and_the_archive_rules_agree_with_every_receiver(
             directory = RegistryAgencies(session)
             natures = code_list("unit-nature-codes")
             destinations = code_list("destination-codes")
-            for g in season:
+            first = [g.registered_first_as for g in season if g.registered_first_as is not None]
+            assert first  # the story's graduate registered before the job came
+            for g in [*season, *first]:
                 row = destinations[g.destination_code]
                 facts = RegistrationFacts(
                     destination_code=g.destination_code,
@@ -131,3 +145,41 @@ def test_the_registry_and_the_archive_rules_agree_with_every_receiver(
                 assert refusal is None, f"graduate {g.index}: {refusal}"
     finally:
         engine.dispose()
+
+
+def test_the_stories_tell_the_portal_and_the_authorisations(cast: Cast) -> None:
+    graduates = make_graduates(cast, minimum_graduates(), seed=99, year=2026)
+    plans = [g.authorisation for g in graduates if g.authorisation is not None]
+    assert sum(p.revokes for p in plans) == 1 and sum(p.used_twice for p in plans) == 1
+    assert sum(p.asks_beyond is not None for p in plans) == 1
+    assert {p.hand_over for p in plans} == {TOKEN, SHORT_CODE}
+    assert {p.verifier.kind for p in plans} == {"household_registration_office", "employer", "talent_service_agency"}
+    # The pages are rate limited per client address (10 a minute): a few graduates, leaving room to sign in.
+    pages = [g for g in graduates if g.portal == PORTAL_PAGES]
+    assert 1 <= len(pages) <= 5
+    assert {g.portal for g in graduates if g.authorisation is not None} <= {PORTAL_PAGES, PORTAL_SERVICES}
+    in_portal = [(g, o) for g in graduates for o in g.offers if o.answered_in == IN_THE_PORTAL]
+    assert {o.decision for _, o in in_portal} == {"accept", "refuse"}
+    assert all(g.portal == PORTAL_PAGES for g, _ in in_portal)
+    late = [g for g, o in in_portal if o.decision == "accept"]
+    assert late and all(g.registered_first_as is not None for g in late)
+    for graduate in late:
+        first = graduate.registered_first_as
+        assert first is not None and first.destination_code == "70" and first.employer is None
+        assert graduate.destination_code == "10" and graduate.contract_reference == graduate.offers[0].agreement_id
+
+
+def test_every_authorisation_is_one_the_portal_accepts(cast: Cast, season: list[Graduate]) -> None:
+    verifying = {
+        kind for rule in load_rules() if rule.service == "GraduateVerificationRequest" for kind in rule.sender_kinds
+    }
+    plans = [g.authorisation for g in season if g.authorisation is not None]
+    assert len(plans) >= 30
+    for plan in plans:
+        assert plan.verifier.kind in verifying and is_credit_code(plan.verifier.credit_code)
+        assert plan.facts and set(plan.facts) <= set(FACTS) and plan.purpose in PURPOSES
+        assert plan.asks_beyond is None or (plan.asks_beyond in FACTS and plan.asks_beyond not in plan.facts)
+        assert 1 <= plan.max_uses <= MAX_USES and 1 <= plan.valid_days <= MAX_VALID_DAYS
+    assert len({p.purpose for p in plans}) == 3
+    drawn = [g for g in season[len(cast.data["story"]) :] if g.authorisation is not None]
+    assert all(g.portal == PORTAL_SERVICES for g in drawn)
