@@ -98,6 +98,7 @@ def test_an_auditor_searches_reads_a_story_verifies_and_reads_charts(page: Any, 
     assert "REG-2025-000123" in page.locator("main").inner_text()
 
     page.get_by_role("link", name=served.about_a[0]).click()
+    page.wait_for_url("**/audit/messages/*")
     assert page.locator("h1").inner_text() == f"Message {served.about_a[0]}"
     assert "The gateway's signed receipt of acceptance" in page.locator("main").inner_text()
     assert "message accepted" in page.locator("main").inner_text()
@@ -108,6 +109,8 @@ def test_an_auditor_searches_reads_a_story_verifies_and_reads_charts(page: Any, 
     assert "inspector" in page.locator("main").inner_text()
 
     page.get_by_role("link", name="Charts").click()
+    page.wait_for_url("**/audit/charts*")
+    page.locator("figure.chart svg[role=img]").nth(3).wait_for()  # the page has loaded: count what it drew
     assert page.locator("figure.chart svg[role=img]").count() == 4
     accepted = page.locator("figure.chart").first
     assert "DestinationRegistration (2)" in accepted.inner_text()
