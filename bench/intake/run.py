@@ -216,11 +216,15 @@ def benchmark(options: Options, workdir: Path, url: str) -> dict[str, Any]:
         print(f"gateway on port {started['gateway'].port}, baseline on port {started['baseline'].port}; "
               f"{options.workers} worker(s) x {options.threads} threads, {options.connections} connections, "
               f"load generator: {options.generator}", flush=True)
-        for server in started.values():
-            drive(server, warmup, options, warmup=True)
+        warmed = {name: drive(server, warmup, options, warmup=True) for name, server in started.items()}
+        if warmed["gateway"].failures:
+            print(f"  warm-up: the gateway refused {warmed['gateway'].failures} of {warmed['gateway'].requests}, "
+                  f"e.g. {warmed['gateway'].first_failure}", flush=True)
         rounds = measure(started, slices, options)
     accepted = sum(r.requests - r.failures for r in rounds if r.target == "gateway")
-    stored = stored_messages(url) - stored_before - len(warmup)
+    # what the gateway refused during the warm-up stored nothing
+    warm_accepted = warmed["gateway"].requests - warmed["gateway"].failures
+    stored = stored_messages(url) - stored_before - warm_accepted
     # wrk does not count the answers still in flight when its time is up (nor its warm-up's)
     slack = options.connections * (len(slices) + 1) if options.generator == "wrk" else 0
     summary = report.summarise(rounds)
@@ -228,7 +232,8 @@ def benchmark(options: Options, workdir: Path, url: str) -> dict[str, Any]:
         "benchmark": "intake", "finished_at": datetime.now(UTC).isoformat(), "machine": machine(),
         "options": {**vars(options), "results_dir": str(options.results_dir)},
         "envelopes": {"count": len(envelopes), "mean_bytes": sum(map(len, envelopes)) / len(envelopes),
-                      "per_round": len(slices[0]), "warmup": len(warmup), "signed": signed},
+                      "per_round": len(slices[0]), "warmup": len(warmup), "signed": signed,
+                      "warmup_refused_by_gateway": warmed["gateway"].failures},
         "gateway_stored_check": {
             "accepted_responses": accepted, "stored_rows": stored, "ok": accepted <= stored <= accepted + slack,
         },

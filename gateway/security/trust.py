@@ -3,6 +3,12 @@
 Anchors are PEM bundles (the development CA by default); each CA may publish a CRL (PEM) that the
 store reads and re-reads when the file changes, so ``gateway keys revoke`` takes effect in a
 running gateway within a second. Chain building uses ``cryptography.x509.verification``.
+
+The chain built for a certificate is kept per loaded set of anchors and CRLs (a reload starts an
+empty cache), keyed by the certificate's SHA-256 fingerprint and the intermediates offered with
+it; it is reused only while ``now`` lies inside the validity of every certificate of the chain.
+The validity, key usage and revocation of every certificate of the chain are still checked on
+every call: the cache only saves the path building.
 """
 
 from __future__ import annotations
@@ -11,16 +17,18 @@ import itertools
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from gateway.errors import CertificateExpired, CertificateRevoked, CertificateUntrusted, ConfigurationError
 
 _RELOAD_SECONDS = 1.0
+_CHAINS_KEPT = 4096  # certificates whose chain is remembered per loaded trust set; beyond that, none are added
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,8 @@ class _Loaded:
     anchors: tuple[x509.Certificate, ...]
     crls: dict[bytes, x509.CertificateRevocationList]  # keyed by the DER of the issuer name
     stamp: tuple[float, ...]
+    # verified chains: (fingerprint, intermediates' fingerprints) -> chain, leaf first
+    chains: dict[tuple[bytes, tuple[bytes, ...]], tuple[x509.Certificate, ...]] = field(default_factory=dict)
 
 
 class TrustStore:
@@ -59,6 +69,26 @@ class TrustStore:
         loaded = self._current()
         if not loaded.anchors:
             raise CertificateUntrusted("the gateway has no trust anchors configured")
+        key = (
+            certificate.fingerprint(hashes.SHA256()),
+            tuple(c.fingerprint(hashes.SHA256()) for c in intermediates),
+        )
+        chain = loaded.chains.get(key)
+        if chain is None or not all(c.not_valid_before_utc <= now <= c.not_valid_after_utc for c in chain):
+            chain = self._build_chain(loaded, certificate, now, intermediates)
+            if len(loaded.chains) < _CHAINS_KEPT:
+                loaded.chains[key] = chain
+        for issued, issuer in itertools.pairwise(chain):
+            crl = loaded.crls.get(issuer.subject.public_bytes())
+            if crl is not None and crl.get_revoked_certificate_by_serial_number(issued.serial_number) is not None:
+                raise CertificateRevoked(
+                    f"certificate serial {issued.serial_number:x} ({issued.subject.rfc4514_string()}) is revoked"
+                )
+
+    @staticmethod
+    def _build_chain(
+        loaded: _Loaded, certificate: x509.Certificate, now: datetime, intermediates: Sequence[x509.Certificate]
+    ) -> tuple[x509.Certificate, ...]:
         verifier = (
             PolicyBuilder()
             .store(Store(list(loaded.anchors)))
@@ -67,18 +97,12 @@ class TrustStore:
             .build_client_verifier()
         )
         try:
-            chain = verifier.verify(certificate, list(intermediates)).chain
+            return tuple(verifier.verify(certificate, list(intermediates)).chain)
         except VerificationError as exc:
             raise CertificateUntrusted(
                 f"the signing certificate ({certificate.subject.rfc4514_string()}) "
                 f"does not chain to a trust anchor: {exc}"
             ) from None
-        for issued, issuer in itertools.pairwise(chain):
-            crl = loaded.crls.get(issuer.subject.public_bytes())
-            if crl is not None and crl.get_revoked_certificate_by_serial_number(issued.serial_number) is not None:
-                raise CertificateRevoked(
-                    f"certificate serial {issued.serial_number:x} ({issued.subject.rfc4514_string()}) is revoked"
-                )
 
     def _current(self) -> _Loaded:
         if time.monotonic() - self._checked_at < _RELOAD_SECONDS:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from lxml import etree
 from signxml.exceptions import SignXMLException
 from signxml.verifier import SignatureConfiguration, XMLVerifier
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.clock import utc
@@ -31,6 +31,16 @@ from gateway.security.trust import TrustStore
 from gateway.security.wsse import NS, WSSE_NS, SecurityHeader, SignedReference, read_security_header
 
 SIGNATURE_LOCATION = f"./{{{SOAP_ENV_NS}}}Header/{{{WSSE_NS}}}Security/"
+
+# Built once and run on the session's connection (Core: no ORM entities to load, nothing to compile twice).
+_certificates = ParticipantCertificate.__table__.c
+_REGISTERED = select(_certificates.id).where(
+    _certificates.fingerprint_sha256 == bindparam("fingerprint"), _certificates.participant_id == bindparam("sender")
+)
+_messages = Message.__table__.c
+_EARLIER = select(_messages.signature_sha256, _messages.received_at).where(
+    _messages.sender_id == bindparam("sender"), _messages.message_id == bindparam("message_id")
+)
 
 
 @dataclass(frozen=True)
@@ -59,11 +69,10 @@ class VerifySignature:
         check_key(certificate.public_key(), header.signature_method)
         self.trust.check(certificate, now)
         fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
-        registered = session.scalar(
-            select(ParticipantCertificate.id).where(
-                ParticipantCertificate.fingerprint_sha256 == fingerprint,
-                ParticipantCertificate.participant_id == inbound.routing.sender,
-            )
+        registered = (
+            session.connection()
+            .execute(_REGISTERED, {"fingerprint": fingerprint, "sender": inbound.routing.sender})
+            .scalar()
         )
         if registered is None:
             raise CertificateNotRegistered(
@@ -122,11 +131,7 @@ def _instant(text: str, name: str) -> datetime:
 
 
 def _check_replay(session: Session, sender: str, message_id: str, signature_sha256: str) -> None:
-    earlier = session.execute(
-        select(Message.signature_sha256, Message.received_at).where(
-            Message.sender_id == sender, Message.message_id == message_id
-        )
-    ).first()
+    earlier = session.connection().execute(_EARLIER, {"sender": sender, "message_id": message_id}).first()
     if earlier is None:
         return
     when = earlier.received_at.isoformat()

@@ -1,0 +1,101 @@
+"""Profile ``Pipeline.process`` in-process, one thread, on a throw-away demo gateway (SQLite).
+
+    .venv/bin/python bench/intake/profile_pipeline.py [--messages N] [--top N]
+
+Initialises a demo gateway in a temporary directory (``gateway init --demo``), signs ``N``
+envelopes of the benchmark's traffic mix (``traffic.json``), runs them through the app's pipeline
+once to warm up, then ``N`` more under cProfile, and prints the mean time per message, the stages'
+share (each stage timed on its own) and the top functions by cumulative time. Nothing is served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+from envelopes import SIGNATURE_TTL, generate, load_traffic  # noqa: E402
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=400)
+    parser.add_argument("--top", type=int, default=35)
+    options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="intake-profile-") as tmp:
+        work = Path(tmp)
+        os.environ.update(
+            GATEWAY_DATA_DIR=str(work / "data"),
+            GATEWAY_KEYS_DIR=str(work / "keys"),
+            GATEWAY_DATABASE_URL=f"sqlite:///{work / 'data' / 'gateway.db'}",
+            GATEWAY_TIMESTAMP_MAX_AGE=str(int(SIGNATURE_TTL.total_seconds())),
+        )
+        import subprocess
+
+        subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "gateway"), "init", "--demo"], cwd=ROOT, check=True, capture_output=True
+        )
+        from gateway.clock import SystemClock
+        from gateway.web.app import create_app
+
+        app = create_app()
+        pipeline = app.extensions["gateway"].pipeline
+        routes = load_traffic(HERE / "traffic.json", ROOT / "examples")
+        envelopes = generate(routes, 2 * options.messages, work / "keys")
+        warm, measured = envelopes[: options.messages], envelopes[options.messages :]
+        clock = SystemClock()
+        for raw in warm:
+            pipeline.process(raw, clock.now())
+        # each stage on its own, without the profiler's overhead
+        spent: dict[str, float] = defaultdict(float)
+        stages = pipeline.stages
+        timed = [_timed(stage, spent) for stage in stages]
+        pipeline.stages = tuple(timed)
+        started = time.perf_counter()
+        for raw in measured[: options.messages // 2]:
+            pipeline.process(raw, clock.now())
+        per_message = (time.perf_counter() - started) / (options.messages // 2) * 1000
+        pipeline.stages = stages
+        print(
+            f"{per_message:.2f} ms a message through Pipeline.process (stage sum "
+            f"{sum(spent.values()) / (options.messages // 2) * 1000:.2f} ms; the rest is the commit)"
+        )
+        for name, seconds in spent.items():
+            print(f"  {name:<24} {seconds / (options.messages // 2) * 1000:6.2f} ms")
+        profile = cProfile.Profile()
+        profile.enable()
+        for raw in measured[options.messages // 2 :]:
+            pipeline.process(raw, clock.now())
+        profile.disable()
+        stats = pstats.Stats(profile).sort_stats("cumulative")
+        stats.print_stats(options.top)
+        stats.print_callees(r"verify\.py:\d+\(__call__\)")
+    return 0
+
+
+def _timed(stage, spent):  # type: ignore[no-untyped-def]
+    name = getattr(stage, "__name__", None) or type(stage).__name__
+
+    def run(inbound, session):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            stage(inbound, session)
+        finally:
+            spent[name] += time.perf_counter() - started
+
+    return run
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
