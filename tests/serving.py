@@ -15,6 +15,19 @@ import requests
 from tests.conftest import free_port
 
 
+def add_staff_user(home: Path, username: str, role: str, password: str) -> None:
+    """``gateway users add`` on ``home``, as an operator runs it (before the gateway is served)."""
+    env = {**os.environ, "GATEWAY_DATA_DIR": str(home / "data"), "GATEWAY_KEYS_DIR": str(home / "keys")}
+    subprocess.run(
+        [sys.executable, "-m", "gateway", "users", "add", username, "--role", role, "--password-stdin"],
+        input=password + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+
+
 @contextmanager
 def served_gateway(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """``gateway serve`` on a free loopback port for the gateway home ``home``; yields the base URL."""

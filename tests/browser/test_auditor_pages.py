@@ -7,8 +7,6 @@ archives, on a desktop and on a phone-sized screen.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +20,7 @@ from gateway.sdk.client import GatewayClient, GatewayRefusal
 from tests.auditor.helpers import GRADUATE_A, GRADUATE_B
 from tests.conftest import AGENCY_CHAOYANG, EDUCATION_DEPARTMENT, UNIVERSITY, example
 from tests.domain.helpers import replace_text
-from tests.serving import served_gateway
+from tests.serving import add_staff_user, served_gateway
 
 PASSWORD = "auditor-password-1"
 pytestmark = pytest.mark.slow
@@ -42,15 +40,7 @@ def _client(base: str, home: Path, participant: str) -> GatewayClient:
 
 @pytest.fixture(scope="module")
 def served(served_home: Path) -> Iterator[Served]:
-    env = {"GATEWAY_DATA_DIR": str(served_home / "data"), "GATEWAY_KEYS_DIR": str(served_home / "keys")}
-    subprocess.run(
-        [sys.executable, "-m", "gateway", "users", "add", "inspector", "--role", "auditor", "--password-stdin"],
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-        env={**__import__("os").environ, **env},
-    )
+    add_staff_user(served_home, "inspector", "auditor", PASSWORD)
     with served_gateway(served_home) as base:
         university = _client(base, served_home, UNIVERSITY)
         department = _client(base, served_home, EDUCATION_DEPARTMENT)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.serving import served_gateway
+from tests.serving import add_staff_user, served_gateway
 
 PASSWORD = "administrator-pw-1"
 pytestmark = pytest.mark.slow
@@ -18,15 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def staff_gateway(served_home: Path) -> Iterator[str]:
-    env = {"GATEWAY_DATA_DIR": str(served_home / "data"), "GATEWAY_KEYS_DIR": str(served_home / "keys")}
-    subprocess.run(
-        [sys.executable, "-m", "gateway", "users", "add", "root.admin", "--role", "administrator", "--password-stdin"],
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-        env={**__import__("os").environ, **env},
-    )
+    add_staff_user(served_home, "root.admin", "administrator", PASSWORD)
     with served_gateway(served_home) as base:
         yield base
 
