@@ -28,7 +28,7 @@ from gateway.privacy import mask_identity
 from gateway.store.db import transaction
 from gateway.web.context import gateway
 from gateway.web.i18n import translate
-from gateway.web.security import sign_in, sign_in_limit, sign_out, signed_in
+from gateway.web.security import safe_next, sign_in, sign_in_limit, sign_out, signed_in
 
 blueprint = Blueprint(
     "graduate",
@@ -55,13 +55,6 @@ def _field(name: str) -> str:
     return request.form.get(name, "")[:MAX_FIELD]
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Only a portal path (``/graduate/...``): never an open redirect."""
-    if not target or not target.startswith("/graduate/") or "//" in target or "\\" in target:
-        return None
-    return target
-
-
 def _audit(session: Session, kind: str, **facts: Value) -> None:
     event = AuditEvent(kind, gateway().clock.now(), {**facts, "client": request.remote_addr or ""})
     record(session, event)
@@ -76,7 +69,7 @@ def home() -> ResponseReturnValue:
 @blueprint.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
 @sign_in_limit()
 def sign_in_page() -> ResponseReturnValue:
-    next_url = _safe_next(request.args.get("next"))
+    next_url = safe_next(request.args.get("next"), "/graduate/")
     notice = translate("graduate.sign_in.again") if request.args.get("again") else None
     if request.method == "GET":
         context = gateway()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -20,7 +19,7 @@ from gateway.staff.services import authenticate, signed_out
 from gateway.store.db import transaction
 from gateway.web.context import gateway
 from gateway.web.i18n import translate
-from gateway.web.security import SignedIn, sign_in, sign_in_limit, sign_out, signed_in
+from gateway.web.security import SignedIn, safe_next, sign_in, sign_in_limit, sign_out, signed_in
 
 blueprint = Blueprint("staff", __name__, url_prefix="/staff")
 REALM = "staff"
@@ -54,23 +53,14 @@ def staff_required(role: Role) -> Callable[[F], F]:
 
 
 def _landing(role: str) -> str:
+    """Where a role's pages start (and the only place its ``next`` may lead)."""
     return "/audit/" if role == Role.AUDITOR else url_for("staff.home")
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only a path on this site (no scheme, no host, no ``//``): never an open redirect."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
 
 
 @blueprint.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
 @sign_in_limit()
 def sign_in_page() -> ResponseReturnValue:
-    next_url = _safe_next(request.args.get("next"))
+    next_url = safe_next(request.args.get("next"), "/audit/", "/staff/")
     if request.method == "GET":
         return render_template("staff/sign_in.html", next=next_url, error=None, username=None)
     context = gateway()
@@ -84,9 +74,7 @@ def sign_in_page() -> ResponseReturnValue:
             "staff/sign_in.html", next=next_url, error=translate("staff.sign_in.refused"), username=username
         ), 401
     sign_in(REALM, user_id, role, context.clock)
-    if next_url and (role == Role.AUDITOR) == next_url.startswith("/audit"):
-        return redirect(next_url)
-    return redirect(_landing(role))
+    return redirect(safe_next(next_url, _landing(role)) or _landing(role))
 
 
 @blueprint.post("/sign-out", endpoint="sign_out")

@@ -84,6 +84,17 @@ def sign_in_limit() -> Callable[[F], F]:
     return cast(Callable[[F], F], route_limit)
 
 
+def safe_next(target: str | None, *prefixes: str) -> str | None:
+    """``target`` if it is a path on this site under one of ``prefixes``, else None: never an open redirect.
+
+    No ``//`` anywhere and no backslash (browsers read ``/\\host`` as ``//host``), so the path cannot
+    name another host.
+    """
+    if not target or "//" in target or "\\" in target or not target.startswith(prefixes):
+        return None
+    return target
+
+
 def _headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", CSP)

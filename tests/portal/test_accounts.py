@@ -123,7 +123,10 @@ def test_a_wrong_sign_in_gets_one_answer(graduate_client: FlaskClient, app: Flas
     assert [e["kind"] for e in audit_kinds(app, "graduate.sign")] == ["graduate.sign_in_refused"]
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/graduate/", "/graduate//evil.example"])
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example/graduate/", "/graduate//evil.example", "/\\evil.example/graduate/"],
+)
 def test_next_stays_in_the_portal(graduate_client: FlaskClient, app: Flask, target: str) -> None:
     response = sign_in(app.test_client(), LI_MING.identity_number, next_url=target)
     assert response.headers["Location"] == "/graduate/"  # type: ignore[attr-defined]

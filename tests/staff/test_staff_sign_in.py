@@ -143,10 +143,20 @@ def test_sign_out_ends_the_session_and_is_audited(staff_client: FlaskClient, set
     assert [e["username"] for e in entries(settings, "staff.signed_out")] == ["root.admin"]
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
-def test_next_never_leaves_the_site(staff_client: FlaskClient, target: str) -> None:
-    response = sign_in(staff_client, "ada", PASSWORD, next_url=target)
-    assert response.headers["Location"] == "/audit/"  # type: ignore[attr-defined]
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/x",
+        "javascript:alert(1)",
+        "/\\evil.example/x",
+        "/audit/\\\\evil.example",
+    ],
+)
+def test_next_never_leaves_the_site(staff_app: Flask, target: str) -> None:
+    for username, landing in (("ada", "/audit/"), ("root.admin", "/staff/")):
+        response = sign_in(staff_app.test_client(), username, PASSWORD, next_url=target)
+        assert response.headers["Location"] == landing  # type: ignore[attr-defined]
 
 
 def test_pages_carry_the_security_headers(staff_client: FlaskClient) -> None:
@@ -177,3 +187,8 @@ def test_users_cli_adds_lists_and_disables(home: object, monkeypatch: pytest.Mon
     assert [(u["username"], u["role"], u["enabled"]) for u in listed] == [("grace", "auditor", False)]
     assert "password" not in json.dumps(listed)
     assert [e["kind"] for e in entries(settings, "staff.user")] == ["staff.user_added", "staff.user_disabled"]
+
+
+def test_next_within_the_roles_pages_is_followed(staff_client: FlaskClient) -> None:
+    response = sign_in(staff_client, "ada", PASSWORD, next_url="/audit/charts")
+    assert response.headers["Location"] == "/audit/charts"  # type: ignore[attr-defined]
