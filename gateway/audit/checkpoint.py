@@ -81,7 +81,10 @@ def verify(note: str, name: str, public_key: ec.EllipticCurvePublicKey, origin: 
         parts = line.split(" ")
         if len(parts) != 3 or parts[0] != DASH or parts[1] != name:
             continue
-        blob = base64.b64decode(parts[2])
+        try:
+            blob = base64.b64decode(parts[2], validate=True)
+        except ValueError:
+            raise CheckpointInvalid("the checkpoint's signature line is not base64") from None
         if blob[:4] != wanted:
             continue
         try:
