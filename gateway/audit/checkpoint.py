@@ -11,7 +11,8 @@ In the style of the transparency-dev checkpoint (a C2SP signed note)::
 
 The key id is the first 4 bytes of SHA-256(key name || 0x0A || 0x02 || SubjectPublicKeyInfo DER);
 0x02 marks an ECDSA P-256 / SHA-256 signature (DER) over the note text (everything up to and
-including the blank line's preceding newline). Pure: signing takes a key, verifying a public key.
+including the blank line's preceding newline). Pure but for :func:`checkpoint_public_key`: signing
+takes a key, verifying a public key.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.errors import ConfigurationError
 
 ORIGIN = "graduate-exchange-gateway/audit/v1"
 ECDSA_SHA256 = b"\x02"
@@ -54,6 +59,20 @@ def sign(checkpoint: Checkpoint, name: str, key: ec.EllipticCurvePrivateKey) -> 
     signature = key.sign(body.encode(), ec.ECDSA(hashes.SHA256()))
     blob = base64.b64encode(key_id(name, key.public_key()) + signature).decode()
     return f"{body}\n{DASH} {name} {blob}\n"
+
+
+def checkpoint_public_key(certificate: Path) -> ec.EllipticCurvePublicKey:
+    """The key that verifies checkpoints, from the gateway's certificate (PEM) at ``certificate``.
+
+    Raises :class:`~gateway.errors.ConfigurationError` when it cannot be read or is not an EC key.
+    """
+    try:
+        public_key = x509.load_pem_x509_certificate(certificate.read_bytes()).public_key()
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the gateway certificate {certificate}: {exc}") from None
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise ConfigurationError("checkpoints are ECDSA-signed: the gateway certificate must carry an EC key")
+    return public_key
 
 
 class CheckpointInvalid(ValueError):

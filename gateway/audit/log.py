@@ -25,6 +25,7 @@ STATE_ID = 1
 _STATE = cast(Table, AuditLogState.__table__)
 _NEXT_INDEX = update(_STATE).where(_STATE.c.id == STATE_ID).values(size=_STATE.c.size + 1).returning(_STATE.c.size)
 _INSERT_ENTRY = insert(cast(Table, AuditEntry.__table__))
+MESSAGE_ID_LENGTH = 36  # message ids are UUIDs; the index column holds nothing else
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,11 @@ class LogPosition:
 
 
 def record(session: Session, event: AuditEvent) -> LogPosition:
-    """Append ``event`` to the log in ``session``'s transaction; returns its position."""
+    """Append ``event`` to the log in ``session``'s transaction; returns its position.
+
+    The entry is indexed under ``event.message_id`` only when that is a well-formed id (a refused
+    message may claim anything); the facts keep whatever the event says.
+    """
     encoded = event.encode()
     size = session.execute(_NEXT_INDEX).scalar_one_or_none()
     if size is None:
@@ -46,7 +51,7 @@ def record(session: Session, event: AuditEvent) -> LogPosition:
             "leaf_index": position.leaf_index,
             "at": event.at,
             "kind": event.kind,
-            "message_id": event.message_id,
+            "message_id": event.message_id if event.message_id and len(event.message_id) == MESSAGE_ID_LENGTH else None,
             "entry": encoded,
             "leaf_hash": position.leaf_hash,
         },

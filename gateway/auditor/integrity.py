@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.audit.checkpoint import checkpoint_public_key
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.audit.log import size as log_size
@@ -35,7 +35,6 @@ from gateway.audit.verify import Report, verify_log
 from gateway.auditor.models import AuditVerification, Outcome
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock
-from gateway.errors import ConfigurationError
 from gateway.store.db import transaction
 
 log = logging.getLogger(__name__)
@@ -81,11 +80,7 @@ def problems(verification: AuditVerification) -> list[Problem]:
 
 def checkpoint_key(keys_dir: Path) -> ec.EllipticCurvePublicKey:
     """The public key that signs checkpoints, from the gateway's certificate; raises :class:`ConfigurationError`."""
-    _, cert_path = gateway_key_paths(keys_dir)
-    public_key = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
-    if not isinstance(public_key, ec.EllipticCurvePublicKey):
-        raise ConfigurationError("checkpoints are ECDSA-signed: the gateway certificate must carry an EC key")
-    return public_key
+    return checkpoint_public_key(gateway_key_paths(keys_dir)[1])
 
 
 def start_verification(session: Session, username: str, now: datetime) -> AuditVerification | None:

@@ -28,7 +28,6 @@ from gateway.auditor import integrity, search, story, svg
 from gateway.auditor.forms import BEIJING, FieldError, Invalid, day_start, local, parse_day
 from gateway.errors import NotFound
 from gateway.messages.models import DeliveryStatus, Message
-from gateway.privacy import IdentityHasher
 from gateway.registrations.models import Registration
 from gateway.registry.models import Participant
 from gateway.staff.models import Role
@@ -52,10 +51,6 @@ def kind_label(kind: str) -> str:
     """The audit entry kind in words, or the kind itself for one the catalogs do not know yet."""
     key = f"audit.kind.{kind}"
     return translate(key) if key in catalog(current_language()) else kind
-
-
-def _hasher() -> IdentityHasher:
-    return IdentityHasher.from_file(gateway().settings.keys_dir / "secrets" / "identity-hash.key")
 
 
 def _service_names() -> list[str]:
@@ -126,7 +121,7 @@ def search_submit() -> ResponseReturnValue:
     reference = None
     if number.strip():
         try:
-            reference = _remember_graduate(search.graduate_hash(number, _hasher()))
+            reference = _remember_graduate(search.graduate_hash(number, gateway().hasher))
         except Invalid as exc:
             errors.append(exc.error)
     parsed = search.parse_criteria(fields, _service_names(), _participants().__contains__)

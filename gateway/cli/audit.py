@@ -14,18 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import click
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
 from gateway.audit import proofs
+from gateway.audit.checkpoint import checkpoint_public_key
 from gateway.audit.evidence import EvidenceNotReady, build_bundle
-from gateway.audit.models import AuditCheckpoint, AuditEntry
+from gateway.audit.models import AuditEntry
 from gateway.audit.offline import ProofRejected, check_proof
+from gateway.audit.proofs import latest_checkpoint
 from gateway.audit.sequencer import Sequencer
 from gateway.audit.verify import verify_log
 from gateway.bootstrap import gateway_key_paths
 from gateway.cli.common import clock, load_settings, store
+from gateway.errors import ConfigurationError
 from gateway.pki.keystore import PemKeyStore
 from gateway.settings import Settings
 from gateway.store.db import connect, session_factory
@@ -60,10 +62,7 @@ def sequence() -> None:
 def checkpoint() -> None:
     """Print the latest signed checkpoint."""
     with store(load_settings()) as session:
-        latest = session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1))
-        if latest is None:
-            raise click.ClickException("no checkpoint yet")
-        click.echo(latest.note, nl=False)
+        click.echo(latest_checkpoint(session).note, nl=False)
 
 
 @audit.command("verify")
@@ -97,12 +96,9 @@ def verify(as_json: bool) -> None:
 
 def _checkpoint_key(certificate: Path) -> ec.EllipticCurvePublicKey:
     try:
-        public_key = x509.load_pem_x509_certificate(certificate.read_bytes()).public_key()
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot read the gateway certificate {certificate}: {exc}") from None
-    if not isinstance(public_key, ec.EllipticCurvePublicKey):
-        raise click.ClickException("checkpoints are ECDSA-signed: the gateway certificate must carry an EC key")
-    return public_key
+        return checkpoint_public_key(certificate)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _print_json(document: dict[str, Any]) -> None:

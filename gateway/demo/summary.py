@@ -17,14 +17,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.agreements.models import Agreement
 from gateway.archives.deadlines import Limits, overdue
 from gateway.archives.models import ArchiveTransfer, TransferStatus
+from gateway.audit.checkpoint import checkpoint_public_key
 from gateway.audit.entries import decode
 from gateway.audit.models import AuditEntry
 from gateway.audit.verify import verify_log
@@ -177,11 +176,7 @@ def read_summary(session: Session, settings: Settings, summary: Summary, now: da
     summary.agreements = _grouped(session, Agreement.state)
     summary.transfers = _grouped(session, ArchiveTransfer.status)
     _read_grants(session, settings, summary, now)
-    _, cert_path = gateway_key_paths(settings.keys_dir)
-    public_key = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
-    if not isinstance(public_key, ec.EllipticCurvePublicKey):
-        raise ValueError("checkpoints are ECDSA-signed: the gateway certificate must carry an EC key")
-    report = verify_log(session, public_key)
+    report = verify_log(session, checkpoint_public_key(gateway_key_paths(settings.keys_dir)[1]))
     summary.audit_entries = report.entries
     summary.audit_checkpoints = report.checkpoints
     summary.audit_problems = [f"position {p.position}: {p.what}" for p in report.problems]

@@ -10,7 +10,6 @@ the number itself never is. Verification requests are not indexed here: each is 
 
 from __future__ import annotations
 
-from lxml import etree
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -28,8 +27,8 @@ def subject_of(message: DomainMessage, session: Session) -> str | None:
         return None
     numbers = {
         (element.text or "").strip()
-        for element in message.document.iter(etree.Element)
-        if etree.QName(element).localname == "IdentityNumber" and len(element) == 0
+        for element in message.document.iter("{*}IdentityNumber")
+        if len(element) == 0
     }
     if len(numbers) == 1:
         return message.hasher(numbers.pop())

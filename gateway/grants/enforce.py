@@ -113,7 +113,7 @@ def record_attempt(
         AuditEvent(
             kind=f"grant.{outcome}",
             at=attempt.at,
-            message_id=message_id if message_id and len(message_id) == 36 else None,
+            message_id=message_id,
             facts={
                 "grant": attempt.grant_id,
                 "account": attempt.account_id,

@@ -50,7 +50,7 @@ def _audit_refusal(fault: Fault, now: datetime) -> None:
     event = AuditEvent(
         kind="message.refused",
         at=now,
-        message_id=fault.message_id if fault.message_id and len(fault.message_id) == 36 else None,
+        message_id=fault.message_id,
         facts={
             "code": fault.code,
             "message_id": fault.message_id,
