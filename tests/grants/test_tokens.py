@@ -15,6 +15,7 @@ from lxml import etree
 from gateway.errors import AuthorisationInvalid, ConfigurationError
 from gateway.grants import tokens
 from gateway.grants.tokens import GrantTokens
+from gateway.pki.keystore import load_private_key
 from gateway.settings import Settings
 
 NOW = datetime(2026, 7, 1, 12, tzinfo=UTC)
@@ -59,8 +60,11 @@ def test_an_expired_token_still_reads_the_database_decides(issuer: GrantTokens) 
     assert issuer.read(token).grant_id == GRANT
 
 
-def forged_tokens(issuer: GrantTokens) -> dict[str, str]:
+def forged_tokens(issuer: GrantTokens, own_key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
+    """Tokens the gateway must refuse. The wrong type and the missing claims are signed with the
+    gateway's own key, so that only their own check can refuse them."""
     good = issuer.issue(GRANT, VERIFIER, NOW, NOW + timedelta(days=7))
+    own = {"kid": issuer.key_id}
     other_key = ec.generate_private_key(ec.SECP256R1())
     claims = {"iss": tokens.ISSUER, "sub": GRANT, "aud": VERIFIER, "iat": 1, "exp": 2, "jti": GRANT}
     head, _body, signature = good.split(".")
@@ -72,15 +76,21 @@ def forged_tokens(issuer: GrantTokens) -> dict[str, str]:
         "HS256": jwt.encode(
             claims, "a secret of at least thirty-two bytes!", algorithm="HS256", headers={"typ": "grant+jwt"}
         ),
-        "wrong typ": jwt.encode(claims, other_key, algorithm="ES256"),
-        "missing claim": jwt.encode({"sub": GRANT}, other_key, algorithm="ES256", headers={"typ": "grant+jwt"}),
+        "wrong typ": jwt.encode(claims, own_key, algorithm="ES256", headers={**own, "typ": "JWT"}),
+        "missing claim": jwt.encode({"sub": GRANT}, own_key, algorithm="ES256", headers={**own, "typ": "grant+jwt"}),
         "not a jws": "abc.def",
         "truncated": good[:-10],
     }
 
 
-def test_forged_and_malformed_tokens_are_invalid(issuer: GrantTokens) -> None:
-    for name, token in forged_tokens(issuer).items():
+def test_forged_and_malformed_tokens_are_invalid(issuer: GrantTokens, settings: Settings) -> None:
+    own_key = load_private_key(tokens.token_key_path(settings.keys_dir))
+    assert isinstance(own_key, ec.EllipticCurvePrivateKey)
+    claims = {"iss": tokens.ISSUER, "sub": GRANT, "aud": VERIFIER, "iat": 1, "exp": 2, "jti": GRANT}
+    # the control: with the right type and every claim, the same key's token reads
+    control = jwt.encode(claims, own_key, algorithm="ES256", headers={"kid": issuer.key_id, "typ": "grant+jwt"})
+    assert issuer.read(control).grant_id == GRANT
+    for name, token in forged_tokens(issuer, own_key).items():
         with pytest.raises(AuthorisationInvalid):
             issuer.read(token)
             pytest.fail(f"{name} was read")
