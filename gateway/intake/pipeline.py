@@ -85,7 +85,7 @@ class Stage(Protocol):
 class Accepted:
     """What the sender is told about an accepted message.
 
-    ``answer`` is what goes back in the SOAP Body: the signed ``receipt`` for a business document
+    ``answer`` is what goes back in the SOAP Body: the signed receipt for a business document
     that is delivered, the gateway's own answer for the others (a plumbing service's, without a
     receipt; a verification's, holding its receipt).
     """
@@ -94,9 +94,7 @@ class Accepted:
     sender_id: str
     recipient_id: str
     service: Service
-    status: str
     received_at: datetime
-    receipt: etree._Element | None
     answer: etree._Element
     push_delivery_ids: tuple[int, ...] = ()
 
@@ -129,9 +127,7 @@ class Pipeline:
             sender_id=stored.sender_id,
             recipient_id=stored.recipient_id,
             service=service,
-            status="accepted",  # the receipt acknowledges acceptance; delivery has its own status
             received_at=stored.received_at,
-            receipt=inbound.receipt,
             answer=answer,
             push_delivery_ids=tuple(d.id for d in stored.deliveries if d.mode == DeliveryMode.PUSH),
         )
