@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.intake.envelope import split_envelope
-from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.messages.models import Delivery, Message
 from gateway.messages.payloads import PayloadCipher
 from gateway.pki.keystore import KeyStore
-from gateway.registry.models import DeliveryMode, Participant
+from gateway.registry.models import Participant
 from gateway.sdk.envelope import wrap
 from gateway.sdk.signing import sign_envelope_bytes
 from gateway.security.wsse import read_security_header
@@ -75,7 +75,6 @@ class Originator:
         root = parse_untrusted(signed).getroot()
         parts = split_envelope(root)
         body = etree.tostring(parts.body, method="c14n", exclusive=True)
-        pull = recipient.delivery_mode == DeliveryMode.PULL
         message = Message(
             message_id=message_id,
             sender_id=self.platform_id,
@@ -89,17 +88,7 @@ class Originator:
             body_sha256=hashlib.sha256(body).hexdigest(),
             certificate_sha256=certificate.fingerprint(hashes.SHA256()).hex(),
             signature_sha256=hashlib.sha256(read_security_header(root, parts).signature_value).hexdigest(),
-            deliveries=[
-                Delivery(
-                    recipient_id=recipient.id,
-                    mode=recipient.delivery_mode,
-                    status=DeliveryStatus.QUEUED if pull else DeliveryStatus.ACCEPTED,
-                    enqueued_at=now if pull else None,
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            ],
+            deliveries=[Delivery.first(recipient.id, recipient.delivery_mode, now)],
         )
         self.payloads.seal_envelope(message, signed)
         session.add(message)

@@ -41,7 +41,7 @@ from gateway.errors import (
 )
 from gateway.intake.catalog import Service, ServiceCatalog
 from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_envelope
-from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.messages.models import Delivery, Message
 from gateway.messages.payloads import PayloadCipher
 from gateway.registry.directory import SqlDirectory
 from gateway.registry.models import DeliveryMode, Participant
@@ -233,7 +233,6 @@ class Store:
         assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
         routing = inbound.routing
         body = etree.tostring(inbound.parts.body, method="c14n", exclusive=True)
-        pull = inbound.recipient.delivery_mode == DeliveryMode.PULL
         message = Message(
             message_id=routing.message_id,
             sender_id=inbound.sender.id,
@@ -247,21 +246,9 @@ class Store:
             body_sha256=hashlib.sha256(body).hexdigest(),
             certificate_sha256=inbound.security.certificate_sha256,
             signature_sha256=inbound.security.signature_sha256,
-            deliveries=[]
-            if not inbound.service.is_delivered
-            else [
-                Delivery(
-                    recipient_id=inbound.recipient.id,
-                    mode=inbound.recipient.delivery_mode,
-                    # A pull delivery waits in the recipient's mailbox from the start; a push delivery
-                    # is queued once the broker has it (after this transaction commits).
-                    status=DeliveryStatus.QUEUED if pull else DeliveryStatus.ACCEPTED,
-                    enqueued_at=inbound.received_at if pull else None,
-                    attempts=0,
-                    created_at=inbound.received_at,
-                    updated_at=inbound.received_at,
-                )
-            ],
+            deliveries=[Delivery.first(inbound.recipient.id, inbound.recipient.delivery_mode, inbound.received_at)]
+            if inbound.service.is_delivered
+            else [],
         )
         self.payloads.seal_envelope(message, inbound.raw)
         session.add(message)

@@ -12,6 +12,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from gateway.registry.models import DeliveryMode
 from gateway.store.base import Base, UtcDateTime
 
 
@@ -85,3 +86,21 @@ class Delivery(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     message: Mapped[Message] = relationship(back_populates="deliveries")
+
+    @classmethod
+    def first(cls, recipient_id: str, mode: str, at: datetime) -> Delivery:
+        """A new message's delivery to a recipient receiving by ``mode`` (push or pull).
+
+        A pull delivery waits in the recipient's mailbox from the start; a push delivery is queued
+        once the broker has it (after the accepting transaction commits).
+        """
+        pull = mode == DeliveryMode.PULL
+        return cls(
+            recipient_id=recipient_id,
+            mode=mode,
+            status=DeliveryStatus.QUEUED if pull else DeliveryStatus.ACCEPTED,
+            enqueued_at=at if pull else None,
+            attempts=0,
+            created_at=at,
+            updated_at=at,
+        )
