@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Protocol
+
+# China Standard Time (no daylight saving): calendar days of the domain (deadlines, offers' validity),
+# and the times shown to people.
+BEIJING = timezone(timedelta(hours=8), "UTC+8")
 
 
 class Clock(Protocol):

@@ -20,14 +20,13 @@ agreement there is nothing to cancel yet: the university rejects it in its revie
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from enum import StrEnum
 
-from gateway.clock import utc
+from gateway.clock import BEIJING, utc
 from gateway.errors import AgreementOfferExpired, AgreementOutOfOrder, AgreementUnknown
 
 # China has kept UTC+8 without daylight saving since 1991: a fixed offset needs no tz database.
-CHINA_TIME = timezone(timedelta(hours=8), "UTC+08:00")
 
 
 class AgreementState(StrEnum):
@@ -71,7 +70,7 @@ RESPONSES = frozenset({Step.ACCEPT, Step.REFUSE})
 
 def china_day(instant: datetime) -> date:
     """The calendar day in China (UTC+8) of ``instant`` (a naive value is taken to be UTC)."""
-    return utc(instant).astimezone(CHINA_TIME).date()
+    return utc(instant).astimezone(BEIJING).date()
 
 
 @dataclass(frozen=True)

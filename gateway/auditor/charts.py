@@ -18,7 +18,8 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gateway.audit.entries import decode
 from gateway.audit.models import AuditEntry
-from gateway.auditor.forms import BEIJING, FieldError, Invalid, day_range, parse_day
+from gateway.auditor.forms import FieldError, Invalid, day_range, parse_day
+from gateway.clock import BEIJING
 from gateway.delivery.plumbing import PLUMBING_SERVICES
 from gateway.messages.models import Delivery, Message
 

@@ -8,9 +8,9 @@ Standard Time (UTC+8, no daylight saving), in which the pages also show every ti
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
-BEIJING = timezone(timedelta(hours=8), "UTC+8")
+from gateway.clock import BEIJING
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from gateway.audit.evidence import EvidenceNotReady, build_bundle
 from gateway.audit.log import record
 from gateway.auditor import charts as chart_data
 from gateway.auditor import integrity, search, story, svg
-from gateway.auditor.forms import BEIJING, FieldError, Invalid, day_start, local, parse_day
+from gateway.auditor.forms import FieldError, Invalid, day_start, local, parse_day
+from gateway.clock import BEIJING
 from gateway.errors import NotFound
 from gateway.messages.models import DeliveryStatus, Message
 from gateway.registrations.models import Registration

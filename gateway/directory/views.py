@@ -23,7 +23,7 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from flask import Blueprint, Response, render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway.clock import BEIJING
 from gateway.codes.regions import ancestry, lookup_region, region_level, validate_region_code
 from gateway.errors import ValidationError
 from gateway.registry.models import Participant, ParticipantKind
@@ -42,7 +43,6 @@ blueprint = Blueprint(
 )
 
 MAX_QUERY_LENGTH = 100
-BEIJING_TIME = timezone(timedelta(hours=8), "UTC+8")
 CSV_HEADER = (
     "credit_code",
     "name",
@@ -281,7 +281,7 @@ def page() -> Response:
         organisations=shown,
         kinds=PUBLIC_KINDS,
         known_regions=known_regions,
-        generated_at=now.astimezone(BEIJING_TIME).strftime("%Y-%m-%d %H:%M"),
+        generated_at=now.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M"),
     )
     return Response(html, status=400 if error else 200, mimetype="text/html", headers=PAGE_HEADERS)
 

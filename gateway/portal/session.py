@@ -17,8 +17,7 @@ from flask import abort, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
-from gateway.agreements.machine import CHINA_TIME
-from gateway.clock import utc
+from gateway.clock import BEIJING, utc
 from gateway.graduates.models import GraduateAccount
 from gateway.web.context import gateway
 from gateway.web.security import sign_out, signed_in
@@ -73,4 +72,4 @@ def china_time(moment: datetime | None) -> str:
     """``moment`` as a page shows it: China time (UTC+8, the time graduates and offices live by)."""
     if moment is None:
         return ""
-    return utc(moment).astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M")
+    return utc(moment).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")

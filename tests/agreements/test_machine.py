@@ -7,12 +7,13 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from gateway.agreements.machine import CHINA_TIME, AgreementState, Step, ValidityPeriod, china_day, transition
+from gateway.agreements.machine import AgreementState, Step, ValidityPeriod, china_day, transition
+from gateway.clock import BEIJING
 from gateway.errors import AgreementOfferExpired, AgreementOutOfOrder, AgreementUnknown
 
 S = AgreementState
 PERIOD = ValidityPeriod(date(2025, 4, 1), date(2025, 4, 30))
-DURING = datetime(2025, 4, 10, 9, 0, tzinfo=CHINA_TIME)
+DURING = datetime(2025, 4, 10, 9, 0, tzinfo=BEIJING)
 
 # Written out again here (not read from the module) so that a change to the table shows up as a failure.
 ALLOWED: dict[tuple[AgreementState | None, Step], AgreementState] = {
@@ -34,7 +35,7 @@ FORBIDDEN = [
 
 
 def at_china(day: date, clock: time) -> datetime:
-    return datetime.combine(day, clock, tzinfo=CHINA_TIME)
+    return datetime.combine(day, clock, tzinfo=BEIJING)
 
 
 @pytest.mark.parametrize(("state", "step", "after"), [(k[0], k[1], v) for k, v in ALLOWED.items()], ids=str)

@@ -17,9 +17,9 @@ from flask.testing import FlaskClient
 from lxml import etree
 from sqlalchemy import func, inspect, select
 
-from gateway.agreements.machine import CHINA_TIME, china_day
+from gateway.agreements.machine import china_day
 from gateway.agreements.models import Agreement
-from gateway.clock import FixedClock
+from gateway.clock import BEIJING, FixedClock
 from gateway.messages.models import Message
 from gateway.privacy import IdentityHasher
 from gateway.sdk.envelope import wrap
@@ -227,7 +227,7 @@ def test_response_on_the_last_valid_day_is_accepted(
     send: Send, offer: Callable[..., Any], clock: FixedClock, valid_until: date
 ) -> None:
     accepted(*offer())
-    clock.set(datetime.combine(valid_until, time(23, 59, 0), tzinfo=CHINA_TIME).astimezone(UTC))
+    clock.set(datetime.combine(valid_until, time(23, 59, 0), tzinfo=BEIJING).astimezone(UTC))
     accepted(*send(response(), "AgreementResponse", UNIVERSITY, PRIVATE_EMPLOYER))
 
 
@@ -235,7 +235,7 @@ def test_response_after_valid_until_is_expired(
     offer: Callable[..., Any], refused: Callable[..., None], clock: FixedClock, valid_until: date
 ) -> None:
     accepted(*offer())
-    clock.set(datetime.combine(valid_until + timedelta(days=1), time(0, 0, 30), tzinfo=CHINA_TIME).astimezone(UTC))
+    clock.set(datetime.combine(valid_until + timedelta(days=1), time(0, 0, 30), tzinfo=BEIJING).astimezone(UTC))
     refused("AGREEMENT_OFFER_EXPIRED", response(), "AgreementResponse", UNIVERSITY, PRIVATE_EMPLOYER)
 
 

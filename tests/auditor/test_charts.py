@@ -15,8 +15,9 @@ from flask.testing import FlaskClient
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.auditor.charts import Binning, Chart, Series, Window, charts, parse_window, tally
-from gateway.auditor.forms import BEIJING, day_start
+from gateway.auditor.forms import day_start
 from gateway.auditor.svg import OTHER, PALETTE, layout, nice_ceiling
+from gateway.clock import BEIJING
 from gateway.messages.models import Delivery, Message
 from gateway.settings import Settings
 from gateway.store.db import connect, session_factory, transaction

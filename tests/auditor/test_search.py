@@ -11,8 +11,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gateway.auditor.forms import BEIJING, Invalid
+from gateway.auditor.forms import Invalid
 from gateway.auditor.search import Criteria, graduate_hash, parse_criteria, search
+from gateway.clock import BEIJING
 from gateway.privacy import IdentityHasher
 from tests.auditor.helpers import GRADUATE_A, GRADUATE_B, NOBODY, messages
 from tests.conftest import HUKOU_OFFICE, SOE_EMPLOYER, UNIVERSITY

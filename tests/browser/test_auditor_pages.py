@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.auditor.forms import BEIJING
+from gateway.clock import BEIJING
 from gateway.sdk.client import GatewayClient, GatewayRefusal
 from tests.auditor.helpers import GRADUATE_A, GRADUATE_B
 from tests.conftest import AGENCY_CHAOYANG, EDUCATION_DEPARTMENT, UNIVERSITY, example
