@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Protocol
 
-# China Standard Time (no daylight saving): calendar days of the domain (deadlines, offers' validity),
-# and the times shown to people.
+# China Standard Time: the calendar days of the domain (deadlines, offers' validity) and the times
+# shown to people. China has kept UTC+8 without daylight saving since 1991: no tz database needed.
 BEIJING = timezone(timedelta(hours=8), "UTC+8")
 
 

@@ -26,8 +26,6 @@ from enum import StrEnum
 from gateway.clock import BEIJING, utc
 from gateway.errors import AgreementOfferExpired, AgreementOutOfOrder, AgreementUnknown
 
-# China has kept UTC+8 without daylight saving since 1991: a fixed offset needs no tz database.
-
 
 class AgreementState(StrEnum):
     OFFERED = "offered"
