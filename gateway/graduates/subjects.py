@@ -17,18 +17,15 @@ from gateway.agreements.models import Agreement
 from gateway.domain.documents import text
 from gateway.domain.message import DomainMessage
 from gateway.graduates.models import MessageSubject
-
-NOT_INDEXED = frozenset({"GraduateVerificationRequest"})
+from gateway.grants.scope import SERVICE as VERIFICATION
 
 
 def subject_of(message: DomainMessage, session: Session) -> str | None:
     """The keyed identity hash of the graduate ``message`` is about, or None (about no single graduate)."""
-    if message.service in NOT_INDEXED:
+    if message.service == VERIFICATION:
         return None
     numbers = {
-        (element.text or "").strip()
-        for element in message.document.iter("{*}IdentityNumber")
-        if len(element) == 0
+        (element.text or "").strip() for element in message.document.iter("{*}IdentityNumber") if len(element) == 0
     }
     if len(numbers) == 1:
         return message.hasher(numbers.pop())

@@ -31,8 +31,9 @@ from sqlalchemy.orm import Session
 from gateway.archives.models import ArchiveTransfer, TransferStatus
 from gateway.errors import RegistrationNotFiled
 from gateway.graduates.models import GraduateAccount
-from gateway.grants.enforce import SERVICE, VerificationRequest
+from gateway.grants.enforce import VerificationRequest
 from gateway.grants.models import Grant, GrantUse
+from gateway.grants.scope import SERVICE
 from gateway.intake.pipeline import Inbound
 from gateway.privacy import IdentityHasher
 from gateway.registrations.models import Registration

@@ -42,8 +42,6 @@ from gateway.grants.tokens import GrantTokens, normalise_short_code
 from gateway.registrations.models import Registration, RegistrationStatus
 from gateway.registrations.rules import filed_registration
 
-SERVICE = "GraduateVerificationRequest"
-
 
 @dataclass(frozen=True)
 class VerificationRequest:

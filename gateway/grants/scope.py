@@ -27,6 +27,7 @@ from gateway.errors import (
 # identity_match: name, number (and identity number, if given) belong together; education: school,
 # level, major, graduation date; destination: destination code and employer; archive: who holds the
 # archive and how far its transfer has got.
+SERVICE = "GraduateVerificationRequest"  # the one service a grant authorises
 FACTS = ("identity_match", "education", "destination", "archive")
 PURPOSES = ("settlement", "archive_receipt", "employment_onboarding", "other")
 DEFAULT_VALID_DAYS = 7

@@ -24,11 +24,10 @@ from gateway.errors import GrantInvalid, GrantRefused
 from gateway.graduates.models import GraduateAccount
 from gateway.grants import scope
 from gateway.grants.models import Grant
-from gateway.grants.scope import GrantState, GrantStatus, state_of
+from gateway.grants.scope import SERVICE, GrantState, GrantStatus, state_of
 from gateway.grants.tokens import GrantTokens, display_short_code, new_short_code
 from gateway.registry.models import Participant
 
-VERIFICATION_SERVICE = "GraduateVerificationRequest"
 MAX_PURPOSE_TEXT = 500
 
 
@@ -61,12 +60,12 @@ def may_verify(session: Session, participant: Participant) -> bool:
     """
     if not participant.enabled:
         return False
-    overrides = [o for o in overrides_for(session, participant.id) if o.service in (VERIFICATION_SERVICE, "*")]
+    overrides = [o for o in overrides_for(session, participant.id) if o.service in (SERVICE, "*")]
     if any(o.effect == "deny" and o.counterpart_id is None for o in overrides):
         return False
     if any(o.effect == "grant" for o in overrides):
         return True
-    return any(r.service == VERIFICATION_SERVICE and participant.kind in r.sender_kinds for r in load_rules())
+    return any(r.service == SERVICE and participant.kind in r.sender_kinds for r in load_rules())
 
 
 def eligible_verifiers(session: Session) -> list[Participant]:
