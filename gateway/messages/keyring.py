@@ -98,11 +98,7 @@ def create_key(directory: Path, now: datetime, activate: bool = True) -> str:
     """
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_id = f"{now:%Y%m%d}-{secrets.token_hex(4)}"
-    fd = os.open(directory / f"{key_id}{KEY_SUFFIX}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secrets.token_bytes(KEY_BYTES).hex() + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    _write_new_private(directory / f"{key_id}{KEY_SUFFIX}", secrets.token_bytes(KEY_BYTES).hex())
     if activate:
         activate_key(directory, key_id)
     return key_id
@@ -116,12 +112,17 @@ def activate_key(directory: Path, key_id: str) -> None:
     _read_key(path)  # refuse to activate a malformed key
     # Write aside and rename: a reader sees the old pointer or the new one, never half of one.
     temporary = directory / f".{CURRENT}.{secrets.token_hex(4)}"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    _write_new_private(temporary, key_id)
+    os.replace(temporary, directory / CURRENT)
+
+
+def _write_new_private(path: Path, line: str) -> None:
+    """Create ``path`` (it must not exist) readable by the owner only, with ``line``, on disk before returning."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key_id + "\n")
+        handle.write(line + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(temporary, directory / CURRENT)
 
 
 def ensure_key_ring(directory: Path, now: datetime) -> bool:
