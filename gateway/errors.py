@@ -150,6 +150,36 @@ class XmlTooDeep(Fault):
     summary = "the document nests elements deeper than the gateway accepts"
 
 
+class ProcessingInstructionForbidden(Fault):
+    code = "XML_PI_FORBIDDEN"
+    summary = "processing instructions are not allowed in a SOAP message"
+
+
+class XmlTooManyElements(Fault):
+    code = "XML_TOO_MANY_ELEMENTS"
+    summary = "the document has more elements than the gateway accepts"
+
+
+class XmlTooManyAttributes(Fault):
+    code = "XML_TOO_MANY_ATTRIBUTES"
+    summary = "an element has more attributes than the gateway accepts"
+
+
+class XmlAttributeTooLong(Fault):
+    code = "XML_ATTRIBUTE_TOO_LONG"
+    summary = "an attribute value is longer than the gateway accepts"
+
+
+class XmlTextTooLong(Fault):
+    code = "XML_TEXT_TOO_LONG"
+    summary = "a text node is longer than the gateway accepts"
+
+
+class XmlTooManyNamespaces(Fault):
+    code = "XML_TOO_MANY_NAMESPACES"
+    summary = "more namespace declarations are in scope at one element than the gateway accepts"
+
+
 class NotSoapEnvelope(Fault):
     code = "SOAP_ENVELOPE_INVALID"
     summary = "the document is not a SOAP 1.1 envelope with one Header and one Body"

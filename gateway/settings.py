@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gateway.codes.credit_code import validate_credit_code
 from gateway.errors import ConfigurationError, ValidationError
+from gateway.xmlparse import LIBXML_MAX_DEPTH, MAX_ELEMENTS_SETTING, MAX_TEXT_SETTING, XmlLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
@@ -34,6 +35,8 @@ class Settings:
     threads: int = 8
     max_message_bytes: int = 10 * 1024 * 1024
     max_xml_depth: int = 100
+    max_xml_elements: int = 10_000
+    max_xml_text_chars: int = 65_536
     key_passphrase: bytes | None = field(default=None, repr=False)
     schemas_dir: Path = SCHEMAS_DIR
     # Empty means the development CA under keys_dir (and its CRL).
@@ -84,6 +87,11 @@ class Settings:
         return self.payload_key_ring or self.keys_dir / "secrets" / "payload-keys"
 
     @property
+    def xml_limits(self) -> XmlLimits:
+        """What the intake's parser accepts (the bounds that are not settings keep their defaults)."""
+        return XmlLimits(depth=self.max_xml_depth, elements=self.max_xml_elements, text_chars=self.max_xml_text_chars)
+
+    @property
     def is_embedded(self) -> bool:
         """True on the embedded default: SQLite and the in-process broker."""
         return self.database_url.startswith("sqlite") and self.broker_url == EMBEDDED_BROKER
@@ -114,7 +122,9 @@ class Settings:
             workers=_int(env, "GATEWAY_WORKERS", 1, 1, 64),
             threads=_int(env, "GATEWAY_THREADS", 8, 1, 256),
             max_message_bytes=_int(env, "GATEWAY_MAX_MESSAGE_BYTES", 10 * 1024 * 1024, 1024, 1 << 30),
-            max_xml_depth=_int(env, "GATEWAY_MAX_XML_DEPTH", 100, 8, 1000),
+            max_xml_depth=_int(env, "GATEWAY_MAX_XML_DEPTH", 100, 8, LIBXML_MAX_DEPTH),
+            max_xml_elements=_int(env, "GATEWAY_MAX_XML_ELEMENTS", 10_000, 100, MAX_ELEMENTS_SETTING),
+            max_xml_text_chars=_int(env, "GATEWAY_MAX_XML_TEXT", 65_536, 1024, MAX_TEXT_SETTING),
             key_passphrase=passphrase.encode() if passphrase else None,
             trust_anchor_files=_paths(env, "GATEWAY_TRUST_ANCHORS"),
             crl_files=_paths(env, "GATEWAY_CRLS"),

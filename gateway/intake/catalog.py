@@ -15,7 +15,7 @@ from pathlib import Path
 from lxml import etree
 
 from gateway.errors import ConfigurationError
-from gateway.xmlparse import hardened_parser
+from gateway.xmlparse import schema_parser
 
 WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
@@ -65,7 +65,7 @@ class ServiceCatalog:
         self.schemas_dir = schemas_dir.resolve()
         self.wsdl_path = self.schemas_dir / WSDL_FILE
         try:
-            wsdl = etree.parse(str(self.wsdl_path), parser=hardened_parser())
+            wsdl = etree.parse(str(self.wsdl_path), parser=schema_parser(self.schemas_dir))
         except (OSError, etree.XMLSyntaxError) as exc:
             raise ConfigurationError(f"cannot read the WSDL {self.wsdl_path}: {exc}") from None
         self.services = _services(wsdl)
@@ -103,8 +103,8 @@ class ServiceCatalog:
         )
         driver = f'<xs:schema xmlns:xs="{XSD_NS}">{text}</xs:schema>'
         try:
-            return etree.XMLSchema(etree.fromstring(driver.encode(), parser=hardened_parser()))
-        except etree.XMLSchemaParseError as exc:
+            return etree.XMLSchema(etree.fromstring(driver.encode(), parser=schema_parser(self.schemas_dir)))
+        except (etree.XMLSchemaParseError, ConfigurationError) as exc:
             raise ConfigurationError(f"the schemas in {self.schemas_dir} do not load: {exc}") from None
 
 

@@ -46,7 +46,7 @@ from gateway.messages.payloads import PayloadCipher
 from gateway.registry.directory import SqlDirectory
 from gateway.registry.models import DeliveryMode, Participant
 from gateway.routing.resolve import resolve_recipient
-from gateway.xmlparse import parse_untrusted
+from gateway.xmlparse import XmlLimits, parse_untrusted
 
 if TYPE_CHECKING:
     from gateway.security.verify import VerifiedSignature
@@ -140,10 +140,10 @@ class Pipeline:
 class Parse:
     """Parse with the hardened parser (the size limit was checked before the bytes were read)."""
 
-    max_depth: int
+    limits: XmlLimits
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
-        inbound.tree = parse_untrusted(inbound.raw, self.max_depth)
+        inbound.tree = parse_untrusted(inbound.raw, self.limits)
 
 
 def split(inbound: Inbound, session: Session) -> None:
@@ -281,7 +281,7 @@ class Store:
 
 def default_stages(
     catalog: ServiceCatalog,
-    max_depth: int,
+    limits: XmlLimits,
     verify: Stage,
     check_domain: Stage,
     apply_domain: Stage,
@@ -299,7 +299,7 @@ def default_stages(
     seals the stored envelope (``gateway.messages.payloads``).
     """
     return [
-        Parse(max_depth),
+        Parse(limits),
         split,
         ValidateSchema(catalog),
         IdentifyService(catalog),

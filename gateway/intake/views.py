@@ -16,7 +16,7 @@ from gateway.intake.catalog import WSDL_NS, XSD_NS, ServiceCatalog
 from gateway.intake.soap import envelope, fault_envelope
 from gateway.store.db import transaction
 from gateway.web.context import gateway
-from gateway.xmlparse import hardened_parser
+from gateway.xmlparse import schema_parser
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("intake", __name__)
@@ -107,7 +107,7 @@ def schema(name: str) -> Response:
 @lru_cache(maxsize=16)  # keyed by the Host the client used; bounded on purpose
 def _published_wsdl(catalog: ServiceCatalog, base_url: str) -> bytes:
     """The WSDL with absolute schema locations and the endpoint at ``base_url``."""
-    tree = etree.parse(str(catalog.wsdl_path), parser=hardened_parser())
+    tree = etree.parse(str(catalog.wsdl_path), parser=schema_parser(catalog.schemas_dir))
     for node in tree.iter(f"{{{XSD_NS}}}import"):
         location = node.get("schemaLocation")
         if location and "/" not in location:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from importlib import resources
+from pathlib import Path
 from typing import cast
 
 from lxml import etree
 
 from gateway.errors import SignatureInvalid
 from gateway.settings import SCHEMAS_DIR
-from gateway.xmlparse import hardened_parser
+from gateway.xmlparse import hardened_parser, schema_parser
 
 _local = threading.local()
 DSIG11_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -28,14 +29,15 @@ def _validator() -> etree.XMLSchema:
     # One per thread: an XMLSchema keeps the errors of its last validation in its error_log.
     schema: etree.XMLSchema | None = getattr(_local, "schema", None)
     if schema is None:
-        dsig = resources.files("signxml.schemas") / "xmldsig1-schema.xsd"
+        signxml_schemas = Path(str(resources.files("signxml.schemas")))
+        dsig = signxml_schemas / "xmldsig1-schema.xsd"
         driver = (
             '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
             f'<xs:import namespace="{DSIG11_NS}" schemaLocation="{dsig}"/>'
             f'<xs:import namespace="{EXC_C14N_NS}" schemaLocation="{(SCHEMAS_DIR / "exc-c14n.xsd").as_uri()}"/>'
             "</xs:schema>"
         )
-        schema = etree.XMLSchema(etree.fromstring(driver.encode(), parser=hardened_parser()))
+        schema = etree.XMLSchema(etree.fromstring(driver.encode(), parser=schema_parser(SCHEMAS_DIR, signxml_schemas)))
         _local.schema = schema
     return schema
 

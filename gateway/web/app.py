@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     payloads = PayloadCipher(PayloadKeyRing(settings.payload_keys_dir))
     stages = default_stages(
         catalog,
-        settings.max_xml_depth,
+        settings.xml_limits,
         verify=verify,
         check_domain=CheckDomain(domain),
         apply_domain=ApplyDomain(domain),

@@ -9,12 +9,13 @@ from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Inbound, Parse, ValidateSchema, split
 from gateway.sdk.envelope import wrap
 from gateway.settings import SCHEMAS_DIR
+from gateway.xmlparse import XmlLimits
 from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, example
 
 
 def test_each_thread_reports_its_own_schema_errors() -> None:
     catalog = ServiceCatalog(SCHEMAS_DIR)
-    stages = [Parse(100), split, ValidateSchema(catalog)]
+    stages = [Parse(XmlLimits()), split, ValidateSchema(catalog)]
     good = example("destination-registration")
 
     def message(index: int) -> bytes:
