@@ -25,6 +25,7 @@ from gateway.intake.catalog import SOAP_ENV_NS
 from gateway.intake.pipeline import Inbound
 from gateway.messages.models import Message
 from gateway.registry.models import ParticipantCertificate
+from gateway.security.default_prefix import names_default_prefix, verify_default_prefix_signature
 from gateway.security.dsig_schema import validate_signature_element
 from gateway.security.policy import ALLOWED_DIGESTS, ALLOWED_SIGNATURE_METHODS, EXCLUSIVE_C14N, check_key
 from gateway.security.trust import TrustStore
@@ -89,9 +90,12 @@ class VerifySignature:
         )
         validate_signature_element(header.signature)
         try:
-            XMLVerifier().verify(
-                root, x509_cert=certificate, id_attribute="Id", expect_config=config, validate_schema=False
-            )
+            if names_default_prefix(header.signature):  # signxml (through lxml) drops #default
+                verify_default_prefix_signature(header.signature, certificate)
+            else:
+                XMLVerifier().verify(
+                    root, x509_cert=certificate, id_attribute="Id", expect_config=config, validate_schema=False
+                )
         except (SignXMLException, etree.LxmlError) as exc:
             raise SignatureInvalid(f"the signature does not verify: {exc}") from None
         signature_sha256 = hashlib.sha256(header.signature_value).hexdigest()

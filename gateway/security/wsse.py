@@ -10,9 +10,11 @@ the gateway processes.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography import x509
 from lxml import etree
@@ -35,6 +37,10 @@ WSU_ID = f"{{{WSU_NS}}}Id"
 ROUTING_DIGEST = f"{{{GATEWAY_NS}}}RoutingDigest"
 SHA256_URI = "http://www.w3.org/2001/04/xmlenc#sha256"
 NS = {"ds": DS_NS, "wsse": WSSE_NS, "wsu": WSU_NS}
+# Each reference costs a canonicalisation of what it names, each transform another: bounded, far
+# above what any stack signs (WSS4J with WS-Addressing signs about ten parts, with one transform each).
+MAX_REFERENCES = 16
+MAX_TRANSFORMS = 2
 
 
 @dataclass(frozen=True)
@@ -92,12 +98,20 @@ def read_security_header(root: etree._Element, parts: EnvelopeParts) -> Security
     if len(timestamps) > 1 or timestamps[0].getparent() is not security:
         raise SignatureInvalid("exactly one wsu:Timestamp is allowed, as a child of the wsse:Security header")
     timestamp = timestamps[0]
+    _check_timestamp_values(timestamp)
 
     ids = _unique_ids(root)
     signed_info = _one(signature, "ds:SignedInfo")
     c14n = _one(signed_info, "ds:CanonicalizationMethod").get("Algorithm", "")
     signature_method = _one(signed_info, "ds:SignatureMethod").get("Algorithm", "")
     reference_elements = signed_info.findall("ds:Reference", NS)
+    if len(reference_elements) > MAX_REFERENCES:
+        raise SignatureInvalid(
+            f"the signature has {len(reference_elements)} references; the gateway accepts at most {MAX_REFERENCES}"
+        )
+    for reference in reference_elements:
+        if len(reference.findall("ds:Transforms/ds:Transform", NS)) > MAX_TRANSFORMS:
+            raise SignatureInvalid(f"a signature reference has more than {MAX_TRANSFORMS} transforms")
     check_algorithms(
         c14n,
         signature_method,
@@ -119,7 +133,7 @@ def read_security_header(root: etree._Element, parts: EnvelopeParts) -> Security
                 element=element,
                 reference=reference,
                 digest_method=_one(reference, "ds:DigestMethod").get("Algorithm", ""),
-                digest_value=(_one(reference, "ds:DigestValue").text or "").strip(),
+                digest_value=_base64_text(_one(reference, "ds:DigestValue"), "ds:DigestValue"),
             )
         )
     covered = {r.part for r in references}
@@ -134,7 +148,7 @@ def read_security_header(root: etree._Element, parts: EnvelopeParts) -> Security
             "the signature must cover the soap:Body, the wsu:Timestamp and the gw:Routing header "
             f"the gateway processes; it does not cover: {', '.join(missing)}"
         )
-    value = base64.b64decode("".join((_one(signature, "ds:SignatureValue").text or "").split()))
+    value = base64.b64decode(_base64_text(_one(signature, "ds:SignatureValue"), "ds:SignatureValue"))
     return SecurityHeader(
         security=security,
         signature=signature,
@@ -184,20 +198,54 @@ def _routing_bound_by_timestamp(timestamp: etree._Element, routing: etree._Eleme
     )
 
 
+# One pass over the attribute nodes in C. (Reading ``element.attrib.items()`` instead costs time
+# quadratic in the attributes of an element: lxml looks each value up again in the list.)
+_ID_ATTRIBUTES = etree.XPath("//@*[local-name() = 'Id']")
+
+
 def _unique_ids(root: etree._Element) -> dict[str, etree._Element]:
     # Every attribute whose local name is Id counts (wsu:Id, Id, any prefix), exactly as the
     # verifier resolves references; a value used twice could make it check one element while the
     # gateway processes another.
     found: dict[str, etree._Element] = {}
-    for element in root.iter(etree.Element):
-        for attribute, raw in element.attrib.items():
-            name, value = str(attribute), str(raw)
-            if not (name == "Id" or name.endswith("}Id")):
-                continue
-            if value in found:
-                raise SignatureInvalid(f"the Id {value!r} is used by more than one element")
-            found[value] = element
+    for attribute in cast(list[etree._ElementUnicodeResult], _ID_ATTRIBUTES(root)):
+        value = str(attribute)
+        if value in found:
+            raise SignatureInvalid(f"the Id {value!r} is used by more than one element")
+        found[value] = cast(etree._Element, attribute.getparent())
     return found
+
+
+def _base64_text(element: etree._Element, name: str) -> str:
+    """The text of a base64 element (a digest, the signature value), whole and checked, without white space.
+
+    Refused: child elements (the value would be read only up to them), an empty value (signxml
+    fails on it with a TypeError) and anything that is not base64.
+    """
+    if len(element):
+        raise SignatureInvalid(f"the {name} must hold base64 text only, not elements")
+    text = "".join((element.text or "").split())
+    if not text:
+        raise SignatureInvalid(f"the {name} is empty")
+    try:
+        base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise SignatureInvalid(f"the {name} is not valid base64") from None
+    return text
+
+
+def _check_timestamp_values(timestamp: etree._Element) -> None:
+    """At most one wsu:Created and one wsu:Expires, each a text value only, so that they are read whole.
+
+    The envelope schema leaves header blocks to their own (unloaded) schemas, so nothing else stops
+    an element inside the date, at which ``findtext`` would stop reading.
+    """
+    for name in ("Created", "Expires"):
+        found = timestamp.findall(f"wsu:{name}", NS)
+        if len(found) > 1:
+            raise TimestampStale(f"the wsu:Timestamp has {len(found)} wsu:{name} elements; at most one is allowed")
+        if found and len(found[0]):
+            raise TimestampStale(f"wsu:{name} must hold a date and time only, not elements")
 
 
 def _one(parent: etree._Element, path: str) -> etree._Element:

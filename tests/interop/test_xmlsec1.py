@@ -308,6 +308,54 @@ def test_a_message_signed_by_xmlsec1_from_a_template_is_accepted(
     assert list(acknowledged_digests(receipt)) == ["Body", "Timestamp", "Routing"]
 
 
+def default_namespace_registration(outer: str) -> bytes:
+    """The registration as a JAX-WS stack writes it: its document in the default namespace, and a
+    default namespace (``outer``) declared on the Envelope that no signed element uses itself.
+
+    Exclusive C14N leaves ``outer`` out of every signed part, unless ``#default`` is in the PrefixList:
+    then it is rendered on the Body, the Timestamp, the routing header and SignedInfo. So a gateway
+    that ignored ``#default`` would refuse the signed message, and accept it with ``outer`` changed.
+    """
+    document = example("destination-registration").replace(b"<reg:", b"<").replace(b"</reg:", b"</")
+    document = document.replace(b'xmlns:reg="urn:gradex:registration:1"', b'xmlns="urn:gradex:registration:1"')
+    envelope = wrap(
+        document,
+        sender=UNIVERSITY,
+        service="DestinationRegistration",
+        recipient=EDUCATION_DEPARTMENT,
+        message_id=str(uuid.uuid4()),
+    )
+    return envelope.replace(b"<soapenv:Envelope ", f'<soapenv:Envelope xmlns="{outer}" '.encode(), 1)
+
+
+def test_prefixlist_default_as_wss4j_writes_it_is_accepted_and_honoured(
+    xmlsec1_tool: None, client: FlaskClient, settings: Settings, tmp_path: Path
+) -> None:
+    """``PrefixList="#default ..."`` (issue 15): accepted, and the default namespace really is signed."""
+    key, cert = participant_key(settings)
+    envelope = default_namespace_registration("urn:example:outer")
+    assert etree.fromstring(envelope).find(f"{BODY}/{{urn:gradex:registration:1}}DestinationRegistration") is not None
+    template = signature_template(
+        envelope, created=datetime.now(UTC), c14n_prefixes="#default soapenv wsse", transform_prefixes="#default"
+    )
+    signed = xmlsec1_sign(template, key, [cert], tmp_path)
+    assert signed.count(b'PrefixList="#default') == 4  # SignedInfo and the three references
+
+    changed = signed.replace(b'xmlns="urn:example:outer"', b'xmlns="urn:example:changed"', 1)
+    assert changed != signed
+    refused = post(client, changed)
+    accepted = post(client, signed)
+
+    assert (refused.status_code, fault_code(refused)) == (500, "SIGNATURE_INVALID")
+    assert accepted.status_code == 200, accepted.text
+    assert acknowledged_digests(receipt_of(accepted)) == sent_digests(etree.fromstring(signed))
+    # xmlsec1 agrees on both.
+    ca = settings.keys_dir / "ca" / "ca.cert.pem"
+    (tmp_path / "changed.xml").write_bytes(changed)
+    assert xmlsec1("--verify", "--trusted-pem", ca, *ID_ATTRS, tmp_path / "message.signed.xml").returncode == 0
+    assert xmlsec1("--verify", "--trusted-pem", ca, *ID_ATTRS, tmp_path / "changed.xml").returncode != 0
+
+
 def test_one_byte_changed_in_the_body_after_xmlsec1_signed_is_refused(
     xmlsec1_tool: None, client: FlaskClient, settings: Settings, tmp_path: Path
 ) -> None:
