@@ -23,6 +23,7 @@ The size limit is enforced before parsing, by the caller that reads the bytes (`
 
 from __future__ import annotations
 
+import codecs
 import threading
 import urllib.parse
 import urllib.request
@@ -207,7 +208,12 @@ def _parse_counting(data: bytes, max_elements: int, resolver: _NoExternalResourc
     Only documents longer than ``4 * max_elements`` bytes come here: the count keeps a small
     message of many empty elements from making a tree many times its own size in memory.
     """
-    parser = etree.XMLPullParser(events=("start",), **_OPTIONS)
+    # libxml2's push parser takes a UTF-32 byte-order mark for UTF-16's: name the encoding instead.
+    encoding = None
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32LE"), (codecs.BOM_UTF32_BE, "UTF-32BE")):
+        if data.startswith(bom):
+            data, encoding = data[len(bom) :], name
+    parser = etree.XMLPullParser(events=("start",), encoding=encoding, **_OPTIONS)
     parser.resolvers.add(resolver)
     seen = 0
     for offset in range(0, len(data), _FEED_BYTES):

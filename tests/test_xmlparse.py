@@ -114,6 +114,13 @@ def test_utf16_documents_without_dtd_are_accepted() -> None:
     assert parse_untrusted(document).getroot().text == "中文"
 
 
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32", "utf-32-be"])
+def test_long_documents_in_utf16_and_utf32_parse_too(codec: str) -> None:
+    """Longer than 4 bytes per allowed element, so read in slices (the UTF-32 byte-order mark needs a hint)."""
+    text = '<?xml version="1.0" encoding="{}"?><r>{}</r>'.format(codec.upper()[:6], "<a>中文</a>" * 2000)
+    assert len(parse_untrusted(text.encode(codec), XmlLimits(elements=2001)).getroot()) == 2000
+
+
 # --- the limits: at the limit accepted, one past it refused ----------------------------------------
 
 

@@ -35,7 +35,9 @@ def receive() -> Response:
         return _soap(fault_envelope(fault), fault.http_status)
     except Exception:
         log.exception("intake failed")
-        return _soap(fault_envelope(InternalError()), InternalError.http_status)
+        failure = InternalError()
+        _audit_refusal(failure, context.clock.now())  # recorded as a refusal, like every other
+        return _soap(fault_envelope(failure), failure.http_status)
     log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
     context.delivery.enqueue(list(accepted.push_delivery_ids))
     return _soap(envelope(accepted.answer), 200)  # the receipt, or a plumbing service's answer
