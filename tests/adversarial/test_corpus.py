@@ -112,9 +112,7 @@ def test_ebcdic_is_not_read_at_all(app: Flask, client: FlaskClient, paths: Paths
     refuse(app, client, paths, data, "XML_MALFORMED")
 
 
-def test_whether_a_named_file_exists_does_not_change_the_answer(
-    app: Flask, client: FlaskClient, paths: Paths
-) -> None:
+def test_whether_a_named_file_exists_does_not_change_the_answer(app: Flask, client: FlaskClient, paths: Paths) -> None:
     """No existence oracle: the canary, a missing file and a FIFO give the same fault, word for word."""
     texts = set()
     for name in ("xxe-parameter-entity-canary", "xxe-parameter-entity-missing-file", "xxe-parameter-entity-fifo"):
