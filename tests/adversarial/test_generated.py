@@ -35,7 +35,6 @@ from tests.adversarial.hostile import Outcome, post, refusals, stored_message_id
 from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Credentials, Signer, credentials
 from tests.security import test_verification as wrapping
 from tests.security.variants import (
-    DS_NS,
     NS,
     WSU_NS,
     development_ca,
@@ -411,7 +410,7 @@ def test_forged_and_altered_grant_tokens_are_refused(app: Flask, client: FlaskCl
     forger = ec.generate_private_key(ec.SECP256R1())
     tokens = {
         "signed-with-another-key": jwt.encode(payload, forger, algorithm="ES256", headers={"kid": header.get("kid")}),
-        "claims-altered-signature-kept": f"{_b64(header)}.{_b64({**payload, 'aud': 'anyone', 'facts': ['archive']})}.{signature}",
+        "claims-altered-signature-kept": f"{_b64(header)}.{_b64({**payload, 'aud': 'anyone'})}.{signature}",
         "alg-none": f"{_b64({**header, 'alg': 'none'})}.{_b64(payload)}.",
         "hs256-with-the-public-key": _hs256({**header, "alg": "HS256"}, payload, public_pem),
         "truncated": issued.token[:-10],
