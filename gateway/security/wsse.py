@@ -10,7 +10,6 @@ the gateway processes.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -229,7 +228,7 @@ def _base64_text(element: etree._Element, name: str) -> str:
         raise SignatureInvalid(f"the {name} is empty")
     try:
         base64.b64decode(text, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or characters outside ASCII
         raise SignatureInvalid(f"the {name} is not valid base64") from None
     return text
 

@@ -300,6 +300,11 @@ ATTACKS: dict[str, tuple[str, Callable[[Kit], bytes]]] = {
         "SIGNATURE_INVALID",
         lambda kit: mutated(kit, set_text("//ds:SignatureValue", "abc")),
     ),
+    # Found by the fuzzer: a non-ASCII character in a DigestValue was an INTERNAL_ERROR.
+    "digest-value-not-ascii": (
+        "SIGNATURE_INVALID",
+        lambda kit: mutated(kit, set_text("//ds:Reference[1]/ds:DigestValue", "ÿÿÿÿ")),
+    ),
     "empty-digest-value": (
         "SIGNATURE_INVALID",
         lambda kit: mutated(kit, set_text("//ds:Reference[1]/ds:DigestValue", "")),
