@@ -31,7 +31,10 @@ from gateway.registry.models import (
     ServedRegion,
 )
 
+# The domain part holds no further "@"; its last dot is found by backtracking, so the length is
+# bounded first (an address has at most 254 characters): 4,000 dots took 0.8 s.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_EMAIL_MAX = 254
 _PHONE = re.compile(r"[0-9+\- ()]{5,40}")
 
 
@@ -93,7 +96,7 @@ class ParticipantInput:
             raise ValidationError("push_timeout_seconds", "must be between 1 and 300 seconds")
         if not 1 <= self.max_delivery_attempts <= 100:
             raise ValidationError("max_delivery_attempts", "must be between 1 and 100")
-        if self.contact_email and not _EMAIL.fullmatch(self.contact_email):
+        if self.contact_email and (len(self.contact_email) > _EMAIL_MAX or not _EMAIL.fullmatch(self.contact_email)):
             raise ValidationError("contact_email", "must be an e-mail address")
         if self.contact_phone and not _PHONE.fullmatch(self.contact_phone):
             raise ValidationError("contact_phone", "must be a telephone number (digits, spaces, + - ( ))")
