@@ -40,7 +40,7 @@ def send(
     if "@" in recipient:
         role, region = recipient.split("@", 1)
         target = None
-    base = url or f"http://{settings.host}:{settings.port}"
+    base = url or settings.published_url
     try:
         client = GatewayClient.from_keys(base, sender.upper(), settings.keys_dir, settings.key_passphrase)
         sent = client.send(
