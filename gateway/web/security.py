@@ -93,8 +93,9 @@ def sign_in_limit(account_field: str) -> Callable[[F], F]:
     (``GATEWAY_SIGN_IN_RATE_LIMIT``), per account from any address (``..._ACCOUNT_RATE_LIMIT``:
     guessing one password from many addresses), and per client address over all accounts
     (``..._ADDRESS_RATE_LIMIT``: one password tried on many accounts, shared by all forms). Only
-    failures count (any answer but a redirect), so people who sign in are never held back, and an
-    attacker who fails on one account from a shared address does not lock out the others there.
+    failures count (answers of 400 and above; a sign-in that succeeds redirects), so people who
+    sign in are never held back, and an attacker who fails on one account from a shared address
+    does not lock out the others there.
     """
 
     def account() -> str:
