@@ -10,7 +10,7 @@ with the reason (any other exception is a failure too, named by its type and tex
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -129,8 +129,8 @@ def audit_sequencer(context: Gateway) -> dict[str, Any]:
     return {"pending": pending, "oldest_seconds": round(lag, 1)}
 
 
-def _earliest(moments: Any) -> str | None:
-    found: list[datetime] = list(moments)
+def _earliest(moments: Iterable[datetime]) -> str | None:
+    found = list(moments)
     return min(found).isoformat() if found else None
 
 
