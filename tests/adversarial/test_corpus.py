@@ -9,12 +9,16 @@ without a byte-order mark), in EBCDIC, and with their DOCTYPE behind more than 6
 from __future__ import annotations
 
 import codecs
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway.settings import Settings
+from gateway.web.app import create_app
 from tests.adversarial.hostile import (
     CANARY_TEXT,
     CORPUS,
@@ -36,6 +40,22 @@ def test_the_manifest_names_every_corpus_file_once() -> None:
     names = [case.name for case in CASES]
     assert len(names) == len(set(names))
     assert sorted(names) == sorted(path.stem for path in CORPUS.glob("*.xml"))
+
+
+@pytest.fixture(scope="module")
+def app(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """One gateway for the module: nothing here is ever stored, so the tests cannot disturb each other."""
+    home = tmp_path_factory.mktemp("corpus") / "home"
+    shutil.copytree(template_home, home)
+    application = create_app(Settings.from_env({}, base_dir=home))
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["gateway"].engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
 
 
 @pytest.fixture
