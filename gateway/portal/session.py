@@ -17,9 +17,9 @@ from flask import abort, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
-from gateway.clock import BEIJING, utc
 from gateway.graduates.models import GraduateAccount
 from gateway.web.context import gateway
+from gateway.web.i18n import beijing_time
 from gateway.web.security import sign_out, signed_in
 
 REALM = "graduate"
@@ -69,7 +69,5 @@ def own_account(session: Session) -> GraduateAccount:
 
 
 def china_time(moment: datetime | None) -> str:
-    """``moment`` as a page shows it: China time (UTC+8, the time graduates and offices live by)."""
-    if moment is None:
-        return ""
-    return utc(moment).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+    """``moment`` as a page shows it: Beijing time in the one format of every page (``gateway.web.i18n``)."""
+    return beijing_time(moment)

@@ -143,11 +143,6 @@ def sign_out_page() -> ResponseReturnValue:
     return redirect(url_for("graduate.sign_in"))
 
 
-@blueprint.errorhandler(404)
-def _not_found(exc: Exception) -> ResponseReturnValue:
-    return render_template("error.html", message=translate("error.not_found")), 404
-
-
 @blueprint.app_context_processor
 def _graduate() -> dict[str, object]:
     return {"graduate": g.get("graduate")}

@@ -41,7 +41,7 @@ from gateway.security.verify import VerifySignature
 from gateway.settings import Settings
 from gateway.staff import views as staff_views
 from gateway.store.db import connect, session_factory
-from gateway.web import health, i18n, security
+from gateway.web import errors, health, i18n, pages, security
 from gateway.web.context import Gateway
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         grant_tokens=grant_tokens,
         originator=Originator(key_store, settings.platform_id, payloads),
     )
-    app = Flask("gateway", template_folder="web/templates")
+    app = Flask("gateway", template_folder="web/templates", static_folder="web/static")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes
     context.init_app(app)
     security.init_app(app, settings)
     i18n.init_app(app)
+    errors.init_app(app)
+    pages.init_app(app)
     # Machine clients sign their SOAP messages; CSRF tokens are for people's forms.
     security.csrf.exempt(intake_views.blueprint)
     app.register_blueprint(intake_views.blueprint)

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, render_template, session
-from flask.typing import ResponseReturnValue
+from flask import Flask, Response, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFProtect
 
 from gateway.clock import Clock
 from gateway.settings import Settings
@@ -37,7 +36,7 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enable
 F = TypeVar("F", bound=Callable[..., Any])
 _SESSION_KEY = "signed_in"
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 )
 
@@ -61,15 +60,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     limiter.init_app(app)
     csrf.init_app(app)
     app.after_request(_headers)
-    app.register_error_handler(CSRFError, lambda exc: _error_page("error.csrf", 400))
-    app.register_error_handler(429, lambda exc: _error_page("error.rate_limited", 429))
-    app.register_error_handler(403, lambda exc: _error_page("error.forbidden", 403))
-
-
-def _error_page(key: str, status: int) -> ResponseReturnValue:
-    from gateway.web.i18n import translate
-
-    return render_template("error.html", message=translate(key)), status
+    # The pages for a refused CSRF token (400), too many attempts (429) and every other status: gateway.web.errors.
 
 
 def sign_in_limit() -> Callable[[F], F]:
