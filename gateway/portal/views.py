@@ -22,7 +22,7 @@ from gateway.audit.entries import AuditEvent, Value
 from gateway.audit.log import record
 from gateway.errors import ActivationRefused, SignInRefused
 from gateway.graduates.services import activate, authenticate
-from gateway.portal import grant_views, history_views
+from gateway.portal import grant_views, history_views, notices_views, records_views
 from gateway.portal.session import REALM, ROLE, china_time, graduate_required
 from gateway.privacy import mask_identity
 from gateway.store.db import transaction
@@ -39,6 +39,8 @@ blueprint = Blueprint(
 )
 blueprint.register_blueprint(grant_views.blueprint)
 blueprint.register_blueprint(history_views.blueprint)
+blueprint.register_blueprint(records_views.blueprint)
+blueprint.register_blueprint(notices_views.blueprint)
 blueprint.add_app_template_filter(china_time, "china_time")
 
 # ActivationRefused codes of gateway.graduates with a text of their own; others show the core's message.

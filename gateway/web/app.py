@@ -31,6 +31,7 @@ from gateway.intake.pipeline import Pipeline, default_stages
 from gateway.messages.keyring import PayloadKeyRing
 from gateway.messages.payloads import PayloadCipher
 from gateway.messages.retention import PayloadRetention
+from gateway.notices.mail import Mailer
 from gateway.pki.keystore import PemKeyStore
 from gateway.portal import views as portal_views
 from gateway.privacy import IdentityHasher
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         hasher=hasher,
         grant_tokens=grant_tokens,
         originator=Originator(key_store, settings.platform_id, payloads),
+        mailer=Mailer(sessions, settings, clock),
     )
     app = Flask("gateway", template_folder="web/templates", static_folder="web/static")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes

@@ -19,6 +19,7 @@ from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline
 from gateway.messages.payloads import PayloadCipher
 from gateway.messages.retention import PayloadRetention
+from gateway.notices.mail import Mailer
 from gateway.privacy import IdentityHasher
 from gateway.settings import Settings
 
@@ -39,10 +40,12 @@ class Gateway:
     originator: Originator  # sends the gateway's own messages (a graduate's answer to an offer)
     payloads: PayloadCipher
     retention: PayloadRetention
+    mailer: Mailer  # graduates' e-mail notices, sent by the sweep
 
     def periodic_tasks(self) -> tuple[Callable[[], object], ...]:
-        """What every worker's sweep runs beside the delivery sweep: the audit sequencer, the retention purge."""
-        return (self.sequencer.run_once, self.retention.run_once)
+        """What every worker's sweep runs beside the delivery sweep: the audit sequencer, the retention
+        purge, the graduates' e-mails."""
+        return (self.sequencer.run_once, self.retention.run_once, self.mailer.run_once)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["gateway"] = self
