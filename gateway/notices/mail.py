@@ -163,7 +163,7 @@ class Mailer:
                 if claimed.rowcount != 1 or address is None:  # type: ignore[attr-defined]
                     continue
                 if names is None:
-                    names = dict(session.execute(select(Participant.id, Participant.name)).tuples().all())
+                    names = {pid: name for pid, name in session.execute(select(Participant.id, Participant.name))}
                 said = words(notice.kind, notice.facts, address.language, names)
                 session.add(
                     self._outgoing(

@@ -65,7 +65,7 @@ def index() -> ResponseReturnValue:
             .order_by(Notice.at.desc(), Notice.id.desc())
             .limit(500)
         ).all()
-        names = dict(session.execute(select(Participant.id, Participant.name)).tuples().all())
+        names = {pid: name for pid, name in session.execute(select(Participant.id, Participant.name))}
         shown = [ShownNotice(n, words(n.kind, n.facts, language, names), m, n.read_at is None) for n, m in rows]
         session.execute(
             update(Notice)
