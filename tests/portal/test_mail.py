@@ -39,7 +39,7 @@ class Inbox:
 
     received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         self.received.append((list(envelope.rcpt_tos), parsed))
@@ -92,7 +92,8 @@ def mailer(app: Flask) -> Mailer:
 def confirm_address(app: Flask, client: FlaskClient, smtp: SmtpServer, address: str, language: str) -> None:
     """Give ``address`` in the account page, let the sweep send the link, and follow it."""
     token = csrf_token(client, "/graduate/account")
-    response = client.post("/graduate/account/email", data={"email": address, "language": language, "csrf_token": token})
+    data = {"email": address, "language": language, "csrf_token": token}
+    response = client.post("/graduate/account/email", data=data)
     assert response.status_code == 303
     assert mailer(app).run_once() == 1
     [message] = smtp.inbox.to(address)
@@ -216,7 +217,6 @@ def test_a_confirmation_link_works_only_for_its_account_and_address(
     client.post("/graduate/sign-out", data={"csrf_token": csrf_token(client, "/graduate/")})
     assert sign_in(client, LI_MING.identity_number).status_code == 302  # type: ignore[attr-defined]
     assert client.get(link.group(0)).status_code == 303
-    invalid = client.post(
-        "/graduate/account/email", data={"email": "not an address", "csrf_token": csrf_token(client, "/graduate/account")}
-    )
+    token = csrf_token(client, "/graduate/account")
+    invalid = client.post("/graduate/account/email", data={"email": "not an address", "csrf_token": token})
     assert invalid.status_code == 400 and "请填写有效的电子邮箱地址" in page_text(invalid)
