@@ -75,7 +75,11 @@ def home() -> ResponseReturnValue:
 @sign_in_limit()
 def sign_in_page() -> ResponseReturnValue:
     next_url = safe_next(request.args.get("next"), "/graduate/")
-    notice = translate("graduate.sign_in.again") if request.args.get("again") else None
+    notice = None
+    if request.args.get("again"):
+        notice = translate("graduate.sign_in.again")
+    elif request.args.get("signed_out"):
+        notice = translate("graduate.sign_in.signed_out")
     if request.method == "GET":
         context = gateway()
         if signed_in(REALM, context.settings, context.clock) is not None:
@@ -190,7 +194,7 @@ def sign_out_page() -> ResponseReturnValue:
         with transaction(context.sessions) as session:
             _audit(session, "graduate.signed_out", account=who.account_id)
     sign_out()
-    return redirect(url_for("graduate.sign_in"))
+    return redirect(url_for("graduate.sign_in", signed_out=1))
 
 
 @blueprint.app_context_processor

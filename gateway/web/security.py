@@ -124,6 +124,12 @@ def sign_out() -> None:
     session.clear()
 
 
+def had_session(realm: str) -> bool:
+    """Whether the request carries a session of ``realm``, expired or not (so that a page can say it ended)."""
+    data = session.get(_SESSION_KEY)
+    return isinstance(data, dict) and data.get("realm") == realm
+
+
 def signed_in(realm: str, settings: Settings, clock: Clock) -> SignedIn | None:
     """The account signed in to ``realm``, or None (also when the session has expired, which ends it)."""
     data = session.get(_SESSION_KEY)

@@ -211,3 +211,16 @@ def test_no_identity_number_in_urls_or_logs(
         assert LI_MING.identity_number not in response.headers.get("Location", "")  # type: ignore[attr-defined]
         assert LI_MING.identity_number not in text(response)
     assert LI_MING.identity_number not in caplog.text
+
+
+def test_signing_out_says_so(graduate_client: FlaskClient) -> None:
+    token = csrf_token(graduate_client, "/graduate/")
+    response = graduate_client.post("/graduate/sign-out", data={"csrf_token": token})
+    assert response.headers["Location"] == "/graduate/sign-in?signed_out=1"  # type: ignore[index]
+    assert "您已安全退出" in text(graduate_client.get(response.headers["Location"]))
+
+
+def test_the_inactivity_notice_is_only_for_those_who_were_signed_in(client: FlaskClient) -> None:
+    response = client.get("/graduate/grants/")
+    assert response.headers["Location"] == "/graduate/sign-in?next=/graduate/grants/"
+    assert "长时间未操作" not in text(client.get(response.headers["Location"]))
