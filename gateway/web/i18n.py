@@ -58,6 +58,12 @@ def in_language(language: str, key: str, **values: object) -> str:
     return text.format(**values) if values else text
 
 
+def label(prefix: str, value: str) -> str:
+    """The words for a code (``label("service.", "ArchiveReceipt")``), or the code itself when it has none."""
+    key = f"{prefix}{value}"
+    return translate(key) if key in catalog(current_language()) else value
+
+
 def other_language() -> str:
     """The language the page is not in (the header names the service in it too)."""
     return next(language for language in LANGUAGES if language != current_language())
@@ -79,6 +85,7 @@ def init_app(app: Flask) -> None:
         current_language=current_language,
         other_language=other_language,
         in_language=in_language,
+        label=label,
         languages=LANGUAGES,
     )
     # The language link keeps the page's other query arguments (a page number, a grant filter).
