@@ -72,10 +72,19 @@ def other_language() -> str:
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def beijing_time(moment: datetime | None) -> str:
-    """``moment`` as every page shows a time: Beijing time, ``2026-06-01 16:05:09`` (the footer says the zone)."""
-    if moment is None:
+def beijing_time(moment: datetime | str | None) -> str:
+    """``moment`` as every page shows a time: Beijing time, ``2026-06-01 16:05:09`` (the footer says the zone).
+
+    An ISO 8601 text (a time inside a signed document) is shown the same way; one that is not a time as it is.
+    """
+    if moment is None or moment == "":
         return ""
+    if isinstance(moment, str):
+        try:
+            parsed = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment
+        return beijing_time(parsed)
     return utc(moment).astimezone(BEIJING).strftime(TIME_FORMAT)
 
 
