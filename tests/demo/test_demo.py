@@ -197,7 +197,8 @@ def test_grant_uses_by_outcome_and_fault_code_are_the_databases_and_the_audit_lo
     # Every refused use is also a refused message, and every planned one is there.
     refused_messages = {k: v for k, v in summary["refused_by_code"].items() if k.startswith("AUTHORISATION_")}
     assert refused_messages == codes
-    # The story's graduates granted five verifiers: one used twice (exhausted), one revoked after a use.
+    # The story's graduates granted five verifiers: one used twice (exhausted), one revoked after a use; and
+    # the demo graduate, for the visitor, an active grant to the hukou office.
     grants = Counter(
         state
         for (state,) in database.execute(
@@ -207,7 +208,7 @@ def test_grant_uses_by_outcome_and_fault_code_are_the_databases_and_the_audit_lo
             )
         ).all()
     )
-    assert summary["grants"] == dict(grants) == {"exhausted": 4, "revoked": 1}
+    assert summary["grants"] == dict(grants) == {"exhausted": 4, "revoked": 1, "active": 1}
     accounts = database.scalar(text("SELECT count(*) FROM graduate_accounts"))
     assert summary["graduate_accounts"] == accounts == 6
 
