@@ -63,7 +63,8 @@ def _values(facts: Mapping[str, object], language: str, names: Mapping[str, str]
         "documents": str(facts.get("documents") or 0),
         "missing": str(facts.get("missing") or 0),
         "damaged": str(facts.get("damaged") or 0),
-        "reasons": separator.join(str(r) for r in reasons) if isinstance(reasons, list) else "",
+        # The department's sentences end with their own full stop; the notice's sentence adds one.
+        "reasons": separator.join(str(r).rstrip("。.；; ") for r in reasons) if isinstance(reasons, list) else "",
         "facts": separator.join(fact_label(f, language) for f in str(facts.get("facts") or "").split(",") if f),
         "purpose": purpose_label(str(facts.get("purpose") or ""), language),
         "fault": fault_words(str(facts.get("fault") or ""), language),
