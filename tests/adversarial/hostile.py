@@ -126,9 +126,14 @@ def outcome(status: int, body: bytes, seconds: float) -> Outcome:
 
 
 def post(client: FlaskClient, data: bytes, content_type: str = "text/xml; charset=utf-8") -> Outcome:
-    started = time.perf_counter()
+    """POST through Flask's test client; ``seconds`` is the CPU time the gateway spent on it.
+
+    The test client runs the request in this thread, so the thread's CPU time is the gateway's
+    work, and a bound on it holds however loaded the machine is.
+    """
+    started = time.thread_time()
     response = client.post("/soap", data=data, content_type=content_type)
-    return outcome(response.status_code, response.data, time.perf_counter() - started)
+    return outcome(response.status_code, response.data, time.thread_time() - started)
 
 
 def stored_message_ids(app: Flask) -> list[str]:

@@ -1,7 +1,8 @@
 """Property-based fuzzing of parse -> envelope -> schema -> signature through POST /soap (Hypothesis).
 
 The property: whatever arrives, the answer is an acceptance (200) or a specific refusal (a known
-fault code other than INTERNAL_ERROR, with faultcode Client, or HTTP 413/415), within a time bound;
+fault code other than INTERNAL_ERROR, with faultcode Client, or HTTP 413/415), within a bound on
+the gateway's CPU time;
 never an unhandled exception. The inputs: random XML (trees with the gateway's namespaces, Ids and
 algorithm attributes, hostile snippets in text), random bytes, and byte- and tree-level mutations
 of correctly signed envelopes (so that the later stages, not only the parser, are reached).
@@ -19,7 +20,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ EXAMPLES = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "100"))
 SECONDS = 3.0
 FUZZ = settings(
     max_examples=EXAMPLES,
-    deadline=timedelta(seconds=SECONDS),
+    deadline=None,  # wall-clock time depends on the machine's load; check() bounds the CPU time
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     database=None,  # nothing written into the work tree; a failure prints its reproduction
     print_blob=True,
