@@ -68,6 +68,9 @@ class Settings:
     # The audit log's entries at /log/entries: off by default (docs/audit.md says why); checkpoints
     # and proofs, which hold only hashes, are always public.
     audit_entries_public: bool = False
+    # Signed checkpoints published outside the database, one file each (gateway.audit.publish);
+    # empty means data_dir/checkpoints.
+    checkpoint_folder: Path | None = None
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -82,6 +85,16 @@ class Settings:
     def payload_keys_dir(self) -> Path:
         """The payload key ring: the configured folder, or ``keys/secrets/payload-keys``."""
         return self.payload_key_ring or self.keys_dir / "secrets" / "payload-keys"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the sequencer publishes checkpoints: the configured folder, or ``data/checkpoints``."""
+        return self.checkpoint_folder or self.data_dir / "checkpoints"
+
+    @property
+    def seen_checkpoints_dir(self) -> Path:
+        """Where the auditor UI keeps the last checkpoint each auditor saw (out of the database's reach)."""
+        return self.data_dir / "seen-checkpoints"
 
     @property
     def is_embedded(self) -> bool:
@@ -104,6 +117,7 @@ class Settings:
         database_url = env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{data_dir / 'gateway.db'}"
         passphrase = env.get("GATEWAY_KEY_PASSPHRASE")
         key_ring = env.get("GATEWAY_PAYLOAD_KEYS_DIR")
+        checkpoints = env.get("GATEWAY_CHECKPOINT_DIR")
         return cls(
             data_dir=data_dir,
             keys_dir=keys_dir,
@@ -135,6 +149,7 @@ class Settings:
             payload_key_ring=Path(key_ring).resolve() if key_ring else None,
             payload_retention_days=_int(env, "GATEWAY_PAYLOAD_RETENTION_DAYS", 0, 0, 36500),
             audit_entries_public=_bool(env, "GATEWAY_AUDIT_ENTRIES_PUBLIC", False),
+            checkpoint_folder=Path(checkpoints).resolve() if checkpoints else None,
         )
 
 

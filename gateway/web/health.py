@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (database and delivery queue reachable)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (database and delivery queue reachable, the
+audit log signable and holding to its published checkpoints)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from gateway import __version__
+from gateway.audit.anchors import standing
+from gateway.audit.publish import CheckpointDirectory
 from gateway.delivery.broker import ping as ping_broker
 from gateway.store.db import current_revision, head_revision
 from gateway.store.db import ping as ping_database
@@ -37,5 +40,11 @@ def readyz() -> ResponseReturnValue:
         checks["delivery_queue"] = {"ok": True, "broker": type(context.broker).__name__}
     except Exception as exc:
         checks["delivery_queue"] = {"ok": False, "error": type(exc).__name__}
+    try:  # the sequencer stopped at a foreign entry, or the log no longer holds to what was published
+        with context.sessions() as session:
+            problems = standing(session, CheckpointDirectory(context.settings.checkpoint_dir))
+        checks["audit_log"] = {"ok": not problems, "problems": problems}
+    except Exception as exc:
+        checks["audit_log"] = {"ok": False, "error": type(exc).__name__}
     ready = all(c["ok"] for c in checks.values())
     return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
