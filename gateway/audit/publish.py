@@ -83,9 +83,7 @@ class CheckpointDirectory:
             names = os.listdir(self.path / shard)
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(
-            int(name[:DIGITS]) for name in names if name.endswith(SUFFIX) and _NAME.fullmatch(name[:DIGITS])
-        )
+        return sorted(int(name[:DIGITS]) for name in names if name.endswith(SUFFIX) and _NAME.fullmatch(name[:DIGITS]))
 
     def latest(self) -> PublishedNote | None:
         """The newest published checkpoint (the largest size), or None when nothing is published."""

@@ -23,6 +23,7 @@ from gateway.archives.overdue import overdue_transfers
 from gateway.audit.entries import AuditEvent
 from gateway.audit.evidence import EvidenceNotReady, build_bundle
 from gateway.audit.log import record
+from gateway.audit.publish import CheckpointDirectory
 from gateway.auditor import charts as chart_data
 from gateway.auditor import integrity, search, story, svg
 from gateway.auditor.forms import FieldError, Invalid, day_start, local, parse_day
@@ -184,10 +185,13 @@ def evidence_export(message_pk: int) -> ResponseReturnValue:
 @blueprint.get("/integrity", endpoint="integrity")
 @staff_required(Role.AUDITOR)
 def integrity_page() -> ResponseReturnValue:
-    with gateway().sessions() as db:
+    context = gateway()
+    public_key = integrity.checkpoint_key(context.settings.keys_dir)
+    with context.sessions() as db:
         status = integrity.integrity_status(db)
+        held = integrity.held_checkpoints(db, context.settings, g.staff_username, public_key, status.checkpoint)
     problems = integrity.problems(status.last) if status.last is not None else []
-    response = make_response(render_template("audit/integrity.html", status=status, problems=problems))
+    response = make_response(render_template("audit/integrity.html", status=status, problems=problems, held=held))
     if status.running:  # the page follows the run without a script: the browser reloads it
         response.headers["Refresh"] = "3"
     return response
@@ -204,7 +208,15 @@ def verify_start() -> ResponseReturnValue:
     if run_id is None:
         flash(translate("audit.integrity.already_running"), "error")
     else:
-        integrity.run_in_background(context.sessions, public_key, context.clock, run_id)
+        seen = integrity.seen_anchor(context.settings, g.staff_username)
+        integrity.run_in_background(
+            context.sessions,
+            public_key,
+            context.clock,
+            run_id,
+            CheckpointDirectory(context.settings.checkpoint_dir),
+            [seen] if seen is not None else [],
+        )
         flash(translate("audit.integrity.started_flash"))
     return redirect(url_for("audit.integrity"))
 

@@ -119,7 +119,13 @@ def verify(as_json: bool, kept_sources: tuple[str, ...]) -> None:
         for problem in report.problems:
             click.echo(f"position {problem.position}: {problem.what}")
         if not report.published:
-            click.echo(f"no published checkpoints in {published.path}: the log was checked against the database only")
+            alone = (
+                ""
+                if report.kept
+                else ": the log was checked against the database alone, which cannot show entries deleted at "
+                "the end together with their checkpoints (give a kept one with --checkpoint)"
+            )
+            click.echo(f"no published checkpoints in {published.path}{alone}")
         click.echo(
             f"{report.entries} entries, {report.checkpoints} checkpoints, {report.published} published, "
             f"{report.kept} kept: {'OK' if report.ok else 'PROBLEMS'}"
