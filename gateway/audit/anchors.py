@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -28,7 +29,7 @@ from gateway.audit.merkle import root
 from gateway.audit.models import AuditEntry
 from gateway.audit.nodes import read_planned
 from gateway.audit.publish import CheckpointDirectory
-from gateway.audit.sequencer import KEY_NAME, stored_leaf
+from gateway.audit.sequencer import KEY_NAME, missing_for_good, stored_leaf
 
 MAX_NOTE_BYTES = 64 * 1024  # a checkpoint note is a few hundred bytes
 FETCH_TIMEOUT = 10.0  # seconds, to connect and between bytes
@@ -117,22 +118,28 @@ def tree_holds(session: Session, point: notes.Checkpoint, source: str) -> str | 
     return None
 
 
-def standing(session: Session, directory: CheckpointDirectory) -> list[str]:
+def standing(session: Session, directory: CheckpointDirectory, now: datetime) -> list[str]:
     """What keeps the log from being signed or trusted right now, for ``/readyz`` (empty: nothing).
 
-    The entry the sequencer stopped at, if it stopped; and whether the stored tree holds to the
-    newest checkpoint published outside the database. No paths: ``/readyz`` answers anyone.
+    The entry the sequencer stopped at, if it stopped (a foreign or changed entry, or a deleted
+    one); and whether the stored tree holds to the newest checkpoint published outside the
+    database. No paths: ``/readyz`` answers anyone.
     """
     found: list[str] = []
     entries, integrated = log_size(session)
     if integrated < entries:
         row = session.execute(
-            select(AuditEntry.entry, AuditEntry.leaf_hash).where(AuditEntry.leaf_index == integrated)
+            select(AuditEntry.leaf_index, AuditEntry.entry, AuditEntry.leaf_hash, AuditEntry.at)
+            .where(AuditEntry.leaf_index >= integrated)
+            .order_by(AuditEntry.leaf_index)
+            .limit(1)
         ).first()
-        if row is not None:
+        if row is not None and row.leaf_index == integrated:
             problem = stored_leaf(row.entry, row.leaf_hash)[1]
             if problem is not None:
                 found.append(f"the sequencer stops at position {integrated}: {problem}")
+        elif row is not None and missing_for_good(row.at, now):
+            found.append(f"the sequencer waits at position {integrated}: that entry is missing (deleted)")
     newest = directory.latest()
     if newest is not None:
         try:

@@ -12,7 +12,8 @@ can do*):
 - an entry whose stored bytes do not hash to the leaf hash ``record`` stored with it (or that is
   not bytes at all) was changed, or written, behind the gateway's back: the sequencer integrates
   the entries before it and stops there, saying so loudly at every new occurrence; ``/readyz`` and
-  ``gateway audit verify`` name the position until the row is put right;
+  ``gateway audit verify`` name the position until the row is put right. An entry still missing
+  when later ones are older than :data:`GAP_PATIENCE` was deleted: the same;
 - with a :class:`~gateway.audit.publish.CheckpointDirectory`, a new checkpoint must extend the
   newest one published outside the database, or nothing is signed (the log was shortened or
   rewritten). Each checkpoint is published once its transaction has committed.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select, text
@@ -32,7 +34,7 @@ from gateway.audit.merkle import NodeReader, append, leaf_hash, node_hash, root
 from gateway.audit.models import AuditCheckpoint, AuditEntry, AuditLogState, AuditNode
 from gateway.audit.nodes import DbNodeReader, read_planned
 from gateway.audit.publish import CheckpointDirectory, PublicationRefused
-from gateway.clock import Clock
+from gateway.clock import Clock, utc
 from gateway.errors import ConfigurationError
 from gateway.pki.keystore import KeyStore
 from gateway.store.db import transaction
@@ -42,6 +44,16 @@ KEY_NAME = "gateway"
 # "grad": the advisory lock of the one sequencer, paired with the schema's name, because the lock
 # space is the whole database and each schema holds a log of its own (tests run several side by side).
 _LOCK_KEY = 0x67726164
+GAP_PATIENCE = timedelta(seconds=60)
+
+
+def missing_for_good(later_recorded_at: datetime, now: datetime) -> bool:
+    """Whether an entry absent while a later one was recorded at ``later_recorded_at`` is gone, not uncommitted.
+
+    An index is given out in the transaction that records the entry; no transaction of the gateway's
+    lasts anywhere near :data:`GAP_PATIENCE`.
+    """
+    return now - utc(later_recorded_at) > GAP_PATIENCE
 
 
 def stored_leaf(entry: object, recorded: object) -> tuple[bytes, str | None]:
@@ -117,7 +129,7 @@ class Sequencer:
         if state is None or state.integrated >= state.size:
             return None
         rows = session.execute(
-            select(AuditEntry.leaf_index, AuditEntry.entry, AuditEntry.leaf_hash)
+            select(AuditEntry.leaf_index, AuditEntry.entry, AuditEntry.leaf_hash, AuditEntry.at)
             .where(AuditEntry.leaf_index >= state.integrated)
             .order_by(AuditEntry.leaf_index)
             .limit(self.batch)
@@ -125,9 +137,15 @@ class Sequencer:
         reader = DbNodeReader(session)
         size = state.integrated
         refused = None
-        for leaf_index, entry, recorded in rows:
+        if rows and rows[0].leaf_index != size and missing_for_good(rows[0].at, self.clock.now()):
+            refused = (
+                f"the audit sequencer waits at position {size}: that entry is missing while later ones were "
+                f"recorded more than {int(GAP_PATIENCE.total_seconds())} s ago (deleted); nothing after it is "
+                "signed into the log"
+            )
+        for leaf_index, entry, recorded, _ in rows:
             if leaf_index != size:
-                break  # not yet committed: the next run takes it
+                break  # not yet committed (or deleted: above): the next run takes it
             leaf, refused = stored_leaf(entry, recorded)
             if refused is not None:
                 refused = f"the audit sequencer stops at position {leaf_index}: {refused} (not signed into the log)"

@@ -42,7 +42,7 @@ def readyz() -> ResponseReturnValue:
         checks["delivery_queue"] = {"ok": False, "error": type(exc).__name__}
     try:  # the sequencer stopped at a foreign entry, or the log no longer holds to what was published
         with context.sessions() as session:
-            problems = standing(session, CheckpointDirectory(context.settings.checkpoint_dir))
+            problems = standing(session, CheckpointDirectory(context.settings.checkpoint_dir), context.clock.now())
         checks["audit_log"] = {"ok": not problems, "problems": problems}
     except Exception as exc:
         checks["audit_log"] = {"ok": False, "error": type(exc).__name__}

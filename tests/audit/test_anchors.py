@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,10 +27,10 @@ from gateway.audit.log import record
 from gateway.audit.merkle import leaf_hash
 from gateway.audit.models import AuditCheckpoint, AuditEntry, AuditLogState, AuditNode
 from gateway.audit.publish import CheckpointDirectory
-from gateway.audit.sequencer import KEY_NAME, Sequencer
+from gateway.audit.sequencer import GAP_PATIENCE, KEY_NAME, Sequencer
 from gateway.bootstrap import gateway_key_paths
 from gateway.cli import main
-from gateway.clock import SystemClock
+from gateway.clock import FixedClock, SystemClock
 from gateway.pki.keystore import PemKeyStore
 from gateway.settings import Settings
 from gateway.store.db import connect, session_factory, transaction
@@ -289,6 +289,33 @@ def test_an_entry_changed_before_it_was_signed_in_stops_the_sequencer_until_rest
     assert log.grow(0) == size + 3
     assert log.sequencer.stopped is None
     assert gateway_audit(store_settings, "verify")[0] == 0
+
+
+def test_an_entry_deleted_before_it_was_signed_in_stops_the_sequencer(store_settings: Settings, log: Log) -> None:
+    size = log.grow(3)
+    with transaction(log.sessions) as session:
+        for number in range(3):
+            record(session, AuditEvent("test.event", datetime.now(UTC), {"number": number}))
+    with transaction(log.sessions) as session:
+        session.execute(delete(AuditEntry).where(AuditEntry.leaf_index == size))
+    assert log.sequencer.run_once() == 0
+    assert log.sequencer.stopped is None  # for a moment, it may be a transaction not yet committed
+    later = FixedClock(datetime.now(UTC) + GAP_PATIENCE + timedelta(seconds=1))
+    sequencer = Sequencer(log.sessions, log.sequencer.keys, later, published=log.published)
+    assert sequencer.run_once() == 0
+    assert sequencer.stopped == (
+        f"the audit sequencer waits at position {size}: that entry is missing while later ones were recorded "
+        "more than 60 s ago (deleted); nothing after it is signed into the log"
+    )
+    app = create_app(store_settings, clock=later)
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["audit_log"]["problems"] == [
+        f"the sequencer waits at position {size}: that entry is missing (deleted)"
+    ]
+    app.extensions["gateway"].engine.dispose()
+    code, output = gateway_audit(store_settings, "verify")
+    assert code == 1 and f"position {size}: entries {size}..{size} are missing (deleted)" in output
 
 
 def test_a_row_appended_with_its_true_leaf_hash_is_signed_in(store_settings: Settings, log: Log) -> None:
