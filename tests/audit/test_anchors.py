@@ -22,9 +22,10 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import checkpoint as notes
+from gateway.audit import proofs
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
-from gateway.audit.merkle import leaf_hash
+from gateway.audit.merkle import leaf_hash, verify_inclusion
 from gateway.audit.models import AuditCheckpoint, AuditEntry, AuditLogState, AuditNode
 from gateway.audit.publish import CheckpointDirectory
 from gateway.audit.sequencer import GAP_PATIENCE, KEY_NAME, Sequencer
@@ -326,6 +327,23 @@ def test_a_row_appended_with_its_true_leaf_hash_is_signed_in(store_settings: Set
     log.append_row(forged, leaf_hash(forged))
     assert log.grow(0) == size + 1
     assert gateway_audit(store_settings, "verify")[0] == 0
+
+
+def test_entries_not_yet_signed_can_be_dropped_unseen_by_the_log(store_settings: Settings, log: Log) -> None:
+    """What the log cannot tell: entries the sequencer has not yet signed (seconds' worth), deleted with
+    the indexes they took, were never vouched for outside the database. The receipt that names one
+    (leaf index and leaf hash) shows it, when its holder asks for an inclusion proof."""
+    size = log.grow(3)
+    with transaction(log.sessions) as session:
+        receipt = record(session, AuditEvent("test.event", datetime.now(UTC), {"label": "dropped"}))
+    log.shorten_to(size)
+    assert log.grow(2, label="instead") == size + 2
+    assert gateway_audit(store_settings, "verify")[0] == 0
+    with log.sessions() as session:
+        proof = proofs.inclusion(session, index=receipt.leaf_index, size=None, leaf_hash=None)
+        latest = proofs.latest_checkpoint(session)
+    assert proof.leaf_hash != receipt.leaf_hash
+    assert not verify_inclusion(receipt.leaf_hash, receipt.leaf_index, latest.size, proof.hashes, latest.root)
 
 
 def test_an_entry_stored_as_text_is_a_finding_at_its_position(settings: Settings) -> None:
