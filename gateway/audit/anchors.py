@@ -88,8 +88,21 @@ def _fetch(url: str) -> str:
 
 
 def published_anchors(directory: CheckpointDirectory) -> Iterator[Anchor]:
-    """Every checkpoint published in ``directory``, smallest first, each read when it is reached."""
+    """Every checkpoint published in ``directory`` so far, smallest first, each read when it is reached.
+
+    Call it before the log is read: the checkpoints are bounded by the newest one published now,
+    and each was published after its entries were committed, so a log read afterwards holds them
+    all unless it was shortened. One published while the log is being read is left out, since the
+    reader may not see its entries.
+    """
+    newest = directory.latest()
+    return _read_published(directory, newest.size if newest is not None else -1)
+
+
+def _read_published(directory: CheckpointDirectory, last: int) -> Iterator[Anchor]:
     for published in directory.published():
+        if published.size > last:
+            return
         try:
             note = published.read()
         except OSError as exc:  # verify_log reports it as a checkpoint that does not verify
@@ -125,6 +138,9 @@ def standing(session: Session, directory: CheckpointDirectory, now: datetime) ->
     one); and whether the stored tree holds to the newest checkpoint published outside the
     database. No paths: ``/readyz`` answers anyone.
     """
+    # The folder first, the database after: a checkpoint is published once its transaction has
+    # committed, so whatever is published now is in what the database shows next.
+    newest = directory.latest()
     found: list[str] = []
     entries, integrated = log_size(session)
     if integrated < entries:
@@ -140,7 +156,6 @@ def standing(session: Session, directory: CheckpointDirectory, now: datetime) ->
                 found.append(f"the sequencer stops at position {integrated}: {problem}")
         elif row is not None and missing_for_good(row.at, now):
             found.append(f"the sequencer waits at position {integrated}: that entry is missing (deleted)")
-    newest = directory.latest()
     if newest is not None:
         try:
             point = notes.parse(newest.read())[0]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import checkpoint as notes
@@ -125,6 +125,11 @@ class Sequencer:
             ).scalar()
         ):
             return None  # another sequencer is at work
+        if session.get_bind().dialect.name == "sqlite":
+            # Write first, so that this transaction reads the log as it is once it holds SQLite's
+            # write lock: a sequencer in another process (`gateway audit sequence` beside `gateway
+            # serve`) may have just committed and published, and a stale read would look shortened.
+            session.execute(update(AuditLogState).where(AuditLogState.id == 1).values(size=AuditLogState.size))
         state = session.get(AuditLogState, 1)
         if state is None or state.integrated >= state.size:
             return None

@@ -44,7 +44,7 @@ from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.audit.log import size as log_size
 from gateway.audit.models import AuditCheckpoint
-from gateway.audit.publish import CheckpointDirectory
+from gateway.audit.publish import CheckpointDirectory, PublishedNote
 from gateway.audit.sequencer import KEY_NAME
 from gateway.audit.verify import Report, verify_log
 from gateway.auditor.models import AuditVerification, Outcome
@@ -127,14 +127,16 @@ def held_checkpoints(
     username: str,
     public_key: ec.EllipticCurvePublicKey,
     latest: AuditCheckpoint | None,
+    newest: PublishedNote | None,
 ) -> list[Held]:
-    """The newest published checkpoint and the one ``username`` last saw, each checked against the stored tree.
+    """The ``newest`` published checkpoint and the one ``username`` last saw, each checked against the stored tree.
 
-    Then remembers ``latest`` (the database's newest checkpoint) as seen, when it verifies, the
-    tree holds to it, and it is larger than the one remembered, which the log still holds to.
+    ``newest`` must be looked up before ``session`` first reads (it is published only after its
+    entries are committed). Then remembers ``latest`` (the database's newest checkpoint) as seen,
+    when it verifies, the tree holds to it, and it is larger than the one remembered, which the
+    log still holds to.
     """
     held = []
-    newest = CheckpointDirectory(settings.checkpoint_dir).latest()
     if newest is not None:
         held.append(_held(session, "published", newest.read(), public_key, "the newest published checkpoint"))
     seen = seen_anchor(settings, username)
@@ -232,8 +234,8 @@ def run_verification(
     report: Report | None = None
     error: str | None = None
     try:
+        anchors = published_anchors(published) if published is not None else iter(())
         with sessions() as session:
-            anchors = published_anchors(published) if published is not None else iter(())
             report = verify_log(session, public_key, progress, anchors, kept)
     except Exception as exc:  # the run failed; the page says so rather than a verdict
         log.exception("audit verification %d failed", run_id)

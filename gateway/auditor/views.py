@@ -187,9 +187,13 @@ def evidence_export(message_pk: int) -> ResponseReturnValue:
 def integrity_page() -> ResponseReturnValue:
     context = gateway()
     public_key = integrity.checkpoint_key(context.settings.keys_dir)
+    # Before the database is read: see held_checkpoints.
+    published = CheckpointDirectory(context.settings.checkpoint_dir).latest()
     with context.sessions() as db:
         status = integrity.integrity_status(db)
-        held = integrity.held_checkpoints(db, context.settings, g.staff_username, public_key, status.checkpoint)
+        held = integrity.held_checkpoints(
+            db, context.settings, g.staff_username, public_key, status.checkpoint, published
+        )
     problems = integrity.problems(status.last) if status.last is not None else []
     response = make_response(render_template("audit/integrity.html", status=status, problems=problems, held=held))
     if status.running:  # the page follows the run without a script: the browser reloads it

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.audit import checkpoint as notes
+from gateway.audit.anchors import published_anchors
 from gateway.audit.merkle import CompactRange, leaf_hash
 from gateway.audit.publish import CheckpointDirectory, PublicationRefused
 
@@ -106,3 +107,15 @@ def test_an_unreadable_newest_checkpoint_stops_publication(tmp_path: Path) -> No
     target.write_text("not a checkpoint")
     with pytest.raises(PublicationRefused, match="cannot be read"):
         publish(directory, 10, log)
+
+
+def test_verification_uses_only_what_was_published_before_it_read_the_log(tmp_path: Path) -> None:
+    """A checkpoint published while the log is being read covers entries the reader may not have seen:
+    it is left out, rather than reported as a log shorter than published."""
+    directory = CheckpointDirectory(tmp_path)
+    log = roots("honest", 30)
+    publish(directory, 10, log)
+    anchors = published_anchors(directory)  # as verify does, before it reads the log
+    publish(directory, 20, log)
+    assert [a.size for a in anchors] == [10]
+    assert [a.size for a in published_anchors(directory)] == [10, 20]
