@@ -138,15 +138,21 @@ def held_checkpoints(
     """
     held = []
     if newest is not None:
-        held.append(_held(session, "published", newest.read(), public_key, "the newest published checkpoint"))
+        try:
+            note = newest.read()
+        except OSError as exc:
+            note = f"unreadable: {exc}"
+        held.append(_held(session, "published", note, public_key, "the newest published checkpoint"))
     seen = seen_anchor(settings, username)
-    if seen is not None:
-        held.append(_held(session, "seen", seen.note, public_key, "the checkpoint you saw last"))
+    seen_held = None if seen is None else _held(session, "seen", seen.note, public_key, "the checkpoint you saw last")
+    if seen_held is not None:
+        held.append(seen_held)
     path = _seen_path(settings, username)
-    if latest is None or path is None or (seen is not None and (held[-1].problem or held[-1].size >= latest.size)):
+    if latest is None or path is None:
         return held
-    held_latest = _held(session, "latest", latest.note, public_key, "the newest checkpoint")
-    if held_latest.problem is None:
+    if seen_held is not None and (seen_held.problem is not None or seen_held.size >= latest.size):
+        return held  # a warning stays until the log is put right; nothing newer to remember
+    if _held(session, "latest", latest.note, public_key, "the newest checkpoint").problem is None:
         _remember(path, latest.note)
     return held
 
