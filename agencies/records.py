@@ -71,7 +71,7 @@ class Offer:
     employer: Organisation
     position: str
     salary: str
-    decision: str  # accept | refuse: the graduate's answer
+    decision: str  # accept | refuse: the graduate's answer; open: not answered (the demo leaves one for its visitor)
     expired_first: bool = False  # the employer first sends it with validity dates already past
     cancelled: bool = False  # signed, then cancelled at the employer's request
     answered_in: str = TOLD_THE_OFFICE  # TOLD_THE_OFFICE | IN_THE_PORTAL

@@ -23,6 +23,37 @@ EMBEDDED_BROKER = "stub://"
 
 
 @dataclass(frozen=True)
+class Operator:
+    """Who runs the service, as the pages' footer and the privacy notice name it (empty: not configured)."""
+
+    name: str = ""
+    name_en: str = ""
+    phone: str = ""
+    email: str = ""
+    hours: str = ""
+    hours_en: str = ""
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """SMTP for the graduates' e-mail notices (``gateway.notices.mail``)."""
+
+    smtp_host: str = ""  # empty: e-mail is off (notices are still in the portal)
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_security: str = "none"  # none | starttls | tls
+    smtp_timeout_seconds: int = 20
+    sender: str = "noreply@localhost"  # the From address
+    max_attempts: int = 12  # then the e-mail is marked failed (the notice stays in the portal)
+    retry_base_seconds: int = 60  # the first retry's wait; each further one doubles, at most an hour
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything that can be configured, validated once at start-up."""
 
@@ -84,6 +115,13 @@ class Settings:
     # Signed checkpoints published outside the database, one file each (gateway.audit.publish);
     # empty means data_dir/checkpoints.
     checkpoint_folder: Path | None = None
+    # The operator of the service, shown in the footer of every page and in the privacy notice
+    # (issue 17): its name (Chinese, and English), help line, contact e-mail and service hours.
+    operator: Operator = field(default_factory=Operator)
+    # The privacy notice: a folder with zh.md and en.md replacing the shipped ones (empty: the shipped ones).
+    privacy_notice_dir: Path | None = None
+    # E-mail notices (gateway.notices): none are sent while smtp_host is empty.
+    mail: MailSettings = field(default_factory=MailSettings)
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -143,6 +181,7 @@ class Settings:
         passphrase = env.get("GATEWAY_KEY_PASSPHRASE")
         key_ring = env.get("GATEWAY_PAYLOAD_KEYS_DIR")
         checkpoints = env.get("GATEWAY_CHECKPOINT_DIR")
+        notice_dir = env.get("GATEWAY_PRIVACY_NOTICE_DIR", "").strip()
         return cls(
             data_dir=data_dir,
             keys_dir=keys_dir,
@@ -181,7 +220,28 @@ class Settings:
             payload_retention_days=_int(env, "GATEWAY_PAYLOAD_RETENTION_DAYS", 0, 0, 36500),
             audit_entries_public=_bool(env, "GATEWAY_AUDIT_ENTRIES_PUBLIC", False),
             checkpoint_folder=Path(checkpoints).resolve() if checkpoints else None,
+            operator=Operator(
+                name=env.get("GATEWAY_OPERATOR_NAME", "").strip(),
+                name_en=env.get("GATEWAY_OPERATOR_NAME_EN", "").strip(),
+                phone=env.get("GATEWAY_OPERATOR_PHONE", "").strip(),
+                email=env.get("GATEWAY_OPERATOR_EMAIL", "").strip(),
+                hours=env.get("GATEWAY_OPERATOR_HOURS", "").strip(),
+                hours_en=env.get("GATEWAY_OPERATOR_HOURS_EN", "").strip(),
+            ),
+            privacy_notice_dir=Path(notice_dir).resolve() if notice_dir else None,
+            mail=MailSettings(
+                smtp_host=env.get("GATEWAY_SMTP_HOST", "").strip(),
+                smtp_port=_int(env, "GATEWAY_SMTP_PORT", 25, 1, 65535),
+                smtp_username=env.get("GATEWAY_SMTP_USERNAME", ""),
+                smtp_password=env.get("GATEWAY_SMTP_PASSWORD", ""),
+                smtp_security=_choice(env, "GATEWAY_SMTP_SECURITY", "none", ("none", "starttls", "tls")),
+                smtp_timeout_seconds=_int(env, "GATEWAY_SMTP_TIMEOUT", 20, 1, 300),
+                sender=env.get("GATEWAY_MAIL_FROM", "").strip() or "noreply@localhost",
+                max_attempts=_int(env, "GATEWAY_MAIL_MAX_ATTEMPTS", 12, 1, 100),
+                retry_base_seconds=_int(env, "GATEWAY_MAIL_RETRY_SECONDS", 60, 1, 3600),
+            ),
         )
+
 
 
 def _paths(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
@@ -218,6 +278,13 @@ def _credit_code(env: Mapping[str, str], name: str, default: str) -> str:
         return validate_credit_code(raw, name)
     except ValidationError as exc:
         raise ConfigurationError(f"{name}: {exc.rule}") from None
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+    return raw
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -29,6 +29,7 @@ from gateway.agreements.models import Agreement
 from gateway.domain.documents import day, instant, required, text
 from gateway.domain.message import DomainMessage
 from gateway.errors import AccessDenied, AgreementUnknown
+from gateway.notices.record import notify
 from gateway.registry.models import ParticipantKind
 
 RESPONSE_STEPS = {"accept": Step.ACCEPT, "refuse": Step.REFUSE}
@@ -97,6 +98,19 @@ class AgreementOfferRules:
         record.cancellation_requested_by = None
         record.offered_at = instant(doc, "agr:OfferedAt")
         _record(record, state, message)
+        notify(
+            session,
+            "offer_arrived",
+            message.received_at,
+            identity_hash=record.identity_hash,
+            message_id=message.message_id,
+            facts={
+                "agreement_id": record.agreement_id,
+                "employer": message.sender.id,
+                "position": record.position,
+                "valid_until": record.valid_until.isoformat(),
+            },
+        )
 
     @staticmethod
     def _offer(message: DomainMessage, session: Session) -> tuple[Agreement | None, AgreementState]:

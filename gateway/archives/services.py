@@ -26,6 +26,7 @@ from gateway.codes.lists import code_list
 from gateway.domain.documents import NS, flag, required, text
 from gateway.domain.message import DomainMessage
 from gateway.errors import ArchiveRuleViolation, RegistrationNotFiled
+from gateway.notices.record import notify
 from gateway.registrations.models import Registration
 from gateway.registrations.rules import filed_registration
 from gateway.registry.directory import SqlDirectory
@@ -121,22 +122,37 @@ class ArchiveTransferRequestRules:
         if existing is not None:  # a reminder keeps the clock it started
             return
         received_at = message.received_at
+        dispatch_due_at = Limits.from_settings(message.settings).dispatch_due(received_at, record.leaves_late)
+        transfer_number = required(message.document, "arc:TransferNumber")
         session.add(
             ArchiveTransfer(
                 identity_hash=identity_hash,
-                transfer_number=required(message.document, "arc:TransferNumber"),
+                transfer_number=transfer_number,
                 request_id=required(message.document, "arc:RequestId"),
                 holder_id=message.recipient.id,
                 receiver_id=message.sender.id,
                 leaves_late=record.leaves_late,
                 status=TransferStatus.REQUESTED,
                 requested_at=received_at,
-                dispatch_due_at=Limits.from_settings(message.settings).dispatch_due(received_at, record.leaves_late),
+                dispatch_due_at=dispatch_due_at,
                 documents=0,
                 documents_missing=0,
                 documents_damaged=0,
                 updated_at=received_at,
             )
+        )
+        notify(
+            session,
+            "archive_requested",
+            received_at,
+            identity_hash=identity_hash,
+            message_id=message.message_id,
+            facts={
+                "transfer_number": transfer_number,
+                "holder": message.recipient.id,
+                "receiver": message.sender.id,
+                "due": dispatch_due_at.isoformat(),
+            },
         )
 
     def _existing(self, message: DomainMessage, session: Session) -> tuple[Registration, str, ArchiveTransfer | None]:
@@ -217,6 +233,22 @@ class ArchiveTransferManifestRules:
             received_at, found.record.leaves_late
         )
         transfer.updated_at = received_at
+        notify(
+            session,
+            "archive_dispatched",
+            received_at,
+            identity_hash=found.identity_hash,
+            message_id=message.message_id,
+            facts={
+                "transfer_number": transfer.transfer_number,
+                "holder": message.sender.id,
+                "receiver": message.recipient.id,
+                "method": transfer.dispatch_method,
+                "waybill": transfer.waybill_number,
+                "documents": found.documents,
+                "due": transfer.receipt_due_at.isoformat(),
+            },
+        )
 
     def _dispatch(self, message: DomainMessage, session: Session) -> _Dispatch:
         doc = message.document
@@ -305,6 +337,20 @@ class ArchiveReceiptRules:
         transfer.documents_missing = statuses.count("missing")
         transfer.documents_damaged = statuses.count("damaged")
         transfer.updated_at = message.received_at
+        notify(
+            session,
+            "archive_received",
+            message.received_at,
+            identity_hash=transfer.identity_hash,
+            message_id=message.message_id,
+            facts={
+                "transfer_number": transfer.transfer_number,
+                "holder": transfer.holder_id,
+                "receiver": transfer.receiver_id,
+                "missing": transfer.documents_missing,
+                "damaged": transfer.documents_damaged,
+            },
+        )
 
     def _transfer(self, message: DomainMessage, session: Session) -> ArchiveTransfer:
         doc = message.document

@@ -59,7 +59,7 @@ def day_range(start: date | None, end: date | None) -> tuple[datetime | None, da
 
 
 def local(moment: datetime | None) -> str:
-    """``moment`` as Beijing time, to the second, with its offset (``2026-06-01 16:00:00 +08:00``)."""
-    if moment is None:
-        return ""
-    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S +08:00")
+    """``moment`` as every page shows a time (``gateway.web.i18n.beijing_time``)."""
+    from gateway.web.i18n import beijing_time
+
+    return beijing_time(moment)

@@ -15,16 +15,23 @@ from gateway.demo.process import DemoError
 from gateway.demo.runner import DemoOptions, run_demo
 from gateway.demo.summary import Summary, render
 
+COLUMNS = 80
+BAR_WIDTH = 24
 
-class _ProgressBar:
-    """A click progress bar on stderr, labelled with the step being played."""
+
+class ProgressBar:
+    """A click progress bar on stderr, labelled with the step being played, on one line of 80 columns."""
 
     def __init__(self, total: int) -> None:
-        self._bar = click.progressbar(length=total, label="season", file=sys.stderr, show_pos=True, width=24)
+        self._bar = click.progressbar(
+            length=total, label="season", file=sys.stderr, show_pos=True, show_eta=False, width=BAR_WIDTH
+        )
+        # click draws "LABEL  [BAR]  POS/TOTAL": the label gets what is left of the line.
+        self._room = COLUMNS - 1 - len(f"  [{'#' * BAR_WIDTH}]  {total}/{total}")
         self._bar.__enter__()
 
     def describe(self, text: str) -> None:
-        self._bar.label = text
+        self._bar.label = fit(text, self._room)
         self._bar.render_progress()
 
     def advance(self, units: int) -> None:
@@ -49,12 +56,18 @@ class _ProgressBar:
     help="A new or empty folder for the gateway's data and keys, kept afterwards (default: a temporary one).",
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free port.")
-@click.option("--keep-running", is_flag=True, help="Leave the gateway and the agencies running until Ctrl-C.")
+@click.option(
+    "--keep-running/--exit",
+    "keep_running",
+    default=None,
+    help="Keep the gateway and the agencies serving until Ctrl-C, or stop when the season is over "
+    "(default: keep serving when run in a terminal, stop otherwise, saying so).",
+)
 @click.option(
     "--summary-json", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as JSON here."
 )
 def demo(
-    graduates: int, seed: int, home: Path | None, port: int, keep_running: bool, summary_json: Path | None
+    graduates: int, seed: int, home: Path | None, port: int, keep_running: bool | None, summary_json: Path | None
 ) -> None:
     """Start a gateway (embedded default) with simulated agency systems and play a graduation season.
 
@@ -72,11 +85,19 @@ def demo(
     # SIGTERM ends the demo like Ctrl-C does: the gateway process and the endpoints are stopped too.
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        summary = run_demo(options, sys.stdout, _ProgressBar, report)
+        summary = run_demo(options, sys.stdout, ProgressBar, report)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
     if not summary.ok:
         raise SystemExit(1)
+
+
+def fit(text: str, room: int) -> str:
+    """``text`` cut to ``room`` columns (with an ellipsis when cut), padded so a shorter one clears a longer."""
+    text = " ".join(text.split())
+    if len(text) > room:
+        text = text[: max(room - 1, 0)] + "…"
+    return text.ljust(room)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -40,12 +40,15 @@ def play_portal_offers(season: Season) -> None:
     """Offers made once the graduates have accounts are answered in the portal: the gateway sends the
     answer on to the university and the employer; the university reviews an acceptance and corrects
     the registration of a graduate who was registered before the job came."""
-    offers = season.offers(IN_THE_PORTAL)
+    made = season.offers(IN_THE_PORTAL)
+    offers = [(g, o) for g, o in made if o.decision != OPEN]  # an open offer waits for the demo's visitor
     refiling = corrected(season)
 
     def offer_and_answer(pair: tuple[Graduate, Offer]) -> None:
         graduate, offer = pair
         season.employer(offer.employer.credit_code).offer(graduate, offer)
+        if offer.decision == OPEN:
+            return
         account = season.accounts.get(graduate.index)
         if not isinstance(account, PortalPages):
             raise SeasonFailed(f"the graduate of {offer.agreement_id} has no account in the portal's pages")
@@ -54,10 +57,13 @@ def play_portal_offers(season: Season) -> None:
     def done() -> int:
         return season.settled(offers) + sum(1 for g in refiling if _refiled(season, g))
 
-    season.in_parallel(offers, offer_and_answer)
+    season.in_parallel(made, offer_and_answer)
     season.wait_until(
         "answers from the portal to be reviewed, and registrations corrected", done, len(offers) + len(refiling)
     )
+
+
+OPEN = "open"  # an offer's decision when the graduate has not answered it (the demo leaves one for its visitor)
 
 
 def corrected(season: Season) -> list[Graduate]:

@@ -98,6 +98,7 @@ class PortalPages:
                 "verification_number": verification_number,
                 "password": password,
                 "password_confirm": password,
+                "consent": "yes",
             },
             expect="/graduate/",
         )

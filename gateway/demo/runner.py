@@ -34,12 +34,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from agencies.base import PUSH, Agency
 from agencies.documents import CHINA
 from agencies.hosting import PushEndpoint
-from agencies.records import PORTAL_PAGES, PORTAL_SERVICES
+from agencies.records import PORTAL_PAGES, PORTAL_SERVICES, Graduate
 from agencies.university import University
 from gateway.audit.models import AuditCheckpoint, AuditLogState
 from gateway.bootstrap import initialise
-from gateway.clock import SystemClock
-from gateway.demo.accounts import SignIns, add_auditor, new_password, write_credentials
+from gateway.clock import Clock, SystemClock
+from gateway.demo.accounts import add_auditor, new_password, write_credentials
 from gateway.demo.cast import Cast, load_cast
 from gateway.demo.graduates import make_graduates
 from gateway.demo.portal import PortalServices, PortalSite
@@ -49,7 +49,11 @@ from gateway.demo.setup import StoreOperator, build_agencies, enrol
 from gateway.demo.steps import STEPS
 from gateway.demo.summary import Page, Summary, read_summary
 from gateway.errors import GatewayError
+from gateway.graduates.models import GraduateAccount
+from gateway.grants.services import create_grant
+from gateway.grants.tokens import GrantTokens
 from gateway.messages.models import Delivery, DeliveryStatus
+from gateway.privacy import IdentityHasher
 from gateway.settings import Settings
 from gateway.store.db import connect, session_factory, transaction
 
@@ -70,7 +74,7 @@ class DemoOptions:
     seed: int = 2026
     home: Path | None = None
     port: int = 8080  # 0: any free port
-    keep_running: bool = False
+    keep_running: bool | None = None  # None: keep serving when the output is a terminal
     step_timeout: float = 120.0
 
 
@@ -123,15 +127,23 @@ def run_demo(
         _play(season, sessions, list(agencies.values()), progress, summary, options.step_timeout)
         summary.planned_refusals = dict(season.planned_refusals())
         summary.pages = pages(settings, base_url)
-        summary.sign_ins = _sign_ins(season, home, base_url, auditor_password, kept=options.home is not None)
+        graduate = demo_graduate(season)
+        if graduate is not None and summary.season_error is None:
+            hand_over_grant(settings, sessions, clock, cast, graduate[0])
+        summary.sign_ins = write_credentials(home, base_url, auditor_password, graduate, options.home is not None)
         now = clock.now()
         with transaction(sessions) as session:
             read_summary(session, settings, summary, now, now + OVERDUE_LOOKAHEAD)
         report(summary)
-        if options.keep_running:
+        keep = options.keep_running if options.keep_running is not None else out.isatty()
+        _print_environment(out, home, port, kept=keep or options.home is not None)
+        if keep:
             for agency in agencies.values():
                 agency.start_polling()
             _keep_running(out, base_url)
+        else:
+            out.write(STOPPING)
+            out.flush()
         return summary
     finally:
         stack.close()
@@ -262,13 +274,47 @@ def pages(settings: Settings, base_url: str) -> list[Page]:
     return found
 
 
-def _sign_ins(season: Season, home: Path, base_url: str, auditor_password: str, kept: bool) -> SignIns:
-    """The auditor and the demo graduate (the first who used the portal's pages and has a grant, or else
-    any with an account), written to the credentials file."""
+def demo_graduate(season: Season) -> tuple[Graduate, str] | None:
+    """The graduate a visitor signs in as, with the password: the first who used the portal's pages and
+    has a grant (the season's first story: an open offer, an archive in transit), or else any with an account."""
     with_accounts = [g for g in season.graduates if g.index in season.credentials]
     chosen = sorted(with_accounts, key=lambda g: (g.portal != PORTAL_PAGES, g.authorisation is None, g.index))
-    graduate = (chosen[0], season.credentials[chosen[0].index]) if chosen else None
-    return write_credentials(home, base_url, auditor_password, graduate, kept)
+    return (chosen[0], season.credentials[chosen[0].index]) if chosen else None
+
+
+def hand_over_grant(
+    settings: Settings, sessions: sessionmaker[Session], clock: Clock, cast: Cast, graduate: Graduate
+) -> None:
+    """An active grant for the demo graduate (the season's own was revoked), as they would make it in the
+    portal: the hukou office may verify identity, education and archive for settlement, five times in 30 days."""
+    hasher = IdentityHasher.from_file(settings.keys_dir / "secrets" / "identity-hash.key")
+    tokens = GrantTokens.from_keys_dir(settings.keys_dir, settings.key_passphrase)
+    with transaction(sessions) as session:
+        account = session.scalar(
+            select(GraduateAccount).where(GraduateAccount.identity_hash == hasher(graduate.identity_number))
+        )
+        if account is None:
+            return
+        hukou = cast.organisation("hukou_office").credit_code
+        facts = ("identity_match", "education", "archive")
+        create_grant(session, tokens, account, hukou, facts, "settlement", None, clock.now(), valid_days=30, max_uses=5)
+
+
+STOPPING = """
+!!! The demo stops now: the gateway and the agency systems shut down, and the pages and accounts
+!!! above stop working. Run `gateway demo --keep-running` (or run it in a terminal) to keep them
+!!! serving until Ctrl-C.
+"""
+
+
+def _print_environment(out: TextIO, home: Path, port: int, kept: bool) -> None:
+    """The variables that point the command line (``gateway grants list``, ``gateway audit verify``...) here."""
+    if not kept:
+        return
+    variables = {k: v for k, v in gateway_env(home, port).items() if v}
+    out.write("\nTo use the command line on this demo's gateway, in another terminal:\n")
+    out.writelines(f"  export {name}={value}\n" for name, value in variables.items())
+    out.flush()
 
 
 def _keep_running(out: TextIO, base_url: str) -> None:

@@ -51,6 +51,7 @@ from gateway.grants.models import Grant, GrantUse
 from gateway.grants.scope import GrantStatus, GrantView, Subject
 from gateway.grants.throttle import ShortCodeThrottle
 from gateway.grants.tokens import GrantTokens, normalise_short_code
+from gateway.notices.record import notify
 from gateway.registrations.models import Registration, RegistrationStatus
 from gateway.registrations.rules import filed_registration
 
@@ -135,6 +136,21 @@ def record_attempt(
             },
         ),
     )
+    if attempt.account_id is not None:  # the graduate hears of every use and refused attempt
+        notify(
+            session,
+            f"grant_{outcome}",
+            attempt.at,
+            account_id=attempt.account_id,
+            message_id=message_id,
+            facts={
+                "grant": attempt.grant_id,
+                "verifier": attempt.verifier_id,
+                "facts": attempt.facts,
+                "purpose": attempt.purpose,
+                "fault": fault_code,
+            },
+        )
 
 
 def refusal_recorder(attempt: Attempt, fault: Fault) -> Callable[[Session], None]:

@@ -18,6 +18,7 @@ dedicated to grant tokens: it signs nothing else.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ import jwt
 import segno
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+from jwt.utils import der_to_raw_signature
 
 from gateway.errors import AuthorisationInvalid, ConfigurationError
 from gateway.pki.keystore import load_private_key, write_private_key
@@ -51,6 +54,24 @@ def ensure_token_key(keys_dir: Path, passphrase: bytes | None = None) -> bool:
         return False
     write_private_key(path, ec.generate_private_key(ec.SECP256R1()), passphrase)
     return True
+
+
+class DeterministicES256(ECAlgorithm):
+    """ES256 signing with deterministic nonces (RFC 6979): the same claims give the same token.
+
+    PyJWT signs with a random nonce; cryptography does RFC 6979 when asked. Verification is the same.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(ECAlgorithm.SHA256)
+
+    def sign(self, msg: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
+        der = key.sign(msg, ec.ECDSA(self.hash_alg(), deterministic_signing=True))
+        return der_to_raw_signature(der, key.curve)
+
+
+_SIGNER = jwt.PyJWS(algorithms=[])
+_SIGNER.register_algorithm(ALGORITHM, DeterministicES256())
 
 
 @dataclass(frozen=True)
@@ -93,7 +114,8 @@ class GrantTokens:
             "exp": int(expires_at.timestamp()),
             "jti": grant_id,
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"typ": TOKEN_TYPE, "kid": self.key_id})
+        payload = json.dumps(claims, separators=(",", ":")).encode()
+        return _SIGNER.encode(payload, self._key, algorithm=ALGORITHM, headers={"typ": TOKEN_TYPE, "kid": self.key_id})
 
     def read(self, token: str) -> TokenClaims:
         """The claims of a token this gateway signed; raises :class:`AuthorisationInvalid` saying why not.

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from functools import lru_cache
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, render_template, request
 from lxml import etree
 
 from gateway.audit.entries import AuditEvent
@@ -89,7 +89,9 @@ def _soap(body: bytes, status: int) -> Response:
 @blueprint.get("/soap")
 def wsdl() -> Response:
     if "wsdl" not in request.args and "WSDL" not in request.args:
-        abort(404)
+        # A person who opens the endpoint in a browser: what it is, and where the WSDL is (405: it takes POSTs).
+        page = render_template("soap.html", endpoint=f"{gateway().settings.published_url}/soap")
+        return Response(page, status=405, mimetype="text/html", headers={"Allow": "POST"})
     # The addresses come from configuration (GATEWAY_PUBLIC_URL), never from the request's Host header,
     # which any client can set: a WSDL naming an attacker's host would send the next reader there.
     context = gateway()

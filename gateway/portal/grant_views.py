@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session
 from gateway.errors import GrantInvalid, GrantRefused
 from gateway.grants import scope
 from gateway.grants.services import (
+    MAX_PURPOSE_TEXT,
     GrantSummary,
     create_grant,
     eligible_verifiers,
     grant_of,
     grants_of,
+    may_verify,
     pause,
     resume,
     revoke,
@@ -101,6 +103,29 @@ def _invalid(field: str) -> str:
     return translate(INVALID_FIELDS[field], max=limit)
 
 
+def grant_form_errors(session: Session, form: GrantForm) -> dict[str, str]:
+    """Every field's problem at once, in the graduate's words (the core checks again when it creates)."""
+    errors: dict[str, str] = {}
+    verifier = session.get(Participant, form.verifier.strip().upper()) if form.verifier.strip() else None
+    if not form.verifier.strip():
+        errors["verifier"] = translate("graduate.grant.invalid.verifier_missing")
+    elif verifier is None or not may_verify(session, verifier):
+        errors["verifier"] = _invalid("verifier")
+    if not form.facts or not set(form.facts) <= set(scope.FACTS):
+        errors["facts"] = _invalid("facts")
+    if form.purpose not in scope.PURPOSES:
+        errors["purpose"] = _invalid("purpose")
+    text = form.purpose_text.strip()
+    if (form.purpose == "other" and not text) or len(text) > MAX_PURPOSE_TEXT:
+        errors["purpose_text"] = _invalid("purpose_text")
+    valid_days, max_uses = _whole_number(form.valid_days), _whole_number(form.max_uses)
+    if valid_days is None or not 1 <= valid_days <= scope.MAX_VALID_DAYS:
+        errors["valid_days"] = _invalid("valid_days")
+    if max_uses is None or not 1 <= max_uses <= scope.MAX_USES:
+        errors["max_uses"] = _invalid("max_uses")
+    return errors
+
+
 def _form_page(form: GrantForm, errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
     context = gateway()
     with context.sessions() as session:
@@ -133,11 +158,11 @@ def new() -> ResponseReturnValue:
     if request.method == "GET":
         return _form_page(GrantForm(verifier=request.args.get("verifier", "")[:18]), {})
     form = GrantForm.posted()
-    valid_days, max_uses = _whole_number(form.valid_days), _whole_number(form.max_uses)
-    if valid_days is None:
-        return _form_page(form, {"valid_days": _invalid("valid_days")}, 400)
-    if max_uses is None:
-        return _form_page(form, {"max_uses": _invalid("max_uses")}, 400)
+    with gateway().sessions() as session:
+        errors = grant_form_errors(session, form)
+    if errors:
+        return _form_page(form, errors, 400)
+    valid_days, max_uses = int(form.valid_days), int(form.max_uses)
     context = gateway()
     try:
         with transaction(context.sessions) as session:
@@ -157,7 +182,7 @@ def new() -> ResponseReturnValue:
     except GrantInvalid as exc:
         if exc.field in INVALID_FIELDS:
             return _form_page(form, {exc.field: _invalid(exc.field)}, 400)
-        return _form_page(form, {"form": str(exc)}, 400)
+        return _form_page(form, {"form": translate("graduate.grant.invalid.other")}, 400)
     flash(translate("graduate.grant.created"), "ok")
     return redirect(url_for("graduate.grants.show", grant_id=grant_id))
 

@@ -17,10 +17,10 @@ from flask import abort, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
-from gateway.clock import BEIJING, utc
 from gateway.graduates.models import GraduateAccount
 from gateway.web.context import gateway
-from gateway.web.security import sign_out, signed_in
+from gateway.web.i18n import beijing_time
+from gateway.web.security import had_session, sign_out, signed_in
 
 REALM = "graduate"
 ROLE = "graduate"
@@ -45,10 +45,12 @@ def graduate_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
         context = gateway()
+        expired = had_session(REALM)  # read before signed_in, which ends an expired session
         who = signed_in(REALM, context.settings, context.clock)
         if who is None:
             target = request.full_path.rstrip("?") if request.method == "GET" else None
-            return redirect(url_for("graduate.sign_in", next=target, again=1))
+            # "Your session ended" only for someone who was signed in; others are simply asked to sign in.
+            return redirect(url_for("graduate.sign_in", next=target, again=1 if expired else None))
         with context.sessions() as session:
             account = session.get(GraduateAccount, who.account_id)
             if account is None:
@@ -69,7 +71,5 @@ def own_account(session: Session) -> GraduateAccount:
 
 
 def china_time(moment: datetime | None) -> str:
-    """``moment`` as a page shows it: China time (UTC+8, the time graduates and offices live by)."""
-    if moment is None:
-        return ""
-    return utc(moment).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+    """``moment`` as a page shows it: Beijing time in the one format of every page (``gateway.web.i18n``)."""
+    return beijing_time(moment)

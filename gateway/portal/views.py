@@ -18,17 +18,20 @@ from pathlib import Path
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
+from stdnum.cn import ric
 
 from gateway.audit.entries import AuditEvent, Value
 from gateway.audit.log import record
 from gateway.errors import ActivationRefused, SignInRefused
+from gateway.graduates.accounts import check_password
 from gateway.graduates.services import activate, authenticate
-from gateway.portal import grant_views, history_views
+from gateway.portal import grant_views, history_views, notices_views, records_views
 from gateway.portal.session import REALM, ROLE, china_time, graduate_required
 from gateway.privacy import mask_identity
 from gateway.store.db import transaction
 from gateway.web.context import gateway
-from gateway.web.i18n import translate
+from gateway.web.i18n import current_language, translate
+from gateway.web.pages import privacy_notice
 from gateway.web.security import safe_next, sign_in, sign_in_limit, sign_out, signed_in
 
 blueprint = Blueprint(
@@ -40,6 +43,8 @@ blueprint = Blueprint(
 )
 blueprint.register_blueprint(grant_views.blueprint)
 blueprint.register_blueprint(history_views.blueprint)
+blueprint.register_blueprint(records_views.blueprint)
+blueprint.register_blueprint(notices_views.blueprint)
 blueprint.add_app_template_filter(china_time, "china_time")
 
 # ActivationRefused codes of gateway.graduates with a text of their own; others show the core's message.
@@ -71,7 +76,11 @@ def home() -> ResponseReturnValue:
 @sign_in_limit("identity_number")
 def sign_in_page() -> ResponseReturnValue:
     next_url = safe_next(request.args.get("next"), "/graduate/")
-    notice = translate("graduate.sign_in.again") if request.args.get("again") else None
+    notice = None
+    if request.args.get("again"):
+        notice = translate("graduate.sign_in.again")
+    elif request.args.get("signed_out"):
+        notice = translate("graduate.sign_in.signed_out")
     if request.method == "GET":
         context = gateway()
         if signed_in(REALM, context.settings, context.clock) is not None:
@@ -99,26 +108,21 @@ def sign_in_page() -> ResponseReturnValue:
 @sign_in_limit("identity_number")
 def activate_page() -> ResponseReturnValue:
     if request.method == "GET":
-        return render_template("graduate/activate.html", error=None, name="", verification_number="")
+        return _activation_form({}, None, "", "")
     context = gateway()
     identity_number, name = _field("identity_number"), _field("name").strip()
     verification_number, password = _field("verification_number").strip(), _field("password")
+    errors = activation_errors(
+        identity_number, name, verification_number, password, _field("password_confirm"), request.form.get("consent")
+    )
 
-    def refused(message: str, status: int = 400) -> ResponseReturnValue:
+    def refused(message: str | None, status: int = 400) -> ResponseReturnValue:
         # The name and verification number come back to save typing; the identity number only masked.
-        page = render_template(
-            "graduate/activate.html",
-            error=message,
-            masked_number=mask_identity(identity_number) if identity_number.strip() else None,
-            name=name,
-            verification_number=verification_number,
-        )
-        return page, status
+        masked = mask_identity(identity_number) if identity_number.strip() else None
+        return _activation_form(errors, message, name, verification_number, masked), status
 
-    if not (identity_number.strip() and name and verification_number and password):
-        return refused(translate("graduate.activate.missing"))
-    if password != _field("password_confirm"):
-        return refused(translate("graduate.activate.password_mismatch"))
+    if errors:
+        return refused(None)
     try:
         with transaction(context.sessions) as session:
             account = activate(
@@ -133,6 +137,56 @@ def activate_page() -> ResponseReturnValue:
     return redirect(url_for("graduate.home", welcome=1))
 
 
+def activation_errors(
+    identity_number: str,
+    name: str,
+    verification_number: str,
+    password: str,
+    password_confirm: str,
+    consent: str | None,
+) -> dict[str, str]:
+    """Every field's problem at once, each in the graduate's words (empty: the form is complete).
+
+    Whether the three facts match a filed registration is the core's to say, once all are given.
+    """
+    errors: dict[str, str] = {}
+    given = {"identity_number": identity_number.strip(), "name": name, "verification_number": verification_number}
+    for field, value in {**given, "password": password}.items():
+        if not value:
+            errors[field] = translate(f"graduate.activate.missing.{field}")
+    number = identity_number.strip().upper()
+    if number and not ric.is_valid(number):
+        errors["identity_number"] = translate(ACTIVATION_REFUSALS["identity_number_invalid"])
+    if password:
+        try:
+            check_password(password, number, verification_number.upper())
+        except ActivationRefused:
+            errors["password"] = translate(ACTIVATION_REFUSALS["password_too_weak"])
+    if password != password_confirm:
+        errors["password_confirm"] = translate("graduate.activate.password_mismatch")
+    if consent != "yes":
+        errors["consent"] = translate("graduate.activate.consent_missing")
+    return errors
+
+
+def _activation_form(
+    errors: dict[str, str],
+    error: str | None,
+    name: str,
+    verification_number: str,
+    masked_number: str | None = None,
+) -> str:
+    return render_template(
+        "graduate/activate.html",
+        errors=errors,
+        error=error,
+        masked_number=masked_number,
+        name=name,
+        verification_number=verification_number,
+        notice=privacy_notice(gateway().settings, current_language()),
+    )
+
+
 @blueprint.post("/sign-out", endpoint="sign_out")
 def sign_out_page() -> ResponseReturnValue:
     context = gateway()
@@ -141,12 +195,7 @@ def sign_out_page() -> ResponseReturnValue:
         with transaction(context.sessions) as session:
             _audit(session, "graduate.signed_out", account=who.account_id)
     sign_out()
-    return redirect(url_for("graduate.sign_in"))
-
-
-@blueprint.errorhandler(404)
-def _not_found(exc: Exception) -> ResponseReturnValue:
-    return render_template("error.html", message=translate("error.not_found")), 404
+    return redirect(url_for("graduate.sign_in", signed_out=1))
 
 
 @blueprint.app_context_processor

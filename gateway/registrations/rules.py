@@ -12,9 +12,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.domain.documents import day, flag, instant, required, text
+from gateway.domain.documents import NS, day, flag, instant, required, text
 from gateway.domain.message import DomainMessage
 from gateway.errors import RegistrationUnknown
+from gateway.notices.record import notify
 from gateway.registrations.models import Registration, RegistrationStatus
 
 
@@ -30,6 +31,7 @@ class DestinationRegistrationRules:
                 Registration.university_id == message.sender.id, Registration.registration_id == registration_id
             )
         )
+        corrected = record is not None
         if record is None:
             record = Registration(registration_id=registration_id, university_id=message.sender.id)
             session.add(record)
@@ -57,6 +59,14 @@ class DestinationRegistrationRules:
         record.filed_at = None
         record.registered_at = instant(doc, "reg:RegisteredAt")
         record.updated_at = message.received_at
+        notify(
+            session,
+            "registration_submitted",
+            message.received_at,
+            identity_hash=record.identity_hash,
+            message_id=message.message_id,
+            facts={"registration_id": registration_id, "university": message.sender.id, "corrected": corrected},
+        )
 
 
 def _registration_for(message: DomainMessage, session: Session) -> Registration:
@@ -89,6 +99,19 @@ class RegistrationFiledRules:
         record.verification_number = required(message.document, "reg:VerificationNumber")
         record.filed_at = instant(message.document, "reg:FiledAt")
         record.updated_at = message.received_at
+        notify(
+            session,
+            "registration_filed",
+            message.received_at,
+            identity_hash=record.identity_hash,
+            message_id=message.message_id,
+            facts={
+                "registration_id": record.registration_id,
+                "department": message.sender.id,
+                "transfer_number": record.transfer_number,
+                "verification_number": record.verification_number,
+            },
+        )
 
 
 class RegistrationRejectedRules:
@@ -99,6 +122,18 @@ class RegistrationRejectedRules:
         record = _registration_for(message, session)
         record.status = RegistrationStatus.REJECTED
         record.updated_at = message.received_at
+        reasons = [
+            (reason.findtext("reg:Text", namespaces=NS) or "").strip()
+            for reason in message.document.iterfind("reg:Reason", NS)
+        ]
+        notify(
+            session,
+            "registration_rejected",
+            message.received_at,
+            identity_hash=record.identity_hash,
+            message_id=message.message_id,
+            facts={"registration_id": record.registration_id, "department": message.sender.id, "reasons": reasons},
+        )
 
 
 def filed_registration(session: Session, identity_hash: str) -> Registration | None:

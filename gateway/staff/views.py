@@ -62,7 +62,8 @@ def _landing(role: str) -> str:
 def sign_in_page() -> ResponseReturnValue:
     next_url = safe_next(request.args.get("next"), "/audit/", "/staff/")
     if request.method == "GET":
-        return render_template("staff/sign_in.html", next=next_url, error=None, username=None)
+        notice = translate("staff.sign_in.signed_out") if request.args.get("signed_out") else None
+        return render_template("staff/sign_in.html", next=next_url, error=None, username=None, notice=notice)
     context = gateway()
     username = request.form.get("username", "").strip().lower()
     password = request.form.get("password", "")
@@ -85,7 +86,7 @@ def sign_out_page() -> ResponseReturnValue:
         with transaction(context.sessions) as session:
             signed_out(session, who.account_id, context.clock.now())
     sign_out()
-    return redirect(url_for("staff.sign_in"))
+    return redirect(url_for("staff.sign_in", signed_out=1))
 
 
 @blueprint.get("/")

@@ -8,6 +8,7 @@ from gateway.auditor import models as auditor_models
 from gateway.graduates import models as graduates_models
 from gateway.grants import models as grants_models
 from gateway.messages import models as messages_models
+from gateway.notices import models as notices_models
 from gateway.registrations import models as registrations_models
 from gateway.registry import models as registry_models
 from gateway.staff import models as staff_models
@@ -22,6 +23,7 @@ __all__ = [
     "graduates_models",
     "grants_models",
     "messages_models",
+    "notices_models",
     "registrations_models",
     "registry_models",
     "staff_models",

@@ -34,6 +34,7 @@ from gateway.intake.pipeline import Pipeline, default_stages
 from gateway.messages.keyring import PayloadKeyRing
 from gateway.messages.payloads import PayloadCipher
 from gateway.messages.retention import PayloadRetention
+from gateway.notices.mail import Mailer
 from gateway.pki.keystore import PemKeyStore
 from gateway.portal import views as portal_views
 from gateway.privacy import IdentityHasher
@@ -44,7 +45,7 @@ from gateway.security.verify import VerifySignature
 from gateway.settings import Settings
 from gateway.staff import views as staff_views
 from gateway.store.db import connect, session_factory
-from gateway.web import health, i18n, security
+from gateway.web import errors, health, i18n, pages, security
 from gateway.web.context import Gateway
 from gateway.web.proxies import TrustedProxies
 
@@ -123,14 +124,17 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         grant_tokens=grant_tokens,
         originator=Originator(key_store, settings.platform_id, payloads),
         trust=trust,
+        mailer=Mailer(sessions, settings, clock),
     )
-    app = Flask("gateway", template_folder="web/templates")
+    app = Flask("gateway", template_folder="web/templates", static_folder="web/static")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes
     # request.remote_addr is the client as the trusted front proxies report it (rate limits, audit).
     app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     context.init_app(app)
     security.init_app(app, settings)
     i18n.init_app(app)
+    errors.init_app(app)
+    pages.init_app(app)
     # Machine clients sign their SOAP messages; CSRF tokens are for people's forms.
     security.csrf.exempt(intake_views.blueprint)
     app.register_blueprint(intake_views.blueprint)

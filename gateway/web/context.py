@@ -19,6 +19,7 @@ from gateway.intake.catalog import ServiceCatalog
 from gateway.intake.pipeline import Pipeline
 from gateway.messages.payloads import PayloadCipher
 from gateway.messages.retention import PayloadRetention
+from gateway.notices.mail import Mailer
 from gateway.privacy import IdentityHasher
 from gateway.security.trust import TrustStore
 from gateway.settings import Settings
@@ -41,10 +42,12 @@ class Gateway:
     payloads: PayloadCipher
     retention: PayloadRetention
     trust: TrustStore  # the trust anchors and CRLs the intake checks certificates against (and /readyz)
+    mailer: Mailer  # graduates' e-mail notices, sent by the sweep
 
     def periodic_tasks(self) -> tuple[Callable[[], object], ...]:
-        """What every worker's sweep runs beside the delivery sweep: the audit sequencer, the retention purge."""
-        return (self.sequencer.run_once, self.retention.run_once)
+        """What every worker's sweep runs beside the delivery sweep: the audit sequencer, the retention
+        purge, the graduates' e-mails."""
+        return (self.sequencer.run_once, self.retention.run_once, self.mailer.run_once)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["gateway"] = self

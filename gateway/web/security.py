@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, current_app, render_template, request, session
-from flask.typing import ResponseReturnValue
+from flask import Flask, Response, current_app, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import delete
 
 from gateway.clock import Clock
@@ -48,7 +47,7 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enable
 F = TypeVar("F", bound=Callable[..., Any])
 _SESSION_KEY = "signed_in"
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 )
 
@@ -74,15 +73,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     limiter.init_app(app)
     csrf.init_app(app)
     app.after_request(_headers)
-    app.register_error_handler(CSRFError, lambda exc: _error_page("error.csrf", 400))
-    app.register_error_handler(429, lambda exc: _error_page("error.rate_limited", 429))
-    app.register_error_handler(403, lambda exc: _error_page("error.forbidden", 403))
-
-
-def _error_page(key: str, status: int) -> ResponseReturnValue:
-    from gateway.web.i18n import translate
-
-    return render_template("error.html", message=translate(key)), status
+    # The pages for a refused CSRF token (400), too many attempts (429) and every other status: gateway.web.errors.
 
 
 def sign_in_limit(account_field: str) -> Callable[[F], F]:
@@ -207,6 +198,12 @@ def sign_out() -> None:
 
 def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("ascii", "backslashreplace")).hexdigest()
+
+
+def had_session(realm: str) -> bool:
+    """Whether the request carries a session of ``realm``, expired or not (so that a page can say it ended)."""
+    data = session.get(_SESSION_KEY)
+    return isinstance(data, dict) and data.get("realm") == realm
 
 
 def signed_in(realm: str, settings: Settings, clock: Clock) -> SignedIn | None:

@@ -43,7 +43,7 @@ def test_administrators_are_refused_every_page_and_post(auditor_app: Flask, admi
     for path in PAGES:
         response = administrator.get(path)
         assert response.status_code == 403, path
-        assert catalog("zh")["error.forbidden"] in response.get_data(as_text=True)
+        assert catalog("zh")["error.forbidden.text"] in response.get_data(as_text=True)
     token = csrf_token(administrator, "/staff/")
     for path in POSTS:
         assert administrator.post(path, data={"csrf_token": token}).status_code == 403, path

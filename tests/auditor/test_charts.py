@@ -194,7 +194,7 @@ def test_the_page_draws_each_chart_with_its_table(story_app: Flask, story_audito
     assert header is not None
     keys = re.findall(r'class="number">([^<]+)</th>', header.group(1))
     cells = re.findall(r'class="number">(\d+)</td>', row.group(1))
-    assert dict(zip(keys, cells, strict=True))["AgreementOffer"] == str(offers)
+    assert dict(zip(keys, cells, strict=True))["Employment agreement offer"] == str(offers)
     assert dict(zip(keys, cells, strict=True))["Total"] == str(len(messages(story_app)))
     assert f"AgreementOffer: {offers}" in html.unescape(page)  # the bar's own title
 

@@ -103,7 +103,7 @@ def test_an_auditor_searches_reads_a_story_verifies_and_reads_charts(page: Any, 
     page.locator("figure.chart svg[role=img]").nth(3).wait_for()  # the page has loaded: count what it drew
     assert page.locator("figure.chart svg[role=img]").count() == 4
     accepted = page.locator("figure.chart").first
-    assert "DestinationRegistration (2)" in accepted.inner_text()
+    assert "Destination registration (2)" in accepted.inner_text()
     assert page.locator("svg rect title").first.text_content()
     refused = page.locator("section", has=page.get_by_role("heading", name="Messages refused (by fault code)"))
     assert "REGISTRATION_UNKNOWN (1)" in refused.inner_text()

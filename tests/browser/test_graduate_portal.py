@@ -43,12 +43,13 @@ def test_activate_grant_verify_revoke_and_see_the_history(portal: str, served_ho
     # Activation (in Chinese, the default), which signs the graduate in.
     page.goto(f"{portal}/graduate/")
     assert page.url.startswith(f"{portal}/graduate/sign-in")
-    page.get_by_role("link", name="激活账户").click()
+    page.locator("main").get_by_role("link", name="激活账户").click()
     page.get_by_label("居民身份证号码").fill(LI_MING.identity_number)
     page.get_by_label("姓名").fill(LI_MING.name)
     page.get_by_label("核验号").fill("HY2025BJ0000WRONG")
     page.get_by_label("设置密码").fill(PASSWORD)
     page.get_by_label("再次输入密码").fill(PASSWORD)
+    page.get_by_label("我已阅读并同意上述个人信息保护说明").check()
     page.get_by_role("button", name="激活").click()
     alert = page.get_by_role("alert").inner_text()
     assert "没有与该身份证号码、姓名和核验号相符" in alert and "1101**********041X" in alert
@@ -57,12 +58,13 @@ def test_activate_grant_verify_revoke_and_see_the_history(portal: str, served_ho
     page.get_by_label("核验号").fill(LI_MING.verification_number)
     page.get_by_label("设置密码").fill(PASSWORD)
     page.get_by_label("再次输入密码").fill(PASSWORD)
+    page.get_by_label("我已阅读并同意上述个人信息保护说明").check()
     page.get_by_role("button", name="激活").click()
     page.wait_for_url(re.compile(r".*/graduate/\?welcome=1$"))
     assert "李明，您好" in page.locator("h1").inner_text()
 
     # A grant for the hukou office: identity match and education, for settlement, two uses.
-    page.get_by_role("link", name="新建核验授权").click()
+    page.locator("main").get_by_role("link", name="新建核验授权").click()
     page.get_by_label("核验单位").select_option(HUKOU_OFFICE)
     page.get_by_label("身份一致性").check()
     page.get_by_label("学历信息").check()
@@ -103,7 +105,7 @@ def test_activate_grant_verify_revoke_and_see_the_history(portal: str, served_ho
     assert refused.value.code == "AUTHORISATION_REVOKED"
 
     # The access history: the use and the refused attempt, newest first, and the filing of the registration.
-    page.get_by_role("link", name="查询记录").click()
+    page.get_by_role("navigation", name="毕业生服务").get_by_role("link", name="查询记录").click()
     history = page.locator("main").inner_text()
     office_name = "北京市公安局海淀分局"
     assert history.count(office_name) >= 2
@@ -117,4 +119,5 @@ def test_activate_grant_verify_revoke_and_see_the_history(portal: str, served_ho
     page.get_by_role("link", name="English").click()
     assert "Access history" in page.locator("h1").inner_text()
     page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url(re.compile(r".*/graduate/sign-in$"))
+    page.wait_for_url(re.compile(r".*/graduate/sign-in\?signed_out=1$"))
+    assert "You are signed out" in page.get_by_role("status").inner_text()

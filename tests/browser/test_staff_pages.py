@@ -38,6 +38,7 @@ def test_administrator_signs_in_switches_language_and_signs_out(staff_gateway: s
     assert "root.admin" in page.locator("main").inner_text()
 
     page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url(f"{staff_gateway}/staff/sign-in")
+    page.wait_for_url(f"{staff_gateway}/staff/sign-in?signed_out=1")
+    assert "You are signed out" in page.get_by_role("status").inner_text()
     page.goto(f"{staff_gateway}/staff/")
     assert page.url.startswith(f"{staff_gateway}/staff/sign-in")

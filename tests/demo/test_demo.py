@@ -46,7 +46,7 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, An
     home, summary = folder / "home", folder / "summary.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     command = [sys.executable, "-m", "gateway", "demo", "--graduates", str(GRADUATES), "--seed", "7"]
-    command += ["--home", str(home), "--port", "0", "--summary-json", str(summary)]
+    command += ["--home", str(home), "--port", "0", "--summary-json", str(summary), "--exit"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return home, json.loads(summary.read_text(encoding="utf-8")), result
@@ -197,7 +197,8 @@ def test_grant_uses_by_outcome_and_fault_code_are_the_databases_and_the_audit_lo
     # Every refused use is also a refused message, and every planned one is there.
     refused_messages = {k: v for k, v in summary["refused_by_code"].items() if k.startswith("AUTHORISATION_")}
     assert refused_messages == codes
-    # The story's graduates granted five verifiers: one used twice (exhausted), one revoked after a use.
+    # The story's graduates granted five verifiers: one used twice (exhausted), one revoked after a use; and
+    # the demo graduate, for the visitor, an active grant to the hukou office.
     grants = Counter(
         state
         for (state,) in database.execute(
@@ -207,7 +208,7 @@ def test_grant_uses_by_outcome_and_fault_code_are_the_databases_and_the_audit_lo
             )
         ).all()
     )
-    assert summary["grants"] == dict(grants) == {"exhausted": 4, "revoked": 1}
+    assert summary["grants"] == dict(grants) == {"exhausted": 4, "revoked": 1, "active": 1}
     accounts = database.scalar(text("SELECT count(*) FROM graduate_accounts"))
     assert summary["graduate_accounts"] == accounts == 6
 
@@ -265,6 +266,15 @@ def test_answers_from_the_portal_reach_the_university_which_reviews_and_corrects
     assert tuple(corrected) == ("10", "filed")
 
 
+def test_the_demo_says_it_stops_and_how_to_point_the_command_line_at_its_home(played: Any) -> None:
+    home, _, result = played
+    assert "!!! The demo stops now" in result.stdout and "--keep-running" in result.stdout
+    assert f"export GATEWAY_DATA_DIR={home / 'data'}" in result.stdout
+    assert f"export GATEWAY_KEYS_DIR={home / 'keys'}" in result.stdout
+    progress = result.stderr.replace("\r", "\n").splitlines()
+    assert progress and max(len(line) for line in progress) <= 80, max(progress, key=len)
+
+
 def test_the_auditor_and_the_demo_graduate_can_sign_in_with_what_the_demo_gives(played: Any, database: Session) -> None:
     home, summary, result = played
     sign_ins = summary["sign_ins"]
@@ -286,6 +296,14 @@ def test_the_auditor_and_the_demo_graduate_can_sign_in_with_what_the_demo_gives(
         assert response.status_code == 302 and response.headers["Location"].endswith("/graduate/")  # type: ignore[attr-defined]
         history = client.get("/graduate/history").get_data(as_text=True)
         assert "AUTHORISATION_REVOKED" in history  # the demo graduate revoked a grant; the next request was refused
+        # Every page has something to show: an open offer, an active grant, an archive in transit, notices.
+        offers = client.get("/graduate/offers").get_data(as_text=True)
+        assert "/accept" in offers and "/decline" in offers
+        grants = client.get("/graduate/grants/").get_data(as_text=True)
+        assert 'class="status-ok">有效' in grants and 'class="status-bad">已撤销' in grants
+        assert "转递途中" in client.get("/graduate/archive").get_data(as_text=True)
+        assert "已备案" in client.get("/graduate/registration").get_data(as_text=True)
+        assert "档案已寄出" in client.get("/graduate/notices").get_data(as_text=True)
         staff = app.test_client()
         response = post_form(staff, "/staff/sign-in", {"username": "demo.auditor", "password": auditor_password})
         assert response.status_code == 302  # type: ignore[attr-defined]

@@ -42,3 +42,18 @@ def test_the_season_plays_the_grants_after_the_archives_and_offers_in_the_portal
         "offers", "revoked-certificate", "registrations", "accounts", "portal-offers",
         "archive-transfers", "archive-receipts", "grant", "verify-with-token", "revoke-grant",
     ]  # fmt: skip
+
+
+def test_the_progress_stays_on_one_line_of_80_columns() -> None:
+    from gateway.cli.demo import COLUMNS, ProgressBar, fit
+
+    for text in ("season", "x" * 200, "archives are requested and dispatched (机要 for confidential documents)"):
+        assert len(fit(text, 40)) == 40
+    assert fit("a  b", 10) == "a b".ljust(10) and fit("y" * 20, 10) == "y" * 9 + "…"
+    bar = ProgressBar(1234)
+    try:
+        bar.describe("waiting for the last deliveries and the audit log, and a very long description besides")
+        line = bar._bar.format_progress_line()
+    finally:
+        bar.close()
+    assert len(line) <= COLUMNS - 1, line

@@ -48,6 +48,7 @@ def activate(
         "verification_number": graduate.verification_number,
         "password": password,
         "password_confirm": password,
+        "consent": "yes",
         **(changes or {}),
         **fields,
         "csrf_token": csrf_token(client, "/graduate/activate"),

@@ -6,6 +6,7 @@ An identity number is never in a URL, a log line or a page, except masked.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 
 import pytest
@@ -57,7 +58,7 @@ def test_activation_signs_the_graduate_in(app: Flask, client: FlaskClient, sign:
         ({"verification_number": "HY2025BJ0000000"}, "没有与该身份证号码、姓名和核验号相符的已备案毕业去向登记"),
         ({"identity_number": WANG_HONG.identity_number}, "没有与该身份证号码、姓名和核验号相符的已备案毕业去向登记"),
         ({"identity_number": "110105200303150410"}, "这不是有效的居民身份证号码"),
-        ({"name": ""}, "请填写所有栏目"),
+        ({"name": ""}, "请填写姓名"),
         ({"password_confirm": "another password 2"}, "两次输入的密码不一致"),
     ],
 )
@@ -71,6 +72,25 @@ def test_wrong_activation_data_is_refused_with_its_message(
     assert message in page
     assert LI_MING.identity_number not in page and WANG_HONG.identity_number not in page
     assert client.get("/graduate/").status_code == 302  # not signed in
+
+
+def test_every_fields_error_at_once_each_beside_its_field(client: FlaskClient) -> None:
+    data = {"identity_number": "110105200303150410", "name": "", "verification_number": "", "password": "aaaa"}
+    data |= {"password_confirm": "bbbb", "csrf_token": csrf_token(client, "/graduate/activate")}
+    page = text(client.post("/graduate/activate", data=data))
+    expected = {
+        "identity_number": "这不是有效的居民身份证号码",
+        "name": "请填写姓名",
+        "verification_number": "请填写核验号",
+        "password": "密码强度不足",
+        "password_confirm": "两次输入的密码不一致",
+        "consent": "请阅读个人信息保护说明",
+    }
+    for field, words in expected.items():
+        found = re.search(rf'<p class="field-error" id="{field}-error">([^<]+)</p>', page)
+        assert found and words in found.group(1), field
+        assert re.search(rf'id="{field}"[^>]*aria-describedby="{field}-hint {field}-error" aria-invalid="true"', page)
+    assert "请更正以下 6 处" in page
 
 
 def test_a_refused_activation_shows_the_number_masked_and_keeps_the_other_fields(
@@ -195,3 +215,16 @@ def test_no_identity_number_in_urls_or_logs(
         assert LI_MING.identity_number not in response.headers.get("Location", "")  # type: ignore[attr-defined]
         assert LI_MING.identity_number not in text(response)
     assert LI_MING.identity_number not in caplog.text
+
+
+def test_signing_out_says_so(graduate_client: FlaskClient) -> None:
+    token = csrf_token(graduate_client, "/graduate/")
+    response = graduate_client.post("/graduate/sign-out", data={"csrf_token": token})
+    assert response.headers["Location"] == "/graduate/sign-in?signed_out=1"  # type: ignore[index]
+    assert "您已安全退出" in text(graduate_client.get(response.headers["Location"]))
+
+
+def test_the_inactivity_notice_is_only_for_those_who_were_signed_in(client: FlaskClient) -> None:
+    response = client.get("/graduate/grants/")
+    assert response.headers["Location"] == "/graduate/sign-in?next=/graduate/grants/"
+    assert "长时间未操作" not in text(client.get(response.headers["Location"]))

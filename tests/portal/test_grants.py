@@ -222,3 +222,24 @@ def test_english_pages(graduate_client: FlaskClient) -> None:
     grant_id = created(graduate_client)
     page = text(graduate_client.get(f"/graduate/grants/{grant_id}?lang=en"))
     assert "For the organisation" in page and "Short code" in page and "Valid until" in page
+
+
+def test_every_fields_error_at_once_and_no_verifier_is_said_so(graduate_client: FlaskClient) -> None:
+    response = create(
+        graduate_client, verifier="", facts=[], purpose="other", purpose_text="", valid_days="0", max_uses="x"
+    )
+    assert response.status_code == 400  # type: ignore[attr-defined]
+    page = text(response)
+    for field in ("verifier", "facts", "purpose_text", "valid_days", "max_uses"):
+        assert f'<p class="field-error" id="{field}-error">' in page, field
+        assert re.search(rf'id="{field}"[^>]*aria-describedby="{field}-hint {field}-error" aria-invalid="true"', page)
+    assert "请选择核验单位" in page and "不能发送核验请求" not in page
+    assert "请更正以下 5 处" in page
+
+
+def test_the_same_grant_shows_the_same_token_and_qr_code_on_every_view(graduate_client: FlaskClient) -> None:
+    grant_id = created(graduate_client)
+    views = [text(graduate_client.get(f"/graduate/grants/{grant_id}")) for _ in range(3)]
+    tokens = {re.search(r'id="token" readonly spellcheck="false">([^<]+)</textarea>', v).group(1) for v in views}  # type: ignore[union-attr]
+    codes = {re.search(r'<div class="qr".*?</div>', v, re.S).group(0) for v in views}  # type: ignore[union-attr]
+    assert len(tokens) == 1 and len(codes) == 1
