@@ -22,6 +22,7 @@ from gateway.registrations.rules import (
     RegistrationFiledRules,
     RegistrationRejectedRules,
 )
+from gateway.registry.self_service import DirectoryEntryUpdateRules
 
 
 def service_rules(grant_tokens: GrantTokens) -> dict[str, ServiceRules]:
@@ -39,4 +40,5 @@ def service_rules(grant_tokens: GrantTokens) -> dict[str, ServiceRules]:
         "ArchiveTransferManifest": ArchiveTransferManifestRules(),
         "ArchiveReceipt": ArchiveReceiptRules(),
         "GraduateVerificationRequest": GraduateVerificationRules(grant_tokens),
+        "DirectoryEntryUpdate": DirectoryEntryUpdateRules(),
     }
