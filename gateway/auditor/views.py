@@ -26,6 +26,7 @@ from gateway.audit.log import record
 from gateway.auditor import charts as chart_data
 from gateway.auditor import integrity, search, story, svg
 from gateway.auditor.forms import FieldError, Invalid, day_start, local, parse_day
+from gateway.auditor.participants import load_participant_story
 from gateway.clock import BEIJING
 from gateway.errors import NotFound
 from gateway.messages.models import DeliveryStatus, Message
@@ -143,6 +144,17 @@ def message_page(message_pk: int) -> ResponseReturnValue:
     if found is None:
         abort(404)
     return render_template("audit/message.html", story=found)
+
+
+@blueprint.get("/participants/<participant_id>", endpoint="participant")
+@staff_required(Role.AUDITOR)
+def participant_page(participant_id: str) -> ResponseReturnValue:
+    """A participant's registry entry and every change to it (who, what, the old and the new value)."""
+    with gateway().sessions() as db:
+        found = load_participant_story(db, participant_id.strip().upper()[:18])
+        if found is None:
+            abort(404)
+        return render_template("audit/participant.html", story=found)
 
 
 @blueprint.post("/messages/<int:message_pk>/evidence", endpoint="evidence")
