@@ -13,7 +13,7 @@ from gateway.archives.models import ArchiveTransfer, TransferStatus
 from gateway.archives.overdue import overdue_transfers
 from gateway.privacy import IdentityHasher
 from gateway.store.db import transaction
-from tests.auditor.helpers import GRADUATE_A, GRADUATE_B
+from tests.auditor.helpers import GRADUATE_A, GRADUATE_B, NOBODY
 from tests.conftest import AGENCY_CHAOYANG, SOE_EMPLOYER, UNIVERSITY
 
 
@@ -60,8 +60,9 @@ def test_overdue_transfers_are_listed_most_overdue_first_without_identities(
                     hasher(GRADUATE_B),
                     SOE_EMPLOYER,
                 ),
+                # A graduate has one open transfer at a time: this one is a third graduate's.
                 transfer(
-                    "ZD-NOT-YET", TransferStatus.REQUESTED, now + timedelta(days=2), hasher(GRADUATE_A), AGENCY_CHAOYANG
+                    "ZD-NOT-YET", TransferStatus.REQUESTED, now + timedelta(days=2), hasher(NOBODY), AGENCY_CHAOYANG
                 ),
                 transfer(
                     "ZD-RECEIVED", TransferStatus.RECEIVED, now - timedelta(days=40), hasher(GRADUATE_B), SOE_EMPLOYER
