@@ -25,9 +25,9 @@ from gateway.audit.evidence import EvidenceNotReady, build_bundle
 from gateway.audit.log import record
 from gateway.auditor import charts as chart_data
 from gateway.auditor import integrity, search, story, svg
-from gateway.auditor.forms import FieldError, Invalid, day_start, local, parse_day
+from gateway.auditor.forms import FieldError, Invalid, local, parse_day
 from gateway.auditor.participants import load_participant_story
-from gateway.clock import BEIJING
+from gateway.clock import BEIJING, end_of_day
 from gateway.errors import NotFound
 from gateway.messages.models import DeliveryStatus, Message
 from gateway.registrations.models import Registration
@@ -254,8 +254,8 @@ def overdue_page() -> ResponseReturnValue:
     except Invalid as exc:
         errors.append(exc.error)
         day = None
-    if day is not None:  # judged at the end of that Beijing day
-        at = day_start(day + timedelta(days=1))
+    if day is not None:  # judged at the end of that Beijing day, as gateway archives overdue --at does
+        at = end_of_day(day)
     with context.sessions() as db:
         late = overdue_transfers(db, at) if not errors else []
     return render_template("audit/overdue.html", late=late, at=at, given=given, errors=errors, names=_participants()), (

@@ -38,7 +38,7 @@ from agencies.records import PORTAL_PAGES, PORTAL_SERVICES
 from agencies.university import University
 from gateway.audit.models import AuditCheckpoint, AuditLogState
 from gateway.bootstrap import initialise
-from gateway.clock import SystemClock
+from gateway.clock import SystemClock, beijing_day
 from gateway.demo.accounts import SignIns, add_auditor, new_password, write_credentials
 from gateway.demo.cast import Cast, load_cast
 from gateway.demo.graduates import make_graduates
@@ -126,7 +126,8 @@ def run_demo(
         summary.sign_ins = _sign_ins(season, home, base_url, auditor_password, kept=options.home is not None)
         now = clock.now()
         with transaction(sessions) as session:
-            read_summary(session, settings, summary, now, now + OVERDUE_LOOKAHEAD)
+            # "On that day" as gateway archives overdue --at and the auditor UI judge it: at its end, Beijing time.
+            read_summary(session, settings, summary, now, beijing_day(now + OVERDUE_LOOKAHEAD))
         report(summary)
         if options.keep_running:
             for agency in agencies.values():
