@@ -148,7 +148,8 @@ def test_overdue_command(app: Flask, client: FlaskClient, sign: Signer, run) -> 
     [line, summary] = plain.output.splitlines()
     assert "ZD11000020250001234" in line and UNIVERSITY in line and AGENCY_CHAOYANG in line
     assert f"dispatch overdue by {expected_days} day(s)" in line and "Beijing time" in line
-    assert summary == f"1 overdue transfer(s) on {at} (at the end of that day, {day + timedelta(days=1)} 00:00 Beijing time)"
+    next_day = day + timedelta(days=1)
+    assert summary == f"1 overdue transfer(s) on {at} (at the end of that day, {next_day} 00:00 Beijing time)"
     [row] = json.loads(run("archives", "overdue", "--at", at, "--json").output)
     assert row["overdue"] == "dispatch overdue" and row["holder"] == UNIVERSITY and row["receiver"] == AGENCY_CHAOYANG
     assert row["days_overdue"] == expected_days
