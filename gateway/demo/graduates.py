@@ -232,7 +232,7 @@ PURPOSE_TEXTS = {
     "archive_receipt": "接收毕业生人事档案，核验档案转递情况。",
 }
 PURPOSE_FACTS = {
-    "settlement": ("identity_match", "education", "destination"),
+    "settlement": ("identity_match", "education", "destination", "employment_evidence"),
     "employment_onboarding": ("identity_match", "education"),
     "archive_receipt": ("identity_match", "archive"),
 }
