@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.archives.models import ArchiveTransfer
-from gateway.bootstrap import demo_participant_inputs
 from gateway.archives.services import ArchiveReceiptRules, ArchiveTransferManifestRules
+from gateway.bootstrap import demo_participant_inputs
 from gateway.domain.message import DomainMessage, ServiceRules
 from gateway.errors import ArchiveTransferDuplicate
 from gateway.privacy import IdentityHasher
