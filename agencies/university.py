@@ -231,7 +231,7 @@ class University(ArchiveReceivingUnit):
         except GatewayRefusal as refusal:
             if not (method == "ordinary_post" and refusal.code == "ARCHIVE_RULE_VIOLATION"):
                 raise
-            # The fault names the confidential-dispatch rule: the parcel goes by confidential post.
+            # The fault names the dispatch-method rule: the parcel goes by confidential post.
             self._send_manifest(graduate, file.transfer_number, manifest_id, request_id, "confidential_communication")
         with self._lock:
             file.manifest_id = manifest_id
