@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.domain.message import DomainMessage
-from gateway.errors import SchemaViolation, ValidationError
+from gateway.errors import AccessDenied, SchemaViolation, ValidationError
 from gateway.registry.updates import CONTACT_FIELDS, ChangedBy, proposed_changes, update_participant
 
 DIRECTORY_NS = "urn:gradex:directory:1"
@@ -50,6 +50,11 @@ class DirectoryEntryUpdateRules:
         The schema already holds each value to the same rule, so a refusal here means the two
         drifted apart: it is reported as a schema violation naming the field.
         """
+        if message.recipient.id != message.sender.id:  # also when an access override would let it through
+            raise AccessDenied(
+                f"{SERVICE} changes the sender's own entry only: address it to {message.sender.id}, "
+                f"not {message.recipient.id}"
+            )
         try:
             proposed_changes(session, message.sender, requested_changes(message), CONTACT_FIELDS)
         except ValidationError as exc:
