@@ -37,6 +37,12 @@ _PHONE = re.compile(r"[0-9+\- ()]{5,40}")
 _TEXT_LIMITS = {"contact_name": 100, "contact_email": 200, "contact_address": 300, "opening_hours": 200}
 
 
+def keeps_archives(unit_nature: str | None) -> bool:
+    """Whether employers of ``unit_nature`` receive archives themselves (if they hold archive rights)."""
+    row = code_list("unit-nature-codes").get(unit_nature or "")
+    return row is not None and row["archive_to_employer"] == "yes"
+
+
 def _stripped(value: str | None) -> str | None:
     return value.strip() or None if value else None
 
@@ -142,8 +148,7 @@ class ParticipantInput:
             if rights or agency is not None:
                 raise ValidationError("archive_rights", "only employers hold or lack archive management rights")
             return False, None
-        keeps = unit_nature is not None and code_list("unit-nature-codes")[unit_nature]["archive_to_employer"] == "yes"
-        if not keeps:
+        if not keeps_archives(unit_nature):
             if rights:
                 raise ValidationError(
                     "archive_rights",

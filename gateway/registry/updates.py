@@ -21,7 +21,7 @@ from gateway.audit.entries import AuditEvent, Value
 from gateway.audit.log import record
 from gateway.errors import ValidationError
 from gateway.registry.models import Participant, ParticipantKind, ServedRegion
-from gateway.registry.services import ParticipantInput, check_archive_agency, input_of
+from gateway.registry.services import ParticipantInput, check_archive_agency, input_of, keeps_archives
 
 UPDATED = "participant.updated"
 # What a participant publishes about itself and may keep current on its own.
@@ -74,12 +74,19 @@ def proposed_changes(
         if name not in allowed:
             raise ValidationError(name, f"cannot be changed here (changeable: {', '.join(allowed)})")
     before = input_of(participant)
-    proposed = replace(before, **{name: _input_value(name, value) for name, value in changes.items()}).validated()
+    values = {name: _input_value(name, value) for name, value in changes.items()}
+    if "unit_nature" in values and "archive_rights" not in values:
+        if not keeps_archives(values["unit_nature"]):  # archives go to an agency the graduate chooses
+            values["archive_rights"] = False
+            values.setdefault("archive_agency_id", None)
+        elif not keeps_archives(before.unit_nature):  # it now keeps archives: the operator says whether it may
+            values["archive_rights"] = None
+    proposed = replace(before, **values).validated()
     check_archive_agency(session, proposed)
     found = [
         Change(name, _audit_value(getattr(before, name)), _audit_value(getattr(proposed, name)))
         for name in OPERATOR_FIELDS
-        if name in changes and getattr(before, name) != getattr(proposed, name)
+        if name in values and getattr(before, name) != getattr(proposed, name)
     ]
     return proposed, found
 

@@ -105,6 +105,18 @@ def test_archive_rights_belong_to_employers_that_keep_archives(
     assert (raised.value.field, rule in raised.value.rule) == (field, True), raised.value
 
 
+def test_an_employer_that_comes_to_keep_archives_must_say_whether_it_may(session: Session) -> None:
+    private = get_participant(session, PRIVATE_EMPLOYER)
+    with pytest.raises(ValidationError, match="say yes or no"):
+        update_participant(session, private, {"unit_nature": "31"}, BY, NOW)
+    update_participant(session, private, {"unit_nature": "31", "archive_rights": True}, BY, NOW)
+    assert (private.unit_nature, private.archive_rights) == ("31", True)
+    update_participant(session, private, {"unit_nature": "10"}, BY, NOW)  # still keeps archives: the rights stay
+    assert private.archive_rights is True
+    update_participant(session, private, {"unit_nature": "39"}, BY, NOW)  # no longer: no rights either
+    assert private.archive_rights is False
+
+
 def test_an_employer_without_rights_names_its_archive_agency(session: Session) -> None:
     soe = get_participant(session, SOE_EMPLOYER)
     update_participant(session, soe, {"archive_rights": False, "archive_agency_id": AGENCY_BEIJING}, BY, NOW)
