@@ -29,7 +29,7 @@ from gateway.clock import Clock
 from gateway.delivery.originate import PLATFORM_KIND
 from gateway.grants.tokens import ensure_token_key, token_key_path
 from gateway.messages.keyring import ensure_key_ring
-from gateway.pki.devca import DevelopmentCA, crl_path, write_crl
+from gateway.pki.devca import CRL_VALIDITY, DevelopmentCA, crl_path, write_crl
 from gateway.registry.models import DeliveryMode, Participant
 from gateway.registry.services import ParticipantInput, add_participant, register_certificate
 from gateway.settings import Settings
@@ -45,6 +45,7 @@ class InitReport:
     database_revision: str | None = None
     created: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
+    attention: list[str] = field(default_factory=list)  # what init will not do by itself
 
 
 def gateway_key_paths(keys_dir: Path) -> tuple[Path, Path]:
@@ -68,9 +69,7 @@ def initialise(settings: Settings, clock: Clock, demo: bool = False) -> InitRepo
         ca_existed = (settings.keys_dir / "ca" / "ca.cert.pem").exists()
         ca = DevelopmentCA.ensure(settings.keys_dir, now, settings.key_passphrase)
         (report.reused if ca_existed else report.created).append(f"development CA {ca.cert_path}")
-        if not crl_path(settings.keys_dir).exists():
-            write_crl(ca, settings.keys_dir, now)
-            report.created.append(f"revocation list {crl_path(settings.keys_dir)}")
+        _ensure_crl(ca, settings, now, ca_existed, report)
         key_path, cert_path = gateway_key_paths(settings.keys_dir)
         if key_path.exists() and cert_path.exists():
             report.reused.append(f"gateway key and certificate {cert_path}")
@@ -102,6 +101,35 @@ def initialise(settings: Settings, clock: Clock, demo: bool = False) -> InitRepo
     finally:
         engine.dispose()
     return report
+
+
+def _ensure_crl(ca: DevelopmentCA, settings: Settings, now: datetime, ca_existed: bool, report: InitReport) -> None:
+    """A new CA gets an empty revocation list; an existing one's list is re-issued when half its life is gone.
+
+    A missing list of an existing CA is not replaced by an empty one: it is the only record of the
+    certificates revoked, and the gateway refuses every message until it is back (fail closed).
+    """
+    path = crl_path(settings.keys_dir)
+    if not path.exists():
+        if ca_existed:
+            report.attention.append(
+                f"the revocation list {path} is missing, so the gateway refuses every message: restore it from a "
+                "backup, or run `gateway keys crl --new` if the development CA never revoked a certificate"
+            )
+        else:
+            write_crl(ca, settings.keys_dir, now)
+            report.created.append(f"revocation list {path}")
+        return
+    try:
+        next_update = x509.load_pem_x509_crl(path.read_bytes()).next_update_utc
+    except ValueError:
+        report.attention.append(f"the revocation list {path} is not a PEM CRL: restore it from a backup")
+        return
+    if next_update is None or next_update - now < CRL_VALIDITY / 2:
+        write_crl(ca, settings.keys_dir, now)  # the same entries, a fresh nextUpdate
+        report.created.append(f"re-issued revocation list {path} (next update {now + CRL_VALIDITY:%Y-%m-%d})")
+    else:
+        report.reused.append(f"revocation list {path}")
 
 
 PLATFORM_NAME = "高校毕业生就业服务平台 (Graduate Exchange Gateway)"

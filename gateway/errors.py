@@ -246,6 +246,13 @@ class CertificateNotRegistered(Fault):
     summary = "the signing certificate is not registered to the sender"
 
 
+class RevocationUnavailable(Fault):
+    code = "REVOCATION_UNAVAILABLE"
+    faultcode = "Server"
+    http_status = 503
+    summary = "the gateway cannot check the signing certificate's revocation now; send the message again later"
+
+
 class TimestampStale(Fault):
     code = "TIMESTAMP_STALE"
     summary = "the wsu:Timestamp is missing, too old, expired or in the future"
@@ -335,6 +342,12 @@ class AuthorisationMissing(Fault):
 class AuthorisationInvalid(Fault):
     code = "AUTHORISATION_INVALID"
     summary = "the authorisation is malformed, its signature does not verify, or it names no grant"
+
+
+class AuthorisationThrottled(Fault):
+    code = "AUTHORISATION_THROTTLED"
+    http_status = 429
+    summary = "too many short codes that name no authorisation: short codes are refused for a while"
 
 
 class AuthorisationWrongVerifier(Fault):

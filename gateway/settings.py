@@ -7,10 +7,12 @@ delivery broker. Nothing reads the environment anywhere else.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gateway.codes.credit_code import validate_credit_code
 from gateway.errors import ConfigurationError, ValidationError
@@ -54,10 +56,21 @@ class Settings:
     session_idle_minutes: int = 30
     session_max_hours: int = 8
     secure_cookies: bool = False
-    # Rate limits on sign-in and activation (Flask-Limiter syntax), counted per client address in
-    # ``rate_limit_storage``: in memory (one process) or ``redis://...`` shared by all processes.
+    # Rate limits on sign-in and activation (Flask-Limiter syntax) on failed attempts, counted in
+    # ``rate_limit_storage`` (in memory for one process, or ``redis://...`` shared by all): per account
+    # from one client address, per account from anywhere, and per client address over all accounts.
     sign_in_rate_limit: str = "10 per minute;100 per day"
+    sign_in_account_rate_limit: str = "30 per hour;200 per day"
+    sign_in_address_rate_limit: str = "60 per minute;1000 per day"
     rate_limit_storage: str = "memory://"
+    # Short codes that name no grant of the sender, per verifier and per client address.
+    short_code_rate_limit: str = "20 per hour;100 per day"
+    # The front proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    # Where participants reach the gateway (the WSDL's addresses, the banner); None: http://host:port.
+    public_url: str | None = None
+    # /readyz fails when an audit entry waits longer than this to be integrated (0: never).
+    ready_audit_lag_seconds: int = 300
     # The participant id (a credit code) under which the gateway itself sends messages on a graduate's
     # behalf (their answer to an agreement offer): the platform operator's. Registered by `gateway init`.
     platform_id: str = "12100000MB0000009G"
@@ -82,6 +95,18 @@ class Settings:
     def payload_keys_dir(self) -> Path:
         """The payload key ring: the configured folder, or ``keys/secrets/payload-keys``."""
         return self.payload_key_ring or self.keys_dir / "secrets" / "payload-keys"
+
+    @property
+    def published_url(self) -> str:
+        """The gateway's address as participants use it, without a trailing slash.
+
+        ``GATEWAY_PUBLIC_URL`` when set (production: the front proxy's HTTPS address); otherwise
+        ``http://HOST:PORT`` from where ``gateway serve`` listens (the embedded default).
+        """
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def is_embedded(self) -> bool:
@@ -130,7 +155,13 @@ class Settings:
             session_max_hours=_int(env, "GATEWAY_SESSION_MAX_HOURS", 8, 1, 7 * 24),
             secure_cookies=_bool(env, "GATEWAY_SECURE_COOKIES", False),
             sign_in_rate_limit=env.get("GATEWAY_SIGN_IN_RATE_LIMIT") or "10 per minute;100 per day",
+            sign_in_account_rate_limit=env.get("GATEWAY_SIGN_IN_ACCOUNT_RATE_LIMIT") or "30 per hour;200 per day",
+            sign_in_address_rate_limit=env.get("GATEWAY_SIGN_IN_ADDRESS_RATE_LIMIT") or "60 per minute;1000 per day",
             rate_limit_storage=env.get("GATEWAY_RATE_LIMIT_STORAGE") or "memory://",
+            short_code_rate_limit=env.get("GATEWAY_SHORT_CODE_RATE_LIMIT") or "20 per hour;100 per day",
+            trusted_proxies=_networks(env, "GATEWAY_TRUSTED_PROXIES"),
+            public_url=_public_url(env, "GATEWAY_PUBLIC_URL"),
+            ready_audit_lag_seconds=_int(env, "GATEWAY_READY_AUDIT_LAG_SECONDS", 300, 0, 86400),
             platform_id=_credit_code(env, "GATEWAY_PLATFORM_ID", "12100000MB0000009G"),
             payload_key_ring=Path(key_ring).resolve() if key_ring else None,
             payload_retention_days=_int(env, "GATEWAY_PAYLOAD_RETENTION_DAYS", 0, 0, 36500),
@@ -141,6 +172,29 @@ class Settings:
 def _paths(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
     raw = env.get(name, "")
     return tuple(Path(part).resolve() for part in raw.split(os.pathsep) if part)
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Addresses or networks (CIDR), separated by commas or spaces, each checked and normalised."""
+    found = []
+    for part in env.get(name, "").replace(",", " ").split():
+        try:
+            found.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigurationError(f"{name}: {part!r} is not an IP address or network (CIDR)") from None
+    return tuple(found)
+
+
+def _public_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.query or parts.fragment:
+        raise ConfigurationError(
+            f"{name} must be an http:// or https:// URL with a host, like https://gateway.example.cn"
+        )
+    return raw.rstrip("/")
 
 
 def _credit_code(env: Mapping[str, str], name: str, default: str) -> str:

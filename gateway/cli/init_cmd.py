@@ -23,3 +23,5 @@ def init(demo: bool) -> None:
         click.echo(f"  created {line}")
     if report.reused:
         click.echo(f"  reused {len(report.reused)} existing item(s)")
+    for line in report.attention:
+        click.echo(f"  attention: {line}", err=True)

@@ -1,4 +1,4 @@
-"""``gateway keys issue|revoke|register``."""
+"""``gateway keys issue|revoke|register|crl``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from gateway.cli.common import clock, load_settings, store
-from gateway.pki.devca import crl_path
+from gateway.errors import ConfigurationError
+from gateway.pki.devca import CRL_VALIDITY, DevelopmentCA, crl_path, write_crl
 from gateway.pki.participants import issue_certificate, revoke_certificates
 from gateway.registry.services import register_certificate
 
@@ -47,6 +48,39 @@ def revoke(participant_id: str, fingerprint: str | None) -> None:
     for serial, print_ in revocation.revoked.items():
         click.echo(f"revoked serial {serial:x} (fingerprint {print_[:16]}…)")
     click.echo(f"{crl_path(settings.keys_dir)} now lists {revocation.listed} certificate(s)")
+
+
+@keys.command("crl")
+@click.option(
+    "--new", "new", is_flag=True, help="Start an empty list when the file is missing (nothing was ever revoked)."
+)
+def crl(new: bool) -> None:
+    """Re-issue the development CA's revocation list: the same revoked certificates, valid 30 more days.
+
+    The gateway refuses every message (REVOCATION_UNAVAILABLE) once the list it holds is past its
+    nextUpdate; run this before then (a running gateway reads the new list within a second).
+    `gateway init` re-issues it too once half its life is gone.
+    """
+    settings = load_settings()
+    path = crl_path(settings.keys_dir)
+    if not (settings.keys_dir / "ca" / "ca.key.pem").exists():
+        raise click.ClickException(f"no development CA in {path.parent}: run `gateway init` first")
+    if path.exists() == new:
+        raise click.ClickException(
+            f"{path} exists: run `gateway keys crl` without --new"
+            if new
+            else f"{path} is missing and it is the only record of the revoked certificates: restore it from a "
+            "backup, or run `gateway keys crl --new` if the development CA never revoked a certificate"
+        )
+    now = clock.now()
+    try:
+        ca = DevelopmentCA.ensure(settings.keys_dir, now, settings.key_passphrase)
+        listed = write_crl(ca, settings.keys_dir, now)
+    except (ConfigurationError, ValueError) as exc:
+        raise click.ClickException(f"cannot re-issue {path}: {exc}") from None
+    click.echo(f"{path} re-issued: lists {listed} certificate(s), next update {now + CRL_VALIDITY:%Y-%m-%d %H:%M} UTC")
+    if path not in settings.crls:
+        click.echo(f"note: the gateway reads GATEWAY_CRLS ({', '.join(map(str, settings.crls))}), not this list")
 
 
 @keys.command("register")

@@ -17,7 +17,7 @@ from gateway.sdk.client import GatewayClient, GatewayRefusal
 @click.option("--to", "recipient", help="Recipient: a participant id, or ROLE@REGION (talent_service_agency@110105).")
 @click.option("--service", help="The service (WSDL operation); default: the document's root element name.")
 @click.option("--receipt-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the signed receipt here.")
-@click.option("--url", help="The gateway's base URL (default http://GATEWAY_HOST:GATEWAY_PORT).")
+@click.option("--url", help="The gateway's base URL (default GATEWAY_PUBLIC_URL, or http://GATEWAY_HOST:GATEWAY_PORT).")
 @click.option("--message-id", help="Use this message id (a UUID) instead of a new one.")
 def send(
     file: Path,
@@ -40,7 +40,7 @@ def send(
     if "@" in recipient:
         role, region = recipient.split("@", 1)
         target = None
-    base = url or f"http://{settings.host}:{settings.port}"
+    base = url or settings.published_url
     try:
         client = GatewayClient.from_keys(base, sender.upper(), settings.keys_dir, settings.key_passphrase)
         sent = client.send(

@@ -10,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 
 from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
+from gateway.errors import ConfigurationError
 from gateway.web.app import create_app
 
 
@@ -39,9 +40,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     )
     if settings.is_embedded and settings.workers > 1:
         raise click.ClickException("the embedded default runs one worker process; set GATEWAY_BROKER_URL for more")
-    app = create_app(settings)
-    base = f"http://{settings.host}:{settings.port}"
-    click.echo(f"Graduate Exchange Gateway on {base}")
+    try:
+        app = create_app(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    base = settings.published_url  # GATEWAY_PUBLIC_URL, or http://host:port
+    click.echo(f"Graduate Exchange Gateway on {base} (listening on {settings.host}:{settings.port})")
     click.echo(f"  SOAP endpoint   {base}/soap")
     click.echo(f"  WSDL            {base}/soap?wsdl")
     click.echo(f"  schemas         {base}/schemas/gateway-1.xsd")

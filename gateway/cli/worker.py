@@ -9,6 +9,7 @@ import click
 
 from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
+from gateway.errors import ConfigurationError
 from gateway.web.app import create_app
 
 
@@ -35,7 +36,10 @@ def worker(threads: int, prefetch: int, sweep_interval: float) -> None:
     settings = load_settings()
     if settings.is_embedded:
         raise click.ClickException("the embedded default delivers inside `gateway serve`; set GATEWAY_BROKER_URL")
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
     service = app.extensions["gateway"].delivery
     consumer = start_worker(service, threads=threads, queue_prefetch=prefetch)
     sweeper = Sweeper(service, sweep_interval, also=app.extensions["gateway"].periodic_tasks())

@@ -16,6 +16,7 @@ from gateway.archives.services import (
 )
 from gateway.domain.message import ServiceRules
 from gateway.grants.enforce import GraduateVerificationRules
+from gateway.grants.throttle import ShortCodeThrottle
 from gateway.grants.tokens import GrantTokens
 from gateway.registrations.rules import (
     DestinationRegistrationRules,
@@ -25,8 +26,9 @@ from gateway.registrations.rules import (
 from gateway.registry.self_service import DirectoryEntryUpdateRules
 
 
-def service_rules(grant_tokens: GrantTokens) -> dict[str, ServiceRules]:
-    """The rules of each service; ``grant_tokens`` reads the graduates' authorisation tokens."""
+def service_rules(grant_tokens: GrantTokens, short_codes: ShortCodeThrottle) -> dict[str, ServiceRules]:
+    """The rules of each service; ``grant_tokens`` reads the graduates' authorisation tokens, and
+    ``short_codes`` counts wrong short codes."""
     return {
         "DestinationRegistration": DestinationRegistrationRules(),
         "RegistrationFiled": RegistrationFiledRules(),
@@ -39,6 +41,6 @@ def service_rules(grant_tokens: GrantTokens) -> dict[str, ServiceRules]:
         "ArchiveTransferRequest": ArchiveTransferRequestRules(),
         "ArchiveTransferManifest": ArchiveTransferManifestRules(),
         "ArchiveReceipt": ArchiveReceiptRules(),
-        "GraduateVerificationRequest": GraduateVerificationRules(grant_tokens),
+        "GraduateVerificationRequest": GraduateVerificationRules(grant_tokens, short_codes),
         "DirectoryEntryUpdate": DirectoryEntryUpdateRules(),
     }

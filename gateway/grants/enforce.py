@@ -4,7 +4,11 @@
 
 1. the ``AuthorisationToken`` is there (``AUTHORISATION_MISSING``);
 2. it is a grant token whose ES256 signature verifies, or a short code, and it names a grant
-   (``AUTHORISATION_INVALID``);
+   (``AUTHORISATION_INVALID``). A short code is looked up among the sender's own grants only, so a
+   code granted to another verifier answers exactly like a code that does not exist (same fault,
+   same text, same queries); wrong short codes are counted per verifier and per client address
+   and, past the limit, every short code is refused first (``AUTHORISATION_THROTTLED``,
+   :mod:`gateway.grants.throttle`);
 3. then :func:`gateway.grants.scope.refusal`: the sender is the grant's verifier, the subject is
    the grant's graduate, the grant is not revoked, expired, used up or paused, and the facts and
    purpose are within it;
@@ -25,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import has_request_context, request
 from lxml import etree
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -33,11 +38,18 @@ from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.domain.documents import NS, text
 from gateway.domain.message import DomainMessage
-from gateway.errors import AuthorisationExhausted, AuthorisationInvalid, AuthorisationMissing, Fault
+from gateway.errors import (
+    AuthorisationExhausted,
+    AuthorisationInvalid,
+    AuthorisationMissing,
+    AuthorisationThrottled,
+    Fault,
+)
 from gateway.graduates.models import GraduateAccount
 from gateway.grants import scope
 from gateway.grants.models import Grant, GrantUse
 from gateway.grants.scope import GrantStatus, GrantView, Subject
+from gateway.grants.throttle import ShortCodeThrottle
 from gateway.grants.tokens import GrantTokens, normalise_short_code
 from gateway.registrations.models import Registration, RegistrationStatus
 from gateway.registrations.rules import filed_registration
@@ -140,13 +152,14 @@ class GraduateVerificationRules:
     """The service rules of ``GraduateVerificationRequest`` (``gateway.domain.services``)."""
 
     tokens: GrantTokens
+    short_codes: ShortCodeThrottle
 
     def check(self, message: DomainMessage, session: Session) -> None:
         """Enforce the authorisation and count the use; raises the authorisation faults."""
         request = VerificationRequest.read(message.document)
         grant: Grant | None = None
         try:
-            grant = self.grant_named(request.token, session)
+            grant = self.grant_named(request.token, message.sender.id, session, count_failures=True)
             fault = scope.refusal(
                 grant_view(session, grant),
                 scope.Request(message.sender.id, request.subject, request.facts, request.purpose),
@@ -163,12 +176,16 @@ class GraduateVerificationRules:
     def apply(self, message: DomainMessage, session: Session) -> None:
         """Record the use (the request is stored now, and the use counted by ``check``)."""
         request = VerificationRequest.read(message.document)
-        grant = self.grant_named(request.token, session)
+        grant = self.grant_named(request.token, message.sender.id, session)
         attempt = self._attempt(message, request, session, grant)
         record_attempt(session, attempt, None, message.message_id, message.message_pk)
 
-    def grant_named(self, token: str | None, session: Session) -> Grant:
-        """The grant ``token`` (a grant token or a short code) names; raises the token's faults."""
+    def grant_named(self, token: str | None, sender_id: str, session: Session, count_failures: bool = False) -> Grant:
+        """The grant ``token`` (a grant token or a short code of ``sender_id``'s) names; raises the token's faults.
+
+        With ``count_failures``, a short code that names no grant of the sender counts against the
+        sender and the client address, and a throttled sender or address is refused before any look-up.
+        """
         if token is None:
             raise AuthorisationMissing(
                 "a verification request needs the graduate's authorisation in AuthorisationToken: "
@@ -176,8 +193,16 @@ class GraduateVerificationRules:
             )
         code = normalise_short_code(token)
         if code is not None:
-            grant = session.scalar(select(Grant).where(Grant.short_code == code))
+            client = request.remote_addr if has_request_context() else None
+            if count_failures and not self.short_codes.allows(sender_id, client):
+                raise AuthorisationThrottled(
+                    "too many short codes that name no authorisation came from this participant or address: "
+                    "try again later, or ask the graduate for the grant token"
+                )
+            grant = session.scalar(select(Grant).where(Grant.short_code == code, Grant.verifier_id == sender_id))
             if grant is None:
+                if count_failures:
+                    self.short_codes.failed(sender_id, client)
                 raise AuthorisationInvalid("no authorisation has this short code")
             return grant
         if token.count(".") != 2:

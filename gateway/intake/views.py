@@ -90,8 +90,11 @@ def _soap(body: bytes, status: int) -> Response:
 def wsdl() -> Response:
     if "wsdl" not in request.args and "WSDL" not in request.args:
         abort(404)
-    base = request.host_url
-    return Response(_published_wsdl(gateway().catalog, base), content_type="text/xml; charset=utf-8")
+    # The addresses come from configuration (GATEWAY_PUBLIC_URL), never from the request's Host header,
+    # which any client can set: a WSDL naming an attacker's host would send the next reader there.
+    context = gateway()
+    base = context.settings.published_url + "/"
+    return Response(_published_wsdl(context.catalog, base), content_type="text/xml; charset=utf-8")
 
 
 @blueprint.get("/schemas/<name>")
@@ -104,7 +107,7 @@ def schema(name: str) -> Response:
     return Response((catalog.schemas_dir / name).read_bytes(), content_type="text/xml; charset=utf-8")
 
 
-@lru_cache(maxsize=16)  # keyed by the Host the client used; bounded on purpose
+@lru_cache(maxsize=4)  # one published address per settings
 def _published_wsdl(catalog: ServiceCatalog, base_url: str) -> bytes:
     """The WSDL with absolute schema locations and the endpoint at ``base_url``."""
     tree = etree.parse(str(catalog.wsdl_path), parser=hardened_parser())

@@ -41,6 +41,7 @@ FAULT_TEXTS = {
     "AUTHORISATION_EXPIRED": "graduate.fault.expired",
     "AUTHORISATION_EXHAUSTED": "graduate.fault.exhausted",
     "AUTHORISATION_INSUFFICIENT_SCOPE": "graduate.fault.insufficient_scope",
+    "AUTHORISATION_THROTTLED": "graduate.fault.throttled",
 }
 OFFER_DONE = {"accept": "graduate.offer.done.accept", "decline": "graduate.offer.done.decline"}
 

@@ -5,8 +5,9 @@ of their own, nested under this one (:mod:`gateway.portal.grant_views`,
 :mod:`gateway.portal.history_views`).
 
 An identity number travels only in a POST body: it is never put into a URL, a log line or a page,
-except masked (``1101**********002X``) when a refusal echoes what was typed. Sign-in and
-activation POSTs are rate limited per client address (``GATEWAY_SIGN_IN_RATE_LIMIT``). Every
+except masked (``1101**********002X``) when a refusal echoes what was typed. Failed sign-in and
+activation POSTs are rate limited per identity number (keyed hash) and client address
+(``gateway.web.security.sign_in_limit``). Signing out ends the session on the server. Every
 sign-in, refused sign-in and sign-out is an audit entry (account id and client address only).
 """
 
@@ -67,7 +68,7 @@ def home() -> ResponseReturnValue:
 
 
 @blueprint.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
-@sign_in_limit()
+@sign_in_limit("identity_number")
 def sign_in_page() -> ResponseReturnValue:
     next_url = safe_next(request.args.get("next"), "/graduate/")
     notice = translate("graduate.sign_in.again") if request.args.get("again") else None
@@ -95,7 +96,7 @@ def sign_in_page() -> ResponseReturnValue:
 
 
 @blueprint.route("/activate", methods=["GET", "POST"])
-@sign_in_limit()
+@sign_in_limit("identity_number")
 def activate_page() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("graduate/activate.html", error=None, name="", verification_number="")

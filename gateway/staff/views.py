@@ -58,7 +58,7 @@ def _landing(role: str) -> str:
 
 
 @blueprint.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
-@sign_in_limit()
+@sign_in_limit("username")
 def sign_in_page() -> ResponseReturnValue:
     next_url = safe_next(request.args.get("next"), "/audit/", "/staff/")
     if request.method == "GET":

@@ -11,6 +11,7 @@ from gateway.messages import models as messages_models
 from gateway.registrations import models as registrations_models
 from gateway.registry import models as registry_models
 from gateway.staff import models as staff_models
+from gateway.web import models as web_models
 
 __all__ = [
     "access_models",
@@ -24,4 +25,5 @@ __all__ = [
     "registrations_models",
     "registry_models",
     "staff_models",
+    "web_models",
 ]

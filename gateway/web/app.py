@@ -23,7 +23,9 @@ from gateway.delivery.service import DeliveryService
 from gateway.directory import views as directory_views
 from gateway.domain.services import service_rules
 from gateway.domain.stage import ApplyDomain, CheckDomain, DomainRules
+from gateway.errors import ConfigurationError
 from gateway.grants.answer import AnswerVerification
+from gateway.grants.throttle import ShortCodeThrottle
 from gateway.grants.tokens import GrantTokens
 from gateway.intake import views as intake_views
 from gateway.intake.catalog import ServiceCatalog
@@ -43,6 +45,7 @@ from gateway.staff import views as staff_views
 from gateway.store.db import connect, session_factory
 from gateway.web import health, i18n, security
 from gateway.web.context import Gateway
+from gateway.web.proxies import TrustedProxies
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     """A gateway application for ``settings`` (default: from the environment).
 
     The database and keys must already be initialised (``gateway init``); the app creates neither.
+    Raises :class:`ConfigurationError` when something it needs is missing, including a revocation
+    list that is missing or expired: the gateway does not start unable to check revocation.
     """
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
@@ -58,6 +63,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     sessions = session_factory(engine)
     catalog = ServiceCatalog(settings.schemas_dir)
     trust = TrustStore(settings.anchors, settings.crls)
+    _require_revocation(trust, clock)
     key_path, cert_path = gateway_key_paths(settings.keys_dir)
     key_store = PemKeyStore(key_path, cert_path, settings.key_passphrase)
     signer = GatewaySigner(key_store)
@@ -69,7 +75,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     hasher = IdentityHasher.from_file(settings.keys_dir / "secrets" / "identity-hash.key")
     grant_tokens = GrantTokens.from_keys_dir(settings.keys_dir, settings.key_passphrase)
     domain = DomainRules(
-        services=service_rules(grant_tokens),
+        services=service_rules(
+            grant_tokens, ShortCodeThrottle(settings.short_code_rate_limit, settings.rate_limit_storage)
+        ),
         access=AccessPolicy(load_rules()),
         hasher=hasher,
         settings=settings,
@@ -113,9 +121,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         hasher=hasher,
         grant_tokens=grant_tokens,
         originator=Originator(key_store, settings.platform_id, payloads),
+        trust=trust,
     )
     app = Flask("gateway", template_folder="web/templates")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes
+    # request.remote_addr is the client as the trusted front proxies report it (rate limits, audit).
+    app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     context.init_app(app)
     security.init_app(app, settings)
     i18n.init_app(app)
@@ -131,3 +142,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     if settings.is_embedded:
         log.warning("embedded default: SQLite, in-process broker, development keys; not for production")
     return app
+
+
+def _require_revocation(trust: TrustStore, clock: Clock) -> None:
+    problems = trust.revocation_problems(clock.now())
+    if problems:
+        raise ConfigurationError(
+            f"revocation cannot be checked: {'; '.join(problems)}.\n"
+            "Re-issue the development CA's list with `gateway keys crl`, or put your CA's current CRL "
+            "in place (GATEWAY_CRLS)."
+        )

@@ -20,6 +20,7 @@ from gateway.intake.pipeline import Pipeline
 from gateway.messages.payloads import PayloadCipher
 from gateway.messages.retention import PayloadRetention
 from gateway.privacy import IdentityHasher
+from gateway.security.trust import TrustStore
 from gateway.settings import Settings
 
 
@@ -39,6 +40,7 @@ class Gateway:
     originator: Originator  # sends the gateway's own messages (a graduate's answer to an offer)
     payloads: PayloadCipher
     retention: PayloadRetention
+    trust: TrustStore  # the trust anchors and CRLs the intake checks certificates against (and /readyz)
 
     def periodic_tasks(self) -> tuple[Callable[[], object], ...]:
         """What every worker's sweep runs beside the delivery sweep: the audit sequencer, the retention purge."""

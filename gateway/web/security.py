@@ -1,35 +1,46 @@
-"""What every human-facing page shares: signed sessions that expire, CSRF tokens, rate limits, headers.
+"""What every human-facing page shares: sessions that expire and end, CSRF tokens, rate limits, headers.
 
 - Sessions are Flask's signed cookies, keyed by ``keys/secrets/session.key`` (made by ``gateway init``),
   HttpOnly, SameSite=Lax, Secure when ``GATEWAY_SECURE_COOKIES`` is set. A session holds who is
-  signed in (:class:`SignedIn`) and, for an auditor, the keyed hashes of the graduates searched for
-  (``gateway.auditor.views``), never a password or an identity number, and ends after
-  ``session_idle_minutes`` without a request or ``session_max_hours`` after sign-in, whichever is first
-  (checked here on every read, not trusted to the browser's cookie expiry).
+  signed in (:class:`SignedIn`), a random session id and, for an auditor, the keyed hashes of the
+  graduates searched for (``gateway.auditor.views``), never a password or an identity number. The
+  session id must name a live :class:`~gateway.web.models.WebSession` row: signing out deletes it,
+  so a copy of the cookie taken before sign-out is worthless after it. A session ends after
+  ``session_idle_minutes`` without a request or ``session_max_hours`` after sign-in, whichever is
+  first (checked here on every read, not trusted to the browser's cookie expiry).
 - CSRF: Flask-WTF's ``CSRFProtect`` on every POST except the SOAP endpoint (machine clients sign
   their messages instead); forms carry ``{{ csrf_token() }}``.
-- Rate limits: Flask-Limiter, per client address, in ``GATEWAY_RATE_LIMIT_STORAGE`` (memory for one
-  process; ``redis://`` so that all gunicorn workers count together). :func:`sign_in_limit` is the
-  decorator for the POST of a sign-in or activation form.
-- Headers: a strict Content-Security-Policy (no scripts from anywhere but the gateway itself, no
-  framing), ``nosniff``, no referrer, no caching of signed-in pages.
+- Rate limits: Flask-Limiter, in ``GATEWAY_RATE_LIMIT_STORAGE`` (memory for one process; ``redis://``
+  so that all gunicorn workers and nodes count together). :func:`sign_in_limit` is the decorator for
+  the POST of a sign-in or activation form: it counts failed attempts per account from one client
+  address, per account, and per client address, where the client address is the one the trusted
+  front proxies report (:mod:`gateway.web.proxies`).
+- Headers: ``nosniff`` on every answer (JSON, CSV, XML and pages alike); on pages a strict
+  Content-Security-Policy (no scripts from anywhere but the gateway itself, no framing), no
+  referrer, no caching of signed-in pages.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, render_template, session
+from flask import Flask, Response, current_app, render_template, request, session
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import delete
 
 from gateway.clock import Clock
 from gateway.settings import Settings
+from gateway.store.db import transaction
+from gateway.web.context import gateway
+from gateway.web.models import WebSession
 
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
@@ -58,6 +69,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         RATELIMIT_HEADERS_ENABLED=True,
     )
     app.config.setdefault("SIGN_IN_RATE_LIMIT", settings.sign_in_rate_limit)
+    app.config.setdefault("SIGN_IN_ACCOUNT_RATE_LIMIT", settings.sign_in_account_rate_limit)
+    app.config.setdefault("SIGN_IN_ADDRESS_RATE_LIMIT", settings.sign_in_address_rate_limit)
     limiter.init_app(app)
     csrf.init_app(app)
     app.after_request(_headers)
@@ -72,16 +85,61 @@ def _error_page(key: str, status: int) -> ResponseReturnValue:
     return render_template("error.html", message=translate(key)), status
 
 
-def sign_in_limit() -> Callable[[F], F]:
-    """Limit a sign-in or activation view's POSTs per client address (``GATEWAY_SIGN_IN_RATE_LIMIT``)."""
-    from flask import current_app
+def sign_in_limit(account_field: str) -> Callable[[F], F]:
+    """Limit a sign-in or activation view's failed POSTs; ``account_field`` is the form field naming the account.
 
-    # One shared count for every sign-in and activation form, so that trying the portal's sign-in,
-    # its activation and the staff sign-in in turn does not multiply an attacker's attempts.
-    route_limit = limiter.shared_limit(
-        lambda: str(current_app.config["SIGN_IN_RATE_LIMIT"]), scope="sign-in", methods=["POST"]
+    Three counts, each shared by every form that names accounts the same way (the portal's
+    sign-in and activation both by identity number): per account from one client address
+    (``GATEWAY_SIGN_IN_RATE_LIMIT``), per account from any address (``..._ACCOUNT_RATE_LIMIT``:
+    guessing one password from many addresses), and per client address over all accounts
+    (``..._ADDRESS_RATE_LIMIT``: one password tried on many accounts, shared by all forms). Only
+    failures count (answers of 400 and above; a sign-in that succeeds redirects), so people who
+    sign in are never held back, and an attacker who fails on one account from a shared address
+    does not lock out the others there.
+    """
+
+    def account() -> str:
+        return _account_key(account_field)
+
+    def limit(config_key: str) -> Callable[[], str]:
+        return lambda: str(current_app.config[config_key])
+
+    limits = (
+        limiter.shared_limit(
+            limit("SIGN_IN_RATE_LIMIT"),
+            scope="sign-in",
+            key_func=lambda: f"{get_remote_address()}|{account()}",
+            methods=["POST"],
+            deduct_when=_failed,
+        ),
+        limiter.shared_limit(
+            limit("SIGN_IN_ACCOUNT_RATE_LIMIT"),
+            scope="sign-in-account",
+            key_func=account,
+            methods=["POST"],
+            deduct_when=_failed,
+        ),
+        limiter.shared_limit(
+            limit("SIGN_IN_ADDRESS_RATE_LIMIT"), scope="sign-in-address", methods=["POST"], deduct_when=_failed
+        ),
     )
-    return cast(Callable[[F], F], route_limit)
+
+    def decorate(view: F) -> F:
+        for route_limit in limits:
+            view = cast(F, route_limit(view))
+        return view
+
+    return decorate
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code >= 400
+
+
+def _account_key(field: str) -> str:
+    """The account a form names, as a keyed hash: identity numbers never reach the rate limit storage."""
+    typed = request.form.get(field, "")[:256].strip().upper()
+    return f"{field}:{gateway().hasher(typed.encode('ascii', 'backslashreplace').decode('ascii'))}"
 
 
 def safe_next(target: str | None, *prefixes: str) -> str | None:
@@ -96,9 +154,10 @@ def safe_next(target: str | None, *prefixes: str) -> str | None:
 
 
 def _headers(response: Response) -> Response:
+    # Every answer: a browser must never read a JSON, CSV or XML answer as a page (or a script).
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         if _SESSION_KEY in session:
             response.headers["Cache-Control"] = "no-store"
@@ -116,8 +175,15 @@ class SignedIn:
 
 
 def sign_in(realm: str, account_id: int, role: str, clock: Clock) -> None:
-    """Start a fresh session for the account (anything from before sign-in is dropped)."""
+    """Start a fresh session for the account (anything from before sign-in is dropped) and record it."""
+    context = gateway()
     now = clock.now()
+    session_id = secrets.token_urlsafe(32)
+    with transaction(context.sessions) as db:
+        # Sessions past their maximum age are over whatever their cookies say: forget them here.
+        oldest = now - timedelta(hours=context.settings.session_max_hours)
+        db.execute(delete(WebSession).where(WebSession.started_at < oldest))
+        db.add(WebSession(id=_digest(session_id), realm=realm, account_id=account_id, started_at=now))
     session.clear()
     session.permanent = True
     session[_SESSION_KEY] = {
@@ -126,11 +192,21 @@ def sign_in(realm: str, account_id: int, role: str, clock: Clock) -> None:
         "role": role,
         "at": now.timestamp(),
         "seen": now.timestamp(),
+        "sid": session_id,
     }
 
 
 def sign_out() -> None:
+    """End the session on the server (its cookie opens nothing any more) and in the browser."""
+    data = session.get(_SESSION_KEY)
+    if isinstance(data, dict) and isinstance(data.get("sid"), str):
+        with transaction(gateway().sessions) as db:
+            db.execute(delete(WebSession).where(WebSession.id == _digest(data["sid"])))
     session.clear()
+
+
+def _digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("ascii", "backslashreplace")).hexdigest()
 
 
 def signed_in(realm: str, settings: Settings, clock: Clock) -> SignedIn | None:
@@ -143,8 +219,17 @@ def signed_in(realm: str, settings: Settings, clock: Clock) -> SignedIn | None:
         now - float(data["seen"]) > settings.session_idle_minutes * 60
         or now - float(data["at"]) > settings.session_max_hours * 3600
     ):
+        sign_out()
+        return None
+    session_id = data.get("sid")
+    if not isinstance(session_id, str):
         session.clear()
         return None
+    with gateway().sessions() as db:
+        live = db.get(WebSession, _digest(session_id))
+        if live is None or live.realm != realm or live.account_id != int(data["account"]):
+            session.clear()  # signed out (here or in another browser holding the same cookie)
+            return None
     data["seen"] = now
     session.modified = True
     return SignedIn(

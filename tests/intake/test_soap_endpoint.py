@@ -201,10 +201,11 @@ def test_wsdl_and_schemas_are_published(client: FlaskClient) -> None:
     assert response.status_code == 200
     wsdl = etree.fromstring(response.data)
     locations = wsdl.xpath("//*[local-name()='import']/@schemaLocation")
-    assert "http://localhost/schemas/gateway-1.xsd" in locations
+    base = "http://127.0.0.1:8080"  # the embedded default's address (tests/intake/test_published_address.py)
+    assert f"{base}/schemas/gateway-1.xsd" in locations
     for location in locations:
-        assert client.get(location.removeprefix("http://localhost")).status_code == 200
-    assert wsdl.xpath("//*[local-name()='address']/@location") == ["http://localhost/soap"]
+        assert client.get(location.removeprefix(base)).status_code == 200
+    assert wsdl.xpath("//*[local-name()='address']/@location") == [f"{base}/soap"]
     recipient_wsdl = client.get("/schemas/recipient-1.wsdl")
     assert recipient_wsdl.status_code == 200 and b"DeliveryAcknowledgement" in recipient_wsdl.data
     assert client.get("/schemas/../pyproject.toml").status_code == 404
