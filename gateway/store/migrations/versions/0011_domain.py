@@ -14,7 +14,8 @@
   already holds two open transfers for one graduate must have one of them closed first.
 
 Revision ID: 0011_domain
-Revises: 0010
+Revises: 0011_websec (numbered 0011 as assigned, down_revision 0010; it follows 0011_websec, which
+reached main first, so that a database already at 0011_websec upgrades)
 Create Date: 2026-12-06 02:54:28.611781
 """
 
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 
 
 revision = '0011_domain'
-down_revision = '0010'
+down_revision = '0011_websec'
 branch_labels = None
 depends_on = None
 
