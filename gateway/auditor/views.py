@@ -26,8 +26,9 @@ from gateway.audit.log import record
 from gateway.audit.publish import CheckpointDirectory
 from gateway.auditor import charts as chart_data
 from gateway.auditor import integrity, search, story, svg
-from gateway.auditor.forms import FieldError, Invalid, day_start, local, parse_day
-from gateway.clock import BEIJING
+from gateway.auditor.forms import FieldError, Invalid, local, parse_day
+from gateway.auditor.participants import load_participant_story
+from gateway.clock import BEIJING, end_of_day
 from gateway.errors import NotFound
 from gateway.messages.models import DeliveryStatus, Message
 from gateway.registrations.models import Registration
@@ -146,6 +147,17 @@ def message_page(message_pk: int) -> ResponseReturnValue:
     return render_template("audit/message.html", story=found)
 
 
+@blueprint.get("/participants/<participant_id>", endpoint="participant")
+@staff_required(Role.AUDITOR)
+def participant_page(participant_id: str) -> ResponseReturnValue:
+    """A participant's registry entry and every change to it (who, what, the old and the new value)."""
+    with gateway().sessions() as db:
+        found = load_participant_story(db, participant_id.strip().upper()[:18])
+        if found is None:
+            abort(404)
+        return render_template("audit/participant.html", story=found)
+
+
 @blueprint.post("/messages/<int:message_pk>/evidence", endpoint="evidence")
 @staff_required(Role.AUDITOR)
 def evidence_export(message_pk: int) -> ResponseReturnValue:
@@ -258,8 +270,8 @@ def overdue_page() -> ResponseReturnValue:
     except Invalid as exc:
         errors.append(exc.error)
         day = None
-    if day is not None:  # judged at the end of that Beijing day
-        at = day_start(day + timedelta(days=1))
+    if day is not None:  # judged at the end of that Beijing day, as gateway archives overdue --at does
+        at = end_of_day(day)
     with context.sessions() as db:
         late = overdue_transfers(db, at) if not errors else []
     return render_template("audit/overdue.html", late=late, at=at, given=given, errors=errors, names=_participants()), (
