@@ -5,7 +5,9 @@ diploma and the authorisation they gave the office in the graduate portal: the g
 the phone, as a QR code) or its short code, read out at the counter. The office verifies them
 through the gateway's verification service (:class:`~agencies.verification.Verifying`) and
 settles the graduate when the signed answer says that the person at the counter is the graduate,
-with the education and the destination stated.
+with the education and the destination stated; when the graduate granted the employment evidence,
+it settles on that instead: the employer and the agreement's or labour contract's reference (the
+policy's diploma plus a labour contract or employment agreement).
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ class HouseholdRegistrationOffice(Verifying):
     """Polls its mailbox (nothing is addressed to it yet) and verifies the graduates who come to settle."""
 
     def decide(self, answer: VerifiedVerification) -> str:
-        employed = answer.destination is not None and answer.destination.employer is not None
+        evidence = answer.employment_evidence
+        if evidence is not None:
+            employed = evidence.employer is not None and evidence.contract_reference is not None
+        else:
+            employed = answer.destination is not None and answer.destination.employer is not None
         if answer.identity_match and answer.education is not None and employed:
             return SETTLED
         return NOT_SETTLED

@@ -18,8 +18,22 @@ ORDINARY_POST = "ordinary-post"  # confidential documents by ordinary post: ARCH
 ARCHIVE_HELD = "archive-held"  # the university never acts on the transfer request: dispatch overdue
 PARCEL_LOST = "parcel-lost"  # the archive never arrives, so no receipt: receipt overdue
 DOCUMENT_DAMAGED = "document-damaged"  # one document arrives damaged (noted in the receipt)
+# the registration gives the employer another unit nature than the registry's: EMPLOYER_UNIT_NATURE_MISMATCH
+UNIT_NATURE_TYPO = "unit-nature-typo"
+TRANSCRIPT_FORGOTTEN = "transcript-forgotten"  # the manifest leaves the transcript out: ARCHIVE_INCOMPLETE
+GRADUATE_CARRIES = "graduate-carries"  # the graduate offers to carry the archive: ARCHIVE_RULE_VIOLATION
 MISHAPS = frozenset(
-    {IDENTITY_TYPO, CONTRACT_REFERENCE_OMITTED, ORDINARY_POST, ARCHIVE_HELD, PARCEL_LOST, DOCUMENT_DAMAGED}
+    {
+        IDENTITY_TYPO,
+        CONTRACT_REFERENCE_OMITTED,
+        ORDINARY_POST,
+        ARCHIVE_HELD,
+        PARCEL_LOST,
+        DOCUMENT_DAMAGED,
+        UNIT_NATURE_TYPO,
+        TRANSCRIPT_FORGOTTEN,
+        GRADUATE_CARRIES,
+    }
 )
 
 # How a graduate answers an agreement offer: tells the university's employment office, which relays

@@ -29,9 +29,13 @@ from agencies.receiving import ArchiveReceivingUnit
 from agencies.records import (
     ARCHIVE_HELD,
     CONTRACT_REFERENCE_OMITTED,
+    GRADUATE_CARRIES,
     IDENTITY_TYPO,
     IN_THE_PORTAL,
     ORDINARY_POST,
+    TRANSCRIPT_FORGOTTEN,
+    UNIT_NATURE_TYPO,
+    ArchiveDocument,
     Graduate,
     Offer,
     Organisation,
@@ -40,6 +44,7 @@ from gateway.sdk.client import GatewayRefusal
 
 log = logging.getLogger(__name__)
 WAYBILL_PREFIX = {"confidential_communication": "JY", "special_personnel": "ZR", "ordinary_post": "PY"}
+OTHER_ENTERPRISE = "39"  # the unit nature a clerk types for an employer by mistake (unit-nature-typo)
 
 
 @dataclass
@@ -93,25 +98,36 @@ class University(ArchiveReceivingUnit):
         later); a typo the gateway refuses is corrected from the file."""
         registered = graduate.registered_first_as or graduate
         typo = IDENTITY_TYPO in graduate.mishaps
+        nature_typo = UNIT_NATURE_TYPO in graduate.mishaps and registered.employer is not None
         try:
-            self._send_registration(registered, _with_typo(graduate.identity_number) if typo else None)
+            self._send_registration(
+                registered,
+                _with_typo(graduate.identity_number) if typo else None,
+                OTHER_ENTERPRISE if nature_typo else None,
+            )
         except GatewayRefusal as refusal:
-            if not (typo and refusal.code == "CODE_INVALID"):
+            if not (typo and refusal.code == "CODE_INVALID") and not (
+                nature_typo and refusal.code == "EMPLOYER_UNIT_NATURE_MISMATCH"
+            ):
                 raise
-            # The fault names the element (never the number): the clerk retypes it from the file.
+            # The fault names the element (never the number), or the registry's unit nature: the
+            # clerk retypes it from the file.
             self._send_registration(registered, None)
 
     def correct_registration(self, graduate: Graduate) -> None:
         """Send the registration again, as the graduate's destination now is (same registration id)."""
         self._send_registration(graduate, None)
 
-    def _send_registration(self, graduate: Graduate, typed_identity: str | None) -> None:
+    def _send_registration(
+        self, graduate: Graduate, typed_identity: str | None, typed_unit_nature: str | None = None
+    ) -> None:
         file = self.file(graduate.identity_number)
         omitted = CONTRACT_REFERENCE_OMITTED in graduate.mishaps and file.rejections == 0
         document = render(
             "destination-registration",
             g=graduate,
             identity_number=typed_identity or graduate.identity_number,
+            unit_nature=typed_unit_nature,  # None: the employer's own
             contract_reference=None if omitted else graduate.contract_reference,
             at=china_time(),
         )
@@ -225,24 +241,42 @@ class University(ArchiveReceivingUnit):
         if file.transfer_number is None:
             raise RuntimeError(f"the registration of {graduate.registration_id} is not filed; the archive stays")
         manifest_id = f"ATM-{graduate.graduation_date.year}-{graduate.index:06d}"
-        method = "ordinary_post" if ORDINARY_POST in graduate.mishaps else graduate.dispatch_method
+        method = graduate.dispatch_method
+        if ORDINARY_POST in graduate.mishaps:
+            method = "ordinary_post"
+        elif GRADUATE_CARRIES in graduate.mishaps:
+            method = "carried_by_graduate"
+        documents = graduate.documents
+        if TRANSCRIPT_FORGOTTEN in graduate.mishaps:
+            documents = tuple(d for d in documents if d.type != "transcript")
         try:
-            self._send_manifest(graduate, file.transfer_number, manifest_id, request_id, method)
+            self._send_manifest(graduate, file.transfer_number, manifest_id, request_id, method, documents)
         except GatewayRefusal as refusal:
-            if not (method == "ordinary_post" and refusal.code == "ARCHIVE_RULE_VIOLATION"):
+            slip = method != graduate.dispatch_method and refusal.code == "ARCHIVE_RULE_VIOLATION"
+            if not slip and not (documents != graduate.documents and refusal.code == "ARCHIVE_INCOMPLETE"):
                 raise
-            # The fault names the confidential-dispatch rule: the parcel goes by confidential post.
-            self._send_manifest(graduate, file.transfer_number, manifest_id, request_id, "confidential_communication")
+            # The fault names the dispatch-method rule (the parcel goes by confidential post or special
+            # personnel) or the missing document (the clerk puts the transcript in).
+            self._send_manifest(
+                graduate, file.transfer_number, manifest_id, request_id, graduate.dispatch_method, graduate.documents
+            )
         with self._lock:
             file.manifest_id = manifest_id
         return manifest_id
 
     def _send_manifest(
-        self, graduate: Graduate, transfer_number: str, manifest_id: str, request_id: str | None, method: str
+        self,
+        graduate: Graduate,
+        transfer_number: str,
+        manifest_id: str,
+        request_id: str | None,
+        method: str,
+        documents: tuple[ArchiveDocument, ...],
     ) -> None:
         document = render(
             "archive-transfer-manifest",
             g=graduate,
+            documents=documents,
             manifest_id=manifest_id,
             request_id=request_id,
             transfer_number=transfer_number,

@@ -316,9 +316,34 @@ class RegistrationNotFiled(Fault):
     summary = "the graduate has no filed destination registration"
 
 
+class EmployerUnitNatureMismatch(Fault):
+    code = "EMPLOYER_UNIT_NATURE_MISMATCH"
+    summary = "the registration declares another unit nature for the employer than the registry records"
+
+
+class TargetedTrainingNotReleased(Fault):
+    code = "TARGETED_TRAINING_NOT_RELEASED"
+    summary = "a graduate trained under a targeted agreement is registered elsewhere without its release"
+
+
 class ArchiveRuleViolation(Fault):
     code = "ARCHIVE_RULE_VIOLATION"
     summary = "the archive may not go to this receiving unit or by this dispatch method"
+
+
+class ArchiveIncomplete(Fault):
+    code = "ARCHIVE_INCOMPLETE"
+    summary = "the manifest lacks a document every graduate's archive must hold"
+
+
+class ArchiveTransferUnknown(Fault):
+    code = "ARCHIVE_TRANSFER_UNKNOWN"
+    summary = "the message refers to an archive transfer the gateway has not seen"
+
+
+class ArchiveTransferDuplicate(Fault):
+    code = "ARCHIVE_TRANSFER_DUPLICATE"
+    summary = "the archive transfer was already declared, answered or receipted, or another one is open"
 
 
 class AgreementUnknown(Fault):

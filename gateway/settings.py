@@ -115,6 +115,9 @@ class Settings:
     # The audit log's entries at /log/entries: off by default (docs/audit.md says why); checkpoints
     # and proofs, which hold only hashes, are always public.
     audit_entries_public: bool = False
+    # Signed checkpoints published outside the database, one file each (gateway.audit.publish);
+    # empty means data_dir/checkpoints.
+    checkpoint_folder: Path | None = None
     # The operator of the service, shown in the footer of every page and in the privacy notice
     # (issue 17): its name (Chinese, and English), help line, contact e-mail and service hours.
     operator: Operator = field(default_factory=Operator)
@@ -141,6 +144,16 @@ class Settings:
     def xml_limits(self) -> XmlLimits:
         """What the intake's parser accepts (the bounds that are not settings keep their defaults)."""
         return XmlLimits(depth=self.max_xml_depth, elements=self.max_xml_elements, text_chars=self.max_xml_text_chars)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the sequencer publishes checkpoints: the configured folder, or ``data/checkpoints``."""
+        return self.checkpoint_folder or self.data_dir / "checkpoints"
+
+    @property
+    def seen_checkpoints_dir(self) -> Path:
+        """Where the auditor UI keeps the last checkpoint each auditor saw (out of the database's reach)."""
+        return self.data_dir / "seen-checkpoints"
 
     @property
     def published_url(self) -> str:
@@ -175,6 +188,7 @@ class Settings:
         database_url = env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{data_dir / 'gateway.db'}"
         passphrase = env.get("GATEWAY_KEY_PASSPHRASE")
         key_ring = env.get("GATEWAY_PAYLOAD_KEYS_DIR")
+        checkpoints = env.get("GATEWAY_CHECKPOINT_DIR")
         notice_dir = env.get("GATEWAY_PRIVACY_NOTICE_DIR", "").strip()
         return cls(
             data_dir=data_dir,
@@ -215,6 +229,7 @@ class Settings:
             payload_key_ring=Path(key_ring).resolve() if key_ring else None,
             payload_retention_days=_int(env, "GATEWAY_PAYLOAD_RETENTION_DAYS", 0, 0, 36500),
             audit_entries_public=_bool(env, "GATEWAY_AUDIT_ENTRIES_PUBLIC", False),
+            checkpoint_folder=Path(checkpoints).resolve() if checkpoints else None,
             operator=Operator(
                 name=env.get("GATEWAY_OPERATOR_NAME", "").strip(),
                 name_en=env.get("GATEWAY_OPERATOR_NAME_EN", "").strip(),

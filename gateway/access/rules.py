@@ -16,7 +16,7 @@ from pathlib import Path
 from gateway.errors import ConfigurationError
 from gateway.settings import SCHEMAS_DIR
 
-CONDITIONS = ("any", "same_province")
+CONDITIONS = ("any", "same_province", "own_entry")
 MATRIX_FILE = SCHEMAS_DIR / "access-rights.csv"
 
 
@@ -68,6 +68,8 @@ def condition_holds(condition: str, sender: Party, recipient: Party) -> bool:
         return True
     if condition == "same_province":
         return sender.region[:2] == recipient.region[:2]
+    if condition == "own_entry":  # a participant changes its own directory entry, nobody else's
+        return sender.id == recipient.id
     raise ConfigurationError(f"unknown access condition {condition!r}")
 
 
@@ -86,6 +88,12 @@ def decide(
         if rule.matches(service, sender.kind, recipient.kind):
             if condition_holds(rule.condition, sender, recipient):
                 return Decision(True, f"rule {rule.rule}")
+            if rule.condition == "own_entry":
+                return Decision(
+                    False,
+                    f"rule {rule.rule}: {service} changes the sender's own entry only; address it to your own "
+                    f"participant id {sender.id}, not {recipient.id}",
+                )
             return Decision(
                 False,
                 f"rule {rule.rule} lets a {sender.kind} send {service} to a {recipient.kind} only when "

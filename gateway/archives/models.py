@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.base import Base, UtcDateTime
@@ -16,8 +16,30 @@ class TransferStatus:
     RECEIVED = "received"
 
 
+OPEN_STATUSES = (TransferStatus.REQUESTED, TransferStatus.DISPATCHED)
+
+
 class ArchiveTransfer(Base):
+    """One transfer of a graduate's archive from its holder to a receiving unit.
+
+    The database decides the races two concurrent messages could run (``gateway.archives.services``
+    turns a conflict into ``ARCHIVE_TRANSFER_DUPLICATE``): a manifest id is declared once per holder,
+    a request id used once between a holder and a receiver, and a graduate has at most one open
+    (requested or dispatched) transfer at a time.
+    """
+
     __tablename__ = "archive_transfers"
+    __table_args__ = (
+        UniqueConstraint("holder_id", "manifest_id", name="uq_archive_transfers_holder_manifest"),
+        UniqueConstraint("holder_id", "receiver_id", "request_id", name="uq_archive_transfers_holder_receiver_request"),
+        Index(
+            "uq_archive_transfers_open_per_graduate",
+            "identity_hash",
+            unique=True,
+            sqlite_where=text("status IN ('requested', 'dispatched')"),
+            postgresql_where=text("status IN ('requested', 'dispatched')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     identity_hash: Mapped[str] = mapped_column(String(64), index=True)

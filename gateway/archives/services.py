@@ -2,66 +2,50 @@
 
 - ``ArchiveTransferRequest`` (receiving unit -> holder) starts the holder's dispatch clock.
 - ``ArchiveTransferManifest`` (holder -> receiving unit) is checked against the archive rules of
-  :mod:`gateway.archives.rules`, the graduate's filed registration being the source of truth, and
-  starts the receiver's receipt clock.
+  :mod:`gateway.archives.rules`, the graduate's filed registration being the source of truth (and
+  the registry for the employer it names), and starts the receiver's receipt clock.
 - ``ArchiveReceipt`` (receiving unit -> holder) closes the transfer.
 
 The request and the manifest both need a filed registration with the transfer number they quote,
 and must be addressed to (sent by) the unit that holds the archive now: the graduate's university,
-or the unit that last receipted it. Identity numbers are looked up by their keyed hash only.
+or the unit that last receipted it. A graduate's archive has one open transfer at a time. Identity
+numbers are looked up by their keyed hash only.
+
+Races between concurrent messages are decided by the database, not by the checks (which only
+give the clear answer when nothing races): a new transfer is an insert under the unique
+constraints of :class:`~gateway.archives.models.ArchiveTransfer`, and answering a request or
+receipting a manifest is an ``UPDATE`` conditional on the transfer's status. The loser of a race
+is refused ``ARCHIVE_TRANSFER_DUPLICATE``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.archives.deadlines import Limits
-from gateway.archives.models import ArchiveTransfer, TransferStatus
-from gateway.archives.rules import RegistrationFacts, allowed_receivers, dispatch_refusal
+from gateway.archives.facts import RegistryAgencies, registered_employer, registration_facts
+from gateway.archives.models import OPEN_STATUSES, ArchiveTransfer, TransferStatus
+from gateway.archives.rules import allowed_receivers, dispatch_refusal, missing_documents
 from gateway.codes.lists import code_list
-from gateway.domain.documents import NS, flag, required, text
+from gateway.domain.documents import NS, required, text
 from gateway.domain.message import DomainMessage
-from gateway.errors import ArchiveRuleViolation, RegistrationNotFiled
+from gateway.errors import (
+    ArchiveIncomplete,
+    ArchiveRuleViolation,
+    ArchiveTransferDuplicate,
+    ArchiveTransferUnknown,
+    RegistrationNotFiled,
+)
 from gateway.notices.record import notify
 from gateway.registrations.models import Registration
 from gateway.registrations.rules import filed_registration
-from gateway.registry.directory import SqlDirectory
-from gateway.registry.models import ParticipantKind
-
-
-class RegistryAgencies:
-    """:class:`AgencyDirectory` over the registry: enabled talent service agencies only."""
-
-    def __init__(self, session: Session) -> None:
-        self._directory = SqlDirectory(session)
-
-    def talent_agencies(self, region: str) -> Sequence[str]:
-        found = self._directory.responsible_for(ParticipantKind.TALENT_SERVICE_AGENCY, region)
-        return [p.id for p in found if p.enabled]
-
-
-def registration_facts(record: Registration) -> RegistrationFacts:
-    """What the archive rules need of ``record``, with its codes looked up in the code lists."""
-    destination = code_list("destination-codes")[record.destination_code]
-    nature = code_list("unit-nature-codes").get(record.employer_unit_nature or "")
-    return RegistrationFacts(
-        destination_code=record.destination_code,
-        destination_parent=destination["parent"] or None,
-        destination_category=destination["category"],
-        household_region=record.household_region,
-        archive_receiver_choice=record.archive_receiver_choice,
-        archive_receiver_id=record.archive_receiver_id,
-        employer_id=record.employer_id,
-        employer_unit_nature=record.employer_unit_nature,
-        employer_keeps_archive=nature is not None and nature["archive_to_employer"] == "yes",
-        employer_region=record.employer_region,
-        targeted_unit_id=record.targeted_unit_id,
-        admitting_institution_id=record.admitting_institution_id,
-    )
 
 
 def _filed(session: Session, identity_hash: str, transfer_number: str) -> Registration:
@@ -87,7 +71,8 @@ def _current_holder(session: Session, record: Registration, identity_hash: str) 
 
 
 def _check_receiver(session: Session, record: Registration, receiver: str) -> None:
-    refusal = allowed_receivers(registration_facts(record), RegistryAgencies(session)).refusal(receiver)
+    facts = registration_facts(record, registered_employer(session, record.employer_id))
+    refusal = allowed_receivers(facts, RegistryAgencies(session)).refusal(receiver)
     if refusal is not None:
         raise ArchiveRuleViolation(refusal)
 
@@ -105,6 +90,53 @@ def _check_receiving_unit(document_unit: str, party: str, role: str) -> None:
         )
 
 
+def _open_transfer(session: Session, identity_hash: str) -> ArchiveTransfer | None:
+    """The graduate's open (requested or dispatched) transfer; the database keeps at most one."""
+    return session.scalar(
+        select(ArchiveTransfer)
+        .where(ArchiveTransfer.identity_hash == identity_hash, ArchiveTransfer.status.in_(OPEN_STATUSES))
+        .limit(1)
+    )
+
+
+def _already_moving(transfer: ArchiveTransfer) -> ArchiveTransferDuplicate:
+    what = f"request {transfer.request_id}" if transfer.request_id else "a transfer"
+    if transfer.status == TransferStatus.DISPATCHED:
+        what = f"manifest {transfer.manifest_id}"
+    return ArchiveTransferDuplicate(
+        f"the graduate's archive is already {transfer.status} from {transfer.holder_id} to {transfer.receiver_id} "
+        f"({what}); an archive has one open transfer at a time"
+    )
+
+
+def _insert(session: Session, transfer: ArchiveTransfer) -> None:
+    """Add a new transfer; a concurrent message that took its manifest id, request id or the
+    graduate's one open transfer first makes the database refuse it."""
+    session.add(transfer)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise ArchiveTransferDuplicate(
+            "another message opened a transfer of this archive, or used this request or manifest id, at the same "
+            "moment; the archive has one open transfer at a time"
+        ) from None
+
+
+def _advance(session: Session, transfer_pk: int, from_status: str, values: dict[str, Any]) -> None:
+    """Move a transfer on only if it is still ``from_status``: of two concurrent messages, one does."""
+    moved = cast(
+        CursorResult[Any],
+        session.execute(
+            update(ArchiveTransfer)
+            .where(ArchiveTransfer.id == transfer_pk, ArchiveTransfer.status == from_status)
+            .values(**values)
+            .execution_options(synchronize_session="fetch")
+        ),
+    )
+    if moved.rowcount != 1:
+        raise ArchiveTransferDuplicate(f"the transfer is no longer {from_status}: another message moved it on first")
+
+
 # --- request ------------------------------------------------------------------------------------
 
 
@@ -112,7 +144,9 @@ class ArchiveTransferRequestRules:
     def check(self, message: DomainMessage, session: Session) -> None:
         """The requesting unit is the receiving unit, may receive the archive, and asks its holder.
 
-        Raises :class:`RegistrationNotFiled` or :class:`ArchiveRuleViolation`.
+        Raises :class:`RegistrationNotFiled`, :class:`ArchiveRuleViolation` or
+        :class:`ArchiveTransferDuplicate` (the request id used for another graduate, or the archive
+        already moving elsewhere).
         """
         self._existing(message, session)
 
@@ -124,7 +158,8 @@ class ArchiveTransferRequestRules:
         received_at = message.received_at
         dispatch_due_at = Limits.from_settings(message.settings).dispatch_due(received_at, record.leaves_late)
         transfer_number = required(message.document, "arc:TransferNumber")
-        session.add(
+        _insert(
+            session,
             ArchiveTransfer(
                 identity_hash=identity_hash,
                 transfer_number=transfer_number,
@@ -139,7 +174,7 @@ class ArchiveTransferRequestRules:
                 documents_missing=0,
                 documents_damaged=0,
                 updated_at=received_at,
-            )
+            ),
         )
         notify(
             session,
@@ -171,18 +206,13 @@ class ArchiveTransferRequestRules:
             )
         )
         if same_id is not None and same_id.identity_hash != identity_hash:
-            raise ArchiveRuleViolation(f"rule request-id: request {request_id} was already made for another graduate")
-        open_transfer = session.scalar(
-            select(ArchiveTransfer)
-            .where(
-                ArchiveTransfer.identity_hash == identity_hash,
-                ArchiveTransfer.holder_id == message.recipient.id,
-                ArchiveTransfer.receiver_id == message.sender.id,
-                ArchiveTransfer.status.in_((TransferStatus.REQUESTED, TransferStatus.DISPATCHED)),
-            )
-            .order_by(ArchiveTransfer.id.desc())
-            .limit(1)
-        )
+            raise ArchiveTransferDuplicate(f"request {request_id} was already made for another graduate")
+        open_transfer = _open_transfer(session, identity_hash)
+        if open_transfer is not None and (open_transfer.holder_id, open_transfer.receiver_id) != (
+            message.recipient.id,
+            message.sender.id,
+        ):
+            raise _already_moving(open_transfer)
         return record, identity_hash, same_id or open_transfer
 
 
@@ -199,9 +229,11 @@ class _Dispatch:
 
 class ArchiveTransferManifestRules:
     def check(self, message: DomainMessage, session: Session) -> None:
-        """The archive rules: filed registration, holder, receiving unit, confidential dispatch.
+        """The archive rules: filed registration, holder, receiving unit, dispatch method, completeness.
 
-        Raises :class:`RegistrationNotFiled` or :class:`ArchiveRuleViolation` naming the rule.
+        Raises :class:`RegistrationNotFiled`, :class:`ArchiveRuleViolation` naming the rule,
+        :class:`ArchiveIncomplete` naming what is missing, :class:`ArchiveTransferUnknown` (a
+        request of another graduate or receiver) or :class:`ArchiveTransferDuplicate`.
         """
         self._dispatch(message, session)
 
@@ -209,30 +241,36 @@ class ArchiveTransferManifestRules:
         """Mark the transfer dispatched (a new one if nothing was requested) and start the receipt clock."""
         found = self._dispatch(message, session)
         doc = message.document
-        transfer = found.transfer
-        if transfer is None:
-            transfer = ArchiveTransfer(
-                identity_hash=found.identity_hash,
-                transfer_number=required(doc, "arc:TransferNumber"),
-                request_id=text(doc, "arc:RequestId"),
-                holder_id=message.sender.id,
-                receiver_id=message.recipient.id,
-                documents_missing=0,
-                documents_damaged=0,
-            )
-            session.add(transfer)
         received_at = message.received_at
-        transfer.leaves_late = found.record.leaves_late
-        transfer.manifest_id = required(doc, "arc:ManifestId")
-        transfer.status = TransferStatus.DISPATCHED
-        transfer.dispatched_at = received_at
-        transfer.dispatch_method = required(doc, "arc:Dispatch/arc:Method")
-        transfer.waybill_number = text(doc, "arc:Dispatch/arc:WaybillNumber")
-        transfer.documents = found.documents
-        transfer.receipt_due_at = Limits.from_settings(message.settings).receipt_due(
-            received_at, found.record.leaves_late
-        )
-        transfer.updated_at = received_at
+        dispatched: dict[str, Any] = {
+            "leaves_late": found.record.leaves_late,
+            "manifest_id": required(doc, "arc:ManifestId"),
+            "status": TransferStatus.DISPATCHED,
+            "dispatched_at": received_at,
+            "dispatch_method": required(doc, "arc:Dispatch/arc:Method"),
+            "waybill_number": text(doc, "arc:Dispatch/arc:WaybillNumber"),
+            "documents": found.documents,
+            "receipt_due_at": Limits.from_settings(message.settings).receipt_due(received_at, found.record.leaves_late),
+            "updated_at": received_at,
+        }
+        transfer_number = required(doc, "arc:TransferNumber")
+        if found.transfer is not None:
+            _advance(session, found.transfer.id, TransferStatus.REQUESTED, dispatched)
+            transfer_number = found.transfer.transfer_number
+        else:
+            _insert(
+                session,
+                ArchiveTransfer(
+                    identity_hash=found.identity_hash,
+                    transfer_number=transfer_number,
+                    request_id=text(doc, "arc:RequestId"),
+                    holder_id=message.sender.id,
+                    receiver_id=message.recipient.id,
+                    documents_missing=0,
+                    documents_damaged=0,
+                    **dispatched,
+                ),
+            )
         notify(
             session,
             "archive_dispatched",
@@ -240,13 +278,13 @@ class ArchiveTransferManifestRules:
             identity_hash=found.identity_hash,
             message_id=message.message_id,
             facts={
-                "transfer_number": transfer.transfer_number,
+                "transfer_number": transfer_number,
                 "holder": message.sender.id,
                 "receiver": message.recipient.id,
-                "method": transfer.dispatch_method,
-                "waybill": transfer.waybill_number,
+                "method": dispatched["dispatch_method"],
+                "waybill": dispatched["waybill_number"],
                 "documents": found.documents,
-                "due": transfer.receipt_due_at.isoformat(),
+                "due": dispatched["receipt_due_at"].isoformat(),
             },
         )
 
@@ -259,29 +297,40 @@ class ArchiveTransferManifestRules:
         _check_holder(session, record, identity_hash, sender)
         _check_receiver(session, record, receiver)
 
-        documents = doc.findall("arc:Documents/arc:Document", NS)
-        confidential = sum(1 for d in documents if flag(d, "arc:Confidential"))
-        methods = code_list("dispatch-methods")
-        refusal = dispatch_refusal(
-            required(doc, "arc:Dispatch/arc:Method"),
-            [code for code, row in methods.items() if row["confidential_allowed"] == "yes"],
-            confidential,
-        )
+        refusal = dispatch_refusal(required(doc, "arc:Dispatch/arc:Method"), code_list("dispatch-methods"))
         if refusal is not None:
             raise ArchiveRuleViolation(refusal)
+        documents = doc.findall("arc:Documents/arc:Document", NS)
+        types = code_list("archive-document-types")
+        missing = missing_documents({text(d, "arc:Type") or "" for d in documents}, types)
+        if missing:
+            named = ", ".join(f"{code} ({types[code]['name_zh']}, {types[code]['name_en']})" for code in missing)
+            raise ArchiveIncomplete(
+                f"the manifest lists no {named}: every graduate's archive holds it "
+                "(schemas/codes/archive-document-types.csv, required=yes)"
+            )
 
         manifest_id = required(doc, "arc:ManifestId")
         declared = session.scalar(
-            select(ArchiveTransfer).where(
+            select(ArchiveTransfer.id).where(
                 ArchiveTransfer.holder_id == sender, ArchiveTransfer.manifest_id == manifest_id
             )
         )
         if declared is not None:
-            raise ArchiveRuleViolation(f"rule manifest-id: manifest {manifest_id} was already declared by {sender}")
-        return _Dispatch(record, identity_hash, self._answered(message, session, identity_hash), len(documents))
+            raise ArchiveTransferDuplicate(f"manifest {manifest_id} was already declared by {sender}")
+        answered = self._answered(message, session, identity_hash)
+        if answered is None:
+            open_transfer = _open_transfer(session, identity_hash)
+            if open_transfer is not None:
+                raise _already_moving(open_transfer)
+        return _Dispatch(record, identity_hash, answered, len(documents))
 
     def _answered(self, message: DomainMessage, session: Session, identity_hash: str) -> ArchiveTransfer | None:
-        """The open request this manifest answers: the one it names, else this graduate's latest."""
+        """The open request this manifest answers: the one it names, else this graduate's latest.
+
+        A request id the gateway never saw is taken as one made outside it (on paper): the
+        manifest then opens a transfer of its own.
+        """
         sender, receiver = message.sender.id, message.recipient.id
         request_id = text(message.document, "arc:RequestId")
         if request_id is not None:
@@ -293,15 +342,14 @@ class ArchiveTransferManifestRules:
             )
             if named is not None:
                 if named.identity_hash != identity_hash:
-                    raise ArchiveRuleViolation(f"rule request-id: request {request_id} is for another graduate")
+                    raise ArchiveTransferUnknown(f"request {request_id} to {sender} is for another graduate")
                 if named.receiver_id != receiver:
-                    raise ArchiveRuleViolation(
-                        f"rule request-id: request {request_id} came from {named.receiver_id}, "
-                        f"but the manifest goes to {receiver}"
+                    raise ArchiveTransferUnknown(
+                        f"request {request_id} came from {named.receiver_id}, but the manifest goes to {receiver}"
                     )
                 if named.status != TransferStatus.REQUESTED:
-                    raise ArchiveRuleViolation(
-                        f"rule request-id: request {request_id} was already answered by manifest {named.manifest_id}"
+                    raise ArchiveTransferDuplicate(
+                        f"request {request_id} was already answered by manifest {named.manifest_id}"
                     )
                 return named
         return session.scalar(
@@ -324,7 +372,7 @@ class ArchiveReceiptRules:
     def check(self, message: DomainMessage, session: Session) -> None:
         """The receipt answers a dispatched, not yet receipted manifest of this graduate.
 
-        Raises :class:`ArchiveRuleViolation`.
+        Raises :class:`ArchiveTransferUnknown` or :class:`ArchiveTransferDuplicate` (already receipted).
         """
         self._transfer(message, session)
 
@@ -332,23 +380,31 @@ class ArchiveReceiptRules:
         """Close the transfer and count what is missing or damaged."""
         transfer = self._transfer(message, session)
         statuses = [text(d, "arc:Status") for d in message.document.findall("arc:DocumentReceipt", NS)]
-        transfer.status = TransferStatus.RECEIVED
-        transfer.received_at = message.received_at
-        transfer.documents_missing = statuses.count("missing")
-        transfer.documents_damaged = statuses.count("damaged")
-        transfer.updated_at = message.received_at
+        received_at: datetime = message.received_at
+        _advance(
+            session,
+            transfer.id,
+            TransferStatus.DISPATCHED,
+            {
+                "status": TransferStatus.RECEIVED,
+                "received_at": received_at,
+                "documents_missing": statuses.count("missing"),
+                "documents_damaged": statuses.count("damaged"),
+                "updated_at": received_at,
+            },
+        )
         notify(
             session,
             "archive_received",
-            message.received_at,
+            received_at,
             identity_hash=transfer.identity_hash,
             message_id=message.message_id,
             facts={
                 "transfer_number": transfer.transfer_number,
                 "holder": transfer.holder_id,
                 "receiver": transfer.receiver_id,
-                "missing": transfer.documents_missing,
-                "damaged": transfer.documents_damaged,
+                "missing": statuses.count("missing"),
+                "damaged": statuses.count("damaged"),
             },
         )
 
@@ -363,12 +419,11 @@ class ArchiveReceiptRules:
             )
         )
         if transfer is None:
-            raise ArchiveRuleViolation(
-                f"rule receipt: {message.recipient.id} dispatched no archive to {message.sender.id} "
-                f"under manifest {manifest_id}"
+            raise ArchiveTransferUnknown(
+                f"{message.recipient.id} dispatched no archive to {message.sender.id} under manifest {manifest_id}"
             )
         if transfer.identity_hash != message.hasher(required(doc, "arc:IdentityNumber")):
-            raise ArchiveRuleViolation(f"rule receipt: manifest {manifest_id} is for another graduate")
+            raise ArchiveTransferUnknown(f"manifest {manifest_id} is for another graduate")
         if transfer.status != TransferStatus.DISPATCHED:
-            raise ArchiveRuleViolation(f"rule receipt: the archive of manifest {manifest_id} was already receipted")
+            raise ArchiveTransferDuplicate(f"the archive of manifest {manifest_id} was already receipted")
         return transfer

@@ -4,6 +4,9 @@
 - ``GET /log/proof/inclusion?index=N[&size=M]`` or ``?leaf_hash=HEX[&size=M]``: an inclusion proof (JSON).
 - ``GET /log/proof/consistency?first=A[&second=B]``: a consistency proof (JSON).
 - ``GET /log/entries?start=S[&end=E]``: the canonical bytes of entries ``[S, E)``, base64 (JSON).
+- ``GET /log/checkpoints/latest`` and ``/log/checkpoints/<size>``: checkpoints as published outside
+  the database (``gateway.audit.publish``), for witnesses; ``GET /log/checkpoints?start=S`` lists
+  the published sizes (JSON, at most :data:`LISTED` a page).
 
 Checkpoints and proofs hold only hashes and sizes and are public, as in Certificate Transparency:
 anyone holding a receipt can check that its entry is in the signed log. Entries are ids and
@@ -23,11 +26,13 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from gateway.audit import proofs
+from gateway.audit.publish import DIGITS, CheckpointDirectory
 from gateway.errors import NotFound, ValidationError
 from gateway.store.db import transaction
 from gateway.web.context import gateway
 
 log = logging.getLogger(__name__)
+LISTED = 1000  # published sizes per page of /log/checkpoints
 blueprint = Blueprint("audit_log", __name__, url_prefix="/log")
 
 
@@ -73,6 +78,46 @@ def checkpoint() -> Response:
         except NotFound as exc:
             return _json({"error": str(exc)}, 404)
     return Response(note, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
+
+
+def _published() -> CheckpointDirectory:
+    return CheckpointDirectory(gateway().settings.checkpoint_dir)
+
+
+def _note(note: str) -> Response:
+    return Response(note, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
+
+
+@blueprint.get("/checkpoints")
+def published_sizes() -> Response:
+    def compute() -> dict[str, Any]:
+        start = _number("start") or 0
+        sizes: list[int] = []
+        for published in _published().published(start):
+            if len(sizes) == LISTED:
+                return {"start": start, "sizes": sizes, "next": published.size}
+            sizes.append(published.size)
+        return {"start": start, "sizes": sizes, "next": None}
+
+    return _answer(compute)
+
+
+@blueprint.get("/checkpoints/latest")
+def published_latest() -> Response:
+    newest = _published().latest()
+    if newest is None:
+        return _json({"error": "no checkpoint has been published yet"}, 404)
+    return _note(newest.read())
+
+
+@blueprint.get("/checkpoints/<size>")
+def published_checkpoint(size: str) -> Response:
+    if not size.isascii() or not size.isdigit() or len(size) > DIGITS:
+        return _json({"error": f"the size must be a whole number of at most {DIGITS} digits", "field": "size"}, 400)
+    note = _published().note(int(size))
+    if note is None:
+        return _json({"error": f"no checkpoint of {int(size)} entries has been published"}, 404)
+    return _note(note)
 
 
 @blueprint.get("/proof/inclusion")

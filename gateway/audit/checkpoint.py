@@ -79,8 +79,12 @@ class CheckpointInvalid(ValueError):
     """A note that is not a well-formed checkpoint, or whose signature does not verify."""
 
 
-def verify(note: str, name: str, public_key: ec.EllipticCurvePublicKey, origin: str = ORIGIN) -> Checkpoint:
-    """The checkpoint in ``note`` if ``name``'s signature on it verifies; raises :class:`CheckpointInvalid`."""
+def parse(note: str, origin: str = ORIGIN) -> tuple[Checkpoint, str, str]:
+    """The checkpoint in ``note`` without checking its signature, the signed text and the signature lines.
+
+    For notes the gateway itself wrote and keeps (the published directory); anything from outside
+    goes through :func:`verify`. Raises :class:`CheckpointInvalid` when the note is malformed.
+    """
     body, separator, signatures = note.partition("\n\n")
     if not separator:
         raise CheckpointInvalid("a checkpoint has its text, a blank line, then signature lines")
@@ -95,6 +99,16 @@ def verify(note: str, name: str, public_key: ec.EllipticCurvePublicKey, origin: 
     times = [line.removeprefix("time ") for line in lines[3:] if line.startswith("time ")]
     if size < 0 or len(root) != 32 or len(times) != 1:
         raise CheckpointInvalid("a checkpoint needs a size, a 32-byte root and one time line")
+    try:
+        time = datetime.fromisoformat(times[0].replace("Z", "+00:00"))
+    except ValueError:
+        raise CheckpointInvalid("the checkpoint's time line is malformed") from None
+    return Checkpoint(size, root, time, origin), body, signatures
+
+
+def verify(note: str, name: str, public_key: ec.EllipticCurvePublicKey, origin: str = ORIGIN) -> Checkpoint:
+    """The checkpoint in ``note`` if ``name``'s signature on it verifies; raises :class:`CheckpointInvalid`."""
+    checkpoint, body, signatures = parse(note, origin)
     wanted = key_id(name, public_key)
     for line in signatures.strip("\n").split("\n"):
         parts = line.split(" ")
@@ -110,5 +124,5 @@ def verify(note: str, name: str, public_key: ec.EllipticCurvePublicKey, origin: 
             public_key.verify(blob[4:], (body + "\n").encode(), ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             raise CheckpointInvalid("the checkpoint's signature does not verify") from None
-        return Checkpoint(size, root, datetime.fromisoformat(times[0].replace("Z", "+00:00")), origin)
+        return checkpoint
     raise CheckpointInvalid(f"no signature by {name} on the checkpoint")

@@ -23,10 +23,12 @@ from gateway.archives.overdue import overdue_transfers
 from gateway.audit.entries import AuditEvent
 from gateway.audit.evidence import EvidenceNotReady, build_bundle
 from gateway.audit.log import record
+from gateway.audit.publish import CheckpointDirectory
 from gateway.auditor import charts as chart_data
 from gateway.auditor import integrity, search, story, svg
-from gateway.auditor.forms import FieldError, Invalid, day_start, local, parse_day
-from gateway.clock import BEIJING
+from gateway.auditor.forms import FieldError, Invalid, local, parse_day
+from gateway.auditor.participants import load_participant_story
+from gateway.clock import BEIJING, end_of_day
 from gateway.errors import NotFound
 from gateway.messages.models import DeliveryStatus, Message
 from gateway.registrations.models import Registration
@@ -145,6 +147,17 @@ def message_page(message_pk: int) -> ResponseReturnValue:
     return render_template("audit/message.html", story=found)
 
 
+@blueprint.get("/participants/<participant_id>", endpoint="participant")
+@staff_required(Role.AUDITOR)
+def participant_page(participant_id: str) -> ResponseReturnValue:
+    """A participant's registry entry and every change to it (who, what, the old and the new value)."""
+    with gateway().sessions() as db:
+        found = load_participant_story(db, participant_id.strip().upper()[:18])
+        if found is None:
+            abort(404)
+        return render_template("audit/participant.html", story=found)
+
+
 @blueprint.post("/messages/<int:message_pk>/evidence", endpoint="evidence")
 @staff_required(Role.AUDITOR)
 def evidence_export(message_pk: int) -> ResponseReturnValue:
@@ -184,10 +197,17 @@ def evidence_export(message_pk: int) -> ResponseReturnValue:
 @blueprint.get("/integrity", endpoint="integrity")
 @staff_required(Role.AUDITOR)
 def integrity_page() -> ResponseReturnValue:
-    with gateway().sessions() as db:
+    context = gateway()
+    public_key = integrity.checkpoint_key(context.settings.keys_dir)
+    # Before the database is read: see held_checkpoints.
+    published = CheckpointDirectory(context.settings.checkpoint_dir).latest()
+    with context.sessions() as db:
         status = integrity.integrity_status(db)
+        held = integrity.held_checkpoints(
+            db, context.settings, g.staff_username, public_key, status.checkpoint, published
+        )
     problems = integrity.problems(status.last) if status.last is not None else []
-    response = make_response(render_template("audit/integrity.html", status=status, problems=problems))
+    response = make_response(render_template("audit/integrity.html", status=status, problems=problems, held=held))
     if status.running:  # the page follows the run without a script: the browser reloads it
         response.headers["Refresh"] = "3"
     return response
@@ -204,7 +224,15 @@ def verify_start() -> ResponseReturnValue:
     if run_id is None:
         flash(translate("audit.integrity.already_running"), "error")
     else:
-        integrity.run_in_background(context.sessions, public_key, context.clock, run_id)
+        seen = integrity.seen_anchor(context.settings, g.staff_username)
+        integrity.run_in_background(
+            context.sessions,
+            public_key,
+            context.clock,
+            run_id,
+            CheckpointDirectory(context.settings.checkpoint_dir),
+            [seen] if seen is not None else [],
+        )
         flash(translate("audit.integrity.started_flash"))
     return redirect(url_for("audit.integrity"))
 
@@ -242,8 +270,8 @@ def overdue_page() -> ResponseReturnValue:
     except Invalid as exc:
         errors.append(exc.error)
         day = None
-    if day is not None:  # judged at the end of that Beijing day
-        at = day_start(day + timedelta(days=1))
+    if day is not None:  # judged at the end of that Beijing day, as gateway archives overdue --at does
+        at = end_of_day(day)
     with context.sessions() as db:
         late = overdue_transfers(db, at) if not errors else []
     return render_template("audit/overdue.html", late=late, at=at, given=given, errors=errors, names=_participants()), (

@@ -1,8 +1,9 @@
 """``gateway audit ...``: the tamper-evident log on the command line.
 
-``sequence``, ``checkpoint`` and ``verify`` work the log; ``prove inclusion|consistency`` print the
-proofs ``/log/proof/...`` serves, ``verify-proof`` checks one offline, and ``export`` writes a
-message's evidence bundle (``docs/audit.md``).
+``sequence``, ``checkpoint`` and ``verify`` work the log (``verify`` also against the checkpoints
+published outside the database and any an auditor kept, ``--checkpoint FILE|URL``); ``prove
+inclusion|consistency`` print the proofs ``/log/proof/...`` serves, ``verify-proof`` checks one
+offline, and ``export`` writes a message's evidence bundle (``docs/audit.md``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
 from gateway.audit import proofs
+from gateway.audit.anchors import Anchor, AnchorUnusable, kept, published_anchors
 from gateway.audit.checkpoint import checkpoint_public_key
 from gateway.audit.evidence import EvidenceNotReady, build_bundle
 from gateway.audit.models import AuditEntry
 from gateway.audit.offline import ProofRejected, check_proof
 from gateway.audit.proofs import latest_checkpoint
+from gateway.audit.publish import CheckpointDirectory
 from gateway.audit.sequencer import Sequencer
 from gateway.audit.verify import verify_log
 from gateway.bootstrap import gateway_key_paths
@@ -45,8 +48,16 @@ def _sequence(settings: Settings) -> int:
     key_path, cert_path = gateway_key_paths(settings.keys_dir)
     engine = connect(settings.database_url)
     try:
-        sequencer = Sequencer(session_factory(engine), PemKeyStore(key_path, cert_path, settings.key_passphrase), clock)
-        return sequencer.run_once()
+        sequencer = Sequencer(
+            session_factory(engine),
+            PemKeyStore(key_path, cert_path, settings.key_passphrase),
+            clock,
+            published=CheckpointDirectory(settings.checkpoint_dir),
+        )
+        size = sequencer.run_once()
+        if sequencer.stopped:
+            click.echo(f"Warning: {sequencer.stopped}", err=True)
+        return size
     finally:
         engine.dispose()
 
@@ -67,14 +78,30 @@ def checkpoint() -> None:
 
 @audit.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(as_json: bool) -> None:
-    """Recompute the tree from the stored entries and check every checkpoint; exit 1 on any problem."""
+@click.option(
+    "--checkpoint",
+    "kept_sources",
+    multiple=True,
+    metavar="FILE|URL",
+    help="A signed checkpoint kept outside the gateway (a file, or a URL such as another node's "
+    "/log/checkpoint): the log must hold to it. May be given several times.",
+)
+def verify(as_json: bool, kept_sources: tuple[str, ...]) -> None:
+    """Recompute the tree from the stored entries and check every checkpoint, those in the database,
+    those published in GATEWAY_CHECKPOINT_DIR and any kept one; exit 1 on any problem."""
     settings = load_settings()
     public_key = _checkpoint_key(gateway_key_paths(settings.keys_dir)[1])
+    kept_anchors: list[Anchor] = []
+    for source in kept_sources:  # each is read and its signature checked before the long pass
+        try:
+            kept_anchors.append(kept(source, public_key))
+        except AnchorUnusable as exc:
+            raise click.ClickException(f"{exc}; give a checkpoint note this gateway signed") from None
+    published = CheckpointDirectory(settings.checkpoint_dir)
     with store(settings) as session:
         total = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
         with click.progressbar(length=total, label="verifying entries", file=sys.stderr) as bar:
-            report = verify_log(session, public_key, bar.update)
+            report = verify_log(session, public_key, bar.update, published_anchors(published), kept_anchors)
     if as_json:
         click.echo(
             json.dumps(
@@ -82,6 +109,8 @@ def verify(as_json: bool) -> None:
                     "ok": report.ok,
                     "entries": report.entries,
                     "checkpoints": report.checkpoints,
+                    "published": report.published,
+                    "kept": report.kept,
                     "problems": [{"position": p.position, "what": p.what} for p in report.problems],
                 }
             )
@@ -89,7 +118,18 @@ def verify(as_json: bool) -> None:
     else:
         for problem in report.problems:
             click.echo(f"position {problem.position}: {problem.what}")
-        click.echo(f"{report.entries} entries, {report.checkpoints} checkpoints: {'OK' if report.ok else 'PROBLEMS'}")
+        if not report.published:
+            alone = (
+                ""
+                if report.kept
+                else ": the log was checked against the database alone, which cannot show entries deleted at "
+                "the end together with their checkpoints (give a kept one with --checkpoint)"
+            )
+            click.echo(f"no published checkpoints in {published.path}{alone}")
+        click.echo(
+            f"{report.entries} entries, {report.checkpoints} checkpoints, {report.published} published, "
+            f"{report.kept} kept: {'OK' if report.ok else 'PROBLEMS'}"
+        )
     if not report.ok:
         raise SystemExit(1)
 

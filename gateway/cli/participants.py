@@ -1,8 +1,10 @@
-"""``gateway participants add|list|show|disable|enable``."""
+"""``gateway participants add|list|show|update|disable|enable``."""
 
 from __future__ import annotations
 
+import getpass
 import json
+from typing import Any
 
 import click
 
@@ -16,6 +18,9 @@ from gateway.registry.services import (
     participant_as_dict,
     set_enabled,
 )
+from gateway.registry.updates import ChangedBy, update_participant
+
+YES_NO = click.Choice(["yes", "no"])
 
 
 @click.group()
@@ -50,10 +55,17 @@ def participants() -> None:
     show_default=True,
     help="Delivery attempts before a message is dead-lettered.",
 )
+@click.option(
+    "--archive-rights",
+    type=YES_NO,
+    help="Employers that keep archives (state organs, public institutions, SOEs): holds archive management rights?",
+)
+@click.option("--archive-agency", help="Employers without archive rights: the talent service agency keeping its files.")
 @click.option("--contact-name")
 @click.option("--contact-phone")
 @click.option("--contact-email")
 @click.option("--contact-address")
+@click.option("--opening-hours", help="Published in the directory, e.g. 周一至周五 9:00-17:00.")
 def add(participant_id: str, push_timeout: int, max_attempts: int, **options: str | tuple[str, ...] | None) -> None:
     """Register PARTICIPANT_ID (its unified social credit code)."""
     data = ParticipantInput(
@@ -69,8 +81,11 @@ def add(participant_id: str, push_timeout: int, max_attempts: int, **options: st
         contact_phone=_text(options["contact_phone"]),
         contact_email=_text(options["contact_email"]),
         contact_address=_text(options["contact_address"]),
+        opening_hours=_text(options["opening_hours"]),
         push_timeout_seconds=push_timeout,
         max_delivery_attempts=max_attempts,
+        archive_rights=None if options["archive_rights"] is None else options["archive_rights"] == "yes",
+        archive_agency_id=_text(options["archive_agency"]),
     )
     with store(load_settings()) as session:
         participant = add_participant(session, data, clock.now())
@@ -114,6 +129,67 @@ def show(participant_id: str, as_json: bool) -> None:
                 click.echo(f"  {cert['fingerprint_sha256'][:16]}…  {cert['not_before']} .. {cert['not_after']}")
         else:
             click.echo(f"{key}: {value}")
+
+
+@participants.command("update")
+@click.argument("participant_id")
+@click.option("--name", help="The organisation's registered name.")
+@click.option("--contact-name")
+@click.option("--contact-phone")
+@click.option("--contact-email")
+@click.option("--contact-address")
+@click.option("--opening-hours")
+@click.option(
+    "--serves", "regions_served", multiple=True, help="The regions it serves, replacing the list (repeatable)."
+)
+@click.option("--endpoint", "endpoint_url", help="Push delivery: the SOAP endpoint URL.")
+@click.option("--delivery", "delivery_mode", type=click.Choice([m.value for m in DeliveryMode]))
+@click.option("--push-timeout", "push_timeout_seconds", type=int, help="Push delivery: seconds to wait.")
+@click.option("--max-attempts", "max_delivery_attempts", type=int, help="Delivery attempts before a dead letter.")
+@click.option("--unit-nature", help="Employers only: unit nature code.")
+@click.option("--archive-rights", type=YES_NO, help="Employers only: holds archive management rights?")
+@click.option("--archive-agency", "archive_agency_id", help="Employers without archive rights: their archive agency.")
+@click.option("--json", "as_json", is_flag=True, help="Print the entry and the changes as JSON.")
+def update(participant_id: str, as_json: bool, **options: Any) -> None:
+    """Change PARTICIPANT_ID's entry: only the options given change; an empty text ("") clears one.
+
+    Every change is a participant.updated audit entry (who, which field, old and new value) and is
+    published at once in /directory.
+    """
+    changes = {name: value for name, value in options.items() if value is not None and value != ()}
+    if "archive_rights" in changes:
+        changes["archive_rights"] = changes["archive_rights"] == "yes"
+    if not changes:
+        raise click.UsageError(
+            "say what to change, e.g. --contact-phone 010-65090001 (gateway participants update --help)"
+        )
+    with store(load_settings()) as session:
+        participant = get_participant(session, participant_id)
+        made = update_participant(session, participant, changes, ChangedBy(_operator(), "command line"), clock.now())
+        data = participant_as_dict(participant)
+    if as_json:
+        click.echo(
+            json.dumps({"participant": data, "changes": [c.as_dict() for c in made]}, ensure_ascii=False, indent=2)
+        )
+        return
+    for change in made:
+        click.echo(
+            f"{change.field}: {change.old if change.old is not None else '(none)'} -> "
+            f"{change.new if change.new is not None else '(none)'}"
+        )
+    click.echo(
+        f"updated {data['id']} {data['name']}: {len(made)} change(s), each in the audit log"
+        if made
+        else f"{data['id']} {data['name']}: nothing changed"
+    )
+
+
+def _operator() -> str:
+    """The operator's account on this machine, named in the audit entry as who made the change."""
+    try:
+        return f"operator {getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in the environment or the password database
+        return "operator"
 
 
 @participants.command("disable")

@@ -167,6 +167,7 @@ def _check_answer(graduate: Graduate, verification: Verification) -> None:
             ("education", answer.education),
             ("destination", answer.destination),
             ("archive", answer.archive),
+            ("employment_evidence", answer.employment_evidence),
         )
         if value is not None
     }

@@ -46,7 +46,7 @@ from agencies.records import (
     Offer,
     Organisation,
 )
-from gateway.archives.rules import RegistrationFacts, allowed_receivers
+from gateway.archives.rules import Agency, RegisteredEmployer, RegistrationFacts, allowed_receivers
 from gateway.codes.lists import code_list
 from gateway.codes.regions import current_counties
 from gateway.demo.cast import Cast, load_json
@@ -62,8 +62,12 @@ class CastAgencies:
     def __init__(self, cast: Cast) -> None:
         self._cast = cast
 
-    def talent_agencies(self, region: str) -> Sequence[str]:
-        return [m.id for m in self._cast.of_kind("talent_service_agency") if region in m.participant.regions_served]
+    def talent_agencies(self, region: str) -> Sequence[Agency]:
+        return [
+            Agency(m.id, m.participant.enabled)
+            for m in self._cast.of_kind("talent_service_agency")
+            if region in m.participant.regions_served
+        ]
 
 
 @dataclass
@@ -228,7 +232,7 @@ PURPOSE_TEXTS = {
     "archive_receipt": "接收毕业生人事档案，核验档案转递情况。",
 }
 PURPOSE_FACTS = {
-    "settlement": ("identity_match", "education", "destination"),
+    "settlement": ("identity_match", "education", "destination", "employment_evidence"),
     "employment_onboarding": ("identity_match", "education"),
     "archive_receipt": ("identity_match", "archive"),
 }
@@ -349,10 +353,19 @@ def _receiver(
         targeted_unit_id=targeted.credit_code if targeted else None,
         admitting_institution_id=admitting.credit_code if admitting else None,
     )
-    receivers = allowed_receivers(facts, CastAgencies(cast))
+    receivers = allowed_receivers(replace(facts, registered_employer=_registered(cast, employer)), CastAgencies(cast))
     if not receivers.allowed:
         raise ValueError(f"season-cast.json: no archive receiver for destination {destination}: {receivers.because}")
     return cast.by_id(sorted(receivers.allowed)[0]).organisation
+
+
+def _registered(cast: Cast, employer: Organisation | None) -> RegisteredEmployer | None:
+    """What the registry will say of the employer (the cast registers its archive rights and agency)."""
+    if employer is None or employer.kind != "employer" or employer.unit_nature is None:
+        return None
+    entry = cast.by_id(employer.credit_code).participant
+    agency = Agency(entry.archive_agency_id) if entry.archive_agency_id else None
+    return RegisteredEmployer(employer.credit_code, employer.unit_nature, bool(entry.archive_rights), agency)
 
 
 def _offers(

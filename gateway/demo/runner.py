@@ -38,7 +38,7 @@ from agencies.records import PORTAL_PAGES, PORTAL_SERVICES, Graduate
 from agencies.university import University
 from gateway.audit.models import AuditCheckpoint, AuditLogState
 from gateway.bootstrap import initialise
-from gateway.clock import Clock, SystemClock
+from gateway.clock import Clock, SystemClock, beijing_day
 from gateway.demo.accounts import add_auditor, new_password, write_credentials
 from gateway.demo.cast import Cast, load_cast
 from gateway.demo.graduates import make_graduates
@@ -133,7 +133,8 @@ def run_demo(
         summary.sign_ins = write_credentials(home, base_url, auditor_password, graduate, options.home is not None)
         now = clock.now()
         with transaction(sessions) as session:
-            read_summary(session, settings, summary, now, now + OVERDUE_LOOKAHEAD)
+            # "On that day" as gateway archives overdue --at and the auditor UI judge it: at its end, Beijing time.
+            read_summary(session, settings, summary, now, beijing_day(now + OVERDUE_LOOKAHEAD))
         report(summary)
         keep = options.keep_running if options.keep_running is not None else out.isatty()
         _print_environment(out, home, port, kept=keep or options.home is not None)

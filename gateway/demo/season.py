@@ -32,10 +32,13 @@ from agencies.employer import Employer
 from agencies.receiving import ArchiveReceivingUnit
 from agencies.records import (
     ARCHIVE_HELD,
+    GRADUATE_CARRIES,
     IDENTITY_TYPO,
     IN_THE_PORTAL,
     ORDINARY_POST,
     TOLD_THE_OFFICE,
+    TRANSCRIPT_FORGOTTEN,
+    UNIT_NATURE_TYPO,
     Graduate,
     Offer,
 )
@@ -158,10 +161,17 @@ class Season:
             planned["CERT_REVOKED"] += 1
         if "registrations" in self.played:
             planned["CODE_INVALID"] += sum(1 for g in self.graduates if IDENTITY_TYPO in g.mishaps)
-        if "archive-transfers" in self.played:
-            planned["ARCHIVE_RULE_VIOLATION"] += sum(
-                1 for g in self.graduates if ORDINARY_POST in g.mishaps and ARCHIVE_HELD not in g.mishaps
+            planned["EMPLOYER_UNIT_NATURE_MISMATCH"] += sum(
+                1
+                for g in self.graduates
+                if UNIT_NATURE_TYPO in g.mishaps and (g.registered_first_as or g).employer is not None
             )
+        if "archive-transfers" in self.played:
+            dispatched = [g for g in self.graduates if ARCHIVE_HELD not in g.mishaps]
+            planned["ARCHIVE_RULE_VIOLATION"] += sum(
+                1 for g in dispatched if {ORDINARY_POST, GRADUATE_CARRIES} & g.mishaps
+            )
+            planned["ARCHIVE_INCOMPLETE"] += sum(1 for g in dispatched if TRANSCRIPT_FORGOTTEN in g.mishaps)
         plans = [g.authorisation for g in self.authorising() if g.authorisation is not None]
         if "verify-with-token" in self.played:
             planned["AUTHORISATION_INSUFFICIENT_SCOPE"] += sum(1 for a in plans if a.asks_beyond)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -28,6 +28,7 @@ from gateway.audit.entries import decode
 from gateway.audit.models import AuditEntry
 from gateway.audit.verify import verify_log
 from gateway.bootstrap import gateway_key_paths
+from gateway.clock import end_of_day
 from gateway.demo.accounts import SignIns
 from gateway.graduates.models import GraduateAccount
 from gateway.grants.models import Grant, GrantUse
@@ -82,7 +83,8 @@ class Summary:
     deliveries: dict[str, int] = field(default_factory=dict)
     refused: list[RefusalLine] = field(default_factory=list)
     planned_refusals: dict[str, int] = field(default_factory=dict)
-    overdue_at: str = ""
+    overdue_on: str = ""  # the day judged (YYYY-MM-DD), at its end in Beijing time
+    overdue_at: str = ""  # that instant
     overdue: list[OverdueLine] = field(default_factory=list)
     extended_for_late_leavers: int = 0  # open transfers overdue but for the late leavers' extension
     registrations: dict[str, int] = field(default_factory=dict)
@@ -136,9 +138,10 @@ class Summary:
         return data
 
 
-def read_summary(session: Session, settings: Settings, summary: Summary, now: datetime, overdue_at: datetime) -> None:
+def read_summary(session: Session, settings: Settings, summary: Summary, now: datetime, overdue_on: date) -> None:
     """Fill ``summary`` from the database in ``session``: grants in their state at ``now``, archives
-    overdue at ``overdue_at``."""
+    overdue on the day ``overdue_on`` (at its end in Beijing time, as ``gateway archives overdue --at``)."""
+    overdue_at = end_of_day(overdue_on)
     plumbing = {s.name for s in ServiceCatalog(settings.schemas_dir).services if s.is_plumbing}
     accepted = dict(session.execute(select(Message.service, func.count()).group_by(Message.service)).all())
     delivered: Counter[str] = Counter()
@@ -165,6 +168,7 @@ def read_summary(session: Session, settings: Settings, summary: Summary, now: da
     summary.deliveries = _grouped(session, Delivery.status)
     summary.refused = _refusals(session)
     transfers = list(session.scalars(select(ArchiveTransfer)))
+    summary.overdue_on = overdue_on.isoformat()
     summary.overdue_at = overdue_at.isoformat(timespec="seconds")
     summary.overdue = [
         OverdueLine(o.transfer_number, o.holder_id, o.receiver_id, o.what, o.days)
@@ -300,7 +304,10 @@ def render(summary: Summary) -> str:
         + (f" ({_counts(summary.portal_answers)})" if summary.portal_answers else ""),
         "",
     ]
-    lines.append(f"overdue archives on {summary.overdue_at[:10]} (gateway archives overdue --at):")
+    lines.append(
+        f"overdue archives on {summary.overdue_on}, at the end of that day in Beijing time "
+        f"(gateway archives overdue --at {summary.overdue_on}):"
+    )
     for o in summary.overdue:
         lines.append(
             f"  {o.transfer_number}  {o.what:<16} {o.days:>3} days  held by {summary.names.get(o.holder, o.holder)}"

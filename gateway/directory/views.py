@@ -8,7 +8,9 @@ graduate employment rules), and the registry holds their HR contacts for the exc
 publication.
 
 Only public facts leave, through the allow-list :class:`Organisation`: the credit code, name,
-kind, seat, the regions served and the registered contact details. Certificates, endpoint URLs,
+kind, seat, the regions served and the registered contact details and opening hours, which each
+organisation keeps current itself (``DirectoryEntryUpdate``) and which are read on every request,
+so that a change shows at once. Certificates, endpoint URLs,
 delivery mode and the enabled flag never reach a response, because no entry is ever built from
 the registry row directly.
 
@@ -57,6 +59,7 @@ CSV_HEADER = (
     "contact_phone",
     "contact_email",
     "contact_address",
+    "opening_hours",
 )
 # Security headers for the HTML page: it loads only the site's stylesheet and runs no script.
 PAGE_HEADERS = {
@@ -125,6 +128,7 @@ class Organisation:
     contact_phone: str | None
     contact_email: str | None
     contact_address: str | None
+    opening_hours: str | None = None
 
     @property
     def kind_label(self) -> KindLabel:
@@ -142,6 +146,7 @@ class Organisation:
                 "phone": self.contact_phone,
                 "email": self.contact_email,
                 "address": self.contact_address,
+                "opening_hours": self.opening_hours,
             },
         }
 
@@ -162,6 +167,7 @@ class Organisation:
                 self.contact_phone,
                 self.contact_email,
                 self.contact_address,
+                self.opening_hours,
             )
         ]
 
@@ -179,6 +185,7 @@ def organisation(participant: Participant) -> Organisation:
         contact_phone=participant.contact_phone,
         contact_email=participant.contact_email,
         contact_address=participant.contact_address,
+        opening_hours=participant.opening_hours,
     )
 
 

@@ -23,6 +23,7 @@ from gateway.registrations.rules import (
     RegistrationFiledRules,
     RegistrationRejectedRules,
 )
+from gateway.registry.self_service import DirectoryEntryUpdateRules
 
 
 def service_rules(grant_tokens: GrantTokens, short_codes: ShortCodeThrottle) -> dict[str, ServiceRules]:
@@ -41,4 +42,5 @@ def service_rules(grant_tokens: GrantTokens, short_codes: ShortCodeThrottle) -> 
         "ArchiveTransferManifest": ArchiveTransferManifestRules(),
         "ArchiveReceipt": ArchiveReceiptRules(),
         "GraduateVerificationRequest": GraduateVerificationRules(grant_tokens, short_codes),
+        "DirectoryEntryUpdate": DirectoryEntryUpdateRules(),
     }

@@ -15,7 +15,9 @@ The facts:
 - ``education``: school (credit code and name), level, major, graduation date;
 - ``destination``: destination code and employer (credit code and name), if any;
 - ``archive``: who holds the archive now (the university until a receiving unit returns a
-  receipt) and how far its transfer has got: held, requested, dispatched, received, or overdue.
+  receipt) and how far its transfer has got: held, requested, dispatched, received, or overdue;
+- ``employment_evidence``: the employer and the employment agreement's or labour contract's
+  reference and signing date, as the registration states them (what settlement needs).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ VER_NS = "urn:gradex:verification:1"
 COMMON_NS = "urn:gradex:common:1"
 _VER = ElementMaker(namespace=VER_NS, nsmap={"ver": VER_NS, "c": COMMON_NS})
 _C = ElementMaker(namespace=COMMON_NS, nsmap={"c": COMMON_NS})
+# The destination code says what the registration's contract reference is (schemas/codes/destination-codes.csv).
+CONTRACT_KINDS = {"10": "employment_agreement", "11": "labour_contract"}
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,8 @@ class _Facts:
             facts.append(self._destination())
         if "archive" in wanted:
             facts.append(self._archive())
+        if "employment_evidence" in wanted:
+            facts.append(self._employment_evidence())
         return facts
 
     def _organisation(self, tag: str, participant_id: str, name: str | None = None) -> etree._Element:
@@ -150,6 +156,20 @@ class _Facts:
         element: etree._Element = _VER.Destination(_VER.DestinationCode(r.destination_code))
         if r.employer_id:
             element.append(self._organisation("Employer", r.employer_id, r.employer_name))
+        return element
+
+    def _employment_evidence(self) -> etree._Element:
+        """Employer, contract kind, reference and date, as the filed registration states them."""
+        r = self._registration
+        element: etree._Element = _VER.EmploymentEvidence()
+        if r.employer_id:
+            element.append(self._organisation("Employer", r.employer_id, r.employer_name))
+        if r.contract_reference:
+            kind = CONTRACT_KINDS.get(r.destination_code[:2], "other")
+            element.append(_VER.ContractKind(kind))
+            element.append(_VER.ContractReference(r.contract_reference))
+        if r.contract_date is not None:
+            element.append(_VER.ContractDate(r.contract_date.isoformat()))
         return element
 
     def _archive(self) -> etree._Element:

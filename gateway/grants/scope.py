@@ -26,9 +26,11 @@ from gateway.errors import (
 
 # identity_match: name, number (and identity number, if given) belong together; education: school,
 # level, major, graduation date; destination: destination code and employer; archive: who holds the
-# archive and how far its transfer has got.
+# archive and how far its transfer has got; employment_evidence: the employer and the signed
+# agreement's or labour contract's reference and date (what a household registration office needs
+# to settle a graduate, 落户).
 SERVICE = "GraduateVerificationRequest"  # the one service a grant authorises
-FACTS = ("identity_match", "education", "destination", "archive")
+FACTS = ("identity_match", "education", "destination", "archive", "employment_evidence")
 PURPOSES = ("settlement", "archive_receipt", "employment_onboarding", "other")
 DEFAULT_VALID_DAYS = 7
 MAX_VALID_DAYS = 90

@@ -21,6 +21,7 @@ WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 GATEWAY_NS = "urn:gradex:gateway:1"
+DIRECTORY_NS = "urn:gradex:directory:1"
 RECEIPT_ELEMENT = f"{{{GATEWAY_NS}}}Receipt"
 WSDL_FILE = "gateway.wsdl"
 ENVELOPE_XSD = "soap-envelope-1.1.xsd"
@@ -49,13 +50,26 @@ class Service:
         return self.namespace == GATEWAY_NS
 
     @property
-    def is_delivered(self) -> bool:
-        """A business document delivered to its recipient: the WSDL answers it with the signed ``gw:Receipt``.
-
-        The others are answered by the gateway itself and delivered to nobody: the plumbing, and
-        the graduate verification (answered from the filed registrations, ``gateway.grants.answer``).
-        """
+    def answered_with_receipt(self) -> bool:
+        """The WSDL answers it with the signed ``gw:Receipt`` (the others with the gateway's own answer)."""
         return self.response_element == RECEIPT_ELEMENT
+
+    @property
+    def is_own_entry(self) -> bool:
+        """A change to the sender's own directory entry (``DirectoryEntryUpdate``): addressed to the
+        sender's own participant id, checked and applied by the domain rules, answered with the
+        signed receipt, delivered to nobody."""
+        return self.namespace == DIRECTORY_NS
+
+    @property
+    def is_delivered(self) -> bool:
+        """A business document delivered to its recipient: answered with the signed ``gw:Receipt``.
+
+        The others are answered by the gateway itself and delivered to nobody: the plumbing, the
+        graduate verification (answered from the filed registrations, ``gateway.grants.answer``)
+        and a participant's change to its own directory entry.
+        """
+        return self.answered_with_receipt and not self.is_own_entry
 
 
 class ServiceCatalog:

@@ -119,7 +119,7 @@ class Pipeline:
                 fault.service = inbound.routing.service_name
             raise
         stored, service = inbound.stored, inbound.service
-        answer = inbound.receipt if service is not None and service.is_delivered else inbound.answer
+        answer = inbound.receipt if service is not None and service.answered_with_receipt else inbound.answer
         if stored is None or service is None or answer is None:
             raise RuntimeError("the pipeline has no store, receipt or answering stage for this service")
         return Accepted(

@@ -39,7 +39,10 @@ class Registration(Base):
     employer_name: Mapped[str | None] = mapped_column(String(200))
     employer_unit_nature: Mapped[str | None] = mapped_column(String(2))
     employer_region: Mapped[str | None] = mapped_column(String(6))
+    contract_reference: Mapped[str | None] = mapped_column(String(64))
+    contract_date: Mapped[date | None] = mapped_column(Date)
     targeted_unit_id: Mapped[str | None] = mapped_column(String(18))
+    targeted_release_reference: Mapped[str | None] = mapped_column(String(64))
     admitting_institution_id: Mapped[str | None] = mapped_column(String(18))
     household_region: Mapped[str] = mapped_column(String(6))
     archive_receiver_choice: Mapped[str] = mapped_column(String(32))
@@ -48,5 +51,8 @@ class Registration(Base):
     transfer_number: Mapped[str | None] = mapped_column(String(32), index=True)
     verification_number: Mapped[str | None] = mapped_column(String(32), index=True)
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    filed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    filed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # as the filing declares it
+    # When the gateway received the filing: which filed registration counts is decided by this, the
+    # order the gateway filed them, never by a date written inside a document.
+    filed_received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -2,71 +2,148 @@
 
 - ``DestinationRegistration`` (university -> education department) records the graduate's
   destination as registered; a corrected registration (same id) replaces it and must be filed again.
+  The registry is the authority on who an employer is: a registration that declares another unit
+  nature for an employer registered with one is refused (``EMPLOYER_UNIT_NATURE_MISMATCH``). A
+  graduate trained under a targeted agreement is registered to the targeted unit unless the
+  registration carries the agreement's release (``TARGETED_TRAINING_NOT_RELEASED``).
 - ``RegistrationFiled`` marks it filed with its transfer and verification numbers.
 - ``RegistrationRejected`` marks it rejected.
 Filing or rejecting a registration the gateway never saw, or for another graduate, is refused.
+Which filed registration counts is decided by the order the gateway received the filings.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from gateway.codes.lists import code_list
 from gateway.domain.documents import NS, day, flag, instant, required, text
 from gateway.domain.message import DomainMessage
-from gateway.errors import RegistrationUnknown
+from gateway.errors import EmployerUnitNatureMismatch, RegistrationUnknown, TargetedTrainingNotReleased
 from gateway.notices.record import notify
 from gateway.registrations.models import Registration, RegistrationStatus
+from gateway.registry.models import Participant, ParticipantKind
 
 
 class DestinationRegistrationRules:
     def check(self, message: DomainMessage, session: Session) -> None:
-        """Nothing beyond codes and access rights: a registration may always be (re)submitted."""
+        """The employer's unit nature is the registry's; a targeted graduate goes to the targeted unit.
+
+        Raises :class:`EmployerUnitNatureMismatch` or :class:`TargetedTrainingNotReleased`.
+        """
+        doc = message.document
+        employer_id = text(doc, "reg:Employer/c:CreditCode")
+        if employer_id is not None:
+            _check_unit_nature(session, employer_id, required(doc, "reg:Employer/c:UnitNature"))
+        targeted = text(doc, "reg:TargetedEmployment/reg:TargetedUnit/c:CreditCode")
+        released = text(doc, "reg:TargetedEmployment/reg:ReleaseReference") is not None
+        if targeted is not None and targeted != employer_id and not released:
+            name = text(doc, "reg:TargetedEmployment/reg:TargetedUnit/c:Name")
+            registered = f"to employer {employer_id}" if employer_id else "with no employer"
+            raise TargetedTrainingNotReleased(
+                f"the graduate was trained under a targeted agreement with {targeted} ({name}) and must be "
+                f"registered to that unit, not {registered}, unless the registration carries the release of "
+                "the agreement (TargetedEmployment/ReleaseReference)"
+            )
 
     def apply(self, message: DomainMessage, session: Session) -> None:
+        """Record the registration, or replace the one with the same id (a correction).
+
+        One statement, an insert that updates the row the university already has under this id:
+        two messages for the same registration at once cannot both insert it.
+        """
         doc = message.document
-        registration_id = required(doc, "reg:RegistrationId")
-        record = session.scalar(
-            select(Registration).where(
-                Registration.university_id == message.sender.id, Registration.registration_id == registration_id
+        contract_date = text(doc, "reg:ContractDate")
+        values: dict[str, Any] = {
+            "registration_id": required(doc, "reg:RegistrationId"),
+            "university_id": message.sender.id,
+            "education_department_id": message.recipient.id,
+            "identity_hash": message.hasher(required(doc, "reg:Graduate/c:IdentityNumber")),
+            "name": required(doc, "reg:Graduate/c:Name"),
+            "education_level": required(doc, "reg:Graduate/c:EducationLevel"),
+            "major": required(doc, "reg:Graduate/c:Major"),
+            "major_code": required(doc, "reg:Graduate/c:MajorCode"),
+            "graduation_date": day(doc, "reg:Graduate/c:GraduationDate"),
+            "leaves_late": flag(doc, "reg:Graduate/c:LeavesLate"),
+            "destination_code": required(doc, "reg:DestinationCode"),
+            "employer_id": text(doc, "reg:Employer/c:CreditCode"),
+            "employer_name": text(doc, "reg:Employer/c:Name"),
+            "employer_unit_nature": text(doc, "reg:Employer/c:UnitNature"),
+            "employer_region": text(doc, "reg:Employer/c:Region"),
+            "contract_reference": text(doc, "reg:ContractReference"),
+            "contract_date": day(doc, "reg:ContractDate") if contract_date is not None else None,
+            "targeted_unit_id": text(doc, "reg:TargetedEmployment/reg:TargetedUnit/c:CreditCode"),
+            "targeted_release_reference": text(doc, "reg:TargetedEmployment/reg:ReleaseReference"),
+            "admitting_institution_id": text(doc, "reg:AdmittingInstitution/c:CreditCode"),
+            "household_region": required(doc, "reg:HouseholdRegion"),
+            "archive_receiver_choice": required(doc, "reg:ArchiveReceiverChoice"),
+            "archive_receiver_id": text(doc, "reg:ArchiveReceiver"),
+            "status": RegistrationStatus.REGISTERED,
+            "transfer_number": None,
+            "verification_number": None,
+            "filed_at": None,
+            "filed_received_at": None,
+            "registered_at": instant(doc, "reg:RegisteredAt"),
+            "updated_at": message.received_at,
+        }
+        corrected = (
+            session.scalar(
+                select(Registration.id).where(
+                    Registration.university_id == message.sender.id,
+                    Registration.registration_id == values["registration_id"],
+                )
             )
+            is not None
         )
-        corrected = record is not None
-        if record is None:
-            record = Registration(registration_id=registration_id, university_id=message.sender.id)
-            session.add(record)
-        record.education_department_id = message.recipient.id
-        record.identity_hash = message.hasher(required(doc, "reg:Graduate/c:IdentityNumber"))
-        record.name = required(doc, "reg:Graduate/c:Name")
-        record.education_level = required(doc, "reg:Graduate/c:EducationLevel")
-        record.major = required(doc, "reg:Graduate/c:Major")
-        record.major_code = required(doc, "reg:Graduate/c:MajorCode")
-        record.graduation_date = day(doc, "reg:Graduate/c:GraduationDate")
-        record.leaves_late = flag(doc, "reg:Graduate/c:LeavesLate")
-        record.destination_code = required(doc, "reg:DestinationCode")
-        record.employer_id = text(doc, "reg:Employer/c:CreditCode")
-        record.employer_name = text(doc, "reg:Employer/c:Name")
-        record.employer_unit_nature = text(doc, "reg:Employer/c:UnitNature")
-        record.employer_region = text(doc, "reg:Employer/c:Region")
-        record.targeted_unit_id = text(doc, "reg:TargetedEmployment/reg:TargetedUnit/c:CreditCode")
-        record.admitting_institution_id = text(doc, "reg:AdmittingInstitution/c:CreditCode")
-        record.household_region = required(doc, "reg:HouseholdRegion")
-        record.archive_receiver_choice = required(doc, "reg:ArchiveReceiverChoice")
-        record.archive_receiver_id = text(doc, "reg:ArchiveReceiver")
-        record.status = RegistrationStatus.REGISTERED
-        record.transfer_number = None
-        record.verification_number = None
-        record.filed_at = None
-        record.registered_at = instant(doc, "reg:RegisteredAt")
-        record.updated_at = message.received_at
+        _upsert(session, values)
         notify(
             session,
             "registration_submitted",
             message.received_at,
-            identity_hash=record.identity_hash,
+            identity_hash=values["identity_hash"],
             message_id=message.message_id,
-            facts={"registration_id": registration_id, "university": message.sender.id, "corrected": corrected},
+            facts={
+                "registration_id": values["registration_id"],
+                "university": message.sender.id,
+                "corrected": corrected,
+            },
         )
+
+
+def _check_unit_nature(session: Session, employer_id: str, declared: str) -> None:
+    employer = session.get(Participant, employer_id)
+    if employer is None or employer.kind != ParticipantKind.EMPLOYER or employer.unit_nature is None:
+        return  # not registered as an employer: the registration's word stands
+    if employer.unit_nature == declared:
+        return
+    natures = code_list("unit-nature-codes")
+    raise EmployerUnitNatureMismatch(
+        f"employer {employer.id} ({employer.name}) is registered with unit nature {employer.unit_nature} "
+        f"({natures[employer.unit_nature]['name_zh']}), but the registration declares {declared} "
+        f"({natures[declared]['name_zh'] if declared in natures else 'not a unit nature code'}): the university "
+        "corrects the registration, or the operator corrects the registry first"
+    )
+
+
+def _upsert(session: Session, values: dict[str, Any]) -> None:
+    """Insert the registration, or update the university's row with the same registration id.
+
+    ``populate_existing`` refreshes a ``Registration`` already loaded in this session, so that no
+    later read in the transaction sees the values from before.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Registration).values(**values)
+    changed = {key: statement.excluded[key] for key in values if key not in ("registration_id", "university_id")}
+    upsert = statement.on_conflict_do_update(
+        index_elements=[Registration.university_id, Registration.registration_id], set_=changed
+    ).returning(Registration)
+    session.scalars(upsert, execution_options={"populate_existing": True}).one()
 
 
 def _registration_for(message: DomainMessage, session: Session) -> Registration:
@@ -98,6 +175,7 @@ class RegistrationFiledRules:
         record.transfer_number = required(message.document, "reg:TransferNumber")
         record.verification_number = required(message.document, "reg:VerificationNumber")
         record.filed_at = instant(message.document, "reg:FiledAt")
+        record.filed_received_at = message.received_at
         record.updated_at = message.received_at
         notify(
             session,
@@ -137,10 +215,15 @@ class RegistrationRejectedRules:
 
 
 def filed_registration(session: Session, identity_hash: str) -> Registration | None:
-    """The graduate's newest filed registration, the source of truth for archive routing."""
+    """The graduate's filed registration that counts, the source of truth for archive routing.
+
+    The last one the gateway filed, by the time it received the filing (then by the order it
+    stored them), never by a date written inside a document: a filing that declares an earlier
+    ``FiledAt`` but arrives later still counts.
+    """
     return session.scalar(
         select(Registration)
         .where(Registration.identity_hash == identity_hash, Registration.status == RegistrationStatus.FILED)
-        .order_by(Registration.filed_at.desc())
+        .order_by(Registration.filed_received_at.desc(), Registration.id.desc())
         .limit(1)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.store.base import Base, UtcDateTime
@@ -38,11 +38,16 @@ class Participant(Base):
     contact_phone: Mapped[str | None] = mapped_column(String(40))
     contact_email: Mapped[str | None] = mapped_column(String(200))
     contact_address: Mapped[str | None] = mapped_column(String(300))
+    opening_hours: Mapped[str | None] = mapped_column(String(200))
     delivery_mode: Mapped[str] = mapped_column(String(8))
     endpoint_url: Mapped[str | None] = mapped_column(String(500))
     push_timeout_seconds: Mapped[int] = mapped_column(Integer, default=10)
     max_delivery_attempts: Mapped[int] = mapped_column(Integer, default=8)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Employers only: whether it holds archive management rights (有档案管理权限), and if not, the
+    # talent service agency that keeps its personnel files (gateway.archives.rules, rule 4).
+    archive_rights: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    archive_agency_id: Mapped[str | None] = mapped_column(ForeignKey("participants.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -36,6 +36,18 @@ from gateway.registry.models import (
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _EMAIL_MAX = 254
 _PHONE = re.compile(r"[0-9+\- ()]{5,40}")
+# The free-text fields and their column sizes (schemas/directory-1.xsd uses the same limits).
+_TEXT_LIMITS = {"contact_name": 100, "contact_email": 200, "contact_address": 300, "opening_hours": 200}
+
+
+def keeps_archives(unit_nature: str | None) -> bool:
+    """Whether employers of ``unit_nature`` receive archives themselves (if they hold archive rights)."""
+    row = code_list("unit-nature-codes").get(unit_nature or "")
+    return row is not None and row["archive_to_employer"] == "yes"
+
+
+def _stripped(value: str | None) -> str | None:
+    return value.strip() or None if value else None
 
 
 @dataclass(frozen=True)
@@ -54,9 +66,13 @@ class ParticipantInput:
     contact_phone: str | None = None
     contact_email: str | None = None
     contact_address: str | None = None
+    opening_hours: str | None = None
     enabled: bool = True
     push_timeout_seconds: int = 10
     max_delivery_attempts: int = 8
+    # Employers only. None: not said, which an employer whose unit nature keeps archives must say.
+    archive_rights: bool | None = None
+    archive_agency_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validated(self) -> ParticipantInput:
@@ -77,6 +93,7 @@ class ParticipantInput:
                 raise ValidationError("unit_nature", f"{unit_nature!r} is not a unit nature code")
         elif unit_nature is not None:
             raise ValidationError("unit_nature", "only employers carry a unit nature code")
+        archive_rights, archive_agency = self._archive_keeping(unit_nature)
         served = tuple(sorted({validate_region_code(r, "regions_served") for r in self.regions_served}))
         if self.kind == ParticipantKind.TALENT_SERVICE_AGENCY and not served:
             raise ValidationError("regions_served", "a talent service agency serves at least one region")
@@ -100,6 +117,10 @@ class ParticipantInput:
             raise ValidationError("contact_email", "must be an e-mail address")
         if self.contact_phone and not _PHONE.fullmatch(self.contact_phone):
             raise ValidationError("contact_phone", "must be a telephone number (digits, spaces, + - ( ))")
+        for text_field, limit in _TEXT_LIMITS.items():
+            value = getattr(self, text_field)
+            if value and (len(value.strip()) > limit or "\n" in value or "\r" in value):
+                raise ValidationError(text_field, f"must be one line of at most {limit} characters")
         return ParticipantInput(
             id=pid,
             name=name,
@@ -109,14 +130,56 @@ class ParticipantInput:
             endpoint_url=endpoint,
             unit_nature=unit_nature,
             regions_served=served,
-            contact_name=self.contact_name or None,
-            contact_phone=self.contact_phone or None,
-            contact_email=self.contact_email or None,
-            contact_address=self.contact_address or None,
+            contact_name=_stripped(self.contact_name),
+            contact_phone=_stripped(self.contact_phone),
+            contact_email=_stripped(self.contact_email),
+            contact_address=_stripped(self.contact_address),
+            opening_hours=_stripped(self.opening_hours),
             enabled=self.enabled,
             push_timeout_seconds=self.push_timeout_seconds,
             max_delivery_attempts=self.max_delivery_attempts,
+            archive_rights=archive_rights,
+            archive_agency_id=archive_agency,
         )
+
+    def _archive_keeping(self, unit_nature: str | None) -> tuple[bool, str | None]:
+        """Archive rights and archive agency, normalised: employers only; rights only for the unit
+        natures that keep archives (state organs, public institutions, SOEs, armed forces), and an
+        archive agency only for an employer without rights."""
+        rights, agency = self.archive_rights, self.archive_agency_id or None
+        if self.kind != ParticipantKind.EMPLOYER:
+            if rights or agency is not None:
+                raise ValidationError("archive_rights", "only employers hold or lack archive management rights")
+            return False, None
+        if not keeps_archives(unit_nature):
+            if rights:
+                raise ValidationError(
+                    "archive_rights",
+                    f"only state organs, public institutions, state-owned enterprises and the armed forces hold "
+                    f"archive management rights, not an employer of unit nature {unit_nature}",
+                )
+            if agency is not None:
+                raise ValidationError(
+                    "archive_agency_id",
+                    f"the archives of an employer of unit nature {unit_nature} go to the agency the graduate "
+                    "chooses; it names no archive agency",
+                )
+            return False, None
+        if rights is None:
+            raise ValidationError(
+                "archive_rights",
+                f"an employer of unit nature {unit_nature} receives archives only if it holds archive management "
+                "rights (有档案管理权限): say yes or no",
+            )
+        if agency is not None:
+            agency = validate_credit_code(agency, "archive_agency_id")
+            if rights:
+                raise ValidationError(
+                    "archive_agency_id", "an employer with archive management rights keeps the archives itself"
+                )
+            if agency == self.id.strip().upper():
+                raise ValidationError("archive_agency_id", "must be a talent service agency, not the employer itself")
+        return rights, agency
 
 
 def add_participant(session: Session, data: ParticipantInput, now: datetime) -> Participant:
@@ -124,6 +187,7 @@ def add_participant(session: Session, data: ParticipantInput, now: datetime) -> 
     clean = data.validated()
     if session.get(Participant, clean.id) is not None:
         raise ValidationError("id", f"participant {clean.id} is already registered")
+    check_archive_agency(session, clean)
     participant = Participant(
         id=clean.id,
         name=clean.name,
@@ -134,6 +198,9 @@ def add_participant(session: Session, data: ParticipantInput, now: datetime) -> 
         contact_phone=clean.contact_phone,
         contact_email=clean.contact_email,
         contact_address=clean.contact_address,
+        opening_hours=clean.opening_hours,
+        archive_rights=bool(clean.archive_rights),
+        archive_agency_id=clean.archive_agency_id,
         delivery_mode=clean.delivery_mode,
         endpoint_url=clean.endpoint_url,
         enabled=clean.enabled,
@@ -155,6 +222,41 @@ def add_participant(session: Session, data: ParticipantInput, now: datetime) -> 
         delivery_mode=participant.delivery_mode,
     )
     return participant
+
+
+def check_archive_agency(session: Session, clean: ParticipantInput) -> None:
+    """The archive agency an employer names is a registered talent service agency."""
+    if clean.archive_agency_id is None:
+        return
+    agency = session.get(Participant, clean.archive_agency_id)
+    if agency is None or agency.kind != ParticipantKind.TALENT_SERVICE_AGENCY:
+        raise ValidationError(
+            "archive_agency_id", f"{clean.archive_agency_id} is not a registered talent service agency"
+        )
+
+
+def input_of(participant: Participant) -> ParticipantInput:
+    """The registry row as the input that would register it again (for updates, validated whole)."""
+    return ParticipantInput(
+        id=participant.id,
+        name=participant.name,
+        kind=participant.kind,
+        region=participant.region,
+        delivery_mode=participant.delivery_mode,
+        endpoint_url=participant.endpoint_url,
+        unit_nature=participant.unit_nature,
+        regions_served=tuple(r.region for r in participant.regions_served),
+        contact_name=participant.contact_name,
+        contact_phone=participant.contact_phone,
+        contact_email=participant.contact_email,
+        contact_address=participant.contact_address,
+        opening_hours=participant.opening_hours,
+        enabled=participant.enabled,
+        push_timeout_seconds=participant.push_timeout_seconds,
+        max_delivery_attempts=participant.max_delivery_attempts,
+        archive_rights=participant.archive_rights,
+        archive_agency_id=participant.archive_agency_id,
+    )
 
 
 def get_participant(session: Session, participant_id: str) -> Participant:
@@ -251,7 +353,10 @@ def participant_as_dict(participant: Participant) -> dict[str, Any]:
             "phone": participant.contact_phone,
             "email": participant.contact_email,
             "address": participant.contact_address,
+            "opening_hours": participant.opening_hours,
         },
+        "archive_rights": participant.archive_rights,
+        "archive_agency_id": participant.archive_agency_id,
         "delivery_mode": participant.delivery_mode,
         "endpoint_url": participant.endpoint_url,
         "push_timeout_seconds": participant.push_timeout_seconds,

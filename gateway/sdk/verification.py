@@ -53,6 +53,16 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class EmploymentEvidence:
+    """What a graduate settles with: the employer and the agreement's or labour contract's reference and date."""
+
+    employer: Organisation | None
+    contract_kind: str | None  # employment_agreement | labour_contract | other
+    contract_reference: str | None
+    contract_date: date | None
+
+
+@dataclass(frozen=True)
 class VerifiedVerification:
     """The facts of a gateway-signed verification response; a fact not granted (or not asked) is None."""
 
@@ -67,6 +77,7 @@ class VerifiedVerification:
     archive: Archive | None
     answered_at: datetime
     xml: bytes  # the signed response, as received
+    employment_evidence: EmploymentEvidence | None = None
 
 
 def read_answer(
@@ -126,6 +137,19 @@ def read_response(signed: etree._Element, xml: bytes) -> VerifiedVerification:
         else Archive(holder=_organisation(archive, "ver:Holder"), transfer_status=_text(archive, "ver:TransferStatus")),
         answered_at=datetime.fromisoformat(_text(signed, "ver:AnsweredAt").replace("Z", "+00:00")),
         xml=xml,
+        employment_evidence=_employment_evidence(signed.find("ver:Facts/ver:EmploymentEvidence", NS)),
+    )
+
+
+def _employment_evidence(evidence: etree._Element | None) -> EmploymentEvidence | None:
+    if evidence is None:
+        return None
+    signed_on = _text(evidence, "ver:ContractDate")
+    return EmploymentEvidence(
+        employer=_organisation(evidence, "ver:Employer") if evidence.find("ver:Employer", NS) is not None else None,
+        contract_kind=_text(evidence, "ver:ContractKind") or None,
+        contract_reference=_text(evidence, "ver:ContractReference") or None,
+        contract_date=date.fromisoformat(signed_on) if signed_on else None,
     )
 
 

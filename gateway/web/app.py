@@ -11,6 +11,7 @@ from connectors.push import ZeepPushConnector
 from gateway.access.policy import AccessPolicy
 from gateway.access.rules import load_rules
 from gateway.audit import api as audit_log_api
+from gateway.audit.publish import CheckpointDirectory
 from gateway.audit.sequencer import Sequencer
 from gateway.auditor import views as auditor_views
 from gateway.bootstrap import gateway_key_paths
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         pipeline=pipeline,
         broker=broker,
         delivery=delivery,
-        sequencer=Sequencer(sessions, key_store, clock),
+        sequencer=Sequencer(sessions, key_store, clock, published=CheckpointDirectory(settings.checkpoint_dir)),
         payloads=payloads,
         retention=PayloadRetention(sessions, clock, settings.payload_retention_days),
         hasher=hasher,

@@ -20,7 +20,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, delete, insert, select
 
 from gateway import __version__
+from gateway.audit.anchors import standing
 from gateway.audit.models import AuditEntry, AuditLogState
+from gateway.audit.publish import CheckpointDirectory
 from gateway.delivery.broker import ping as ping_broker
 from gateway.store.db import current_revision, head_revision
 from gateway.store.db import ping as ping_database
@@ -129,6 +131,16 @@ def audit_sequencer(context: Gateway) -> dict[str, Any]:
     return {"pending": pending, "oldest_seconds": round(lag, 1)}
 
 
+def audit_log(context: Gateway) -> dict[str, Any]:
+    """The audit log can be signed and trusted: the sequencer has not stopped at an entry that is not the
+    gateway's, and the stored tree holds to the newest checkpoint published outside the database."""
+    with context.sessions() as session:
+        problems = standing(session, CheckpointDirectory(context.settings.checkpoint_dir), context.clock.now())
+    if problems:
+        raise NotReady("; ".join(problems))
+    return {}
+
+
 def _earliest(moments: Iterable[datetime]) -> str | None:
     found = list(moments)
     return min(found).isoformat() if found else None
@@ -141,4 +153,5 @@ READINESS_CHECKS: list[tuple[str, Check]] = [
     ("rate_limit_storage", rate_limit_storage),
     ("revocation", revocation),
     ("audit_sequencer", audit_sequencer),
+    ("audit_log", audit_log),
 ]

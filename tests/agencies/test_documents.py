@@ -82,6 +82,7 @@ def documents(g: Graduate) -> dict[str, bytes]:
         "archive-transfer-manifest": render(
             "archive-transfer-manifest",
             g=g,
+            documents=g.documents,
             manifest_id="ATM-1",
             request_id=None,
             transfer_number="ZD11000020260000001",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,10 +12,12 @@ from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
+from sqlalchemy import select
 
 from gateway.archives.deadlines import DISPATCH_OVERDUE, RECEIPT_OVERDUE, Limits, days_late, overdue
 from gateway.archives.models import ArchiveTransfer, TransferStatus
 from gateway.cli import main
+from gateway.clock import BEIJING
 from gateway.errors import ConfigurationError
 from gateway.sdk.envelope import wrap
 from gateway.settings import Settings
@@ -116,6 +118,13 @@ def post(client: FlaskClient, sign: Signer, name: str, service: str, sender: str
     assert b"<gw:Status>accepted</gw:Status>" in response.data, etree.tostring(etree.fromstring(response.data))
 
 
+def days_after(due: datetime, day: date) -> int:
+    """Whole days from ``due`` to the end of ``day`` in Beijing time, a started day counting as one."""
+    end_of_that_day = datetime(day.year, day.month, day.day, tzinfo=BEIJING) + timedelta(days=1)
+    late = end_of_that_day - due
+    return late.days + (1 if late % timedelta(days=1) else 0)
+
+
 def test_overdue_command(app: Flask, client: FlaskClient, sign: Signer, run) -> None:  # type: ignore[no-untyped-def]
     post(client, sign, "destination-registration", "DestinationRegistration", UNIVERSITY, EDUCATION_DEPARTMENT)
     post(client, sign, "registration-filed", "RegistrationFiled", EDUCATION_DEPARTMENT, UNIVERSITY)
@@ -126,22 +135,38 @@ def test_overdue_command(app: Flask, client: FlaskClient, sign: Signer, run) -> 
     assert nothing.exit_code == 0, nothing.output
     assert nothing.output.startswith("0 overdue transfer(s)")
 
-    at = (today + timedelta(days=20)).date().isoformat()
+    # "On DATE" is the end of that day in Beijing time, whatever the time of day now.
+    day = (today + timedelta(days=20)).astimezone(BEIJING).date()
+    at = day.isoformat()
+    with app.extensions["gateway"].sessions() as session:
+        [transfer] = session.scalars(select(ArchiveTransfer))
+        assert transfer.dispatch_due_at is not None
+        due = transfer.dispatch_due_at
+    expected_days = days_after(due, day)
     plain = run("archives", "overdue", "--at", at)
     assert plain.exit_code == 0, plain.output
     [line, summary] = plain.output.splitlines()
     assert "ZD11000020250001234" in line and UNIVERSITY in line and AGENCY_CHAOYANG in line
-    assert "dispatch overdue by" in line
-    assert summary.startswith("1 overdue transfer(s)")
+    assert f"dispatch overdue by {expected_days} day(s)" in line and "Beijing time" in line
+    next_day = day + timedelta(days=1)
+    assert summary == f"1 overdue transfer(s) on {at} (at the end of that day, {next_day} 00:00 Beijing time)"
     [row] = json.loads(run("archives", "overdue", "--at", at, "--json").output)
     assert row["overdue"] == "dispatch overdue" and row["holder"] == UNIVERSITY and row["receiver"] == AGENCY_CHAOYANG
-    assert row["days_overdue"] in (5, 6)  # 20 days from today 00:00 UTC less 15 days and a part of one
+    assert row["days_overdue"] == expected_days
+    assert row["due_at"].endswith("+08:00")
+    refused = run("archives", "overdue", "--at", f"{at}T12:00:00")
+    assert refused.exit_code == 2 and "does not match the format" in refused.output  # a day, not an instant
 
     post(client, sign, "archive-transfer-manifest", "ArchiveTransferManifest", UNIVERSITY, AGENCY_CHAOYANG)
     assert run("archives", "overdue", "--at", at).output.startswith("0 overdue transfer(s)")
-    later = (today + timedelta(days=40)).date().isoformat()
+    later_day = (today + timedelta(days=40)).astimezone(BEIJING).date()
+    later = later_day.isoformat()
+    with app.extensions["gateway"].sessions() as session:
+        [transfer] = session.scalars(select(ArchiveTransfer))
+        assert transfer.receipt_due_at is not None
+        receipt_due = transfer.receipt_due_at
     [row] = json.loads(run("archives", "overdue", "--at", later, "--json").output)
-    assert row["overdue"] == "receipt overdue" and row["days_overdue"] in (9, 10)
+    assert row["overdue"] == "receipt overdue" and row["days_overdue"] == days_after(receipt_due, later_day)
 
     post(client, sign, "archive-receipt", "ArchiveReceipt", AGENCY_CHAOYANG, UNIVERSITY)
     assert json.loads(run("archives", "overdue", "--at", later, "--json").output) == []

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.archives.rules import ArchiveRule, RegistrationFacts, allowed_receivers, dispatch_refusal
+from gateway.archives.rules import (
+    Agency,
+    ArchiveRule,
+    RegisteredEmployer,
+    RegistrationFacts,
+    allowed_receivers,
+    dispatch_refusal,
+    missing_documents,
+)
 from gateway.codes.lists import code_list
 
 HOUSEHOLD_AGENCY = "12110105400000002L"  # Chaoyang, serves 110105
@@ -16,15 +24,17 @@ SOE = "91110102100000005B"
 PRIVATE = "91110108500000006J"
 TARGETED_UNIT = "12110000425000017T"
 ADMITTING = "12310000425000001L"
-CONFIDENTIAL_METHODS = [c for c, row in code_list("dispatch-methods").items() if row["confidential_allowed"] == "yes"]
+METHODS = code_list("dispatch-methods")
+DISABLED_AGENCY = "12110105400000099X"
 
 
 class Agencies:
-    def __init__(self, by_region: dict[str, list[str]]) -> None:
+    def __init__(self, by_region: dict[str, list[str]], disabled: frozenset[str] = frozenset()) -> None:
         self.by_region = by_region
+        self.disabled = disabled
 
-    def talent_agencies(self, region: str) -> Sequence[str]:
-        return self.by_region.get(region, [])
+    def talent_agencies(self, region: str) -> Sequence[Agency]:
+        return [Agency(a, a not in self.disabled) for a in self.by_region.get(region, [])]
 
 
 DIRECTORY = Agencies({"110105": [HOUSEHOLD_AGENCY], "110000": [CITY_AGENCY], "310115": [PUDONG_AGENCY]})
@@ -180,21 +190,90 @@ def test_study_abroad_goes_to_the_household_agency() -> None:
     assert receivers.refusal(ADMITTING) is not None
 
 
-# --- confidential documents: only by confidential communication or special personnel ----------
+# --- employers that would keep archives but hold no archive management rights -----------------
 
 
-def test_the_code_list_allows_confidential_documents_only_two_ways() -> None:
-    assert sorted(CONFIDENTIAL_METHODS) == ["confidential_communication", "special_personnel"]
+def registered(rights: bool, agency: Agency | None = None) -> RegisteredEmployer:
+    return RegisteredEmployer(SOE, "31", rights, agency)
+
+
+def test_an_employer_with_archive_rights_receives_it() -> None:
+    receivers = allowed_receivers(employed("31", SOE, registered_employer=registered(True)), DIRECTORY)
+    assert receivers.rule == ArchiveRule.EMPLOYER_KEEPS_ARCHIVE and receivers.allowed == {SOE}
+
+
+def test_an_employer_without_archive_rights_sends_it_to_its_archive_agency() -> None:
+    receivers = allowed_receivers(
+        employed("31", SOE, registered_employer=registered(False, Agency(CITY_AGENCY))), DIRECTORY
+    )
+    assert receivers.rule == ArchiveRule.EMPLOYER_ARCHIVE_AGENCY
+    assert receivers.allowed == {CITY_AGENCY}
+    refusal = receivers.refusal(SOE)
+    assert refusal is not None and "no archive management rights" in refusal and f"only {CITY_AGENCY}" in refusal
+
+
+def test_an_employer_without_archive_rights_or_agency_refuses_everyone() -> None:
+    receivers = allowed_receivers(employed("31", SOE, registered_employer=registered(False)), DIRECTORY)
+    assert receivers.allowed == frozenset()
+    assert "--archive-agency" in (receivers.refusal(SOE) or "")
+
+
+def test_a_disabled_archive_agency_is_not_replaced() -> None:
+    agency = Agency(CITY_AGENCY, enabled=False)
+    receivers = allowed_receivers(employed("31", SOE, registered_employer=registered(False, agency)), DIRECTORY)
+    assert receivers.allowed == frozenset()
+    assert "disabled" in (receivers.refusal(CITY_AGENCY) or "")
+
+
+# --- a disabled agency where the rule points: refused, never the level above ---------------------
+
+
+def test_a_disabled_household_agency_is_refused_not_replaced_by_the_city() -> None:
+    directory = Agencies({"110105": [DISABLED_AGENCY], "110000": [CITY_AGENCY]}, frozenset({DISABLED_AGENCY}))
+    receivers = allowed_receivers(facts("70"), directory)
+    assert receivers.allowed == frozenset()
+    refusal = receivers.refusal(CITY_AGENCY)
+    assert refusal is not None and DISABLED_AGENCY in refusal and "disabled" in refusal and "level above" in refusal
+    # Enabled again, it is the one.
+    assert allowed_receivers(facts("70"), Agencies({"110105": [DISABLED_AGENCY], "110000": [CITY_AGENCY]})).allowed == {
+        DISABLED_AGENCY
+    }
+
+
+def test_a_disabled_agency_named_in_the_registration_is_refused() -> None:
+    directory = Agencies({"110105": [HOUSEHOLD_AGENCY], "110000": [CITY_AGENCY]}, frozenset({CITY_AGENCY}))
+    receivers = allowed_receivers(facts("70", archive_receiver_id=CITY_AGENCY), directory)
+    assert receivers.allowed == frozenset()
+    assert "named in the registration" in (receivers.refusal(HOUSEHOLD_AGENCY) or "")
+
+
+# --- how an archive travels: confidential communication or special personnel, never by hand ----
+
+
+def test_the_code_list_permits_two_methods_for_a_personnel_archive() -> None:
+    assert sorted(c for c, row in METHODS.items() if row["personnel_archive"] == "yes") == [
+        "confidential_communication",
+        "special_personnel",
+    ]
 
 
 @pytest.mark.parametrize("method", ["confidential_communication", "special_personnel"])
-def test_confidential_documents_by_a_confidential_method(method: str) -> None:
-    assert dispatch_refusal(method, CONFIDENTIAL_METHODS, 3) is None
+def test_a_permitted_method(method: str) -> None:
+    assert dispatch_refusal(method, METHODS) is None
 
 
-@pytest.mark.parametrize("method", ["ordinary_post", "carried_by_graduate"])
-def test_confidential_documents_never_by_post_or_by_hand(method: str) -> None:
-    refusal = dispatch_refusal(method, CONFIDENTIAL_METHODS, 3)
-    assert refusal is not None and "confidential-dispatch" in refusal and method in refusal
-    # Without confidential documents any method will do.
-    assert dispatch_refusal(method, CONFIDENTIAL_METHODS, 0) is None
+@pytest.mark.parametrize(("method", "why"), [("ordinary_post", "机要"), ("carried_by_graduate", "本人自带")])
+def test_never_by_post_and_never_by_the_graduate_whatever_the_contents(method: str, why: str) -> None:
+    refusal = dispatch_refusal(method, METHODS)
+    assert refusal is not None and "dispatch-method" in refusal and method in refusal and why in refusal
+    assert "confidential_communication or special_personnel" in refusal
+
+
+# --- a complete archive -------------------------------------------------------------------------
+
+
+def test_the_required_documents_are_a_code_list() -> None:
+    types = code_list("archive-document-types")
+    assert missing_documents({"transcript", "graduate_registration_form"}, types) == []
+    assert missing_documents({"transcript", "student_registration_form"}, types) == ["graduate_registration_form"]
+    assert missing_documents(set(), types) == ["graduate_registration_form", "transcript"]

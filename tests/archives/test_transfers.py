@@ -142,7 +142,7 @@ def test_request_manifest_receipt(app: Flask, send: Send) -> None:
     # Receipted once; the archive is now held by the agency, not the university.
     refused(
         send(text("archive-receipt"), "ArchiveReceipt", AGENCY_CHAOYANG, UNIVERSITY),
-        "ARCHIVE_RULE_VIOLATION",
+        "ARCHIVE_TRANSFER_DUPLICATE",
         "already receipted",
     )
     again = text("archive-transfer-manifest").replace("ATM-2025-000045", "ATM-2025-000046")
@@ -161,7 +161,7 @@ def test_a_manifest_without_a_request_opens_its_own_transfer(app: Flask, send: S
     assert transfer.status == "dispatched" and transfer.requested_at is None and transfer.dispatch_due_at is None
     refused(
         send(text("archive-transfer-manifest"), "ArchiveTransferManifest", UNIVERSITY, AGENCY_CHAOYANG),
-        "ARCHIVE_RULE_VIOLATION",
+        "ARCHIVE_TRANSFER_DUPLICATE",
         "ATM-2025-000045 was already declared",
     )
 
@@ -210,21 +210,25 @@ def test_confidential_documents_by_ordinary_means_are_refused(send: Send, method
     refused(
         send(manifest_to(AGENCY_CHAOYANG, method=method), "ArchiveTransferManifest", UNIVERSITY, AGENCY_CHAOYANG),
         "ARCHIVE_RULE_VIOLATION",
-        "rule confidential-dispatch",
+        "rule dispatch-method",
         method,
     )
 
 
-def test_no_confidential_documents_may_go_by_post(send: Send) -> None:
+@pytest.mark.parametrize("method", ["ordinary_post", "carried_by_graduate"])
+def test_a_personnel_archive_never_goes_by_post_or_by_hand_whatever_its_contents(send: Send, method: str) -> None:
     register(send)
-    manifest = manifest_to(AGENCY_CHAOYANG, "北京市朝阳区人才服务中心", method="ordinary_post")
-    accepted(
+    manifest = manifest_to(AGENCY_CHAOYANG, "北京市朝阳区人才服务中心", method=method)
+    refused(
         send(
             manifest.replace("<arc:Confidential>true", "<arc:Confidential>false"),
             "ArchiveTransferManifest",
             UNIVERSITY,
             AGENCY_CHAOYANG,
-        )
+        ),
+        "ARCHIVE_RULE_VIOLATION",
+        "rule dispatch-method",
+        method,
     )
 
 
@@ -267,8 +271,7 @@ def test_receipt_for_a_manifest_never_dispatched(send: Send) -> None:
     register(send)
     refused(
         send(text("archive-receipt"), "ArchiveReceipt", AGENCY_CHAOYANG, UNIVERSITY),
-        "ARCHIVE_RULE_VIOLATION",
-        "rule receipt",
+        "ARCHIVE_TRANSFER_UNKNOWN",
         "ATM-2025-000045",
     )
 

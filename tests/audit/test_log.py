@@ -105,7 +105,14 @@ def test_verify_reports_tampering_with_its_position(
     context.sequencer.run_once()
     code, output = audit(home, "verify", "--json")
     assert code == 0, output
-    assert json.loads(output.splitlines()[-1]) == {"ok": True, "entries": before + 6, "checkpoints": 1, "problems": []}
+    assert json.loads(output.splitlines()[-1]) == {
+        "ok": True,
+        "entries": before + 6,
+        "checkpoints": 1,
+        "published": 1,
+        "kept": 0,
+        "problems": [],
+    }
     with transaction(context.sessions) as session:
         if tampering == "change":
             entry = session.get(AuditEntry, before + 3)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway.archives.models import ArchiveTransfer, TransferStatus
 from gateway.archives.overdue import overdue_transfers
+from gateway.cli import main
+from gateway.clock import BEIJING
 from gateway.privacy import IdentityHasher
 from gateway.store.db import transaction
-from tests.auditor.helpers import GRADUATE_A, GRADUATE_B
+from tests.auditor.helpers import GRADUATE_A, GRADUATE_B, NOBODY
 from tests.conftest import AGENCY_CHAOYANG, SOE_EMPLOYER, UNIVERSITY
 
 
@@ -60,8 +64,9 @@ def test_overdue_transfers_are_listed_most_overdue_first_without_identities(
                     hasher(GRADUATE_B),
                     SOE_EMPLOYER,
                 ),
+                # A graduate has one open transfer at a time: this one is a third graduate's.
                 transfer(
-                    "ZD-NOT-YET", TransferStatus.REQUESTED, now + timedelta(days=2), hasher(GRADUATE_A), AGENCY_CHAOYANG
+                    "ZD-NOT-YET", TransferStatus.REQUESTED, now + timedelta(days=2), hasher(NOBODY), AGENCY_CHAOYANG
                 ),
                 transfer(
                     "ZD-RECEIVED", TransferStatus.RECEIVED, now - timedelta(days=40), hasher(GRADUATE_B), SOE_EMPLOYER
@@ -94,3 +99,39 @@ def test_a_bad_day_is_a_clear_message(auditor: FlaskClient) -> None:
     response = auditor.get("/audit/archives/overdue?at=2026-06-31&lang=en")
     assert response.status_code == 400
     assert "“2026-06-31” is not a date" in html.unescape(response.get_data(as_text=True))
+
+
+def test_the_page_and_the_command_judge_a_day_alike(auditor_app: Flask, auditor: FlaskClient) -> None:
+    """ "On DATE" is the end of that day in Beijing time for the auditor UI and `gateway archives overdue --at`."""
+    context = auditor_app.extensions["gateway"]
+    now = context.clock.now()
+    hasher = IdentityHasher.from_file(context.settings.keys_dir / "secrets" / "identity-hash.key")
+    day = (now + timedelta(days=3)).astimezone(BEIJING).date()
+    end = datetime(day.year, day.month, day.day, tzinfo=BEIJING) + timedelta(days=1)
+    with transaction(context.sessions) as session:
+        session.add_all(
+            [  # due a minute before and a minute after that day ends (Beijing time)
+                transfer(
+                    "ZD-DUE-THAT-DAY",
+                    TransferStatus.REQUESTED,
+                    end - timedelta(minutes=1),
+                    hasher(GRADUATE_A),
+                    AGENCY_CHAOYANG,
+                ),
+                transfer(
+                    "ZD-DUE-NEXT-DAY",
+                    TransferStatus.REQUESTED,
+                    end + timedelta(minutes=1),
+                    hasher(GRADUATE_B),
+                    SOE_EMPLOYER,
+                ),
+            ]
+        )
+    page = html.unescape(auditor.get(f"/audit/archives/overdue?at={day}&lang=en").get_data(as_text=True))
+    assert "ZD-DUE-THAT-DAY" in page and "ZD-DUE-NEXT-DAY" not in page
+    env = {"GATEWAY_DATA_DIR": str(context.settings.data_dir), "GATEWAY_KEYS_DIR": str(context.settings.keys_dir)}
+    result = CliRunner().invoke(main, ["archives", "overdue", "--at", day.isoformat(), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert [(row["transfer_number"], row["days_overdue"]) for row in json.loads(result.output)] == [
+        ("ZD-DUE-THAT-DAY", 1)
+    ]

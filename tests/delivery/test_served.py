@@ -40,6 +40,8 @@ def test_served_gateway_pushes_accepted_messages_and_reports_them(template_home:
             "110105",
             "--unit-nature",
             "31",
+            "--archive-rights",
+            "yes",
             "--delivery",
             "push",
             "--endpoint",

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from gateway.archives.deadlines import overdue
 from gateway.archives.models import ArchiveTransfer
 from gateway.audit.verify import verify_log
+from gateway.clock import end_of_day
 from gateway.privacy import mask_identity, redact
 from gateway.settings import Settings
 from gateway.web.app import create_app
@@ -30,7 +31,9 @@ from tests.web.helpers import post_form
 GRADUATES = 12
 PLANNED = {
     "AGREEMENT_OFFER_EXPIRED": 1,
-    "ARCHIVE_RULE_VIOLATION": 1,
+    "ARCHIVE_INCOMPLETE": 1,  # the transcript left out, then put in
+    "ARCHIVE_RULE_VIOLATION": 2,  # by ordinary post; carried by the graduate
+    "EMPLOYER_UNIT_NATURE_MISMATCH": 1,  # the hospital typed as an enterprise, then corrected
     "AUTHORISATION_EXHAUSTED": 1,
     "AUTHORISATION_INSUFFICIENT_SCOPE": 1,
     "AUTHORISATION_REVOKED": 1,
@@ -116,6 +119,7 @@ def test_refusals_by_fault_code_are_the_audit_logs_and_exactly_the_planned_ones(
 def test_overdue_archives_are_the_archive_clocks(played: Any, database: Session) -> None:
     _, summary, _ = played
     at = datetime.fromisoformat(summary["overdue_at"])
+    assert at == end_of_day(date.fromisoformat(summary["overdue_on"]))  # "on that day": its end, Beijing time
     found = overdue(database.scalars(select(ArchiveTransfer)), at)
     assert [(o.transfer_number, o.what, o.days) for o in found] == [
         (line["transfer_number"], line["what"], line["days"]) for line in summary["overdue"]

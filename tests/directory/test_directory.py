@@ -84,7 +84,13 @@ def test_json_lists_the_service_organisations_agencies_first(client: FlaskClient
         "kind": {"code": "talent_service_agency", "zh": "人才服务机构", "en": "Talent service agency"},
         "region": {"code": "110105", "name": "北京市朝阳区"},
         "regions_served": [{"code": "110105", "name": "北京市朝阳区"}],
-        "contact": {"name": "档案服务窗口", "phone": "010-65090000", "email": None, "address": "北京市朝阳区示范路1号"},
+        "contact": {
+            "name": "档案服务窗口",
+            "phone": "010-65090000",
+            "email": None,
+            "address": "北京市朝阳区示范路1号",
+            "opening_hours": None,
+        },
     }
 
 

@@ -54,6 +54,26 @@ CASES: dict[str, tuple[str | None, str, str, str]] = {
         AGENCY_CHAOYANG,
         "ARCHIVE_RULE_VIOLATION",
     ),
+    "manifest-carried-by-graduate.xml": ("story", UNIVERSITY, AGENCY_CHAOYANG, "ARCHIVE_RULE_VIOLATION"),
+    "registration-employer-unit-nature-mismatch.xml": (
+        None,
+        UNIVERSITY,
+        EDUCATION_DEPARTMENT,
+        "EMPLOYER_UNIT_NATURE_MISMATCH",
+    ),
+    "registration-targeted-not-released.xml": (
+        None,
+        UNIVERSITY,
+        EDUCATION_DEPARTMENT,
+        "TARGETED_TRAINING_NOT_RELEASED",
+    ),
+    "manifest-without-transcript.xml": ("story", UNIVERSITY, AGENCY_CHAOYANG, "ARCHIVE_INCOMPLETE"),
+    "receipt-unknown-manifest.xml": ("story", AGENCY_CHAOYANG, UNIVERSITY, "ARCHIVE_TRANSFER_UNKNOWN"),
+    "manifest-declared-twice.xml": ("story", UNIVERSITY, AGENCY_CHAOYANG, "ARCHIVE_TRANSFER_DUPLICATE"),
+}
+# Examples that need an accepted document of the story first (after the given registration).
+BEFORE: dict[str, tuple[str, str, str]] = {
+    "manifest-declared-twice.xml": ("archive-transfer-manifest", UNIVERSITY, AGENCY_CHAOYANG),
 }
 
 
@@ -72,6 +92,9 @@ def test_invalid_example_is_refused_with_its_fault(name: str, client: FlaskClien
         registration = example("destination-registration") if given == "story" else (INVALID / given).read_bytes()
         assert send(client, sign, registration, UNIVERSITY, EDUCATION_DEPARTMENT)[0] is None
         assert send(client, sign, "registration-filed", EDUCATION_DEPARTMENT, UNIVERSITY)[0] is None
+    if name in BEFORE:
+        document, first_sender, first_recipient = BEFORE[name]
+        assert send(client, sign, document, first_sender, first_recipient)[0] is None
     refused, message = send(client, sign, (INVALID / name).read_bytes(), sender, recipient)
     assert refused == code, message
 

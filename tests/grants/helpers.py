@@ -20,7 +20,7 @@ from tests.conftest import EDUCATION_DEPARTMENT, HUKOU_OFFICE, Signer
 from tests.graduates.helpers import LI_MING, Graduate, context
 
 NS = {"gw": "urn:gradex:gateway:1", "ver": "urn:gradex:verification:1", "c": "urn:gradex:common:1"}
-ALL_FACTS = ("identity_match", "education", "destination", "archive")
+ALL_FACTS = ("identity_match", "education", "destination", "archive", "employment_evidence")
 
 
 def grant(app: Flask, account: GraduateAccount, now: datetime | None = None, **changes: Any) -> services.IssuedGrant:

@@ -256,3 +256,25 @@ def test_the_signed_response_verifies_with_xmlsec1(
     signed = alone.read_bytes()
     alone.write_bytes(signed.replace(b"bachelor", b"master"))
     assert alone.read_bytes() != signed and check().returncode != 0
+
+
+def test_employment_evidence_for_settlement_from_the_filed_registration(
+    app: Flask, client: FlaskClient, sign: Signer, settings: Settings, li_ming: GraduateAccount
+) -> None:
+    """A hukou office granted the employment evidence sees the employer and the agreement's reference and date."""
+    issued = grant(app, li_ming, facts=("identity_match", "employment_evidence"))
+    asked = ask(client, sign, verification_request(issued.token, facts=("employment_evidence",)))
+    assert asked.status == 200, asked.text
+    assert ServiceCatalog(SCHEMAS_DIR).schema.validate(etree.ElementTree(asked.answer))
+    _, answer = read_answer(asked.answer, anchors(settings), asked.message_id, HUKOU_OFFICE)
+    evidence = answer.employment_evidence
+    assert evidence is not None and evidence.employer is not None
+    assert (evidence.employer.credit_code, evidence.employer.name) == ("91110108500000006J", "北京示范科技有限公司")
+    assert (evidence.contract_kind, evidence.contract_reference) == ("employment_agreement", "AGR-2025-000123")
+    assert evidence.contract_date is not None and evidence.contract_date.isoformat() == "2025-05-20"
+    # Minimised like every fact: nothing else is in the answer.
+    assert answer.education is None and answer.destination is None and answer.identity_match is None
+    # Not granted, not answered.
+    other = grant(app, li_ming, facts=("identity_match",))
+    refused = ask(client, sign, verification_request(other.token, facts=("employment_evidence",)))
+    assert refused.fault == "AUTHORISATION_INSUFFICIENT_SCOPE", refused.text

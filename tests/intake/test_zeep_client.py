@@ -150,11 +150,11 @@ def test_served_gateway_refuses_each_attack_and_keeps_serving(gateway_url: str) 
 
 def test_served_health_readiness_and_large_payload(gateway_url: str) -> None:
     assert requests.get(f"{gateway_url}/healthz", timeout=5).json()["status"] == "ok"
-    # The served home's audit entries are as old as the test session: /readyz rightly waits until
-    # the gateway's sequencer has integrated them, which a loaded machine may delay a little.
-    deadline = time.monotonic() + 60
+    # The template home's audit entries were recorded when the test session began: later in a long
+    # run they are older than the readiness lag limit until the served sequencer's first run (5 s).
+    deadline = time.monotonic() + 20
     while (ready := requests.get(f"{gateway_url}/readyz", timeout=5).json())["status"] != "ready":
-        assert time.monotonic() < deadline, ready
+        assert time.monotonic() < deadline, ready["reasons"]
         time.sleep(0.5)
     assert ready["checks"]["database"]["ok"] and ready["checks"]["delivery_queue"]["ok"]
     response = requests.post(
