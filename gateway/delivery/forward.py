@@ -15,7 +15,7 @@ from gateway.intake.catalog import GATEWAY_NS
 from gateway.messages.models import Message
 from gateway.messages.payloads import PayloadCipher
 from gateway.security.signer import GatewaySigner
-from gateway.xmlparse import parse_untrusted
+from gateway.xmlparse import XmlLimits, parse_untrusted
 
 _GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
 
@@ -27,7 +27,8 @@ def delivery_element(
 
     Raises :class:`gateway.errors.PayloadUnavailable` when the stored envelope cannot be opened.
     """
-    original = parse_untrusted(payloads.open_envelope(message)).getroot()
+    # Accepted under the limits of its day, which an operator may since have lowered.
+    original = parse_untrusted(payloads.open_envelope(message), XmlLimits.widest()).getroot()
     fields = [
         _GW.MessageId(message.message_id),
         _GW.Sender(message.sender_id),

@@ -53,7 +53,7 @@ from gateway.sdk.receipts import VerifiedReceipt, sent_digests, verify_receipt
 from gateway.sdk.recipient import VerifiedDelivery
 from gateway.sdk.verification import ANSWER, VerifiedVerification, read_answer
 from gateway.sdk.zeep_plugins import GatewaySignature
-from gateway.xmlparse import parse_untrusted
+from gateway.xmlparse import XmlLimits, parse_untrusted
 
 
 class GatewayRefusal(GatewayError):
@@ -193,7 +193,8 @@ class GatewayClient:
         """Post a signed envelope; returns the Body's ``expected`` element or raises :class:`GatewayRefusal`."""
         address = self.zeep.service._binding_options["address"]
         response = self.zeep.transport.post_xml(address, envelope, {"Content-Type": "text/xml; charset=utf-8"})
-        answer = parse_untrusted(response.content).getroot()
+        # A mailbox answer holds up to 100 accepted messages: the intake's limits are per message.
+        answer = parse_untrusted(response.content, XmlLimits.widest()).getroot()
         fault = answer.find(f"{{{SOAP_ENV_NS}}}Body/{{{SOAP_ENV_NS}}}Fault")
         if fault is not None:
             code = fault.findtext(f"detail/{{{GATEWAY_NS}}}FaultDetail/{{{GATEWAY_NS}}}Code") or "UNKNOWN"
