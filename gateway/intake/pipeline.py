@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import LogPosition, record
+from gateway.audit.log import RecordedEntry, record
 from gateway.errors import (
     DuplicateMessage,
     Fault,
@@ -70,7 +70,7 @@ class Inbound:
     stored: Message | None = None
     receipt: etree._Element | None = None
     answer: etree._Element | None = None  # the gateway's own answer (plumbing, verification), instead of the receipt
-    log_position: LogPosition | None = None  # the audit entry of the acceptance
+    acceptance: RecordedEntry | None = None  # the audit entry of the acceptance (indexed at the receipt)
 
     @property
     def message_id(self) -> str | None:
@@ -259,8 +259,9 @@ class Store:
             # failed flush expired the ORM objects: build the text from plain values only.
             raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
         inbound.stored = message
-        # Store and audit in one transaction: the acceptance's audit entry, with its place in the log.
-        inbound.log_position = record(
+        # Store and audit in one transaction: the acceptance's audit entry (its place in the log is
+        # given as late as possible: at the receipt, which names it).
+        inbound.acceptance = record(
             session,
             AuditEvent(
                 kind="message.accepted",
