@@ -77,8 +77,16 @@ class DeliveryService:
         except Exception:
             log.warning("broker unreachable; %d deliveries wait for the sweep", len(delivery_ids), exc_info=True)
             return
-        with transaction(self.sessions) as session:
-            outbox.mark_queued(session, delivery_ids, self.clock.now())
+        try:
+            with transaction(self.sessions) as session:
+                outbox.mark_queued(session, delivery_ids, self.clock.now())
+        except Exception:
+            # The messages are stored and on the broker: the sender gets its receipt all the same.
+            # Left ``accepted``, the deliveries are either delivered from the broker (a claim takes
+            # ``accepted`` too) or re-enqueued by the sweep after its grace period.
+            log.warning(
+                "could not mark %d deliveries queued; the sweep will recover them", len(delivery_ids), exc_info=True
+            )
 
     def deliver(self, delivery_id: int) -> None:
         """The actor: deliver one push delivery, once, and record the outcome."""
