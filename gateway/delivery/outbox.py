@@ -8,6 +8,7 @@ delivery exactly-once in effect.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
@@ -85,10 +86,20 @@ def mark_resent(session: Session, delivery_ids: list[int], now: datetime) -> Non
     )
 
 
-def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_grace: timedelta) -> list[int]:
-    """Push deliveries that need (re-)enqueuing: never enqueued, due for retry, or held by a dead worker."""
+@dataclass(frozen=True)
+class Due:
+    """A push delivery the sweep looks at: its id, status and when it was last queued."""
+
+    id: int
+    status: str
+    enqueued_at: datetime | None
+
+
+def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_grace: timedelta) -> list[Due]:
+    """Push deliveries that may need (re-)enqueuing: never enqueued or queued longer than the grace
+    period (the sweep asks the broker about the queued ones), due for retry, or held by a dead worker."""
     stale = now - timedelta(seconds=policy.lease_seconds)
-    query = select(Delivery.id).where(
+    query = select(Delivery.id, Delivery.status, Delivery.enqueued_at).where(
         Delivery.mode == "push",
         or_(
             and_(Delivery.status.in_([S.ACCEPTED, S.QUEUED]), Delivery.updated_at < now - accepted_grace),
@@ -96,7 +107,18 @@ def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_
             and_(Delivery.status == S.IN_DELIVERY, Delivery.claimed_at < stale),
         ),
     )
-    return list(session.scalars(query.order_by(Delivery.id).limit(1000)))
+    rows = session.execute(query.order_by(Delivery.id).limit(1000))
+    return [Due(row.id, row.status, row.enqueued_at) for row in rows]
+
+
+def still_queued(session: Session, delivery_ids: list[int], now: datetime) -> None:
+    """The broker still holds these: look again after another grace period (``updated_at`` = now)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == S.QUEUED)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def retry(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
