@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.delivery.policy import RetryPolicy
 from gateway.errors import PayloadPurged
-from gateway.messages.models import Delivery, DeliveryStatus
+from gateway.messages.models import Delivery, DeliveryStatus, Message
 
 S = DeliveryStatus
 
@@ -146,3 +146,59 @@ def retry(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
             delivery.status = S.QUEUED
             delivery.next_attempt_at = None
     return delivery
+
+
+@dataclass(frozen=True)
+class BulkRetry:
+    """What :func:`retry_dead_letters` did: push deliveries to send (ids), pull ones back in their
+    mailbox, and dead letters left alone because their envelope was purged."""
+
+    push_ids: list[int]
+    pull: int
+    purged: int
+
+
+def retry_dead_letters(
+    session: Session, now: datetime, *, recipient: str | None, since: datetime | None, enqueue_now: bool
+) -> BulkRetry:
+    """Every dead letter (``failed``), optionally to one recipient and dead-lettered since a time,
+    tried again with a fresh attempt count, in the caller's one transaction.
+
+    Push deliveries become ``queued`` as of ``now`` when ``enqueue_now`` (the caller then sends
+    them to the broker with ``now`` as their queued-at, and the sweep sends any it did not), or
+    retries due now for the sweep otherwise; pull deliveries go back into the mailbox. Dead letters
+    whose envelope the retention purge erased cannot be retried and are only counted.
+    """
+    scope = [Delivery.status == S.FAILED]
+    if recipient:
+        scope.append(Delivery.recipient_id == recipient)
+    if since is not None:
+        scope.append(Delivery.updated_at >= since)  # a dead letter's last change is its dead-lettering
+    purged_messages = select(Message.id).where(Message.payload_purged_at.is_not(None))
+    purged = session.scalar(
+        select(func.count()).select_from(Delivery).where(*scope, Delivery.message_pk.in_(purged_messages))
+    )
+    retriable = [*scope, Delivery.message_pk.not_in(purged_messages)]
+    fresh = {"attempts": 0, "updated_at": now}
+    push = (
+        {"status": S.QUEUED, "enqueued_at": now, "next_attempt_at": None}
+        if enqueue_now
+        else {
+            "status": S.WAITING_FOR_RETRY,
+            "next_attempt_at": now,
+        }
+    )
+    push_ids = session.scalars(
+        update(Delivery)
+        .where(*retriable, Delivery.mode == "push")
+        .values(**fresh, **push)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    pull = session.execute(
+        update(Delivery)
+        .where(*retriable, Delivery.mode == "pull")
+        .values(**fresh, status=S.QUEUED, next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return BulkRetry(sorted(push_ids), int(pull.rowcount), int(purged or 0))  # type: ignore[attr-defined]

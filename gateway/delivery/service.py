@@ -48,6 +48,19 @@ QUEUE = "deliveries"
 ACTOR_NAME = "gateway.deliver"
 
 
+def delivery_actor(broker: dramatiq.Broker, deliver: Callable[[int], None]) -> dramatiq.Actor[[int], None]:
+    """The delivery actor on ``broker``: what a worker runs, or (with any ``deliver``) what a process
+    that only sends to the queue, such as ``gateway deliveries retry --all``, sends with."""
+    return dramatiq.Actor(
+        deliver,
+        broker=broker,
+        actor_name=ACTOR_NAME,
+        queue_name=QUEUE,
+        priority=0,
+        options={"max_retries": 0},  # retries are the outbox's, with the recipient's own limit
+    )
+
+
 @dataclass
 class DeliveryService:
     sessions: sessionmaker[Session]
@@ -60,14 +73,7 @@ class DeliveryService:
     accepted_grace: timedelta = timedelta(seconds=60)
 
     def __post_init__(self) -> None:
-        self.actor: dramatiq.Actor[[int], None] = dramatiq.Actor(
-            self.deliver,
-            broker=self.broker,
-            actor_name=ACTOR_NAME,
-            queue_name=QUEUE,
-            priority=0,
-            options={"max_retries": 0},  # retries are the outbox's, with the recipient's own limit
-        )
+        self.actor = delivery_actor(self.broker, self.deliver)
 
     def enqueue(self, delivery_ids: list[int]) -> None:
         """Hand push deliveries to the broker; a broker that is down leaves them to the sweep."""
