@@ -192,10 +192,10 @@ class Sweeper(threading.Thread):
         self._service = service
         self._interval = interval
         self._tasks: tuple[Callable[[], object], ...] = (service.sweep, *also)
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # not _stop: threading.Thread has a _stop of its own
 
     def run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stopping.wait(self._interval):
             for task in self._tasks:
                 try:
                     task()
@@ -203,7 +203,7 @@ class Sweeper(threading.Thread):
                     log.exception("periodic task %s failed; trying again in %.0f s", task, self._interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
 
 def start_worker(service: DeliveryService, threads: int, queue_prefetch: int = 0, **options: Any) -> dramatiq.Worker:
