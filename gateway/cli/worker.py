@@ -28,10 +28,20 @@ from gateway.web.app import create_app
     show_default=True,
     help="Seconds between sweeps for deliveries left behind (crash, lost broker message, due retry).",
 )
-def worker(threads: int, prefetch: int, sweep_interval: float) -> None:
+@click.option(
+    "--shutdown-grace",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="On SIGTERM or SIGINT, seconds to let deliveries in flight finish (a push waits at most its "
+    "recipient's --push-timeout); a delivery still running after that is recovered by another worker's sweep.",
+)
+def worker(threads: int, prefetch: int, sweep_interval: float, shutdown_grace: float) -> None:
     """Deliver accepted messages: consume the broker's delivery queue and sweep the outbox.
 
     Needs GATEWAY_BROKER_URL=redis://... (the embedded default runs its worker inside `gateway serve`).
+    On SIGTERM or SIGINT it takes no new delivery, finishes those in flight, gives the broker back
+    the messages it had fetched but not started, and exits 0.
     """
     settings = load_settings()
     if settings.is_embedded:
@@ -52,6 +62,10 @@ def worker(threads: int, prefetch: int, sweep_interval: float) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
+    click.echo(f"delivery worker stopping: finishing the deliveries in flight (at most {shutdown_grace:g} s)")
     sweeper.stop()
-    consumer.stop(timeout=10_000)
+    consumer.stop(timeout=int(shutdown_grace * 1000))
+    sweeper.join(timeout=max(shutdown_grace, 1.0))
+    service.broker.close()
+    app.extensions["gateway"].engine.dispose()
     click.echo("delivery worker stopped")
