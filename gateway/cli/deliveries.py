@@ -73,7 +73,7 @@ def deliveries() -> None:
 @deliveries.command("list")
 @click.option("--status", type=click.Choice([s.value for s in DeliveryStatus]), help="Only this status.")
 @click.option("--recipient", help="Only to this participant.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(status: str | None, recipient: str | None, limit: int, as_json: bool) -> None:
     """The newest deliveries first."""
@@ -82,7 +82,7 @@ def list_(status: str | None, recipient: str | None, limit: int, as_json: bool) 
 
 
 @deliveries.command("dead-letters")
-@click.option("--limit", type=int, default=200, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def dead_letters(limit: int, as_json: bool) -> None:
     """Deliveries that failed for good (past the recipient's attempt limit)."""

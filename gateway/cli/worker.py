@@ -6,6 +6,7 @@ import signal
 import threading
 
 import click
+import redis
 
 from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
@@ -14,7 +15,7 @@ from gateway.web.app import create_app
 
 
 @click.command()
-@click.option("--threads", type=int, default=8, show_default=True, help="Delivery threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True, help="Delivery threads.")
 @click.option(
     "--prefetch",
     type=int,
@@ -46,6 +47,13 @@ def worker(threads: int, prefetch: int, sweep_interval: float, shutdown_grace: f
     settings = load_settings()
     if settings.is_embedded:
         raise click.ClickException("the embedded default delivers inside `gateway serve`; set GATEWAY_BROKER_URL")
+    broker = settings.broker_url.split("@")[-1]
+    try:
+        redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        raise click.ClickException(
+            f"cannot reach the broker at {broker}: {str(exc).rstrip('.')}; start Redis or correct GATEWAY_BROKER_URL"
+        ) from None
     try:
         app = create_app(settings)
     except ConfigurationError as exc:
@@ -55,7 +63,7 @@ def worker(threads: int, prefetch: int, sweep_interval: float, shutdown_grace: f
     sweeper = Sweeper(service, sweep_interval, also=app.extensions["gateway"].periodic_tasks())
     sweeper.start()
     click.echo(
-        f"delivery worker: {threads} threads on {settings.broker_url.split('@')[-1]}; "
+        f"delivery worker: {threads} threads on {broker}; "
         f"sweeping every {sweep_interval:g} s"
     )
     stop = threading.Event()
