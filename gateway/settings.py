@@ -125,6 +125,11 @@ class Settings:
     privacy_notice_dir: Path | None = None
     # E-mail notices (gateway.notices): none are sent while smtp_host is empty.
     mail: MailSettings = field(default_factory=MailSettings)
+    # /metrics (gateway.monitoring): a bearer token the scraper sends, and/or a port of its own
+    # (on metrics_host, default host); with neither, /metrics answers 404.
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_port: int | None = None
+    metrics_host: str | None = None
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -250,6 +255,9 @@ class Settings:
                 max_attempts=_int(env, "GATEWAY_MAIL_MAX_ATTEMPTS", 12, 1, 100),
                 retry_base_seconds=_int(env, "GATEWAY_MAIL_RETRY_SECONDS", 60, 1, 3600),
             ),
+            metrics_token=env.get("GATEWAY_METRICS_TOKEN", "").strip() or None,
+            metrics_port=_int(env, "GATEWAY_METRICS_PORT", 0, 0, 65535) or None,
+            metrics_host=env.get("GATEWAY_METRICS_HOST", "").strip() or None,
         )
 
 

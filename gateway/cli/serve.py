@@ -11,6 +11,7 @@ from gunicorn.app.base import BaseApplication
 from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
 from gateway.errors import ConfigurationError
+from gateway.monitoring.serving import gunicorn_options
 from gateway.web.app import create_app
 
 
@@ -59,6 +60,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         # (after gunicorn forks), so accepted messages are delivered without any other process.
         options["post_worker_init"] = lambda _worker: _start_embedded_delivery(app)
         click.echo("  delivery        in-process worker and sweep (embedded default)")
+    options.update(gunicorn_options(settings))  # metrics across workers (and their port), JSON request log
     _Gunicorn(
         app,
         {
