@@ -11,6 +11,7 @@ counting what it handled.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
@@ -24,6 +25,7 @@ import requests
 from lxml import etree
 from sqlalchemy import Engine, text
 
+from gateway.settings import PROJECT_ROOT
 from tests.conftest import free_port
 from tests.delivery.faults_exchange import NS, RECOVERY_SETTINGS, SENDER
 from tests.delivery.faults_processes import Processes, Started, wait_until
@@ -34,33 +36,17 @@ NODES = ("a", "b")
 # starting): the sender sends the same bytes again, as docs/protocol.md tells senders to.
 PROXY_STATUSES = (502, 503, 504)
 
-HAPROXY_CONFIG = """\
-global
-    maxconn 256
+# The shipped configuration, with the test's addresses in place of its `bind` and `server` lines.
+HAPROXY_CONFIG = PROJECT_ROOT / "docs" / "deployment" / "haproxy.cfg"
 
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    # A request that found its node gone (refused, or closed without an answer) goes to the other
-    # one; a message whose answer was lost is then answered REPLAY there (it had been accepted).
-    retries 3
-    option redispatch 1
-    retry-on conn-failure empty-response
-    option http-buffer-request
 
-frontend gateway
-    bind 127.0.0.1:{port}
-    default_backend nodes
-
-backend nodes
-    balance roundrobin
-    option httpchk GET /readyz
-    http-check expect status 200
-    default-server inter 500ms fall 2 rise 2
-{servers}
-"""
+def haproxy_config(port: int, servers: dict[str, int]) -> str:
+    """docs/deployment/haproxy.cfg, listening on loopback ``port`` (no TLS) and balancing ``servers``."""
+    shipped = HAPROXY_CONFIG.read_text(encoding="utf-8")
+    assert re.search(r"^    bind .*$", shipped, re.M) and re.search(r"^    server .*$", shipped, re.M)
+    config = re.sub(r"^    bind .*$", f"    bind 127.0.0.1:{port}", shipped, count=1, flags=re.M)
+    config = re.sub(r"^    server .*\n", "", config, flags=re.M)
+    return config + "".join(f"    server node-{name} 127.0.0.1:{p} check\n" for name, p in servers.items())
 
 
 @dataclass
@@ -158,9 +144,8 @@ class Cluster:
         return started
 
     def start_proxy(self, haproxy: str) -> Started:
-        servers = "\n".join(f"    server {n} 127.0.0.1:{self.ports[n]} check" for n in NODES)
         config = self.root / "haproxy.cfg"
-        config.write_text(HAPROXY_CONFIG.format(port=self.proxy_port, servers=servers), encoding="utf-8")
+        config.write_text(haproxy_config(self.proxy_port, self.ports), encoding="utf-8")
         checked = self.processes.start("haproxy-check", [haproxy, "-c", "-f", str(config)], os.environ)
         assert checked.process.wait(timeout=30) == 0, checked.log_tail()
         started = self.processes.start("haproxy", [haproxy, "-db", "-f", str(config)], os.environ)

@@ -99,8 +99,8 @@ def test_two_nodes_behind_a_proxy(cluster: Cluster) -> None:
     restarter.join(timeout=90)
     assert restarted.is_set(), cluster.explain()
     assert cluster.taken == len(envelopes)
-    # Then, once HAProxy's checks have seen node A again (rise 2 x 500 ms), it takes its share.
-    time.sleep(2.0)
+    # Then, once HAProxy's checks have seen node A ready again (rise 2 x 1 s), it takes its share.
+    time.sleep(3.0)
     cluster.send(later, concurrency=2)
 
     # Each delivery once: every accepted message delivered, handled by the recipient exactly once.
