@@ -195,6 +195,9 @@ class Settings:
         key_ring = env.get("GATEWAY_PAYLOAD_KEYS_DIR")
         checkpoints = env.get("GATEWAY_CHECKPOINT_DIR")
         notice_dir = env.get("GATEWAY_PRIVACY_NOTICE_DIR", "").strip()
+        metrics_port = _int(env, "GATEWAY_METRICS_PORT", 0, 0, 65535) or None
+        if metrics_port is not None and metrics_port == _int(env, "GATEWAY_PORT", 8080, 1, 65535):
+            raise ConfigurationError("GATEWAY_METRICS_PORT must differ from GATEWAY_PORT (it serves /metrics only)")
         return cls(
             data_dir=data_dir,
             keys_dir=keys_dir,
@@ -256,7 +259,7 @@ class Settings:
                 retry_base_seconds=_int(env, "GATEWAY_MAIL_RETRY_SECONDS", 60, 1, 3600),
             ),
             metrics_token=env.get("GATEWAY_METRICS_TOKEN", "").strip() or None,
-            metrics_port=_int(env, "GATEWAY_METRICS_PORT", 0, 0, 65535) or None,
+            metrics_port=metrics_port,
             metrics_host=env.get("GATEWAY_METRICS_HOST", "").strip() or None,
         )
 

@@ -60,6 +60,7 @@ class Cluster:
     redis_port: int = field(default_factory=free_port)
     proxy_port: int = field(default_factory=free_port)
     ports: dict[str, int] = field(default_factory=lambda: {n: free_port() for n in NODES})
+    metrics_ports: dict[str, int] = field(default_factory=lambda: {n: free_port() for n in NODES})
     outcomes: dict[str, str] = field(default_factory=dict)  # message id -> accepted | replayed
     retries: int = 0  # sends repeated after a connection error or a proxy's 502/503/504
     taken: int = 0
@@ -84,6 +85,7 @@ class Cluster:
             GATEWAY_PUBLIC_URL=self.proxy_url,
             GATEWAY_TRUSTED_PROXIES="127.0.0.1",
             GATEWAY_WORKERS="2",
+            GATEWAY_METRICS_PORT=str(self.metrics_ports[node]),
             **RECOVERY_SETTINGS,
         )
         return env

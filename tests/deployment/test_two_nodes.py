@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from gateway.store.db import connect
@@ -117,6 +119,8 @@ def test_two_nodes_behind_a_proxy(cluster: Cluster) -> None:
     assert set(served) == {"serve-a.1", "serve-a.2", "serve-b.1"}
     assert all(served.values()), served
     assert sum(served.values()) == len(cluster.outcomes) - list(cluster.outcomes.values()).count("replayed")
+    # Node B's /metrics adds up its two gunicorn workers' counters (multiprocess mode): its JSON lines' count.
+    assert _accepted_metric(cluster, "b") == served["serve-b.1"]
 
     # One sequencer at a time: both workers ran one, the checkpoints' sizes only grow, and the log
     # verifies with either worker's published checkpoints.
@@ -146,6 +150,17 @@ def test_two_nodes_behind_a_proxy(cluster: Cluster) -> None:
 def _accepted_lines(path: Path) -> int:
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     return sum(1 for line in lines if line.startswith('{"event":"request"') and '"outcome":"accepted"' in line)
+
+
+def _accepted_metric(cluster: Cluster, node: str) -> float:
+    scrape = requests.get(f"http://127.0.0.1:{cluster.metrics_ports[node]}/metrics", timeout=10)
+    assert scrape.status_code == 200
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(scrape.text)
+        for sample in family.samples
+        if sample.name == "gateway_messages_total" and sample.labels["outcome"] == "accepted"
+    )
 
 
 def _audit_integrated(cluster: Cluster) -> bool:
