@@ -132,6 +132,11 @@ class Settings:
     privacy_notice_dir: Path | None = None
     # E-mail notices (gateway.notices): none are sent while smtp_host is empty.
     mail: MailSettings = field(default_factory=MailSettings)
+    # /metrics (gateway.monitoring): a bearer token the scraper sends, and/or a port of its own
+    # (on metrics_host, default host); with neither, /metrics answers 404.
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_port: int | None = None
+    metrics_host: str | None = None
 
     @property
     def anchors(self) -> tuple[Path, ...]:
@@ -197,6 +202,9 @@ class Settings:
         key_ring = env.get("GATEWAY_PAYLOAD_KEYS_DIR")
         checkpoints = env.get("GATEWAY_CHECKPOINT_DIR")
         notice_dir = env.get("GATEWAY_PRIVACY_NOTICE_DIR", "").strip()
+        metrics_port = _int(env, "GATEWAY_METRICS_PORT", 0, 0, 65535) or None
+        if metrics_port is not None and metrics_port == _int(env, "GATEWAY_PORT", 8080, 1, 65535):
+            raise ConfigurationError("GATEWAY_METRICS_PORT must differ from GATEWAY_PORT (it serves /metrics only)")
         return cls(
             data_dir=data_dir,
             keys_dir=keys_dir,
@@ -262,6 +270,9 @@ class Settings:
                 max_attempts=_int(env, "GATEWAY_MAIL_MAX_ATTEMPTS", 12, 1, 100),
                 retry_base_seconds=_int(env, "GATEWAY_MAIL_RETRY_SECONDS", 60, 1, 3600),
             ),
+            metrics_token=env.get("GATEWAY_METRICS_TOKEN", "").strip() or None,
+            metrics_port=metrics_port,
+            metrics_host=env.get("GATEWAY_METRICS_HOST", "").strip() or None,
         )
 
 

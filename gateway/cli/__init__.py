@@ -12,6 +12,7 @@ from gateway.cli import (
     access,
     archives,
     audit,
+    backup,
     deliveries,
     demo,
     grants,
@@ -91,3 +92,4 @@ main.add_command(users.users_group, name="users")
 main.add_command(payloads.payloads)
 main.add_command(demo.demo)
 main.add_command(grants.grants)
+main.add_command(backup.backup)

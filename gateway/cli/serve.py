@@ -11,6 +11,7 @@ from gunicorn.app.base import BaseApplication
 from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
 from gateway.errors import ConfigurationError
+from gateway.monitoring.serving import gunicorn_options as monitoring_options
 from gateway.serving.bridge import GatewayASGI
 from gateway.serving.worker import GatewayWorker, ServingLimits
 from gateway.settings import Settings
@@ -99,6 +100,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         # (after gunicorn forks), so accepted messages are delivered without any other process.
         options["post_worker_init"] = lambda _worker: _start_embedded_delivery(app)
         click.echo("  delivery        in-process worker and sweep (embedded default)")
+    options.update(monitoring_options(settings))  # metrics across workers (and their port), JSON request log
     _Gunicorn(served_app(app, settings), {**gunicorn_options(settings), **options}, serving_limits(settings)).run()
 
 

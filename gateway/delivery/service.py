@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,6 +40,7 @@ from gateway.errors import PayloadUnavailable
 from gateway.intake.soap import envelope
 from gateway.messages.models import Delivery, DeliveryStatus, Message
 from gateway.messages.payloads import PayloadCipher
+from gateway.monitoring import events
 from gateway.registry.models import Participant
 from gateway.security.signer import GatewaySigner
 from gateway.store.db import transaction
@@ -98,6 +100,7 @@ class DeliveryService:
 
     def deliver(self, delivery_id: int) -> None:
         """The actor: deliver one push delivery, once, and record the outcome."""
+        started = time.perf_counter()
         with transaction(self.sessions) as session:
             if not outbox.claim(session, delivery_id, self.clock.now(), self.policy):
                 return  # delivered already, not due yet, or another worker has it
@@ -155,6 +158,7 @@ class DeliveryService:
                     },
                 ),
             )
+        events.delivery_attempt(message, delivery, status, error, time.perf_counter() - started)  # its JSON log line
 
     def sweep(self) -> int:
         """Re-enqueue everything due; returns how many deliveries were sent to the broker.

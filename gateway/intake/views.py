@@ -14,6 +14,7 @@ from gateway.audit.log import record
 from gateway.errors import Fault, InternalError, PayloadTooLarge, UnsupportedMediaType
 from gateway.intake.catalog import WSDL_NS, XSD_NS, ServiceCatalog
 from gateway.intake.soap import envelope, fault_envelope
+from gateway.monitoring.views import note_intake
 from gateway.store.db import transaction
 from gateway.web.context import gateway
 from gateway.xmlparse import schema_parser
@@ -31,14 +32,17 @@ def receive() -> Response:
         accepted = context.pipeline.process(raw, context.clock.now())
     except Fault as fault:
         log.info("refused %s: %s (message %s)", fault.code, fault.message, fault.message_id)
+        note_intake(fault=fault)
         _audit_refusal(fault, context.clock.now())
         return _soap(fault_envelope(fault), fault.http_status)
     except Exception:
         log.exception("intake failed")
         failure = InternalError()
+        note_intake(fault=failure)
         _audit_refusal(failure, context.clock.now())  # recorded as a refusal, like every other
         return _soap(fault_envelope(failure), failure.http_status)
     log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
+    note_intake(accepted=accepted)
     context.delivery.enqueue(list(accepted.push_delivery_ids))
     return _soap(envelope(accepted.answer), 200)  # the receipt, or a plumbing service's answer
 

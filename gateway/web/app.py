@@ -34,6 +34,8 @@ from gateway.intake.pipeline import Pipeline, default_stages
 from gateway.messages.keyring import PayloadKeyRing
 from gateway.messages.payloads import PayloadCipher
 from gateway.messages.retention import PayloadRetention
+from gateway.monitoring import views as monitoring
+from gateway.monitoring.instruments import timed_stages
 from gateway.notices.mail import Mailer
 from gateway.pki.keystore import PemKeyStore
 from gateway.portal import views as portal_views
@@ -97,7 +99,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         verification=AnswerVerification(signer, hasher),
         payloads=payloads,
     )
-    pipeline = Pipeline(stages, sessions)
+    pipeline = Pipeline(timed_stages(stages), sessions)
     broker = make_broker(settings)
     delivery = DeliveryService(
         sessions=sessions,
@@ -136,6 +138,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     i18n.init_app(app)
     errors.init_app(app)
     pages.init_app(app)
+    monitoring.init_app(app)  # /metrics, and one JSON log line per request
     # Machine clients sign their SOAP messages; CSRF tokens are for people's forms.
     security.csrf.exempt(intake_views.blueprint)
     app.register_blueprint(intake_views.blueprint)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -175,6 +176,39 @@ def test_no_identity_number_reaches_the_terminal_or_the_logs(played: Any) -> Non
         assert redact(output) == output, f"an identity number in {name}"
     assert "season" in result.stderr  # the progress bar
     assert "audit log:" in result.stdout and "verified" in result.stdout
+
+
+# Any 18-character run of the identity number's shape (GB 11643), valid or not: only a registered
+# participant id (a credit code may be all digits) may show it in a log.
+IDENTITY_SHAPE = re.compile(r"(?<![0-9A-Z])[0-9]{17}[0-9X](?![0-9A-Z])")
+
+
+def test_the_logs_have_a_json_line_per_request_and_attempt_and_no_identity_number_of_any_shape(
+    played: Any, database: Session
+) -> None:
+    home, _, result = played
+    participants = set(database.scalars(text("SELECT id FROM participants")))
+    logs = {
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        **{path.name: path.read_text(encoding="utf-8") for path in sorted(home.glob("*.log"))},
+    }
+    for name, output in logs.items():
+        shaped = set(IDENTITY_SHAPE.findall(output)) - participants
+        assert not shaped, f"{name} shows {len(shaped)} identity-number-shaped strings"
+    lines = [json.loads(line) for line in logs["serve.log"].splitlines() if line.startswith("{")]
+    soap = ("request", "POST", "/soap")
+    requests = [line for line in lines if (line["event"], line.get("method"), line.get("path")) == soap]
+    attempts = [line for line in lines if line["event"] == "delivery_attempt"]
+    # The graduates' answers from the portal are sent by the gateway itself (the platform), not posted to /soap.
+    platform = Settings.from_env({}).platform_id
+    accepted = database.scalar(text("SELECT count(*) FROM messages WHERE sender_id != :p"), {"p": platform})
+    assert sum(1 for line in requests if line["outcome"] == "accepted") == accepted
+    assert all({"message_id", "sender", "service", "duration_ms"} <= line.keys() for line in requests
+               if line["outcome"] == "accepted")
+    assert {line["fault_code"] for line in requests if line["outcome"] == "refused"} >= set(PLANNED)
+    delivered = database.scalar(text("SELECT count(*) FROM deliveries WHERE status = 'delivered' AND mode = 'push'"))
+    assert sum(1 for line in attempts if line["outcome"] == "delivered") == delivered
 
 
 def test_grant_uses_by_outcome_and_fault_code_are_the_databases_and_the_audit_logs(
