@@ -15,16 +15,16 @@ from gateway.store.db import connect
 
 
 @contextmanager
-def scratch_database(workdir: Path, postgres_url: str | None) -> Iterator[str]:
+def scratch_database(data_dir: Path, postgres_url: str | None) -> Iterator[str]:
     """The database URL for this run; a PostgreSQL schema made for it is dropped afterwards."""
     if postgres_url is None:
-        yield f"sqlite:///{workdir / 'data' / 'gateway.db'}"
+        yield f"sqlite:///{data_dir / 'gateway.db'}"
         return
     schema = f"bench_intake_{secrets.token_hex(4)}"
     _execute(postgres_url, f'CREATE SCHEMA "{schema}"')
     try:
         separator = "&" if "?" in postgres_url else "?"
-        yield f"{postgres_url}{separator}options={quote(f'-csearch_path={schema}')}"
+        yield f"{postgres_url}{separator}options={quote(f'-csearch_path={schema}', safe='')}"
     finally:
         _execute(postgres_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
@@ -46,3 +46,11 @@ def stored_messages(url: str) -> int:
             return int(connection.execute(text("SELECT count(*) FROM messages")).scalar_one())
     finally:
         engine.dispose()
+
+
+def named(url: str, application: str) -> str:
+    """``url`` with ``application_name`` set on PostgreSQL (the lock sampler finds the gateway's
+    sessions by it); SQLite URLs are returned as they are."""
+    if not url.startswith("postgresql://"):
+        return url
+    return f"{url}{'&' if '?' in url else '?'}application_name={quote(application, safe='')}"

@@ -36,6 +36,8 @@ class LoadResult:
     client_cpu_s: float = 0.0
     p50_s: float | None = None  # set directly by generators that report percentiles themselves
     p99_s: float | None = None
+    offered_rate: float | None = None  # open loop (openloop.py): the rate offered
+    max_send_lag_s: float = 0.0  # open loop: how late the latest request left the client
 
     @property
     def rate(self) -> float:

@@ -1,4 +1,4 @@
-"""The two servers under test: start them on a free loopback port, wait until they answer, account
+"""The servers under test: start them on a free loopback port, wait until they answer, account
 their CPU time, stop them.
 
 Each server is a gunicorn master with its workers. It runs in its own session so that a Ctrl-C in
@@ -9,6 +9,7 @@ stops its workers; anything left is killed by pid).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -70,6 +71,22 @@ def wait_ready(server: Server, path: str, timeout_s: float = 30.0) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{server.name} did not answer {url} within {timeout_s:.0f} s:\n{log_tail(server)}")
+
+
+def worker_class(server: Server, timeout_s: float = 5.0) -> str | None:
+    """The worker class gunicorn logged at start-up (``Using worker: gthread``), or None if not seen.
+
+    gunicorn prints that line before it forks its workers; once the server answers it is in the log.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        match = _USING_WORKER.search(server.log_path.read_text(encoding="utf-8", errors="replace"))
+        if match or time.monotonic() > deadline:
+            return match.group(1) if match else None
+        time.sleep(0.1)
+
+
+_USING_WORKER = re.compile(r"Using worker: (?:<class ')?([\w.]+)")
 
 
 def log_tail(server: Server, lines: int = 20) -> str:
