@@ -8,8 +8,10 @@ of samples (hence of wall time) in which it was held or waited on, and the trans
   ``pg_locks`` for the sessions whose ``application_name`` is the gateway's (run.py puts
   ``application_name`` in the gateway's database URL, so other users of the database are not
   counted). A resource counts as *waited on* in a sample when a gateway session waits for it (an
-  ungranted lock; a wait for another transaction's id is a row lock and is attributed to the row of
-  the tuple lock the waiter holds, when it holds one) and as *held* when a session inside a
+  ungranted lock; a row lock, which shows as a wait for a tuple lock or for the locking
+  transaction's id, is named by the waiting statement: one hot row is one statement waiting over
+  and over, while the row's place and the locking transaction change with every update) and as
+  *held* when a session inside a
   transaction holds it in a mode that conflicts with itself (not AccessShare, RowShare or
   RowExclusive, which every reader and writer takes and which never queue each other; not a
   session's own transaction id or virtual id). A row updated without anyone waiting leaves no trace
@@ -44,8 +46,8 @@ INTERVAL_S = 0.010
 SHARABLE_MODES = frozenset({"AccessShareLock", "RowShareLock", "RowExclusiveLock"})
 OWN_IDENTITY = frozenset({"transactionid", "virtualxid"})  # every transaction holds its own
 
-_SAMPLE = text("""
-    SELECT a.pid, a.state, a.wait_event_type,
+_SAMPLE = text(r"""
+    SELECT a.pid, a.state, a.wait_event_type, left(regexp_replace(a.query, '\s+', ' ', 'g'), 100) AS query,
            extract(epoch FROM clock_timestamp() - a.xact_start) AS xact_age,
            l.locktype, l.relation::regclass::text AS relation, l.page, l.tuple,
            l.transactionid::text AS transactionid, l.virtualxid, l.classid, l.objid, l.objsubid,
@@ -164,12 +166,7 @@ class PostgresSampler(_SamplingThread):
     def _count(self, rows: Any) -> None:
         figures = self.figures
         figures.samples += 1
-        sessions: dict[int, Any] = {}
-        tuples_held: dict[int, str] = {}
-        for row in rows:
-            sessions[row["pid"]] = row
-            if row["locktype"] == "tuple" and row["granted"]:
-                tuples_held[row["pid"]] = _resource(row)
+        sessions = {row["pid"]: row for row in rows}
         touched: set[str] = set()
         waited: set[str] = set()
         for row in rows:
@@ -177,10 +174,7 @@ class PostgresSampler(_SamplingThread):
                 continue
             in_transaction = row["xact_age"] is not None
             if not row["granted"]:
-                name = _resource(row)
-                if row["locktype"] == "transactionid":
-                    name = tuples_held.get(row["pid"], "a row (lock on another transaction's id)")
-                waited.add(name)
+                waited.add(_resource(row))
             elif in_transaction and row["locktype"] not in OWN_IDENTITY and row["mode"] not in SHARABLE_MODES:
                 touched.add(_resource(row))
         for name in touched | waited:
@@ -196,17 +190,19 @@ class PostgresSampler(_SamplingThread):
 
 
 def _resource(row: Any) -> str:
+    """A name for the resource of a ``pg_locks`` row. Row locks are named by the statement that
+    waits for them: an UPDATE writes a new version of the row at a new place (ctid) and a wait for a
+    row already locked is a wait for the locking transaction's id, so neither names one row across
+    the run; the waiting statement does (one hot row is one statement waiting over and over)."""
     kind = row["locktype"]
-    if kind == "tuple":
-        return f"row {row['relation']} ({row['page']},{row['tuple']})"
+    if kind in ("tuple", "transactionid"):
+        return f'row lock waited for by "{row["query"]}…"'
     if kind in ("relation", "extend"):
         return f"{'table' if kind == 'relation' else 'extension of'} {row['relation']}"
     if kind == "page":
         return f"page {row['relation']} {row['page']}"
     if kind == "advisory":
         return f"advisory lock ({row['classid']},{row['objid']},{row['objsubid']})"
-    if kind == "transactionid":
-        return f"transaction {row['transactionid']}"
     if kind == "virtualxid":
         return f"virtual transaction {row['virtualxid']}"
     return f"{kind} ({row['classid']},{row['objid']},{row['objsubid']})"
@@ -270,8 +266,10 @@ def describe(figures: LockFigures, limit: float) -> list[str]:
     if top:
         name, share, waited = top[0]
         verdict = "OVER" if share > limit else "within"
-        lines.append(f"  most-held resource: {name}: held or waited on {share:.0%} of wall time "
-                     f"(a waiter present {waited:.0%}); {verdict} the {limit:.0%} limit")
+        waiters = (f" (a waiter present {waited:.0%})" if figures.database == "postgresql"
+                   else " (its waiters wait inside the server process and cannot be seen)")
+        lines.append(f"  most-held resource: {name}: held or waited on {share:.0%} of wall time{waiters}; "
+                     f"{verdict} the {limit:.0%} limit")
         for name, share, waited in top[1:]:
             lines.append(f"  next: {name}: {share:.0%} (waited {waited:.0%})")
     else:
@@ -284,7 +282,8 @@ def describe(figures: LockFigures, limit: float) -> list[str]:
     if figures.ages_s:
         ages = sorted(figures.ages_s)
         lines.append(f"  open transactions' age when sampled: p50 {_rank(ages, 0.5) * 1000:.1f} ms, "
-                     f"p99 {_rank(ages, 0.99) * 1000:.1f} ms, max {ages[-1] * 1000:.1f} ms")
+                     f"p99 {_rank(ages, 0.99) * 1000:.1f} ms, max {ages[-1] * 1000:.1f} ms "
+                     f"(the longest transaction: at least {ages[-1] / figures.sampled_s:.1%} of the sampled time)")
     if figures.note:
         lines.append(f"  note: {figures.note}")
     return lines
