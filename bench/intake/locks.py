@@ -43,11 +43,12 @@ from sqlalchemy import Engine, text
 from gateway.store.db import connect
 
 INTERVAL_S = 0.010
+STATEMENT_CHARS = 100  # of a waiting statement, to name a row lock
 SHARABLE_MODES = frozenset({"AccessShareLock", "RowShareLock", "RowExclusiveLock"})
 OWN_IDENTITY = frozenset({"transactionid", "virtualxid"})  # every transaction holds its own
 
 _SAMPLE = text(r"""
-    SELECT a.pid, a.state, a.wait_event_type, left(regexp_replace(a.query, '\s+', ' ', 'g'), 100) AS query,
+    SELECT a.pid, a.state, a.wait_event_type, left(regexp_replace(a.query, '\s+', ' ', 'g'), :chars) AS query,
            extract(epoch FROM clock_timestamp() - a.xact_start) AS xact_age,
            l.locktype, l.relation::regclass::text AS relation, l.page, l.tuple,
            l.transactionid::text AS transactionid, l.virtualxid, l.classid, l.objid, l.objsubid,
@@ -159,7 +160,8 @@ class PostgresSampler(_SamplingThread):
         self._engine.dispose()
 
     def _sample(self) -> None:
-        rows = self._connection.execute(_SAMPLE, {"application": self._application}).mappings().all()
+        parameters = {"application": self._application, "chars": STATEMENT_CHARS}
+        rows = self._connection.execute(_SAMPLE, parameters).mappings().all()
         self._connection.rollback()  # no snapshot kept open between samples
         self._count(rows)
 
@@ -196,7 +198,8 @@ def _resource(row: Any) -> str:
     the run; the waiting statement does (one hot row is one statement waiting over and over)."""
     kind = row["locktype"]
     if kind in ("tuple", "transactionid"):
-        return f'row lock waited for by "{row["query"]}…"'
+        statement = row["query"] + ("…" if len(row["query"]) >= STATEMENT_CHARS else "")
+        return f'row lock waited for by "{statement}"'
     if kind in ("relation", "extend"):
         return f"{'table' if kind == 'relation' else 'extension of'} {row['relation']}"
     if kind == "page":
