@@ -47,15 +47,22 @@ STATEMENT_CHARS = 100  # of a waiting statement, to name a row lock
 SHARABLE_MODES = frozenset({"AccessShareLock", "RowShareLock", "RowExclusiveLock"})
 OWN_IDENTITY = frozenset({"transactionid", "virtualxid"})  # every transaction holds its own
 
+# Only the lock rows that can matter are joined: waits, and locks held in a self-conflicting mode
+# other than a transaction's own ids (the rest, hundreds a sample, would only cost the server CPU).
 _SAMPLE = text(r"""
-    SELECT a.pid, a.state, a.wait_event_type, left(regexp_replace(a.query, '\s+', ' ', 'g'), :chars) AS query,
+    SELECT a.pid, a.state, a.wait_event_type,
+           CASE WHEN l.locktype IN ('tuple', 'transactionid')
+                THEN left(regexp_replace(a.query, '\s+', ' ', 'g'), :chars) END AS query,
            extract(epoch FROM clock_timestamp() - a.xact_start) AS xact_age,
            l.locktype, l.relation::regclass::text AS relation, l.page, l.tuple,
-           l.transactionid::text AS transactionid, l.virtualxid, l.classid, l.objid, l.objsubid,
-           l.mode, l.granted
-    FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid
+           l.virtualxid, l.classid, l.objid, l.objsubid, l.mode, l.granted
+    FROM pg_stat_activity a
+    LEFT JOIN pg_locks l ON l.pid = a.pid AND (NOT l.granted OR (
+        l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')
+        AND l.locktype NOT IN ('transactionid', 'virtualxid')))
     WHERE a.application_name = :application AND a.pid <> pg_backend_pid()
 """)
+
 
 
 @dataclass
@@ -74,6 +81,9 @@ class LockFigures:
     ages_s: list[float] = field(default_factory=list)  # each open transaction seen, its age
     note: str = ""
     errors: int = 0
+    first_error: str | None = None
+    sampler_cpu_s: float = 0.0  # the sampling thread's own CPU (in the load generator's process)
+    backend_cpu_s: float | None = None  # PostgreSQL: the CPU of the sampler's server process
 
     def share(self, count: int) -> float:
         return count / self.samples if self.samples else float("nan")
@@ -89,6 +99,7 @@ class LockFigures:
         return {
             "database": self.database, "samples": self.samples, "sampled_s": round(self.sampled_s, 3),
             "interval_s": self.sampled_s / self.samples if self.samples else None, "errors": self.errors,
+            "first_error": self.first_error,
             "top_resources": [{"resource": r, "held_or_waited_share": s, "waited_share": w} for r, s, w in self.top(5)],
             "transaction_open_share": self.share(self.transaction_open_samples),
             "mean_open_transactions": self.share(self.open_transactions),
@@ -97,7 +108,7 @@ class LockFigures:
             "transaction_age_ms": {
                 "p50": _rank(ages, 0.5) * 1000, "p99": _rank(ages, 0.99) * 1000, "max": _rank(ages, 1.0) * 1000,
             } if ages else None,
-            "note": self.note,
+            "note": self.note, "sampler_cpu_s": self.sampler_cpu_s, "backend_cpu_s": self.backend_cpu_s,
         }
 
 
@@ -132,14 +143,17 @@ class _SamplingThread:
         self.figures.sampled_s += time.perf_counter() - self._started
 
     def _loop(self) -> None:
+        cpu_before = time.thread_time()
         next_at = time.perf_counter()
         while not self._stopping.is_set():
             try:
                 self._sample()
-            except Exception:  # a failed sample is counted, the run goes on
+            except Exception as exc:  # a failed sample is counted, the run goes on
                 self.figures.errors += 1
+                self.figures.first_error = self.figures.first_error or f"{type(exc).__name__}: {exc}"[:300]
             next_at += self._interval
             self._stopping.wait(max(0.0, next_at - time.perf_counter()))
+        self.figures.sampler_cpu_s += time.thread_time() - cpu_before
 
     def _sample(self) -> None:
         raise NotImplementedError
@@ -154,6 +168,20 @@ class PostgresSampler(_SamplingThread):
         self._application = application
         self._engine: Engine = connect(url)
         self._connection = self._engine.connect()
+        self._backend = int(self._connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        self._connection.rollback()
+        self._backend_cpu = _process_cpu(self._backend)
+        self.figures.backend_cpu_s = 0.0 if self._backend_cpu is not None else None
+
+    def start(self) -> None:
+        self._backend_cpu = _process_cpu(self._backend)
+        super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        after = _process_cpu(self._backend)
+        if after is not None and self._backend_cpu is not None and self.figures.backend_cpu_s is not None:
+            self.figures.backend_cpu_s += after - self._backend_cpu
 
     def close(self) -> None:
         self._connection.close()
@@ -198,7 +226,8 @@ def _resource(row: Any) -> str:
     the run; the waiting statement does (one hot row is one statement waiting over and over)."""
     kind = row["locktype"]
     if kind in ("tuple", "transactionid"):
-        statement = row["query"] + ("…" if len(row["query"]) >= STATEMENT_CHARS else "")
+        query = row["query"] or "(a statement that has just finished)"
+        statement = query + ("…" if len(query) >= STATEMENT_CHARS else "")
         return f'row lock waited for by "{statement}"'
     if kind in ("relation", "extend"):
         return f"{'table' if kind == 'relation' else 'extension of'} {row['relation']}"
@@ -253,6 +282,16 @@ class SqliteSampler(_SamplingThread):
         figures.transaction_open_samples += bool(reading or writing)
 
 
+def _process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of a local process, or None (a remote database, no such process)."""
+    try:
+        text_ = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text_[text_.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rank(ordered: list[float], quantile: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(quantile * len(ordered)) - 1))]
 
@@ -262,7 +301,7 @@ def describe(figures: LockFigures, limit: float) -> list[str]:
     if not figures.samples:
         return [f"lock sampling ({figures.database}): no samples"]
     interval_ms = figures.sampled_s / figures.samples * 1000
-    failed = f", {figures.errors} failed" if figures.errors else ""
+    failed = f", {figures.errors} failed (first: {figures.first_error})" if figures.errors else ""
     lines = [f"lock sampling ({figures.database}): {figures.samples} samples over {figures.sampled_s:.1f} s "
              f"of gateway rounds (one every {interval_ms:.1f} ms){failed}"]
     top = figures.top()
@@ -287,6 +326,11 @@ def describe(figures: LockFigures, limit: float) -> list[str]:
         lines.append(f"  open transactions' age when sampled: p50 {_rank(ages, 0.5) * 1000:.1f} ms, "
                      f"p99 {_rank(ages, 0.99) * 1000:.1f} ms, max {ages[-1] * 1000:.1f} ms "
                      f"(the longest transaction: at least {ages[-1] / figures.sampled_s:.1%} of the sampled time)")
+    cost = f"sampling cost: {figures.sampler_cpu_s:.2f} CPU-s in the load generator's process"
+    if figures.backend_cpu_s is not None:
+        cost += f", {figures.backend_cpu_s:.2f} CPU-s in its PostgreSQL server process"
+    share = (figures.sampler_cpu_s + (figures.backend_cpu_s or 0.0)) / figures.sampled_s
+    lines.append(f"  {cost} ({share:.0%} of a core)")
     if figures.note:
         lines.append(f"  note: {figures.note}")
     return lines
