@@ -86,7 +86,7 @@ def parse_options(argv: Sequence[str] | None = None, description: str | None = N
                         help="closed-loop load generator: the built-in Python one, or wrk if installed (python)")
     parser.add_argument("--signing", choices=("auto", "on", "off"), default="auto",
                         help="sign the envelopes (WS-Security, senders' demo keys); auto: when the gateway "
-                             "has gateway.sdk.signing (auto)")
+                             "has gateway.sdk.signing; off is refused since the signxml baseline (auto)")
     parser.add_argument("--duration", "--max-seconds", dest="duration", type=float, default=15.0,
                         help="seconds of one server's round: the time limit closed-loop, the length open-loop (15)")
     parser.add_argument("--wrk-seconds", type=float, default=5.0,
@@ -125,6 +125,9 @@ def _check(parser: argparse.ArgumentParser, options: Options) -> None:
         parser.error("--duration must be positive and --rounds at least 1")
     if options.envelopes is not None and options.envelopes - options.warmup < options.rounds * options.connections:
         parser.error("--envelopes leaves too few envelopes per round")
+    if options.signing == "off":
+        parser.error("--signing off: the parse + XSD + signxml baseline verifies the envelopes' signatures, "
+                     "and the gateway requires them")
     if options.signing == "on" and not signing_available():
         parser.error("--signing on: this gateway has no gateway.sdk.signing")
     if options.database_url and not options.database_url.startswith("postgresql://"):
