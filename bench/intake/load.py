@@ -2,6 +2,7 @@
 
 Connection ``k`` of ``n`` is a thread with its own socket. The envelopes are handed out from one
 shared counter, so each is sent exactly once; a run ends when they are used up or at the deadline.
+With ``repeat`` (for a baseline, which has no replay check) they are sent over again until the deadline.
 The HTTP client is a minimal HTTP/1.1 one on a raw socket (no header parsing beyond status and
 Content-Length): the generator shares the machine's cores with the server, so it must stay light.
 """
@@ -53,19 +54,21 @@ class _Shared:
     accept: Acceptance
     result: LoadResult
     next_index: Callable[[], int]
+    repeat: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def drive(
     host: str, port: int, path: str, bodies: Sequence[bytes], connections: int,
-    accept: Acceptance, max_seconds: float,
+    accept: Acceptance, max_seconds: float, repeat: bool = False,
 ) -> LoadResult:
     """POST every body of ``bodies`` once over ``connections`` keep-alive connections.
 
-    ``accept(status, body)`` tells a good answer from a failure. Stops early at ``max_seconds``.
+    ``accept(status, body)`` tells a good answer from a failure. Stops early at ``max_seconds``;
+    with ``repeat``, starts over with the first body until then.
     """
     result = LoadResult(generator="python", connections=connections)
-    shared = _Shared(bodies, time.monotonic() + max_seconds, accept, result, itertools.count().__next__)
+    shared = _Shared(bodies, time.monotonic() + max_seconds, accept, result, itertools.count().__next__, repeat)
     threads = [
         threading.Thread(target=_connection, args=(host, port, path, shared), daemon=True)
         for _ in range(connections)
@@ -87,8 +90,9 @@ def _connection(host: str, port: int, path: str, shared: _Shared) -> None:
     latencies: list[float] = []
     sock: socket.socket | None = None
     try:
-        while (index := shared.next_index()) < len(shared.bodies) and time.monotonic() < shared.deadline:
-            body = shared.bodies[index]
+        while ((index := shared.next_index()) < len(shared.bodies) or shared.repeat) \
+                and time.monotonic() < shared.deadline:
+            body = shared.bodies[index % len(shared.bodies)]
             request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
             try:
                 sock = sock or _connect(host, port)
