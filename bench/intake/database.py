@@ -54,3 +54,17 @@ def named(url: str, application: str) -> str:
     if not url.startswith("postgresql://"):
         return url
     return f"{url}{'&' if '?' in url else '?'}application_name={quote(application, safe='')}"
+
+
+def backend_pids(url: str, application: str) -> set[int]:
+    """The server process ids of the PostgreSQL sessions named ``application`` (none on SQLite)."""
+    if not url.startswith("postgresql://"):
+        return set()
+    engine = connect(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"), {"name": application})
+            return {int(pid) for pid in rows.scalars()}
+    finally:
+        engine.dispose()

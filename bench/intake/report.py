@@ -47,11 +47,13 @@ class RoundFigures:
     first_failure: str | None = None
     offered_rate: float | None = None
     max_send_lag_ms: float = 0.0
+    database_cpu_s: float | None = None  # PostgreSQL: the CPU of the gateway's database sessions' processes
+    per_cpu_with_database_s: float | None = None
 
 
 def round_figures(
     target: str, number: int, load: LoadResult, cpu_readings: tuple[dict[int, float], dict[int, float]],
-    machine_busy_s: float, master: int,
+    machine_busy_s: float, master: int, database_cpu_s: float | None = None,
 ) -> RoundFigures:
     """The figures of one round: the generator's result, the server's CPU seconds by pid before and
     after it, and the CPU seconds the whole machine was busy meanwhile."""
@@ -73,7 +75,9 @@ def round_figures(
         machine_cpu_share=machine_busy_s / elapsed,
         cpu_by_process=by_process, statuses={str(k): v for k, v in load.statuses.items()},
         first_failure=load.first_failure, offered_rate=load.offered_rate,
-        max_send_lag_ms=load.max_send_lag_s * 1000,
+        max_send_lag_ms=load.max_send_lag_s * 1000, database_cpu_s=database_cpu_s,
+        per_cpu_with_database_s=(accepted / (server_cpu + database_cpu_s)
+                                 if database_cpu_s is not None and server_cpu + database_cpu_s else None),
     )
 
 
@@ -97,6 +101,8 @@ def summarise(rounds: Sequence[RoundFigures]) -> dict[str, Any]:
     for target in TARGETS:
         mine = [r for r in rounds if r.target == target]
         summary[target] = {key: statistics.median(getattr(r, key) for r in mine) for key, _, _ in METRICS}
+        with_database = [r.per_cpu_with_database_s for r in mine if r.per_cpu_with_database_s is not None]
+        summary[target]["per_cpu_with_database_s"] = statistics.median(with_database) if with_database else None
         summary[target]["requests"] = sum(r.requests for r in mine)
         summary[target]["failures"] = sum(r.failures for r in mine)
     for name, baseline in (("ratio", "xsd"), ("ratio_sig", "xsd+sig")):
@@ -122,8 +128,9 @@ def table(summary: dict[str, Any], rounds: Sequence[RoundFigures]) -> str:
                  f"{'acc/CPU-s':>10}{'fail':>6}  server CPU-s by process")
     for r in rounds:
         split = ", ".join(f"{name} {used:.2f}" for name, used in r.cpu_by_process.items())
+        stuck = f"  LOPSIDED ({share:.0%} on one worker)" if (share := lopsided(r)) else ""
         lines.append(f"{r.round:<6}{r.target:<9}{r.requests:>7}{r.rate:>8,.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}"
-                     f"{r.max_ms:>8.1f}{r.per_cpu_s:>10,.0f}{r.failures:>6}  {split}")
+                     f"{r.max_ms:>8.1f}{r.per_cpu_s:>10,.0f}{r.failures:>6}  {split}{stuck}")
     return "\n".join(lines)
 
 
@@ -132,7 +139,7 @@ def scaling(by_workers: dict[int, dict[str, Any]], tolerance: float) -> tuple[li
     gateway's stay within ``tolerance`` of the smallest count's; None when there is one count."""
     counts = sorted(by_workers)
     lines = [f"{'workers':<9}{'gateway acc/s':>14}{'gateway /CPU-s':>16}{'parse+XSD /CPU-s':>18}"
-             f"{'+signxml /CPU-s':>17}{'gw/+sig':>9}{'gateway vs first':>18}"]
+             f"{'+signxml /CPU-s':>17}{'gw/+sig':>9}{'gateway vs first':>18}{'gw+db /CPU-s':>14}"]
     first = by_workers[counts[0]]["gateway"]["per_cpu_s"]
     worst = 0.0
     for count in counts:
@@ -142,13 +149,29 @@ def scaling(by_workers: dict[int, dict[str, Any]], tolerance: float) -> tuple[li
         worst = max(worst, abs(change))
         lines.append(f"{count:<9}{gateway['rate']:>14,.0f}{gateway['per_cpu_s']:>16,.0f}"
                      f"{summary['xsd']['per_cpu_s']:>18,.0f}{summary['xsd+sig']['per_cpu_s']:>17,.0f}"
-                     f"{summary['ratio_sig']['per_cpu_s']:>9.2f}{change:>+18.0%}")
+                     f"{summary['ratio_sig']['per_cpu_s']:>9.2f}{change:>+18.0%}"
+                     f"{_figure(gateway.get('per_cpu_with_database_s')):>14}")
     if len(counts) < 2:
         return lines, None
     within = worst <= tolerance
     lines.append(f"gateway accepted per server CPU-second, {counts[0]} to {counts[-1]} workers: largest change "
                  f"{worst:.0%}, {'within' if within else 'NOT within'} {tolerance:.0%}")
     return lines, within
+
+
+def lopsided(figures: RoundFigures, limit: float = 0.8) -> float | None:
+    """The share of the round's worker CPU that one worker used, when there were several workers and
+    it is above ``limit`` (gthread keep-alive stickiness: every connection on one worker)."""
+    workers = [used for name, used in figures.cpu_by_process.items() if name.startswith("worker")]
+    total = sum(workers)
+    if len(workers) < 2 or not total:
+        return None
+    share = max(workers) / total
+    return share if share > limit else None
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def foreign_load(rounds: Sequence[RoundFigures]) -> float:

@@ -40,7 +40,7 @@ import openloop
 import report
 import servers
 import wrk_load
-from database import named, scratch_database, stored_messages
+from database import backend_pids, named, scratch_database, stored_messages
 from envelopes import SIGNATURE_TTL, generate, load_traffic, signing_available
 from options import ROOT, Options, parse_options
 
@@ -165,25 +165,34 @@ def lock_sampler(setup: Setup, options: Options) -> locks.Sampler | None:
 
 
 def measure(started: dict[str, servers.Server], slices: list[list[bytes]], options: Options,
-            sampler: locks.Sampler | None) -> list[report.RoundFigures]:
+            sampler: locks.Sampler | None, database_url: str) -> list[report.RoundFigures]:
     """Drive the servers with each slice in turn, the order reversed every other round so that drift
-    cancels; the lock sampler runs during the gateway's turns."""
+    cancels; the lock sampler runs during the gateway's turns, and the CPU of the gateway's
+    PostgreSQL server processes is read around them."""
     figures = []
     for number, bodies in enumerate(slices, start=1):
         order = report.TARGETS if number % 2 else tuple(reversed(report.TARGETS))
         for target in order:
             server = started[target]
+            gateway = target == "gateway"
+            backends = backend_pids(database_url, GATEWAY_APPLICATION) if gateway else set()
+            database_before = servers.processes_cpu_seconds(backends)
             before, machine_before = servers.cpu_seconds(server.pid), servers.machine_busy_seconds()
-            if sampler is not None and target == "gateway":
+            if sampler is not None and gateway:
                 sampler.start()
             try:
                 result = drive(server, bodies, options)
             finally:
-                if sampler is not None and target == "gateway":
+                if sampler is not None and gateway:
                     sampler.stop()
             after, machine_after = servers.cpu_seconds(server.pid), servers.machine_busy_seconds()
+            database_cpu = None
+            if gateway and database_url.startswith("postgresql://"):
+                backends |= backend_pids(database_url, GATEWAY_APPLICATION)
+                database_after = servers.processes_cpu_seconds(backends)
+                database_cpu = sum(used - database_before.get(pid, 0.0) for pid, used in database_after.items())
             figures.append(report.round_figures(
-                target, number, result, (before, after), machine_after - machine_before, server.pid))
+                target, number, result, (before, after), machine_after - machine_before, server.pid, database_cpu))
             ended = ("" if options.open_loop or target != "gateway" or result.elapsed_s >= options.duration * 0.95
                      else f" (envelopes used up after {result.elapsed_s:.1f} s: raise --envelopes)")
             print(f"  round {number} {target:<8} {result.requests:>6} requests, "
@@ -243,7 +252,7 @@ def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str,
                 if result.failures:
                     print(f"  warm-up: {name} refused {result.failures} of {result.requests}, "
                           f"e.g. {result.first_failure}", flush=True)
-            rounds = measure(started, slices, options, sampler)
+            rounds = measure(started, slices, options, sampler, setup.database_url)
     finally:
         if isinstance(sampler, locks.PostgresSampler):
             sampler.close()
@@ -273,6 +282,9 @@ def print_run(run: dict[str, Any], options: Options) -> bool:
           + (f"open loop at {options.rate:,.0f}/s offered" if options.open_loop
              else f"closed loop, {options.connections} connections") + " ===")
     print(report.table(run["summary"], rounds))
+    if (with_database := run["summary"]["gateway"].get("per_cpu_with_database_s")) is not None:
+        print(f"gateway accepted per CPU-second of its server and its PostgreSQL server processes together: "
+              f"{with_database:,.0f} (median of rounds; the database's processes are not in the figures above)")
     if options.open_loop:
         lag = max(r.max_send_lag_ms for r in rounds if r.target == "gateway")
         gateway = run["summary"]["gateway"]

@@ -16,7 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,20 +118,31 @@ def _alive(pid: int) -> bool:
 
 
 def worker_pids(master: int) -> list[int]:
-    """The pids whose parent is ``master`` (gunicorn's workers)."""
-    children = []
+    """The pids descended from ``master``: gunicorn's workers, and any process they start (a
+    serving layer may add helper processes; their CPU is the server's too)."""
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             stat = _read_stat(int(entry.name))
-            if stat is not None and int(stat[1]) == master:
-                children.append(int(entry.name))
-    return sorted(children)
+            if stat is not None:
+                parents.setdefault(int(stat[1]), []).append(int(entry.name))
+    found, frontier = [], [master]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        found.extend(children)
+        frontier.extend(children)
+    return sorted(found)
 
 
 def cpu_seconds(master: int) -> dict[int, float]:
     """User plus system CPU seconds so far of ``master`` and each of its workers, by pid."""
+    return processes_cpu_seconds((master, *worker_pids(master)))
+
+
+def processes_cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """User plus system CPU seconds so far of each of ``pids`` that is a local process."""
     used = {}
-    for pid in (master, *worker_pids(master)):
+    for pid in pids:
         stat = _read_stat(pid)
         if stat is not None:
             used[pid] = (int(stat[11]) + int(stat[12])) / _TICKS
