@@ -288,10 +288,11 @@ def print_run(run: dict[str, Any], options: Options) -> bool:
     if options.open_loop:
         lag = max(r.max_send_lag_ms for r in rounds if r.target == "gateway")
         gateway = run["summary"]["gateway"]
+        behind = (f"; every connection was busy, requests left the client up to {lag:.0f} ms late (that wait "
+                  "is in the latencies: the gateway did not keep up with the offered rate)" if lag > 100 else "")
         print(f"open loop: gateway accept latency from the scheduled time p50 {gateway['p50_ms']:.1f} ms, "
               f"p99 {gateway['p99_ms']:.1f} ms, max {gateway['max_ms']:.1f} ms (medians of rounds) at "
-              f"{options.rate:,.0f}/s offered, {gateway['rate']:,.0f}/s accepted; latest send {lag:.0f} ms "
-              f"behind schedule{' (more connections needed)' if lag > 100 else ''}")
+              f"{options.rate:,.0f}/s offered, {gateway['rate']:,.0f}/s accepted{behind}")
     if run["_lock_figures"] is not None:
         print("\n".join(locks.describe(run["_lock_figures"], options.lock_limit)))
     check = run["gateway_stored_check"]
