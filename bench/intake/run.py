@@ -253,6 +253,7 @@ def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str,
                     print(f"  warm-up: {name} refused {result.failures} of {result.requests}, "
                           f"e.g. {result.first_failure}", flush=True)
             rounds = measure(started, slices, options, sampler, setup.database_url)
+            memory = {name: servers.resident_mb(server.pid) for name, server in started.items()}
     finally:
         if isinstance(sampler, locks.PostgresSampler):
             sampler.close()
@@ -271,6 +272,8 @@ def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str,
         },
         "summary": report.summarise(rounds), "rounds": report.as_json(rounds),
         "locks": sampler.figures.as_json() if sampler is not None else None,
+        "resident_mb_after": {name: {str(pid): round(mb, 1) for pid, mb in sizes.items()}
+                              for name, sizes in memory.items()},
         "_lock_figures": sampler.figures if sampler is not None else None,
     }
 
@@ -296,6 +299,10 @@ def print_run(run: dict[str, Any], options: Options) -> bool:
     if run["_lock_figures"] is not None:
         print("\n".join(locks.describe(run["_lock_figures"], options.lock_limit)))
     check = run["gateway_stored_check"]
+    memory = "; ".join(f"{name} {', '.join(f'{mb:,.0f}' for mb in sizes.values())}"
+                       for name, sizes in run["resident_mb_after"].items())
+    print(f"resident memory of the workers after the run, MB: {memory} "
+          f"(the gateway's after {check['accepted_responses']:,} acceptances and the warm-up)")
     print(f"gateway rows stored {check['stored_rows']} for {check['accepted_responses']} acceptances: "
           f"{'ok' if check['ok'] else 'MISMATCH'}")
     if (foreign := report.foreign_load(rounds)) > FOREIGN_LOAD_WARNING:

@@ -149,6 +149,20 @@ def processes_cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
     return used
 
 
+def resident_mb(master: int) -> dict[int, float]:
+    """The resident memory (VmRSS) of ``master``'s descendants, in MB, by pid."""
+    sizes = {}
+    for pid in worker_pids(master):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes[pid] = int(line.split()[1]) / 1024
+    return sizes
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores together have spent busy (not idle, not waiting for I/O) since boot."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
