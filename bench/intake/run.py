@@ -43,6 +43,7 @@ import wrk_load
 from database import backend_pids, named, scratch_database, stored_messages
 from envelopes import SIGNATURE_TTL, generate, load_traffic, signing_available
 from options import ROOT, Options, parse_options
+from sqlalchemy.exc import SQLAlchemyError
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -351,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the servers are stopped, nothing was written", file=sys.stderr)
         return 130
-    except RuntimeError as exc:
+    except (RuntimeError, OSError, SQLAlchemyError) as exc:
         print(f"bench/intake failed: {exc}", file=sys.stderr)
         return EXIT_FAILURES
     finally:
