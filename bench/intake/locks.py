@@ -308,6 +308,9 @@ def describe(figures: LockFigures, limit: float) -> list[str]:
     if top:
         name, share, waited = top[0]
         verdict = "OVER" if share > limit else "within"
+        if share > limit and figures.database == "postgresql" and waited <= limit:
+            verdict = f"held, though waited on no more than {limit:.0%} of the time (a lock taken with a try, " \
+                      "or one few requests need); OVER"
         waiters = (f" (a waiter present {waited:.0%})" if figures.database == "postgresql"
                    else " (its waiters wait inside the server process and cannot be seen)")
         lines.append(f"  most-held resource: {name}: held or waited on {share:.0%} of wall time{waiters}; "
