@@ -86,7 +86,7 @@ def parse_options(argv: Sequence[str] | None = None, description: str | None = N
                         help="closed-loop load generator: the built-in Python one, or wrk if installed (python)")
     parser.add_argument("--signing", choices=("auto", "on", "off"), default="auto",
                         help="sign the envelopes (WS-Security, senders' demo keys); auto: when the gateway "
-                             "has gateway.sdk.signing; off is refused since the signxml baseline (auto)")
+                             "has gateway.sdk.signing; off is refused: the signxml baseline needs signatures (auto)")
     parser.add_argument("--duration", "--max-seconds", dest="duration", type=float, default=15.0,
                         help="seconds of one server's round: the time limit closed-loop, the length open-loop (15)")
     parser.add_argument("--wrk-seconds", type=float, default=5.0,

@@ -241,7 +241,9 @@ class Envelopes:
 def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str, Any]:
     """One worker count against the database of ``setup``; returns its result document."""
     env = gateway_env(setup, options, servers.free_port())
-    print(f"{setup.workers} worker(s): initialising a demo gateway ({setup.database_url.split('@')[-1]})", flush=True)
+    load_average = os.getloadavg()
+    print(f"{setup.workers} worker(s): initialising a demo gateway ({setup.database_url.split('@')[-1]}); "
+          f"load average {' '.join(f'{x:.2f}' for x in load_average)}", flush=True)
     initialise(env)
     warmup, slices = slices_of(envelopes.get(), options)
     stored_before = stored_messages(setup.database_url)
@@ -266,6 +268,7 @@ def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str,
     slack = options.connections * (len(slices) + 1) if options.generator == "wrk" and not options.open_loop else 0
     return {
         "workers": setup.workers, "database": setup.database_url.split("@")[-1].split("?")[0],
+        "load_average_before": load_average,
         "envelopes": {"per_round": len(slices[0]), "warmup": len(warmup),
                       "warmup_refused": {name: r.failures for name, r in warmed.items()}},
         "gateway_stored_check": {
@@ -284,7 +287,8 @@ def print_run(run: dict[str, Any], options: Options) -> bool:
     rounds = [report.RoundFigures(**r) for r in run["rounds"]]
     print(f"\n=== {run['workers']} worker(s) x {options.threads} threads, {run['database']}, "
           + (f"open loop at {options.rate:,.0f}/s offered" if options.open_loop
-             else f"closed loop, {options.connections} connections") + " ===")
+             else f"closed loop, {options.connections} connections")
+          + f"; load average before: {run['load_average_before'][0]:.2f} ===")
     print(report.table(run["summary"], rounds))
     if (with_database := run["summary"]["gateway"].get("per_cpu_with_database_s")) is not None:
         print(f"gateway accepted per CPU-second of its server and its PostgreSQL server processes together: "
