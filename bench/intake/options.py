@@ -12,6 +12,11 @@ import wrk_load
 from envelopes import signing_available
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+RUN_SETTINGS = {  # gateway settings the run chooses, and the option that changes them
+    "GATEWAY_DATA_DIR": "a temporary directory", "GATEWAY_KEYS_DIR": "a temporary directory",
+    "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": "a free port", "GATEWAY_WORKERS": "--workers",
+    "GATEWAY_THREADS": "--threads", "GATEWAY_DATABASE_URL": "--database-url",
+}
 CLOSED_LOOP_CONNECTIONS = 16
 OPEN_LOOP_CONNECTIONS = 64
 # envelopes per second of round that the default --envelopes provides (signed; unsigned): a round
@@ -39,6 +44,7 @@ class Options:
     lock_limit: float
     scaling_tolerance: float
     baseline_worker_class: str | None
+    settings: tuple[str, ...]
     results_dir: Path
 
     @property
@@ -102,11 +108,15 @@ def parse_options(argv: Sequence[str] | None = None, description: str | None = N
                         help="largest change of accepted per server CPU-second across --workers counts (0.15)")
     parser.add_argument("--baseline-worker-class", default=None,
                         help="gunicorn worker class of the baselines (default: the one `gateway serve` logs)")
+    parser.add_argument("--setting", dest="settings", action="append", default=[], metavar="GATEWAY_NAME=VALUE",
+                        help="a gateway setting for `gateway init` and `gateway serve` (repeatable); the run's "
+                             "environment's GATEWAY_* variables are not passed on, these are")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = vars(parser.parse_args(argv))
     if args["connections"] is None:
         args["connections"] = OPEN_LOOP_CONNECTIONS if args["rate"] is not None else CLOSED_LOOP_CONNECTIONS
     args["lock_sampling"] = args["lock_sampling"] == "on"
+    args["settings"] = tuple(args["settings"])
     options = Options(**args)
     _check(parser, options)
     return options
@@ -125,6 +135,12 @@ def _check(parser: argparse.ArgumentParser, options: Options) -> None:
         parser.error("--duration must be positive and --rounds at least 1")
     if options.envelopes is not None and options.envelopes - options.warmup < options.rounds * options.connections:
         parser.error("--envelopes leaves too few envelopes per round")
+    for setting in options.settings:
+        name, equals, _ = setting.partition("=")
+        if not name.startswith("GATEWAY_") or not equals:
+            parser.error(f"--setting takes GATEWAY_NAME=VALUE, not {setting!r}")
+        if name in RUN_SETTINGS:
+            parser.error(f"--setting {name}: the run sets it itself ({RUN_SETTINGS[name]})")
     if options.signing == "off":
         parser.error("--signing off: the parse + XSD + signxml baseline verifies the envelopes' signatures, "
                      "and the gateway requires them")

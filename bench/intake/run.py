@@ -76,6 +76,7 @@ def gateway_env(setup: Setup, options: Options, port: int) -> dict[str, str]:
         # the envelopes are signed before the run: their Timestamps must stay acceptable throughout it
         GATEWAY_TIMESTAMP_MAX_AGE=str(int(SIGNATURE_TTL.total_seconds())),
     )
+    env.update(setting.split("=", 1) for setting in options.settings)  # --setting: never one of options.RUN_SETTINGS
     return env
 
 
