@@ -195,8 +195,11 @@ def measure(started: dict[str, servers.Server], slices: list[list[bytes]], optio
                 database_cpu = sum(used - database_before.get(pid, 0.0) for pid, used in database_after.items())
             figures.append(report.round_figures(
                 target, number, result, (before, after), machine_after - machine_before, server.pid, database_cpu))
-            ended = ("" if options.open_loop or target != "gateway" or result.elapsed_s >= options.duration * 0.95
-                     else f" (envelopes used up after {result.elapsed_s:.1f} s: raise --envelopes)")
+            ended = ""
+            if options.open_loop and options.rate and len(bodies) < options.rate * options.duration:
+                ended = f" (only {len(bodies)} envelopes a round: a schedule of {len(bodies) / options.rate:.1f} s)"
+            elif not options.open_loop and gateway and result.elapsed_s < options.duration * 0.95:
+                ended = f" (envelopes used up after {result.elapsed_s:.1f} s: raise --envelopes)"
             print(f"  round {number} {target:<8} {result.requests:>6} requests, "
                   f"{(result.requests - result.failures) / (result.elapsed_s or 1):>7,.0f} accepted/s, "
                   f"{result.failures} failures{ended}", flush=True)
