@@ -75,6 +75,9 @@ def gateway_env(setup: Setup, options: Options, port: int) -> dict[str, str]:
         GATEWAY_DATABASE_URL=named(setup.database_url, GATEWAY_APPLICATION),
         # the envelopes are signed before the run: their Timestamps must stay acceptable throughout it
         GATEWAY_TIMESTAMP_MAX_AGE=str(int(SIGNATURE_TTL.total_seconds())),
+        # every connection of the bench comes from one address; the serving layer limits connections
+        # per client address (GATEWAY_MAX_CONNECTIONS_PER_CLIENT, 32 by default)
+        GATEWAY_MAX_CONNECTIONS_PER_CLIENT=str(max(32, options.connections + 16)),
     )
     env.update(setting.split("=", 1) for setting in options.settings)  # --setting: never one of options.RUN_SETTINGS
     return env
@@ -91,29 +94,30 @@ def initialise(env: dict[str, str]) -> None:
 
 @contextmanager
 def running(setup: Setup, options: Options, env: dict[str, str]) -> Iterator[dict[str, servers.Server]]:
-    """The three servers, started and answering; stopped when the block ends, however it ends."""
+    """The three servers, started and answering; stopped when the block ends, however it ends. The
+    baselines are served by ``baseline_serve.py`` on the gateway's serving stack, with its settings."""
     started: dict[str, servers.Server] = {}
     try:
-        gateway = started["gateway"] = servers.start(
+        started["gateway"] = servers.start(
             "gateway", [str(BIN / "gateway"), "serve"], env, int(env["GATEWAY_PORT"]),
             setup.workdir / f"gateway-{setup.workers}.log")
-        servers.wait_ready(gateway, "/healthz")
-        worker_class = options.baseline_worker_class or servers.worker_class(gateway)
-        if worker_class is None:
-            worker_class = "gthread"
-            print("  WARNING: `gateway serve` did not log its worker class; the baselines use gthread", flush=True)
         for mode in report.BASELINES:
             port = servers.free_port()
-            started[mode] = servers.start(mode, [
-                sys.executable, "-m", "gunicorn", "--bind", f"{servers.LOOPBACK}:{port}",
-                "--workers", str(setup.workers), "--worker-class", worker_class, "--threads", str(options.threads),
-                "--timeout", "60", "--access-logfile", "-", "--pythonpath", str(HERE), "baseline_app:create_app()",
-            ], {**env, "BENCH_BASELINE": mode, "BENCH_CERTS_DIR": str(setup.keys_dir / "participants")},
-                port, setup.workdir / f"{mode}-{setup.workers}.log")
+            baseline_env = {**env, "GATEWAY_PORT": str(port), "BENCH_BASELINE": mode,
+                            "BENCH_CERTS_DIR": str(setup.keys_dir / "participants")}
+            if options.baseline_worker_class:
+                baseline_env["BENCH_WORKER_CLASS"] = options.baseline_worker_class
+            started[mode] = servers.start(mode, [sys.executable, str(HERE / "baseline_serve.py")], baseline_env,
+                                          port, setup.workdir / f"{mode}-{setup.workers}.log")
         for server in started.values():
             servers.wait_ready(server, "/healthz")
-        print(f"  servers ({worker_class}, {setup.workers} worker(s) x {options.threads} threads): "
-              + ", ".join(f"{name} on port {server.port}" for name, server in started.items()), flush=True)
+        classes = {name: servers.worker_class(server) for name, server in started.items()}
+        print(f"  servers ({setup.workers} worker(s) x {options.threads} threads): "
+              + ", ".join(f"{name} on port {server.port} ({classes[name]})" for name, server in started.items()),
+              flush=True)
+        if len(set(classes.values())) != 1:
+            print("  WARNING: the servers do not run the same gunicorn worker class: the ratios compare serving "
+                  "stacks too", flush=True)
         yield started
     finally:
         for server in started.values():
