@@ -56,19 +56,35 @@ class _Shared:
     next_index: Callable[[], int]
     repeat: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    after: Sequence[int | None] = ()  # per body: the index of the body whose answer it waits for
+    answered: dict[int, threading.Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.answered = {index: threading.Event() for index in set(self.after) if index is not None}
+
+    def wait_for(self, index: int) -> None:
+        """Wait until the body that body ``index`` depends on is answered (or the deadline)."""
+        if index < len(self.after) and (before := self.after[index]) is not None:
+            self.answered[before].wait(max(0.0, min(self.deadline - time.monotonic(), 600.0)))
+
+    def done(self, index: int) -> None:
+        if (event := self.answered.get(index)) is not None:
+            event.set()
 
 
 def drive(
     host: str, port: int, path: str, bodies: Sequence[bytes], connections: int,
-    accept: Acceptance, max_seconds: float, repeat: bool = False,
+    accept: Acceptance, max_seconds: float, repeat: bool = False, after: Sequence[int | None] = (),
 ) -> LoadResult:
     """POST every body of ``bodies`` once over ``connections`` keep-alive connections.
 
     ``accept(status, body)`` tells a good answer from a failure. Stops early at ``max_seconds``;
-    with ``repeat``, starts over with the first body until then.
+    with ``repeat``, starts over with the first body until then. ``after[i]``, when given and not
+    None, is the index of a body that must be answered before body ``i`` is sent.
     """
     result = LoadResult(generator="python", connections=connections)
-    shared = _Shared(bodies, time.monotonic() + max_seconds, accept, result, itertools.count().__next__, repeat)
+    shared = _Shared(bodies, time.monotonic() + max_seconds, accept, result, itertools.count().__next__, repeat,
+                     after=after)
     threads = [
         threading.Thread(target=_connection, args=(host, port, path, shared), daemon=True)
         for _ in range(connections)
@@ -94,6 +110,7 @@ def _connection(host: str, port: int, path: str, shared: _Shared) -> None:
                 and time.monotonic() < shared.deadline:
             body = shared.bodies[index % len(shared.bodies)]
             request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+            shared.wait_for(index)
             try:
                 sock = sock or _connect(host, port)
                 sent = time.perf_counter()
@@ -103,8 +120,10 @@ def _connection(host: str, port: int, path: str, shared: _Shared) -> None:
                 _close(sock)
                 sock = None
                 _record(shared, 0, f"connection error: {exc!r}".encode())
+                shared.done(index)
                 continue
             _record(shared, status, answer)
+            shared.done(index)
     finally:
         _close(sock)
         with shared.lock:

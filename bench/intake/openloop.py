@@ -21,12 +21,14 @@ from load import Acceptance, LoadResult, _close, _connect, _exchange, _own_cpu, 
 
 def drive_at_rate(
     host: str, port: int, path: str, bodies: Sequence[bytes], connections: int,
-    accept: Acceptance, rate: float, seconds: float,
+    accept: Acceptance, rate: float, seconds: float, after: Sequence[int | None] = (),
 ) -> LoadResult:
-    """Offer ``rate`` requests a second for ``seconds`` (at most ``len(bodies)`` requests, each once)."""
+    """Offer ``rate`` requests a second for ``seconds`` (at most ``len(bodies)`` requests, each once);
+    ``after`` as for ``load.drive`` (a request waits for the answer it depends on, late if need be)."""
     count = min(len(bodies), max(1, round(rate * seconds)))
     result = LoadResult(generator="open-loop", connections=connections, offered_rate=rate)
-    shared = _Shared(bodies[:count], float("inf"), accept, result, itertools.count().__next__)
+    shared = _Shared(bodies[:count], time.monotonic() + seconds + 600.0, accept, result,
+                     itertools.count().__next__, after=after[:count])
     started = time.perf_counter() + 0.05  # every thread is up before the first request is due
     lags: list[float] = []
     threads = [
@@ -57,8 +59,8 @@ def _connection(host: str, port: int, path: str, shared: _Shared, started: float
             due = started + index / rate
             if (wait := due - time.perf_counter()) > 0:
                 time.sleep(wait)
-            else:
-                worst_lag = max(worst_lag, -wait)
+            shared.wait_for(index)
+            worst_lag = max(worst_lag, time.perf_counter() - due)
             try:
                 sock = sock or _connect(host, port)
                 status, answer = _exchange(sock, request)
@@ -67,8 +69,10 @@ def _connection(host: str, port: int, path: str, shared: _Shared, started: float
                 _close(sock)
                 sock = None
                 _record(shared, 0, f"connection error: {exc!r}".encode())
+                shared.done(index)
                 continue
             _record(shared, status, answer)
+            shared.done(index)
     finally:
         _close(sock)
         with shared.lock:

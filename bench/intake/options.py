@@ -131,6 +131,8 @@ def _check(parser: argparse.ArgumentParser, options: Options) -> None:
         parser.error("--rate uses its own open-loop generator; leave out --load wrk")
     if options.rate is not None and options.rate <= 0:
         parser.error("--rate must be positive")
+    if options.warmup < 10:
+        parser.error("--warmup must be at least 10: its first messages register the graduate of the first filings")
     if options.duration <= 0 or options.rounds < 1:
         parser.error("--duration must be positive and --rounds at least 1")
     if options.envelopes is not None and options.envelopes - options.warmup < options.rounds * options.connections:

@@ -41,7 +41,7 @@ import report
 import servers
 import wrk_load
 from database import backend_pids, named, scratch_database, stored_messages
-from envelopes import SIGNATURE_TTL, generate, load_traffic, signing_available
+from envelopes import LAG_CYCLES, SIGNATURE_TTL, Segment, generate, load_traffic, signing_available
 from options import ROOT, Options, parse_options
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -50,6 +50,7 @@ BIN = Path(sys.executable).parent
 SOAP_PATH = "/soap"
 GATEWAY_APPLICATION = "bench-intake-gateway"  # application_name of the gateway's PostgreSQL sessions
 TRAFFIC_ROUTES = len(json.loads((HERE / "traffic.json").read_text(encoding="utf-8"))["messages"])
+WARMUP_LIMIT_S = 600.0  # the warm-up is sent whole; this only bounds a server that hangs
 FOREIGN_LOAD_WARNING = 0.25  # cores busy with neither server nor load generator
 EXIT_FAILURES, EXIT_STORED_MISMATCH = 1, 2
 
@@ -79,7 +80,7 @@ def gateway_env(setup: Setup, options: Options, port: int) -> dict[str, str]:
         # per client address (GATEWAY_MAX_CONNECTIONS_PER_CLIENT, 32 by default)
         GATEWAY_MAX_CONNECTIONS_PER_CLIENT=str(max(32, options.connections + 16)),
     )
-    env.update(setting.split("=", 1) for setting in options.settings)  # --setting: never one of options.RUN_SETTINGS
+    env.update({name: value for name, _, value in (s.partition("=") for s in options.settings)})  # never RUN_SETTINGS
     return env
 
 
@@ -132,12 +133,15 @@ def accepts(target: str) -> load.Acceptance:
     return lambda status, body: status == 200
 
 
-def drive(server: servers.Server, bodies: Sequence[bytes], options: Options, warmup: bool = False,
-          ) -> load.LoadResult:
+def drive(server: servers.Server, segment: Segment, options: Options, warmup: bool = False) -> load.LoadResult:
+    """One server driven with one segment of envelopes; only the gateway waits for what a message
+    depends on (a filing for its registration's answer), the baselines keep no state."""
+    bodies = segment.bodies
+    after = segment.after if server.name == "gateway" else ()
     if options.open_loop and not warmup:
         assert options.rate is not None
         return openloop.drive_at_rate(servers.LOOPBACK, server.port, SOAP_PATH, bodies, options.connections,
-                                      accepts(server.name), options.rate, options.duration)
+                                      accepts(server.name), options.rate, options.duration, after)
     if options.generator == "wrk":
         seconds = min(2.0, options.wrk_seconds) if warmup else options.wrk_seconds
         return wrk_load.drive(servers.LOOPBACK, server.port, SOAP_PATH, bodies, options.connections,
@@ -145,20 +149,26 @@ def drive(server: servers.Server, bodies: Sequence[bytes], options: Options, war
     # a baseline's closed-loop round lasts --duration like the gateway's: it has no replay check,
     # so it goes through its slice again when it is through
     return load.drive(servers.LOOPBACK, server.port, SOAP_PATH, bodies, min(options.connections, 16)
-                      if warmup else options.connections, accepts(server.name), options.duration,
-                      repeat=not warmup and server.name != "gateway")
+                      if warmup else options.connections, accepts(server.name),
+                      WARMUP_LIMIT_S if warmup else options.duration,
+                      repeat=not warmup and server.name != "gateway", after=after)
 
 
-def warm_up(server: servers.Server, bodies: Sequence[bytes], options: Options) -> load.LoadResult:
-    """The warm-up: the first round of the traffic mix one at a time (a registration's filing is
-    refused if it overtakes the registration), then the rest over the connections."""
-    first = load.drive(servers.LOOPBACK, server.port, SOAP_PATH, bodies[:TRAFFIC_ROUTES], 1,
-                       accepts(server.name), options.duration)
-    rest = drive(server, bodies[TRAFFIC_ROUTES:], options, warmup=True)
-    rest.requests += first.requests
-    rest.failures += first.failures
-    rest.first_failure = first.first_failure or rest.first_failure
-    return rest
+def warm_up(server: servers.Server, segment: Segment, options: Options) -> load.LoadResult:
+    """The warm-up, whole (the rounds' first filings are about its graduates): the first cycle of
+    the traffic mix one at a time (it registers the graduate whom the warm-up's first filings are
+    about), then the rest over the connections."""
+    first = load.drive(servers.LOOPBACK, server.port, SOAP_PATH, segment.bodies[:TRAFFIC_ROUTES], 1,
+                       accepts(server.name), WARMUP_LIMIT_S)
+    rest = Segment(segment.bodies[TRAFFIC_ROUTES:], [
+        None if before is None or before < TRAFFIC_ROUTES else before - TRAFFIC_ROUTES
+        for before in segment.after[TRAFFIC_ROUTES:]
+    ])
+    result = drive(server, rest, options, warmup=True)
+    result.requests += first.requests
+    result.failures += first.failures
+    result.first_failure = first.first_failure or result.first_failure
+    return result
 
 
 def lock_sampler(setup: Setup, options: Options) -> locks.Sampler | None:
@@ -170,13 +180,13 @@ def lock_sampler(setup: Setup, options: Options) -> locks.Sampler | None:
     return locks.SqliteSampler(setup.data_dir / "gateway.db", interval)
 
 
-def measure(started: dict[str, servers.Server], slices: list[list[bytes]], options: Options,
+def measure(started: dict[str, servers.Server], slices: list[Segment], options: Options,
             sampler: locks.Sampler | None, database_url: str) -> list[report.RoundFigures]:
     """Drive the servers with each slice in turn, the order reversed every other round so that drift
     cancels; the lock sampler runs during the gateway's turns, and the CPU of the gateway's
     PostgreSQL server processes is read around them."""
     figures = []
-    for number, bodies in enumerate(slices, start=1):
+    for number, segment in enumerate(slices, start=1):
         order = report.TARGETS if number % 2 else tuple(reversed(report.TARGETS))
         for target in order:
             server = started[target]
@@ -187,7 +197,7 @@ def measure(started: dict[str, servers.Server], slices: list[list[bytes]], optio
             if sampler is not None and gateway:
                 sampler.start()
             try:
-                result = drive(server, bodies, options)
+                result = drive(server, segment, options)
             finally:
                 if sampler is not None and gateway:
                     sampler.stop()
@@ -200,8 +210,9 @@ def measure(started: dict[str, servers.Server], slices: list[list[bytes]], optio
             figures.append(report.round_figures(
                 target, number, result, (before, after), machine_after - machine_before, server.pid, database_cpu))
             ended = ""
-            if options.open_loop and options.rate and len(bodies) < options.rate * options.duration:
-                ended = f" (only {len(bodies)} envelopes a round: a schedule of {len(bodies) / options.rate:.1f} s)"
+            count = len(segment.bodies)
+            if options.open_loop and options.rate and count < options.rate * options.duration:
+                ended = f" (only {count} envelopes a round: a schedule of {count / options.rate:.1f} s)"
             elif not options.open_loop and gateway and result.elapsed_s < options.duration * 0.95:
                 ended = f" (envelopes used up after {result.elapsed_s:.1f} s: raise --envelopes)"
             print(f"  round {number} {target:<8} {result.requests:>6} requests, "
@@ -210,11 +221,9 @@ def measure(started: dict[str, servers.Server], slices: list[list[bytes]], optio
     return figures
 
 
-def slices_of(envelopes: list[bytes], options: Options) -> tuple[list[bytes], list[list[bytes]]]:
-    """The warm-up envelopes and one equal slice per round (every server gets the same slice)."""
-    warmup, rest = envelopes[:options.warmup], envelopes[options.warmup:]
-    size = len(rest) // options.rounds
-    return warmup, [rest[i * size:(i + 1) * size] for i in range(options.rounds)]
+def segment_sizes(count: int, options: Options) -> list[int]:
+    """The warm-up's size and one equal slice per round (every server gets the same slice)."""
+    return [options.warmup] + [(count - options.warmup) // options.rounds] * options.rounds
 
 
 def machine() -> dict[str, Any]:
@@ -225,25 +234,33 @@ def machine() -> dict[str, Any]:
 
 
 class Envelopes:
-    """The run's envelopes, generated once (after the first ``gateway init`` made the keys) and
-    reused by every worker count: each count's database is fresh, so every message id is new to it."""
+    """The run's envelopes in segments (the warm-up, then one per round), generated once (after the
+    first ``gateway init`` made the keys) and reused by every worker count: each count's database
+    is fresh, so every message id and every graduate is new to it."""
 
     def __init__(self, options: Options, keys_dir: Path) -> None:
         self.signed = options.signing == "on" or (options.signing == "auto" and signing_available())
         self._options = options
         self._keys_dir = keys_dir
-        self.all: list[bytes] = []
+        self.segments: list[Segment] = []
 
-    def get(self) -> list[bytes]:
-        if not self.all:
+    def get(self) -> tuple[Segment, list[Segment]]:
+        """The warm-up's segment and the rounds'."""
+        if not self.segments:
             started_at = time.monotonic()
             routes = load_traffic(HERE / "traffic.json", ROOT / "examples")
-            count = self._options.envelope_count(self.signed)
-            self.all = generate(routes, count, self._keys_dir if self.signed else None)
-            print(f"generated {len(self.all)} {'signed' if self.signed else 'unsigned'} envelopes "
-                  f"(mean {sum(map(len, self.all)) / len(self.all):,.0f} bytes) "
+            sizes = segment_sizes(self._options.envelope_count(self.signed), self._options)
+            self.segments = generate(routes, sizes, self._keys_dir if self.signed else None)
+            bodies = [body for segment in self.segments for body in segment.bodies]
+            print(f"generated {len(bodies)} {'signed' if self.signed else 'unsigned'} envelopes "
+                  f"(mean {sum(map(len, bodies)) / len(bodies):,.0f} bytes) "
                   f"in {time.monotonic() - started_at:.1f} s", flush=True)
-        return self.all
+        return self.segments[0], self.segments[1:]
+
+    def describe(self) -> dict[str, Any]:
+        bodies = [body for segment in self.segments for body in segment.bodies]
+        return {"count": len(bodies), "signed": self.signed,
+                "mean_bytes": sum(map(len, bodies)) / max(1, len(bodies)), "lag_cycles": LAG_CYCLES}
 
 
 def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str, Any]:
@@ -253,7 +270,7 @@ def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str,
     print(f"{setup.workers} worker(s): initialising a demo gateway ({setup.database_url.split('@')[-1]}); "
           f"load average {' '.join(f'{x:.2f}' for x in load_average)}", flush=True)
     initialise(env)
-    warmup, slices = slices_of(envelopes.get(), options)
+    warmup, slices = envelopes.get()
     stored_before = stored_messages(setup.database_url)
     sampler = lock_sampler(setup, options)
     try:
@@ -277,7 +294,7 @@ def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str,
     return {
         "workers": setup.workers, "database": setup.database_url.split("@")[-1].split("?")[0],
         "load_average_before": load_average,
-        "envelopes": {"per_round": len(slices[0]), "warmup": len(warmup),
+        "envelopes": {"per_round": len(slices[0].bodies), "warmup": len(warmup.bodies),
                       "warmup_refused": {name: r.failures for name, r in warmed.items()}},
         "gateway_stored_check": {
             "accepted_responses": accepted, "stored_rows": stored, "ok": accepted <= stored <= accepted + slack,
@@ -346,9 +363,7 @@ def run_all(options: Options, workdir: Path) -> tuple[list[dict[str, Any]], dict
         data_dir = workdir / f"data-{workers}"
         with scratch_database(data_dir, options.database_url) as url:
             runs.append(benchmark(options, Setup(workdir, keys_dir, data_dir, url, workers), envelopes))
-    described = {"count": len(envelopes.all), "signed": envelopes.signed,
-                 "mean_bytes": sum(map(len, envelopes.all)) / max(1, len(envelopes.all))}
-    return runs, described
+    return runs, envelopes.describe()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
