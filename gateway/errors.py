@@ -423,6 +423,17 @@ class NotYetDelivered(Fault):
     summary = "the message has not been delivered to every recipient yet"
 
 
+class DatabaseUnavailable(Fault):
+    code = "DATABASE_UNAVAILABLE"
+    faultcode = "Server"
+    http_status = 503
+    retry_after_seconds: ClassVar[int] = 5
+    summary = (
+        "the gateway's database cannot be reached or written just now; the message was not accepted: "
+        "send it again, unchanged, in a few seconds"
+    )
+
+
 class InternalError(Fault):
     code = "INTERNAL_ERROR"
     faultcode = "Server"

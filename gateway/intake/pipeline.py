@@ -77,10 +77,29 @@ class Inbound:
     receipt: etree._Element | None = None
     answer: etree._Element | None = None  # the gateway's own answer (plumbing, verification), instead of the receipt
     acceptance: RecordedEntry | None = None  # the audit entry of the acceptance (indexed at the receipt)
+    resent: Resent | None = None  # an accepted message sent again unchanged: answered with its receipt
+    _body_sha256: str | None = None
 
     @property
     def message_id(self) -> str | None:
         return self.routing.message_id if self.routing else None
+
+    def body_sha256(self) -> str:
+        """SHA-256 (hex) of the Body's exclusive canonical form: what the sender signed as the document."""
+        if self._body_sha256 is None:
+            assert self.parts is not None
+            body = etree.tostring(self.parts.body, method="c14n", exclusive=True)
+            self._body_sha256 = hashlib.sha256(body).hexdigest()
+        return self._body_sha256
+
+
+@dataclass(frozen=True)
+class Resent:
+    """The stored message that this one repeats: its signed receipt is the answer again."""
+
+    receipt: bytes
+    recipient_id: str
+    received_at: datetime
 
 
 class Stage(Protocol):
@@ -103,6 +122,7 @@ class Accepted:
     received_at: datetime
     answer: etree._Element
     push_delivery_ids: tuple[int, ...] = ()
+    resent: bool = False  # sent again unchanged: the answer is the original receipt, nothing new stored
 
 
 class Pipeline:
@@ -117,6 +137,8 @@ class Pipeline:
             with self._sessions() as session, session.begin():
                 for stage in self.stages:
                     stage(inbound, session)
+                    if inbound.resent is not None:
+                        return self._answer_again(inbound, inbound.resent, session)
         except Fault as fault:
             if fault.message_id is None:
                 fault.message_id = inbound.message_id
@@ -137,6 +159,41 @@ class Pipeline:
             answer=answer,
             push_delivery_ids=tuple(d.id for d in stored.deliveries if d.mode == DeliveryMode.PUSH),
         )
+
+    @staticmethod
+    def _answer_again(inbound: Inbound, resent: Resent, session: Session) -> Accepted:
+        """The original receipt for a message sent again unchanged; the resend is an audit entry."""
+        assert inbound.routing is not None and inbound.service is not None and inbound.security is not None
+        routing = inbound.routing
+        record(
+            session,
+            AuditEvent(
+                kind="message.resent",
+                at=inbound.received_at,
+                message_id=routing.message_id,
+                facts={
+                    "message_id": routing.message_id,
+                    "sender": routing.sender,
+                    "service": inbound.service.name,
+                    "signature_sha256": inbound.security.signature_sha256,
+                    "first_received_at": resent.received_at.isoformat(),
+                },
+            ),
+        )
+        return Accepted(
+            message_id=routing.message_id,
+            sender_id=routing.sender,
+            recipient_id=resent.recipient_id,
+            service=inbound.service,
+            received_at=resent.received_at,
+            answer=etree.fromstring(resent.receipt, parser=_STORED_XML),
+            push_delivery_ids=(),
+            resent=True,
+        )
+
+
+# The gateway's own stored receipts, read back (trusted, but parsed no more permissively than needed).
+_STORED_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 # --- the stages -------------------------------------------------------------------------------
@@ -238,7 +295,6 @@ class Store:
         assert inbound.routing is not None and inbound.service is not None and inbound.parts is not None
         assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
         routing = inbound.routing
-        body = etree.tostring(inbound.parts.body, method="c14n", exclusive=True)
         message = Message(
             message_id=routing.message_id,
             sender_id=inbound.sender.id,
@@ -249,7 +305,7 @@ class Store:
             created_at=routing.created_at,
             received_at=inbound.received_at,
             size=len(inbound.raw),
-            body_sha256=hashlib.sha256(body).hexdigest(),
+            body_sha256=inbound.body_sha256(),
             certificate_sha256=inbound.security.certificate_sha256,
             signature_sha256=inbound.security.signature_sha256,
             deliveries=[Delivery.first(inbound.recipient.id, inbound.recipient.delivery_mode, inbound.received_at)]

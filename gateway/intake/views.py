@@ -8,10 +8,12 @@ from functools import lru_cache
 
 from flask import Blueprint, Response, abort, render_template, request
 from lxml import etree
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
-from gateway.errors import Fault, InternalError, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import DatabaseUnavailable, Fault, InternalError, PayloadTooLarge, UnsupportedMediaType
 from gateway.intake.catalog import WSDL_NS, XSD_NS, ServiceCatalog
 from gateway.intake.soap import envelope, fault_envelope
 from gateway.monitoring.views import note_intake
@@ -29,7 +31,25 @@ def receive() -> Response:
     context = gateway()
     try:
         raw = _read_limited(context.settings.max_message_bytes)
-        accepted = context.pipeline.process(raw, context.clock.now())
+        try:
+            accepted = context.pipeline.process(raw, context.clock.now())
+        except DBAPIError as exc:
+            if not _database_unavailable(exc):
+                raise
+            # Not reachable, not writable (read-only, disk full), or no connection free in time: the
+            # message was not accepted, and the sender should send it again unchanged.
+            log.warning("the database failed during intake: %s", str(exc).splitlines()[0])
+            raise DatabaseUnavailable() from None
+        except PoolTimeout:
+            log.warning("no database connection became free in time during intake")
+            raise DatabaseUnavailable() from None
+    except DatabaseUnavailable as fault:
+        log.info("refused %s: %s", fault.code, fault.message)
+        note_intake(fault=fault)
+        _audit_refusal(fault, context.clock.now())  # likely fails too; logged if so
+        response = _soap(fault_envelope(fault), fault.http_status)
+        response.headers["Retry-After"] = str(fault.retry_after_seconds)
+        return response
     except Fault as fault:
         log.info("refused %s: %s (message %s)", fault.code, fault.message, fault.message_id)
         note_intake(fault=fault)
@@ -41,10 +61,28 @@ def receive() -> Response:
         note_intake(fault=failure)
         _audit_refusal(failure, context.clock.now())  # recorded as a refusal, like every other
         return _soap(fault_envelope(failure), failure.http_status)
-    log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
+    if accepted.resent:
+        log.info(
+            "resent %s %s from %s: answered with its receipt",
+            accepted.service.name,
+            accepted.message_id,
+            accepted.sender_id,
+        )
+    else:
+        log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
     note_intake(accepted=accepted)
     context.delivery.enqueue(list(accepted.push_delivery_ids))
     return _soap(envelope(accepted.answer), 200)  # the receipt, or a plumbing service's answer
+
+
+READ_ONLY_TRANSACTION = "25006"  # PostgreSQL: a read-only server (a standby, default_transaction_read_only)
+
+
+def _database_unavailable(exc: DBAPIError) -> bool:
+    """The database failed as a whole (gone, read-only, full), not this message's statement."""
+    if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
+        return True
+    return getattr(exc.orig, "sqlstate", None) == READ_ONLY_TRANSACTION
 
 
 def _audit_refusal(fault: Fault, now: datetime) -> None:

@@ -72,7 +72,7 @@ def note_intake(accepted: Accepted | None = None, fault: Fault | None = None) ->
             "message_id": accepted.message_id,
             "sender": accepted.sender_id,
             "service": accepted.service.name,
-            "outcome": "accepted",
+            "outcome": "resent" if accepted.resent else "accepted",  # resent: its original receipt again
         }
     elif fault is not None:
         g.intake = {

@@ -11,25 +11,36 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
 from signxml.exceptions import SignXMLException
 from signxml.verifier import SignatureConfiguration, XMLVerifier
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.clock import utc
-from gateway.errors import CertificateNotRegistered, DuplicateMessage, Replay, SignatureInvalid, TimestampStale
+from gateway.errors import (
+    CertificateNotRegistered,
+    DuplicateMessage,
+    PayloadUnavailable,
+    Replay,
+    SignatureInvalid,
+    TimestampStale,
+)
 from gateway.intake.catalog import SOAP_ENV_NS
-from gateway.intake.pipeline import Inbound
+from gateway.intake.envelope import split_envelope
+from gateway.intake.pipeline import Inbound, Resent
 from gateway.messages.models import Message
+from gateway.messages.payloads import PayloadCipher
 from gateway.registry.models import ParticipantCertificate
 from gateway.security.default_prefix import names_default_prefix, verify_default_prefix_signature
 from gateway.security.dsig_schema import validate_signature_element
 from gateway.security.policy import ALLOWED_DIGESTS, ALLOWED_SIGNATURE_METHODS, EXCLUSIVE_C14N, check_key
 from gateway.security.trust import TrustStore
 from gateway.security.wsse import NS, WSSE_NS, SecurityHeader, SignedReference, read_security_header
+from gateway.xmlparse import parse_untrusted
 
 SIGNATURE_LOCATION = f"./{{{SOAP_ENV_NS}}}Header/{{{WSSE_NS}}}Security/"
 
@@ -39,9 +50,14 @@ _REGISTERED = select(_certificates.id).where(
     _certificates.fingerprint_sha256 == bindparam("fingerprint"), _certificates.participant_id == bindparam("sender")
 )
 _messages = Message.__table__.c
-_EARLIER = select(_messages.signature_sha256, _messages.received_at).where(
-    _messages.sender_id == bindparam("sender"), _messages.message_id == bindparam("message_id")
-)
+_EARLIER = select(
+    _messages.signature_sha256,
+    _messages.received_at,
+    _messages.body_sha256,
+    _messages.service,
+    _messages.recipient_id,
+    _messages.receipt,
+).where(_messages.sender_id == bindparam("sender"), _messages.message_id == bindparam("message_id"))
 
 
 @dataclass(frozen=True)
@@ -100,24 +116,85 @@ class VerifySignature:
         )
 
 
-def check_registration(inbound: Inbound, session: Session) -> None:
+@dataclass(frozen=True)
+class CheckRegistration:
     """The verified certificate is registered to the sender, and the message is no replay.
 
     The database half of verification, run after ``VerifySignature`` (which needs no database) so
-    that the transaction does not begin before the signature's CPU work is done.
+    that the transaction does not begin before the signature's CPU work is done. ``payloads`` opens
+    an earlier message's stored envelope when a resend must be told from a new message.
     """
-    assert inbound.routing is not None and inbound.security is not None
-    security = inbound.security
-    connection = session.connection()
-    registered = connection.execute(
-        _REGISTERED, {"fingerprint": security.certificate_sha256, "sender": inbound.routing.sender}
-    ).scalar()
-    if registered is None:
-        raise CertificateNotRegistered(
-            f"certificate {security.certificate_sha256[:16]}… ({security.certificate_subject}) is not registered "
-            f"to sender {inbound.routing.sender}"
+
+    payloads: PayloadCipher
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        assert inbound.routing is not None and inbound.security is not None
+        security = inbound.security
+        connection = session.connection()
+        registered = connection.execute(
+            _REGISTERED, {"fingerprint": security.certificate_sha256, "sender": inbound.routing.sender}
+        ).scalar()
+        if registered is None:
+            raise CertificateNotRegistered(
+                f"certificate {security.certificate_sha256[:16]}… ({security.certificate_subject}) is not "
+                f"registered to sender {inbound.routing.sender}"
+            )
+        earlier = _find_earlier(connection, inbound.routing.sender, inbound.routing.message_id)
+        if earlier is not None:
+            self._earlier_copy(inbound, earlier, session)
+
+    def _earlier_copy(self, inbound: Inbound, earlier: Any, session: Session) -> None:
+        """A message id this sender used before: the same document sent again, a replay, or a new message.
+
+        A business document sent again unchanged (same service, recipient and document; re-signed
+        with a new Timestamp or not) by a sender who never saw the answer (a cut connection, a
+        crash) is answered with the original signed receipt, as AS4's duplicate elimination does:
+        nothing is stored or delivered twice (``Inbound.resent``). Anything else reusing the id is
+        refused: the very same signed request of another kind is a ``REPLAY``, a different message
+        a ``DUPLICATE_MESSAGE``.
+        """
+        assert inbound.routing is not None and inbound.service is not None and inbound.security is not None
+        routing = inbound.routing
+        when = earlier.received_at.isoformat()
+        if (
+            inbound.service.answered_with_receipt
+            and earlier.receipt is not None
+            and earlier.service == inbound.service.name
+            and (routing.recipient.participant is None or routing.recipient.participant == earlier.recipient_id)
+            and (earlier.body_sha256 == inbound.body_sha256() or self._same_document(inbound, session))
+        ):
+            inbound.resent = Resent(earlier.receipt, earlier.recipient_id, earlier.received_at)
+            return
+        if earlier.signature_sha256 == inbound.security.signature_sha256:
+            raise Replay(f"message {routing.message_id} with this very signature was already accepted at {when}")
+        raise DuplicateMessage(
+            f"message {routing.message_id} from {routing.sender} was already accepted at {when} with another "
+            "content; its status can be queried, a message id is used once"
         )
-    _check_replay(session, inbound.routing.sender, inbound.routing.message_id, security.signature_sha256)
+
+    def _same_document(self, inbound: Inbound, session: Session) -> bool:
+        """The stored message carries the same document (its Body may differ in its signing Id only)."""
+        assert inbound.routing is not None and inbound.parts is not None
+        stored = session.scalars(
+            select(Message).where(
+                Message.sender_id == inbound.routing.sender, Message.message_id == inbound.routing.message_id
+            )
+        ).one()
+        try:
+            envelope = self.payloads.open_envelope(stored)
+        except PayloadUnavailable:
+            return False  # purged or unreadable: cannot be shown to be the same
+        earlier_parts = split_envelope(parse_untrusted(envelope).getroot())
+        return _canonical(earlier_parts.document) == _canonical(inbound.parts.document)
+
+
+def _canonical(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n", exclusive=True)
+
+
+def _find_earlier(connection: Connection, sender: str, message_id: str) -> Any:
+    """The stored message with this sender and id, if any (a row of ``_EARLIER``)."""
+    return connection.execute(_EARLIER, {"sender": sender, "message_id": message_id}).first()
 
 
 def check_timestamp(header: SecurityHeader, now: datetime, max_age: timedelta, skew: timedelta) -> datetime:
@@ -146,14 +223,3 @@ def _instant(text: str, name: str) -> datetime:
     return utc(value)
 
 
-def _check_replay(session: Session, sender: str, message_id: str, signature_sha256: str) -> None:
-    earlier = session.connection().execute(_EARLIER, {"sender": sender, "message_id": message_id}).first()
-    if earlier is None:
-        return
-    when = earlier.received_at.isoformat()
-    if earlier.signature_sha256 == signature_sha256:
-        raise Replay(f"message {message_id} with this very signature was already accepted at {when}")
-    raise DuplicateMessage(
-        f"message {message_id} from {sender} was already accepted at {when}; its status can be queried, "
-        "a message id is used once"
-    )

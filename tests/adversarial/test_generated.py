@@ -33,6 +33,7 @@ from gateway.sdk.signing import sign_envelope_bytes
 from gateway.settings import Settings
 from tests.adversarial.hostile import Outcome, post, refusals, stored_message_ids
 from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Credentials, Signer, credentials
+from tests.mailbox.helpers import fetch_request, plumbing_envelope
 from tests.security import test_verification as wrapping
 from tests.security.variants import (
     NS,
@@ -165,10 +166,17 @@ def signed_at(kit: Kit, shift: timedelta) -> bytes:
 
 
 def sent_twice(kit: Kit, same_signature: bool) -> bytes:
+    """A request the gateway answers itself, replayed; or another document under a used message id.
+
+    (A business document sent again unchanged is answered with its original receipt and stored
+    once: tests/security/test_verification.py.)"""
+    if same_signature:
+        first = plumbing_envelope(kit.sign, fetch_request(1), EDUCATION_DEPARTMENT)
+        assert post(kit.client, first).status == 200
+        return first
     message_id = str(uuid.uuid4())
-    first = kit.sign(registration(message_id))
-    assert post(kit.client, first).status == 200
-    return first if same_signature else kit.sign(registration(message_id))
+    assert post(kit.client, kit.sign(registration(message_id))).status == 200
+    return kit.sign(registration(message_id).replace("李明".encode(), "李敏".encode(), 1))
 
 
 def other_senders_certificate(kit: Kit) -> bytes:

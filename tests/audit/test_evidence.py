@@ -88,12 +88,12 @@ def anchor(settings: Settings) -> str:
 
 @pytest.fixture
 def bundle(client: FlaskClient, sign: Signer, home: Path, tmp_path: Path) -> Path:
-    """The exported bundle of an accepted message whose replay was refused and which its recipient
-    fetched and acknowledged: three entries about it."""
+    """The exported bundle of an accepted message that its sender sent again (answered with the
+    original receipt) and which its recipient fetched and acknowledged: three entries about it."""
     message_id = str(uuid.uuid4())
     data = accepted_message(sign, message_id)
     assert send(client, data) == 200
-    assert send(client, data) == 500  # the replay is refused and recorded with the message id
+    assert send(client, data) == 200  # sent again: the original receipt, recorded with the message id
     assert delivered_ids(ask(client, sign, fetch_request(), EDUCATION_DEPARTMENT)) == [message_id]
     acknowledged = ask(client, sign, acknowledge_request((message_id, UNIVERSITY)), EDUCATION_DEPARTMENT)
     assert acknowledged.fault_code is None
@@ -113,7 +113,7 @@ def test_the_bundle_holds_what_an_auditor_needs_and_verifies(bundle: Path, ancho
     assert document["format"] == FORMAT
     entries = document["log"]["entries"]
     kinds = [json.loads(base64.b64decode(e["entry"]))["kind"] for e in entries]
-    assert kinds == ["message.accepted", "message.refused", "delivery.delivered"]
+    assert kinds == ["message.accepted", "message.resent", "delivery.delivered"]
     assert base64.b64decode(document["message"]["envelope"]).startswith(b"<?xml")
     assert document["certificates"]["trust_anchors"] == [Path(anchor).read_text()]
     gateway_cert = (settings.keys_dir / "gateway" / "cert.pem").read_text()

@@ -95,7 +95,8 @@ class Exchange:
     engine: Engine
     redis_port: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=free_port)
-    outcomes: dict[str, str] = field(default_factory=dict)  # message id -> accepted | replayed
+    # message id -> accepted (its receipt came back, the first time or after sending again)
+    outcomes: dict[str, str] = field(default_factory=dict)
     connection_errors: int = 0
     taken: int = 0  # messages accepted (or found accepted) so far, while send() runs
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -215,9 +216,7 @@ class Exchange:
             body = etree.fromstring(answer.content)
             code = body.findtext(".//gw:FaultDetail/gw:Code", namespaces=NS)
             if answer.status_code == 200 and code is None:
-                return "accepted"
-            if code == "REPLAY":
-                return "replayed"
+                return "accepted"  # the first time, or its original receipt for a copy sent again
             refusal = f"HTTP {answer.status_code} {code}: {answer.text[:300]}"
             raise AssertionError(f"the gateway refused a message: {refusal}")
 
@@ -226,6 +225,12 @@ class Exchange:
         return set(self.outcomes)
 
     # --- what became of them --------------------------------------------------------------------
+
+    def resent_ids(self) -> set[str]:
+        """The messages the gateway answered with their original receipt when sent again."""
+        query = text("SELECT message_id FROM audit_entries WHERE kind = 'message.resent'")
+        with self.engine.connect() as connection:
+            return {row[0] for row in connection.execute(query)}
 
     def deliveries(self) -> dict[str, tuple[str, int, str | None]]:
         """(status, attempts, last error) of the recipient's deliveries, by message id."""

@@ -17,11 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
+from sqlalchemy import select
 
 import gateway.security.verify as verify_module
+from gateway.audit.models import AuditEntry
 from gateway.pki.keystore import load_private_key
 from gateway.sdk.signing import sign_envelope_bytes
 from gateway.settings import Settings
+from gateway.store.db import transaction
 from tests.conftest import AGENCY_CHAOYANG, UNIVERSITY, Credentials, Signer, credentials
 from tests.security.variants import (
     NS,
@@ -340,18 +343,40 @@ def test_timestamp_within_the_limits_is_accepted(
 # --- replay -----------------------------------------------------------------------------------
 
 
-def test_the_same_signed_message_twice_is_a_replay(client: FlaskClient, app: Flask, sign: Signer) -> None:
+def test_the_same_signed_message_twice_gets_its_original_receipt_and_is_stored_once(
+    client: FlaskClient, app: Flask, sign: Signer
+) -> None:
     data = sign(registration())
-    receipt_of(client, data)
-    assert refusal(client, data) == "REPLAY"
+    first = receipt_of(client, data)
+    again = receipt_of(client, data)  # a sender whose answer was lost sends again: AS4's duplicate elimination
+    assert etree.tostring(again) == etree.tostring(first)  # the very receipt signed the first time
     assert len(stored_ids(app)) == 1
+    assert audit_kinds(app).count("message.accepted") == 1
+    assert audit_kinds(app).count("message.resent") == 1
 
 
-def test_replay_is_refused_after_a_restart(client: FlaskClient, settings: Settings, sign: Signer) -> None:
+def test_the_same_document_re_signed_gets_its_original_receipt(client: FlaskClient, app: Flask, sign: Signer) -> None:
+    message_id = str(uuid.uuid4())
+    first = receipt_of(client, sign(registration(message_id)))
+    again = receipt_of(client, sign(registration(message_id)))  # a new Timestamp and signature, the same Body
+    assert etree.tostring(again) == etree.tostring(first)
+    assert stored_ids(app) == [message_id]
+
+
+def test_another_document_under_a_used_message_id_is_a_duplicate(client: FlaskClient, app: Flask, sign: Signer) -> None:
+    message_id = str(uuid.uuid4())
+    receipt_of(client, sign(registration(message_id)))
+    other = registration(message_id).replace("李明".encode(), "李敏".encode(), 1)
+    assert other != registration(message_id)
+    assert refusal(client, sign(other)) == "DUPLICATE_MESSAGE"
+    assert stored_ids(app) == [message_id]
+
+
+def test_a_resend_is_answered_alike_after_a_restart(client: FlaskClient, settings: Settings, sign: Signer) -> None:
     data = sign(registration())
-    receipt_of(client, data)
+    first = receipt_of(client, data)
     with fresh_client(settings) as restarted:
-        assert refusal(restarted, data) == "REPLAY"
+        assert etree.tostring(receipt_of(restarted, data)) == etree.tostring(first)
 
 
 def test_comment_injected_into_the_signed_message_id_does_not_bypass_replay(
@@ -368,8 +393,16 @@ def test_comment_injected_into_the_signed_message_id_does_not_bypass_replay(
     signed_id.append(comment)  # <gw:MessageId>12345678<!---->-abcd-...</gw:MessageId>: the same canonical form
     status, body = post(client, serialise(root))
     assert stored_ids(app) == [message_id]
-    assert status == 500
-    assert body.findtext(".//gw:FaultDetail/gw:Code", namespaces=NS) in ("REPLAY", "SIGNATURE_INVALID")
+    # Read whole, the id is the stored one: the same message again, answered with its own receipt.
+    if status == 200:
+        assert body.findtext(".//gw:Receipt/gw:MessageId", namespaces=NS) == message_id
+    else:
+        assert body.findtext(".//gw:FaultDetail/gw:Code", namespaces=NS) == "SIGNATURE_INVALID"
+
+
+def audit_kinds(app: Flask) -> list[str]:
+    with transaction(app.extensions["gateway"].sessions) as session:
+        return list(session.scalars(select(AuditEntry.kind).order_by(AuditEntry.leaf_index)))
 
 
 def test_the_same_message_accepted_meanwhile_is_refused_as_a_duplicate_not_an_internal_error(
@@ -377,16 +410,17 @@ def test_the_same_message_accepted_meanwhile_is_refused_as_a_duplicate_not_an_in
 ) -> None:
     # Two deliveries of one message race: this one passes the replay check, then the other is stored.
     data = sign(registration())
-    check = verify_module._check_replay
+    find = verify_module._find_earlier
     other: dict[str, int] = {}
 
-    def check_then_let_the_other_delivery_in(*args: Any) -> None:
-        check(*args)
+    def find_then_let_the_other_delivery_in(*args: Any) -> Any:
+        found = find(*args)
         if not other:
             other["started"] = 1
             other["status"] = post(app.test_client(), data)[0]
+        return found
 
-    monkeypatch.setattr(verify_module, "_check_replay", check_then_let_the_other_delivery_in)
+    monkeypatch.setattr(verify_module, "_find_earlier", find_then_let_the_other_delivery_in)
     status, body = post(client, data)
     assert other["status"] == 200
     assert len(stored_ids(app)) == 1
