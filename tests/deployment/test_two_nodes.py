@@ -97,7 +97,7 @@ def test_two_nodes_behind_a_proxy(cluster: Cluster) -> None:
 
     restarter = threading.Thread(target=restart_a, name="restart-node-a", daemon=True)
     restarter.start()
-    cluster.send(envelopes, concurrency=4, pause=0.05)
+    cluster.send(envelopes, concurrency=6, pause=0.0)
     restarter.join(timeout=90)
     assert restarted.is_set(), cluster.explain()
     assert cluster.taken == len(envelopes)
