@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## Create .venv and install the pinned dependencies
 
-run: $(STAMP)  ## Initialise on first run (SQLite, dev PKI, demo participants) and serve on 127.0.0.1:$${GATEWAY_PORT:-8080}
+run: $(STAMP)  ## Initialise on first run (SQLite, dev PKI, demo participants) and serve on 127.0.0.1:8080 (port: GATEWAY_PORT)
 	$(BIN)/gateway init --demo
 	$(BIN)/gateway serve
 

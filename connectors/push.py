@@ -9,6 +9,7 @@ and the delivery stage retries either way.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from zeep.exceptions import Fault as ZeepFault
 
 from connectors.base import Acknowledgement, Outbound
 
+log = logging.getLogger(__name__)
 RECIPIENT_BINDING = "{urn:gradex:recipient:wsdl:1}RecipientBinding"
 
 
@@ -54,12 +56,16 @@ class ZeepPushConnector:
         except ZeepError as exc:
             return Acknowledgement(False, f"HTTP {response.status_code}: unreadable answer ({exc})")
         status = getattr(answer, "Status", None)
-        if (
-            response.status_code == 200
-            and status == "accepted"
-            and getattr(answer, "MessageId", None) == (outbound.message_id)
-        ):
+        acknowledged = getattr(answer, "MessageId", None)
+        if response.status_code == 200 and status == "accepted" and acknowledged == outbound.message_id:
             return Acknowledgement(True, "accepted")
+        if status == "accepted" and acknowledged != outbound.message_id:
+            why = (
+                f"the recipient acknowledged message {acknowledged!r}, not {outbound.message_id!r}: "
+                "an acknowledgement counts only for the message it names"
+            )
+            log.warning("acknowledgement from %s not counted: %s", outbound.recipient_id, why)
+            return Acknowledgement(False, f"HTTP {response.status_code}: {why}")
         return Acknowledgement(
             False, f"HTTP {response.status_code}, status {status!r}: {getattr(answer, 'Detail', '')}"
         )

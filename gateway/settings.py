@@ -66,6 +66,13 @@ class Settings:
     port: int = 8080
     workers: int = 1
     threads: int = 8
+    # Serving limits (gateway.serving): read deadlines for a request's head and body, open
+    # connections per client address and per worker process, idle seconds of a kept-alive connection.
+    request_head_timeout_seconds: int = 10
+    request_body_timeout_seconds: int = 30
+    max_connections_per_client: int = 32
+    max_connections: int = 4096
+    keepalive_seconds: int = 5
     max_message_bytes: int = 10 * 1024 * 1024
     max_xml_depth: int = 100
     max_xml_elements: int = 10_000
@@ -207,6 +214,11 @@ class Settings:
             port=_int(env, "GATEWAY_PORT", 8080, 1, 65535),
             workers=_int(env, "GATEWAY_WORKERS", 1, 1, 64),
             threads=_int(env, "GATEWAY_THREADS", 8, 1, 256),
+            request_head_timeout_seconds=_int(env, "GATEWAY_REQUEST_HEAD_TIMEOUT", 10, 1, 300),
+            request_body_timeout_seconds=_int(env, "GATEWAY_REQUEST_BODY_TIMEOUT", 30, 1, 3600),
+            max_connections_per_client=_int(env, "GATEWAY_MAX_CONNECTIONS_PER_CLIENT", 32, 1, 100_000),
+            max_connections=_int(env, "GATEWAY_MAX_CONNECTIONS", 4096, 1, 1_000_000),
+            keepalive_seconds=_int(env, "GATEWAY_KEEPALIVE", 5, 0, 300),
             max_message_bytes=_int(env, "GATEWAY_MAX_MESSAGE_BYTES", 10 * 1024 * 1024, 1024, 1 << 30),
             max_xml_depth=_int(env, "GATEWAY_MAX_XML_DEPTH", 100, 8, LIBXML_MAX_DEPTH),
             max_xml_elements=_int(env, "GATEWAY_MAX_XML_ELEMENTS", 10_000, 100, MAX_ELEMENTS_SETTING),

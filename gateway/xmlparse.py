@@ -24,6 +24,7 @@ The size limit is enforced before parsing, by the caller that reads the bytes (`
 from __future__ import annotations
 
 import codecs
+import re
 import threading
 import urllib.parse
 import urllib.request
@@ -354,10 +355,13 @@ _DTD_ERRORS = _error_codes(
     "ERR_CHARREF_IN_DTD",
 )
 _RESOURCE_LIMIT = int(etree.ErrorTypes.ERR_RESOURCE_LIMIT)
+_POSITION = re.compile(r", line [0-9]+, column [0-9]+\Z")
 
 
 def _classify_syntax_error(exc: etree.XMLSyntaxError) -> Exception:
     code, text = cast(Any, exc).code, (exc.msg or str(exc))  # lxml-stubs lack .code
+    # libxml2's message ends with the position that _line() reports: say it once.
+    text = _POSITION.sub("", text)
     if code in _ENTITY_ERRORS or (code == _RESOURCE_LIMIT and "amplification" in text):
         return EntityForbidden(f"entities are not allowed: {text} ({_line(exc)})")
     if code in _DTD_ERRORS:

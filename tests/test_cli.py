@@ -104,8 +104,17 @@ def test_show_unknown_participant(run) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_keys_issue_registers_a_second_certificate(run, home: Path) -> None:  # type: ignore[no-untyped-def]
-    result = run("keys", "issue", "12110108400000008J", "--algorithm", "ec")
+    key = home / "keys" / "participants" / "12110108400000008J" / "key.pem"
+    before = key.read_bytes()
+    refused = run("keys", "issue", "12110108400000008J", "--algorithm", "ec")
+    assert refused.exit_code == 1
+    assert "already has a key" in refused.output and "--replace" in refused.output
+    assert "stays registered and valid" in refused.output
+    assert key.read_bytes() == before
+    result = run("keys", "issue", "12110108400000008J", "--algorithm", "ec", "--replace")
     assert result.exit_code == 0, result.output
+    assert "the old certificate" in result.output
+    assert "gateway keys revoke 12110108400000008J --fingerprint" in result.output
     shown = json.loads(run("participants", "show", "12110108400000008J", "--json").output)
     assert len(shown["certificates"]) == 2
     assert (home / "keys" / "participants" / "12110108400000008J" / "key.pem").exists()

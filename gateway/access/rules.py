@@ -96,7 +96,7 @@ def decide(
                 )
             return Decision(
                 False,
-                f"rule {rule.rule} lets a {sender.kind} send {service} to a {recipient.kind} only when "
+                f"rule {rule.rule} lets {a_kind(sender.kind)} send {service} to {a_kind(recipient.kind)} only when "
                 f"{rule.condition.replace('_', ' ')} "
                 f"({sender.id} is in {sender.region}, {recipient.id} in {recipient.region})",
             )
@@ -105,9 +105,16 @@ def decide(
     )
     return Decision(
         False,
-        f"no rule lets a {sender.kind} send {service} to a {recipient.kind}"
+        f"no rule lets {a_kind(sender.kind)} send {service} to {a_kind(recipient.kind)}"
         + (f" (rules for {service}: {allowed})" if allowed else f" (no rule names {service})"),
     )
+
+
+def a_kind(kind: str) -> str:
+    """A participant kind in words, with its article: ``employer`` -> "an employer"."""
+    words = kind.replace("_", " ")
+    # "a university": the kinds starting with a "u" say "you".
+    return f"{'an' if words[:1] in ('a', 'e', 'i', 'o') else 'a'} {words}"
 
 
 @cache

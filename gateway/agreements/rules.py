@@ -24,6 +24,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.access.rules import a_kind
 from gateway.agreements.machine import AgreementState, Step, ValidityPeriod, transition
 from gateway.agreements.models import Agreement
 from gateway.domain.documents import day, instant, required, text
@@ -228,7 +229,7 @@ class AgreementCancellationRules:
         elif sender.kind == ParticipantKind.UNIVERSITY:
             speaks_for, employer_id, university_id = "graduate", recipient.id, sender.id
         else:
-            raise AccessDenied(f"a {sender.kind} cannot request the cancellation of an employment agreement")
+            raise AccessDenied(f"{a_kind(sender.kind)} cannot request the cancellation of an employment agreement")
         if requested_by != speaks_for:
             raise AccessDenied(
                 f"{sender.id} ({sender.kind}) may send only cancellations requested by the {speaks_for}, "

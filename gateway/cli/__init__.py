@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import click
 
@@ -26,7 +27,39 @@ from gateway.cli import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class GatewayCommands(click.Group):
+    """The command group; a failure no command foresaw still ends in one line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("verbose"):
+                raise  # -v: the whole story, for a bug report
+            raise click.ClickException(unforeseen(exc)) from None
+
+
+def unforeseen(exc: Exception) -> str:
+    """One line for an error no command turned into its own message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror.lower()}{where} (check the path, its permissions and GATEWAY_DATA_DIR/GATEWAY_KEYS_DIR)"
+    if type(exc).__module__.startswith("sqlalchemy"):
+        from gateway.cli.common import database_unavailable
+        from gateway.settings import Settings
+
+        try:
+            url = Settings.from_env().database_url
+        except Exception:
+            url = "?"
+        return database_unavailable(url, exc)
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first} (unexpected; `gateway -v ...` shows where, for a bug report)"
+
+
+@click.group(cls=GatewayCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gateway")
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 def main(verbose: bool) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -11,8 +14,11 @@ from sqlalchemy.orm import Session
 
 from gateway.cli.common import clock, load_settings, store
 from gateway.delivery import outbox
+from gateway.delivery.broker import make_broker, send_batch
+from gateway.delivery.service import delivery_actor
 from gateway.errors import PayloadPurged
 from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.settings import EMBEDDED_BROKER
 
 
 def _row(delivery: Delivery, message: Message) -> dict[str, Any]:
@@ -67,7 +73,7 @@ def deliveries() -> None:
 @deliveries.command("list")
 @click.option("--status", type=click.Choice([s.value for s in DeliveryStatus]), help="Only this status.")
 @click.option("--recipient", help="Only to this participant.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(status: str | None, recipient: str | None, limit: int, as_json: bool) -> None:
     """The newest deliveries first."""
@@ -76,7 +82,7 @@ def list_(status: str | None, recipient: str | None, limit: int, as_json: bool) 
 
 
 @deliveries.command("dead-letters")
-@click.option("--limit", type=int, default=200, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def dead_letters(limit: int, as_json: bool) -> None:
     """Deliveries that failed for good (past the recipient's attempt limit)."""
@@ -108,9 +114,26 @@ def show(message_id: str, as_json: bool) -> None:
 
 
 @deliveries.command("retry")
-@click.argument("delivery_id", type=int)
-def retry(delivery_id: int) -> None:
-    """Try DELIVERY_ID again with a fresh attempt count (a dead letter, or one waiting for retry)."""
+@click.argument("delivery_id", type=int, required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Every dead letter (failed delivery), in one transaction.")
+@click.option("--recipient", help="With --all: only dead letters to this participant.")
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="With --all: only those dead-lettered since WHEN (2026-12-01, 2026-12-01T08:00:00Z, or 30m, 2h, 7d ago).",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --all: print the outcome as JSON.")
+def retry(delivery_id: int | None, retry_all: bool, recipient: str | None, since: str | None, as_json: bool) -> None:
+    """Try DELIVERY_ID again with a fresh attempt count (a dead letter, or one waiting for retry),
+    or, with --all, every dead letter at once."""
+    if retry_all == (delivery_id is not None):
+        raise click.UsageError("give either DELIVERY_ID or --all")
+    if not retry_all and (recipient or since or as_json):
+        raise click.UsageError("--recipient, --since and --json go with --all")
+    if retry_all:
+        _retry_all(recipient.upper() if recipient else None, _since(since) if since else None, as_json)
+        return
+    assert delivery_id is not None
     with store(load_settings()) as session:
         try:
             delivery = outbox.retry(session, delivery_id, clock.now())
@@ -122,3 +145,79 @@ def retry(delivery_id: int) -> None:
             f"#{delivery.id} is {delivery.status}"
             + ("; the next sweep of a worker sends it" if delivery.mode == "push" else "; back in the mailbox")
         )
+
+
+ENQUEUE_BATCH = 1000
+
+
+def _retry_all(recipient: str | None, since: datetime | None, as_json: bool) -> None:
+    """One transaction marks every matching dead letter; then, on Redis, their broker messages go
+    out in batches of ENQUEUE_BATCH (each one round trip). The embedded broker lives inside
+    ``gateway serve``: there the next sweep sends them."""
+    settings = load_settings()
+    started = time.perf_counter()
+    now = clock.now()
+    enqueue_now = settings.broker_url != EMBEDDED_BROKER  # the in-process broker lives in `gateway serve`
+    with store(settings) as session:
+        done = outbox.retry_dead_letters(session, now, recipient=recipient, since=since, enqueue_now=enqueue_now)
+    retried = len(done.push_ids) + done.pull
+    if not as_json:
+        click.echo(
+            f"{retried} dead letter{'' if retried == 1 else 's'} retried with a fresh attempt count: "
+            f"{len(done.push_ids)} push, {done.pull} pull (back in their mailboxes)"
+            + (f"; {done.purged} left failed: their envelopes were purged" if done.purged else "")
+        )
+    sent, broker_error = 0, None
+    if enqueue_now and done.push_ids:
+        actor = delivery_actor(make_broker(settings), _sent_from_here)
+        try:
+            for start in range(0, len(done.push_ids), ENQUEUE_BATCH):
+                batch = done.push_ids[start : start + ENQUEUE_BATCH]
+                send_batch(actor, batch, now)
+                sent += len(batch)
+                if not as_json:
+                    click.echo(f"  queued {sent}/{len(done.push_ids)} on the broker")
+        except Exception as exc:  # the broker is down: the sweep sends what is left once it is back
+            broker_error = f"the broker failed after {sent} of {len(done.push_ids)}: {type(exc).__name__}: {exc}"
+            click.echo(f"  {broker_error}; the workers' sweep sends the rest after the grace period", err=True)
+        finally:
+            actor.broker.close()
+    elif done.push_ids and not as_json:
+        click.echo("  the next sweep of `gateway serve` sends the push deliveries (embedded broker)")
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "retried": retried,
+                    "push": len(done.push_ids),
+                    "pull": done.pull,
+                    "queued_on_broker": sent,
+                    "left_to_the_sweep": len(done.push_ids) - sent,
+                    "skipped_purged": done.purged,
+                    "broker_error": broker_error,
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+                indent=2,
+            )
+        )
+
+
+def _sent_from_here(_delivery_id: int) -> None:
+    raise RuntimeError("gateway deliveries retry only sends; workers deliver")
+
+
+_RELATIVE = re.compile(r"^(\d+)([mhd])$")
+
+
+def _since(text: str) -> datetime:
+    found = _RELATIVE.match(text.strip())
+    if found:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[found.group(2)]
+        return clock.now() - timedelta(**{unit: int(found.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither a date, a date and time, nor 30m / 2h / 7d", param_hint="--since"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

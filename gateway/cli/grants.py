@@ -39,7 +39,7 @@ def grants() -> None:
 @click.option("--verifier", help="Only grants to this participant.")
 @click.option("--account", type=int, help="Only this graduate account's grants.")
 @click.option("--state", type=click.Choice([s.value for s in GrantState]), help="Only grants in this state now.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_grants(verifier: str | None, account: int | None, state: str | None, limit: int, as_json: bool) -> None:
     """Grants, newest first, with their state now."""
@@ -79,7 +79,7 @@ def list_grants(verifier: str | None, account: int | None, state: str | None, li
 @click.option("--grant", "grant_id", help="Only the uses of this grant.")
 @click.option("--verifier", help="Only requests from this participant.")
 @click.option("--refused", is_flag=True, help="Only refused attempts.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_uses(grant_id: str | None, verifier: str | None, refused: bool, limit: int, as_json: bool) -> None:
     """Verification requests that presented an authorisation, newest first: used, or refused with the fault."""

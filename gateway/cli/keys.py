@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from gateway.cli.common import clock, load_settings, store
 from gateway.errors import ConfigurationError
@@ -23,14 +25,46 @@ def keys() -> None:
 @click.option(
     "--algorithm", type=click.Choice(["rsa", "ec"]), default="rsa", show_default=True, help="RSA-2048 or ECDSA P-256."
 )
-def issue(participant_id: str, algorithm: str) -> None:
-    """Issue a key and certificate for PARTICIPANT_ID from the development CA and register it."""
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Overwrite the participant's key and certificate files. The old certificate stays registered and "
+    "valid until it expires or is revoked (`gateway keys revoke ID --fingerprint ...`).",
+)
+def issue(participant_id: str, algorithm: str, replace: bool) -> None:
+    """Issue a key and certificate for PARTICIPANT_ID from the development CA and register it.
+
+    A participant that already has a key under keys/participants/ keeps it unless --replace is given.
+    """
     settings = load_settings()
+    old_cert = settings.keys_dir / "participants" / participant_id.strip().upper() / "cert.pem"
+    old = _certificate_or_none(old_cert)
+    if old_cert.exists() and not replace:
+        valid = f", valid until {old.not_valid_after_utc:%Y-%m-%d}" if old else ""
+        raise click.ClickException(
+            f"{participant_id.strip().upper()} already has a key and certificate in {old_cert.parent}{valid}. "
+            "Run again with --replace to overwrite them; the old certificate then stays registered and valid "
+            "until it expires, unless you revoke it (`gateway keys revoke ID --fingerprint ...`)"
+        )
     # store() turns NotFound and a ConfigurationError (half a CA, wrong passphrase) into a clear exit.
     with store(settings) as session:
         issued = issue_certificate(session, settings, participant_id, clock.now(), algorithm)
     click.echo(f"key         {issued.key_path}")
     click.echo(f"certificate {issued.cert_path} (registered to {participant_id.strip().upper()})")
+    if old is not None:
+        fingerprint = old.fingerprint(hashes.SHA256()).hex()
+        click.echo(
+            f"the old certificate (fingerprint {fingerprint[:16]}…) stays registered and valid until "
+            f"{old.not_valid_after_utc:%Y-%m-%d}; to refuse messages signed with it: "
+            f"gateway keys revoke {participant_id.strip().upper()} --fingerprint {fingerprint[:16]}"
+        )
+
+
+def _certificate_or_none(path: Path) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 @keys.command("revoke")

@@ -31,12 +31,19 @@ def participants() -> None:
 @participants.command("add")
 @click.argument("participant_id")
 @click.option("--name", required=True, help="The organisation's registered name.")
-@click.option("--kind", required=True, type=click.Choice([k.value for k in ParticipantKind]))
+@click.option(
+    "--kind", required=True, type=click.Choice([k.value for k in ParticipantKind]), help="What kind of organisation."
+)
 @click.option("--region", required=True, help="GB/T 2260 region code where it sits, e.g. 110105.")
 @click.option("--unit-nature", help="Employers only: unit nature code, e.g. 31 (state-owned enterprise).")
 @click.option("--serves", "regions_served", multiple=True, help="A region it is responsible for (repeatable).")
 @click.option(
-    "--delivery", "delivery_mode", type=click.Choice([m.value for m in DeliveryMode]), default="pull", show_default=True
+    "--delivery",
+    "delivery_mode",
+    type=click.Choice([m.value for m in DeliveryMode]),
+    default="pull",
+    show_default=True,
+    help="push: the gateway calls --endpoint; pull: the participant fetches from its mailbox.",
 )
 @click.option("--endpoint", "endpoint_url", help="Push delivery: the participant's SOAP endpoint URL.")
 @click.option(
@@ -61,10 +68,10 @@ def participants() -> None:
     help="Employers that keep archives (state organs, public institutions, SOEs): holds archive management rights?",
 )
 @click.option("--archive-agency", help="Employers without archive rights: the talent service agency keeping its files.")
-@click.option("--contact-name")
-@click.option("--contact-phone")
-@click.option("--contact-email")
-@click.option("--contact-address")
+@click.option("--contact-name", help="Published in the directory: the office or person to contact.")
+@click.option("--contact-phone", help="Published in the directory, e.g. 010-65090001.")
+@click.option("--contact-email", help="Published in the directory, e.g. office@example.cn.")
+@click.option("--contact-address", help="Published in the directory: the postal address.")
 @click.option("--opening-hours", help="Published in the directory, e.g. 周一至周五 9:00-17:00.")
 def add(participant_id: str, push_timeout: int, max_attempts: int, **options: str | tuple[str, ...] | None) -> None:
     """Register PARTICIPANT_ID (its unified social credit code)."""
@@ -134,16 +141,21 @@ def show(participant_id: str, as_json: bool) -> None:
 @participants.command("update")
 @click.argument("participant_id")
 @click.option("--name", help="The organisation's registered name.")
-@click.option("--contact-name")
-@click.option("--contact-phone")
-@click.option("--contact-email")
-@click.option("--contact-address")
-@click.option("--opening-hours")
+@click.option("--contact-name", help="Published in the directory: the office or person to contact.")
+@click.option("--contact-phone", help="Published in the directory, e.g. 010-65090001.")
+@click.option("--contact-email", help="Published in the directory, e.g. office@example.cn.")
+@click.option("--contact-address", help="Published in the directory: the postal address.")
+@click.option("--opening-hours", help="Published in the directory, e.g. 周一至周五 9:00-17:00.")
 @click.option(
     "--serves", "regions_served", multiple=True, help="The regions it serves, replacing the list (repeatable)."
 )
 @click.option("--endpoint", "endpoint_url", help="Push delivery: the SOAP endpoint URL.")
-@click.option("--delivery", "delivery_mode", type=click.Choice([m.value for m in DeliveryMode]))
+@click.option(
+    "--delivery",
+    "delivery_mode",
+    type=click.Choice([m.value for m in DeliveryMode]),
+    help="push: the gateway calls --endpoint; pull: the participant fetches from its mailbox.",
+)
 @click.option("--push-timeout", "push_timeout_seconds", type=int, help="Push delivery: seconds to wait.")
 @click.option("--max-attempts", "max_delivery_attempts", type=int, help="Delivery attempts before a dead letter.")
 @click.option("--unit-nature", help="Employers only: unit nature code.")

@@ -11,22 +11,62 @@ from gunicorn.app.base import BaseApplication
 from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
 from gateway.errors import ConfigurationError
-from gateway.monitoring.serving import gunicorn_options
+from gateway.monitoring.serving import gunicorn_options as monitoring_options
+from gateway.serving.bridge import GatewayASGI
+from gateway.serving.worker import GatewayWorker, ServingLimits
+from gateway.settings import Settings
 from gateway.web.app import create_app
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+    """gunicorn running ``app`` with ``GatewayWorker`` (the limits it reads are ``serving_limits``)."""
+
+    def __init__(self, app: GatewayASGI, options: dict[str, Any], limits: ServingLimits) -> None:
         self._app = app
         self._options = options
+        self.serving_limits = limits
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self._options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Flask:
+    def load(self) -> GatewayASGI:
         return self._app
+
+
+def served_app(app: Flask, settings: Settings) -> GatewayASGI:
+    """The Flask application as ``gateway serve`` runs it: requests read whole, then run in threads."""
+    return GatewayASGI(
+        app.wsgi_app, max_body=settings.max_message_bytes, threads=settings.threads, multiprocess=settings.workers > 1
+    )
+
+
+def serving_limits(settings: Settings) -> ServingLimits:
+    return ServingLimits(
+        head_timeout=float(settings.request_head_timeout_seconds),
+        body_timeout=float(settings.request_body_timeout_seconds),
+        per_client=settings.max_connections_per_client,
+        total=settings.max_connections,
+        exempt=settings.trusted_proxies,
+    )
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn's settings for ``gateway serve`` (an asyncio worker: a waiting socket holds no thread)."""
+    return {
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": settings.workers,
+        "worker_class": GatewayWorker,
+        "worker_connections": settings.max_connections,
+        "keepalive": settings.keepalive_seconds,
+        "asgi_loop": "asyncio",
+        "asgi_lifespan": "on",
+        "accesslog": "-",
+        "timeout": 60,
+        "graceful_timeout": 30,
+        "control_socket_disable": True,  # gunicorn's control socket is not part of the gateway's interface
+    }
 
 
 @click.command()
@@ -60,19 +100,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         # (after gunicorn forks), so accepted messages are delivered without any other process.
         options["post_worker_init"] = lambda _worker: _start_embedded_delivery(app)
         click.echo("  delivery        in-process worker and sweep (embedded default)")
-    options.update(gunicorn_options(settings))  # metrics across workers (and their port), JSON request log
-    _Gunicorn(
-        app,
-        {
-            "bind": f"{settings.host}:{settings.port}",
-            "workers": settings.workers,
-            "worker_class": "gthread",
-            "threads": settings.threads,
-            "accesslog": "-",
-            "timeout": 60,
-            **options,
-        },
-    ).run()
+    options.update(monitoring_options(settings))  # metrics across workers (and their port), JSON request log
+    _Gunicorn(served_app(app, settings), {**gunicorn_options(settings), **options}, serving_limits(settings)).run()
 
 
 def _start_embedded_delivery(app: Flask) -> None:

@@ -6,6 +6,7 @@ import signal
 import threading
 
 import click
+import redis
 
 from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
@@ -14,7 +15,7 @@ from gateway.web.app import create_app
 
 
 @click.command()
-@click.option("--threads", type=int, default=8, show_default=True, help="Delivery threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True, help="Delivery threads.")
 @click.option(
     "--prefetch",
     type=int,
@@ -28,14 +29,31 @@ from gateway.web.app import create_app
     show_default=True,
     help="Seconds between sweeps for deliveries left behind (crash, lost broker message, due retry).",
 )
-def worker(threads: int, prefetch: int, sweep_interval: float) -> None:
+@click.option(
+    "--shutdown-grace",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="On SIGTERM or SIGINT, seconds to let deliveries in flight finish (a push waits at most its "
+    "recipient's --push-timeout); a delivery still running after that is recovered by another worker's sweep.",
+)
+def worker(threads: int, prefetch: int, sweep_interval: float, shutdown_grace: float) -> None:
     """Deliver accepted messages: consume the broker's delivery queue and sweep the outbox.
 
     Needs GATEWAY_BROKER_URL=redis://... (the embedded default runs its worker inside `gateway serve`).
+    On SIGTERM or SIGINT it takes no new delivery, finishes those in flight, gives the broker back
+    the messages it had fetched but not started, and exits 0.
     """
     settings = load_settings()
     if settings.is_embedded:
         raise click.ClickException("the embedded default delivers inside `gateway serve`; set GATEWAY_BROKER_URL")
+    broker = settings.broker_url.split("@")[-1]
+    try:
+        redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        raise click.ClickException(
+            f"cannot reach the broker at {broker}: {str(exc).rstrip('.')}; start Redis or correct GATEWAY_BROKER_URL"
+        ) from None
     try:
         app = create_app(settings)
     except ConfigurationError as exc:
@@ -45,13 +63,17 @@ def worker(threads: int, prefetch: int, sweep_interval: float) -> None:
     sweeper = Sweeper(service, sweep_interval, also=app.extensions["gateway"].periodic_tasks())
     sweeper.start()
     click.echo(
-        f"delivery worker: {threads} threads on {settings.broker_url.split('@')[-1]}; "
+        f"delivery worker: {threads} threads on {broker}; "
         f"sweeping every {sweep_interval:g} s"
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
+    click.echo(f"delivery worker stopping: finishing the deliveries in flight (at most {shutdown_grace:g} s)")
     sweeper.stop()
-    consumer.stop(timeout=10_000)
+    consumer.stop(timeout=int(shutdown_grace * 1000))
+    sweeper.join(timeout=max(shutdown_grace, 1.0))
+    service.broker.close()
+    app.extensions["gateway"].engine.dispose()
     click.echo("delivery worker stopped")

@@ -11,6 +11,7 @@ An acknowledgement takes a fetched delivery to ``delivered``, once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from gateway.delivery.policy import RetryPolicy
 from gateway.messages.models import Delivery, DeliveryStatus, Message
 from gateway.registry.models import DeliveryMode
 
+log = logging.getLogger(__name__)
 S = DeliveryStatus
 
 
@@ -108,10 +110,23 @@ def acknowledge(
             )
         ).first()
         if found is None:
+            log.info(
+                "acknowledgement of %s from %s by %s not counted: no such message in its mailbox",
+                ref.message_id,
+                ref.sender,
+                recipient_id,
+            )
             outcomes.append(Acknowledgement.UNKNOWN)
         elif found.status == S.DELIVERED:
             outcomes.append(Acknowledgement.ALREADY_ACKNOWLEDGED)
         elif found.status != S.IN_DELIVERY:
+            log.info(
+                "acknowledgement of %s from %s by %s not counted: it is %s, not fetched",
+                ref.message_id,
+                ref.sender,
+                recipient_id,
+                found.status,
+            )
             outcomes.append(Acknowledgement.UNKNOWN)  # never fetched: nothing to acknowledge yet
         else:
             result = session.execute(

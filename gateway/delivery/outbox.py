@@ -8,14 +8,15 @@ delivery exactly-once in effect.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.delivery.policy import RetryPolicy
 from gateway.errors import PayloadPurged
-from gateway.messages.models import Delivery, DeliveryStatus
+from gateway.messages.models import Delivery, DeliveryStatus, Message
 
 S = DeliveryStatus
 
@@ -85,10 +86,20 @@ def mark_resent(session: Session, delivery_ids: list[int], now: datetime) -> Non
     )
 
 
-def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_grace: timedelta) -> list[int]:
-    """Push deliveries that need (re-)enqueuing: never enqueued, due for retry, or held by a dead worker."""
+@dataclass(frozen=True)
+class Due:
+    """A push delivery the sweep looks at: its id, status and when it was last queued."""
+
+    id: int
+    status: str
+    enqueued_at: datetime | None
+
+
+def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_grace: timedelta) -> list[Due]:
+    """Push deliveries that may need (re-)enqueuing: never enqueued or queued longer than the grace
+    period (the sweep asks the broker about the queued ones), due for retry, or held by a dead worker."""
     stale = now - timedelta(seconds=policy.lease_seconds)
-    query = select(Delivery.id).where(
+    query = select(Delivery.id, Delivery.status, Delivery.enqueued_at).where(
         Delivery.mode == "push",
         or_(
             and_(Delivery.status.in_([S.ACCEPTED, S.QUEUED]), Delivery.updated_at < now - accepted_grace),
@@ -96,7 +107,18 @@ def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_
             and_(Delivery.status == S.IN_DELIVERY, Delivery.claimed_at < stale),
         ),
     )
-    return list(session.scalars(query.order_by(Delivery.id).limit(1000)))
+    rows = session.execute(query.order_by(Delivery.id).limit(1000))
+    return [Due(row.id, row.status, row.enqueued_at) for row in rows]
+
+
+def still_queued(session: Session, delivery_ids: list[int], now: datetime) -> None:
+    """The broker still holds these: look again after another grace period (``updated_at`` = now)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == S.QUEUED)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def retry(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
@@ -124,3 +146,59 @@ def retry(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
             delivery.status = S.QUEUED
             delivery.next_attempt_at = None
     return delivery
+
+
+@dataclass(frozen=True)
+class BulkRetry:
+    """What :func:`retry_dead_letters` did: push deliveries to send (ids), pull ones back in their
+    mailbox, and dead letters left alone because their envelope was purged."""
+
+    push_ids: list[int]
+    pull: int
+    purged: int
+
+
+def retry_dead_letters(
+    session: Session, now: datetime, *, recipient: str | None, since: datetime | None, enqueue_now: bool
+) -> BulkRetry:
+    """Every dead letter (``failed``), optionally to one recipient and dead-lettered since a time,
+    tried again with a fresh attempt count, in the caller's one transaction.
+
+    Push deliveries become ``queued`` as of ``now`` when ``enqueue_now`` (the caller then sends
+    them to the broker with ``now`` as their queued-at, and the sweep sends any it did not), or
+    retries due now for the sweep otherwise; pull deliveries go back into the mailbox. Dead letters
+    whose envelope the retention purge erased cannot be retried and are only counted.
+    """
+    scope = [Delivery.status == S.FAILED]
+    if recipient:
+        scope.append(Delivery.recipient_id == recipient)
+    if since is not None:
+        scope.append(Delivery.updated_at >= since)  # a dead letter's last change is its dead-lettering
+    purged_messages = select(Message.id).where(Message.payload_purged_at.is_not(None))
+    purged = session.scalar(
+        select(func.count()).select_from(Delivery).where(*scope, Delivery.message_pk.in_(purged_messages))
+    )
+    retriable = [*scope, Delivery.message_pk.not_in(purged_messages)]
+    fresh = {"attempts": 0, "updated_at": now}
+    push = (
+        {"status": S.QUEUED, "enqueued_at": now, "next_attempt_at": None}
+        if enqueue_now
+        else {
+            "status": S.WAITING_FOR_RETRY,
+            "next_attempt_at": now,
+        }
+    )
+    push_ids = session.scalars(
+        update(Delivery)
+        .where(*retriable, Delivery.mode == "push")
+        .values(**fresh, **push)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    pull = session.execute(
+        update(Delivery)
+        .where(*retriable, Delivery.mode == "pull")
+        .values(**fresh, status=S.QUEUED, next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return BulkRetry(sorted(push_ids), int(pull.rowcount), int(purged or 0))  # type: ignore[attr-defined]

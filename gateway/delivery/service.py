@@ -8,7 +8,8 @@
   or ``failed`` (dead letter) past the recipient's attempt limit. An envelope that cannot be
   decrypted (its key lost from the key ring) counts as a failed attempt, retried like the others.
 - ``sweep`` re-enqueues what a crash or a lost broker message left behind: deliveries accepted but
-  never enqueued, retries that are due, and claims whose worker died. It runs every few seconds in
+  never enqueued, queued ones whose broker message is gone, retries that are due, and claims whose
+  worker died. It runs every few seconds in
   every worker (``gateway worker``, or the embedded in-process worker).
 
 Messages on the broker carry only the delivery id (JSON), never payloads.
@@ -32,11 +33,12 @@ from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.clock import Clock
 from gateway.delivery import outbox
+from gateway.delivery.broker import beat, send_batch, still_held
 from gateway.delivery.forward import delivery_element
 from gateway.delivery.policy import RetryPolicy
 from gateway.errors import PayloadUnavailable
 from gateway.intake.soap import envelope
-from gateway.messages.models import Delivery, Message
+from gateway.messages.models import Delivery, DeliveryStatus, Message
 from gateway.messages.payloads import PayloadCipher
 from gateway.monitoring import events
 from gateway.registry.models import Participant
@@ -46,6 +48,19 @@ from gateway.store.db import transaction
 log = logging.getLogger(__name__)
 QUEUE = "deliveries"
 ACTOR_NAME = "gateway.deliver"
+
+
+def delivery_actor(broker: dramatiq.Broker, deliver: Callable[[int], None]) -> dramatiq.Actor[[int], None]:
+    """The delivery actor on ``broker``: what a worker runs, or (with any ``deliver``) what a process
+    that only sends to the queue, such as ``gateway deliveries retry --all``, sends with."""
+    return dramatiq.Actor(
+        deliver,
+        broker=broker,
+        actor_name=ACTOR_NAME,
+        queue_name=QUEUE,
+        priority=0,
+        options={"max_retries": 0},  # retries are the outbox's, with the recipient's own limit
+    )
 
 
 @dataclass
@@ -60,27 +75,28 @@ class DeliveryService:
     accepted_grace: timedelta = timedelta(seconds=60)
 
     def __post_init__(self) -> None:
-        self.actor: dramatiq.Actor[[int], None] = dramatiq.Actor(
-            self.deliver,
-            broker=self.broker,
-            actor_name=ACTOR_NAME,
-            queue_name=QUEUE,
-            priority=0,
-            options={"max_retries": 0},  # retries are the outbox's, with the recipient's own limit
-        )
+        self.actor = delivery_actor(self.broker, self.deliver)
 
     def enqueue(self, delivery_ids: list[int]) -> None:
         """Hand push deliveries to the broker; a broker that is down leaves them to the sweep."""
         if not delivery_ids:
             return
+        queued_at = self.clock.now()
         try:
-            for delivery_id in delivery_ids:
-                self.actor.send(delivery_id)
+            send_batch(self.actor, delivery_ids, queued_at)
         except Exception:
             log.warning("broker unreachable; %d deliveries wait for the sweep", len(delivery_ids), exc_info=True)
             return
-        with transaction(self.sessions) as session:
-            outbox.mark_queued(session, delivery_ids, self.clock.now())
+        try:
+            with transaction(self.sessions) as session:
+                outbox.mark_queued(session, delivery_ids, queued_at)
+        except Exception:
+            # The messages are stored and on the broker: the sender gets its receipt all the same.
+            # Left ``accepted``, the deliveries are either delivered from the broker (a claim takes
+            # ``accepted`` too) or re-enqueued by the sweep after its grace period.
+            log.warning(
+                "could not mark %d deliveries queued; the sweep will recover them", len(delivery_ids), exc_info=True
+            )
 
     def deliver(self, delivery_id: int) -> None:
         """The actor: deliver one push delivery, once, and record the outcome."""
@@ -145,15 +161,28 @@ class DeliveryService:
         events.delivery_attempt(message, delivery, status, error, time.perf_counter() - started)  # its JSON log line
 
     def sweep(self) -> int:
-        """Re-enqueue everything due; returns how many deliveries were sent to the broker."""
+        """Re-enqueue everything due; returns how many deliveries were sent to the broker.
+
+        A delivery ``queued`` for longer than the grace period is sent again only if the broker no
+        longer holds its message (lost with a Redis restart, say); one still waiting in a backlog
+        is left where it is and looked at again after another grace period.
+        """
+        beat(self.broker)
         with transaction(self.sessions) as session:
             due = outbox.due_for_push(session, self.clock.now(), self.policy, self.accepted_grace)
-        for delivery_id in due:
-            self.actor.send(delivery_id)
-        if due:
-            with transaction(self.sessions) as session:
-                outbox.mark_resent(session, due, self.clock.now())
-        return len(due)
+        if not due:
+            return 0
+        queued = [(d.id, d.enqueued_at) for d in due if d.status == DeliveryStatus.QUEUED and d.enqueued_at]
+        held = still_held(self.broker, QUEUE, queued, timedelta(seconds=self.policy.lease_seconds))
+        resend = [d.id for d in due if d.id not in held]
+        queued_at = self.clock.now()
+        send_batch(self.actor, resend, queued_at)
+        with transaction(self.sessions) as session:
+            if resend:
+                outbox.mark_resent(session, resend, queued_at)
+            if held:
+                outbox.still_queued(session, sorted(held), queued_at)
+        return len(resend)
 
 
 class Sweeper(threading.Thread):
@@ -167,10 +196,10 @@ class Sweeper(threading.Thread):
         self._service = service
         self._interval = interval
         self._tasks: tuple[Callable[[], object], ...] = (service.sweep, *also)
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # not _stop: threading.Thread has a _stop of its own
 
     def run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stopping.wait(self._interval):
             for task in self._tasks:
                 try:
                     task()
@@ -178,7 +207,7 @@ class Sweeper(threading.Thread):
                     log.exception("periodic task %s failed; trying again in %.0f s", task, self._interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
 
 def start_worker(service: DeliveryService, threads: int, queue_prefetch: int = 0, **options: Any) -> dramatiq.Worker:

@@ -1,6 +1,7 @@
 """The intake pipeline: a message passes through stages, each of which may refuse it with a Fault.
 
-    parse -> envelope -> schema -> service -> sender -> verify -> recipient -> domain check
+    parse -> envelope -> schema -> service -> signature           (CPU only: no database yet)
+          -> sender -> certificate registered, replay -> recipient -> domain check
           -> store -> domain effects -> receipt -> plumbing answer -> verification answer
 
 A business document is stored with its delivery and earns a signed receipt. A graduate
@@ -12,7 +13,12 @@ delivery (as evidence, and so that replays are refused) and is answered by the p
 
 A stage is any callable ``stage(inbound, session)``. Stages that need no database simply ignore
 the session, which connects only when first used, so a malformed message costs no database work.
-All stages of one message share one transaction: a message is stored whole or not at all.
+All stages of one message share one transaction: a message is stored whole or not at all. The
+transaction begins at the first stage that reads the database (the sender's lookup), so parsing,
+schema validation and the signature's cryptography hold no lock (on SQLite, the process's one
+transaction at a time), and the audit log's counter row is taken only at the receipt
+(``gateway.audit.log.sequence``): inside the transaction there is only database work and the
+receipt's signature.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import LogPosition, record
+from gateway.audit.log import RecordedEntry, record
 from gateway.errors import (
     DuplicateMessage,
     Fault,
@@ -70,7 +76,7 @@ class Inbound:
     stored: Message | None = None
     receipt: etree._Element | None = None
     answer: etree._Element | None = None  # the gateway's own answer (plumbing, verification), instead of the receipt
-    log_position: LogPosition | None = None  # the audit entry of the acceptance
+    acceptance: RecordedEntry | None = None  # the audit entry of the acceptance (indexed at the receipt)
 
     @property
     def message_id(self) -> str | None:
@@ -259,8 +265,9 @@ class Store:
             # failed flush expired the ORM objects: build the text from plain values only.
             raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
         inbound.stored = message
-        # Store and audit in one transaction: the acceptance's audit entry, with its place in the log.
-        inbound.log_position = record(
+        # Store and audit in one transaction: the acceptance's audit entry (its place in the log is
+        # given as late as possible: at the receipt, which names it).
+        inbound.acceptance = record(
             session,
             AuditEvent(
                 kind="message.accepted",
@@ -283,6 +290,7 @@ def default_stages(
     catalog: ServiceCatalog,
     limits: XmlLimits,
     verify: Stage,
+    registration: Stage,
     check_domain: Stage,
     apply_domain: Stage,
     receipt: Stage,
@@ -292,7 +300,8 @@ def default_stages(
 ) -> list[Stage]:
     """The intake stages in order.
 
-    ``verify`` and ``receipt`` are message security's (``gateway.security``); ``check_domain`` and
+    ``verify``, ``registration`` and ``receipt`` are message security's (``gateway.security``:
+    the signature's CPU work, then the certificate's registration and replay in the database); ``check_domain`` and
     ``apply_domain`` the domain's (``gateway.domain``: codes, access rights, service rules);
     ``plumbing`` answers the plumbing services (``gateway.delivery.plumbing``) and
     ``verification`` the graduate verification requests (``gateway.grants.answer``); ``payloads``
@@ -303,8 +312,9 @@ def default_stages(
         split,
         ValidateSchema(catalog),
         IdentifyService(catalog),
+        verify,  # no database before here: the transaction begins with the sender's lookup
         check_sender,
-        verify,
+        registration,
         resolve,
         check_domain,
         Store(payloads),

@@ -56,6 +56,10 @@ from gateway.sdk.zeep_plugins import GatewaySignature
 from gateway.xmlparse import XmlLimits, parse_untrusted
 
 
+class NotAGatewayDocument(ValueError):
+    """The document given to :meth:`GatewayClient.send` is not one the gateway's WSDL takes."""
+
+
 class GatewayRefusal(GatewayError):
     """The gateway answered with a SOAP Fault; ``code`` is its stable fault code."""
 
@@ -127,11 +131,16 @@ class GatewayClient:
         root = parse_untrusted(document).getroot()
         operation = service or etree.QName(root).localname
         message_id = message_id or str(uuid.uuid4())
-        parsed = self.zeep.get_element(root.tag).parse(root, self.zeep.wsdl.types)
+        parsed = self._read_document(root)
+        if operation not in self.operations:
+            raise NotAGatewayDocument(f"the gateway's WSDL has no service {operation!r}")
         routing = self._routing(operation, message_id, recipient, role, region, correlation_id)
-        envelope = self.zeep.create_message(
-            self.zeep.service, operation, **{name: parsed[name] for name in parsed}, _soapheaders=[routing]
-        )
+        try:
+            envelope = self.zeep.create_message(
+                self.zeep.service, operation, **{name: parsed[name] for name in parsed}, _soapheaders=[routing]
+            )
+        except (zeep.exceptions.Error, TypeError) as exc:
+            raise NotAGatewayDocument(f"the document does not fit the service {operation}: {exc}") from None
         digests = sent_digests(envelope)
         if operation in ANSWERED:
             answer = self._post(envelope, ANSWERED[operation])
@@ -139,6 +148,31 @@ class GatewayClient:
             return SentMessage(message_id, receipt, facts)
         receipt_element = self._post(envelope, f"{{{GATEWAY_NS}}}Receipt")
         return SentMessage(message_id, verify_receipt(receipt_element, self.anchor_files, digests))
+
+    @cached_property
+    def operations(self) -> frozenset[str]:
+        """The services (operations) of the gateway's WSDL."""
+        return frozenset(self.zeep.service._binding._operations)
+
+    def _read_document(self, root: etree._Element) -> Any:
+        """``root`` read into zeep's objects, or :class:`NotAGatewayDocument` saying why it is not one."""
+        if root.tag == f"{{{SOAP_ENV_NS}}}Envelope":
+            raise NotAGatewayDocument(
+                "this is a SOAP envelope; give the business document it carries (the Body's child element, "
+                "like examples/destination-registration.xml): the client wraps and signs it itself"
+            )
+        try:
+            element = self.zeep.get_element(root.tag)
+        except zeep.exceptions.Error:
+            name = etree.QName(root)
+            raise NotAGatewayDocument(
+                f"<{name.localname}> in namespace {name.namespace or '(none)'} is no document of the gateway's "
+                "WSDL (examples/ holds a document of each service)"
+            ) from None
+        try:
+            return element.parse(root, self.zeep.wsdl.types)
+        except (zeep.exceptions.Error, ValueError, TypeError) as exc:
+            raise NotAGatewayDocument(f"the document does not fit its schema: {exc}") from None
 
     # --- the plumbing: the own mailbox, and what became of what was sent ------------------------
 

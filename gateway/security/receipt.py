@@ -16,7 +16,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 from sqlalchemy.orm import Session
 
-from gateway.audit.log import LogPosition
+from gateway.audit.log import LogPosition, sequence
 from gateway.intake.catalog import GATEWAY_NS
 from gateway.intake.pipeline import Inbound
 from gateway.security.signer import GatewaySigner
@@ -79,6 +79,10 @@ class IssueReceipt:
         assert stored is not None and security is not None and service is not None
         if service.is_plumbing:
             return  # answered by the plumbing stage, which is all the sender needs
+        # The transaction's audit entries get their indexes now (the receipt names the acceptance's);
+        # the counter row stays locked from here to the commit, so nothing slow may follow.
+        sequence(session)
+        assert inbound.acceptance is not None and inbound.acceptance.position is not None
         facts = ReceiptFacts(
             message_id=stored.message_id,
             sender_id=stored.sender_id,
@@ -90,7 +94,7 @@ class IssueReceipt:
             certificate_sha256=security.certificate_sha256,
             signature_sha256=security.signature_sha256,
             references=security.references,
-            log_position=inbound.log_position,
+            log_position=inbound.acceptance.position,
         )
         receipt = build_receipt(facts, self.signer)
         stored.receipt = etree.tostring(receipt)

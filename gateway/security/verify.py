@@ -52,10 +52,13 @@ class VerifiedSignature:
     signature_sha256: str
     references: tuple[SignedReference, ...]
     timestamp_created: datetime
+    certificate_subject: str = ""
 
 
 @dataclass(frozen=True)
 class VerifySignature:
+    """Structure, algorithms, timestamp, certificate chain and the signature: CPU work, no database."""
+
     trust: TrustStore
     max_age: timedelta = timedelta(minutes=5)
     skew: timedelta = timedelta(seconds=60)
@@ -70,16 +73,6 @@ class VerifySignature:
         check_key(certificate.public_key(), header.signature_method)
         self.trust.check(certificate, now)
         fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
-        registered = (
-            session.connection()
-            .execute(_REGISTERED, {"fingerprint": fingerprint, "sender": inbound.routing.sender})
-            .scalar()
-        )
-        if registered is None:
-            raise CertificateNotRegistered(
-                f"certificate {fingerprint[:16]}… ({certificate.subject.rfc4514_string()}) is not registered "
-                f"to sender {inbound.routing.sender}"
-            )
         config = SignatureConfiguration(
             location=SIGNATURE_LOCATION,
             expect_references=header.reference_count,
@@ -98,14 +91,33 @@ class VerifySignature:
                 )
         except (SignXMLException, etree.LxmlError) as exc:
             raise SignatureInvalid(f"the signature does not verify: {exc}") from None
-        signature_sha256 = hashlib.sha256(header.signature_value).hexdigest()
-        _check_replay(session, inbound.routing.sender, inbound.routing.message_id, signature_sha256)
         inbound.security = VerifiedSignature(
             certificate_sha256=fingerprint,
-            signature_sha256=signature_sha256,
+            signature_sha256=hashlib.sha256(header.signature_value).hexdigest(),
             references=header.references,
             timestamp_created=created,
+            certificate_subject=certificate.subject.rfc4514_string(),
         )
+
+
+def check_registration(inbound: Inbound, session: Session) -> None:
+    """The verified certificate is registered to the sender, and the message is no replay.
+
+    The database half of verification, run after ``VerifySignature`` (which needs no database) so
+    that the transaction does not begin before the signature's CPU work is done.
+    """
+    assert inbound.routing is not None and inbound.security is not None
+    security = inbound.security
+    connection = session.connection()
+    registered = connection.execute(
+        _REGISTERED, {"fingerprint": security.certificate_sha256, "sender": inbound.routing.sender}
+    ).scalar()
+    if registered is None:
+        raise CertificateNotRegistered(
+            f"certificate {security.certificate_sha256[:16]}… ({security.certificate_subject}) is not registered "
+            f"to sender {inbound.routing.sender}"
+        )
+    _check_replay(session, inbound.routing.sender, inbound.routing.message_id, security.signature_sha256)
 
 
 def check_timestamp(header: SecurityHeader, now: datetime, max_age: timedelta, skew: timedelta) -> datetime:

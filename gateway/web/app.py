@@ -43,7 +43,7 @@ from gateway.privacy import IdentityHasher
 from gateway.security.receipt import IssueReceipt
 from gateway.security.signer import GatewaySigner
 from gateway.security.trust import TrustStore
-from gateway.security.verify import VerifySignature
+from gateway.security.verify import VerifySignature, check_registration
 from gateway.settings import Settings
 from gateway.staff import views as staff_views
 from gateway.store.db import connect, session_factory
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         catalog,
         settings.xml_limits,
         verify=verify,
+        registration=check_registration,
         check_domain=CheckDomain(domain),
         apply_domain=ApplyDomain(domain),
         receipt=IssueReceipt(signer),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.access.rules import Override, Party, decide, load_rules
+from gateway.access.rules import Override, Party, a_kind, decide, load_rules
 from gateway.intake.catalog import ServiceCatalog
 from gateway.settings import SCHEMAS_DIR
 
@@ -41,7 +41,7 @@ def test_registrations_go_to_the_education_department_of_the_own_province_only()
 def test_kinds_outside_the_matrix_are_refused_naming_the_rules(service: str, sender: Party, recipient: Party) -> None:
     decision = decide(RULES, [], service, sender, recipient)
     assert not decision.allowed
-    assert f"no rule lets a {sender.kind} send {service} to a {recipient.kind}" in decision.reason
+    assert f"no rule lets {a_kind(sender.kind)} send {service} to {a_kind(recipient.kind)}" in decision.reason
     assert "R-" in decision.reason
 
 
@@ -52,3 +52,10 @@ def test_overrides_deny_beats_grant_beats_matrix() -> None:
     deny = Override(2, UNIVERSITY_BJ.id, "*", None, "deny", "suspended")
     decision = decide(RULES, [deny], "DestinationRegistration", UNIVERSITY_BJ, EDU_BJ)
     assert not decision.allowed and "access override #2 (suspended)" in decision.reason
+
+
+def test_kinds_read_as_words_with_their_article() -> None:
+    assert a_kind("employer") == "an employer"
+    assert a_kind("education_department") == "an education department"
+    assert a_kind("talent_service_agency") == "a talent service agency"
+    assert a_kind("university") == "a university"  # "a", although it starts with a vowel letter

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import checkpoint as notes
 from gateway.audit import proofs
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import record
+from gateway.audit.log import record, sequence
 from gateway.audit.merkle import leaf_hash, verify_inclusion
 from gateway.audit.models import AuditCheckpoint, AuditEntry, AuditLogState, AuditNode
 from gateway.audit.publish import CheckpointDirectory
@@ -277,6 +277,7 @@ def test_an_entry_changed_before_it_was_signed_in_stops_the_sequencer_until_rest
     size = log.grow(4)
     with transaction(log.sessions) as session:
         record(session, AuditEvent("test.event", datetime.now(UTC), {"number": 1, "label": "honest"}))
+        sequence(session)  # written now, not at the commit: this transaction reads it back
         original = session.scalars(select(AuditEntry.entry).where(AuditEntry.leaf_index == size)).one()
         session.execute(
             update(AuditEntry).where(AuditEntry.leaf_index == size).values(entry=original.replace(b"honest", b"edited"))
@@ -333,7 +334,9 @@ def test_entries_not_yet_signed_can_be_dropped_unseen_by_the_log(store_settings:
     (leaf index and leaf hash) shows it, when its holder asks for an inclusion proof."""
     size = log.grow(3)
     with transaction(log.sessions) as session:
-        receipt = record(session, AuditEvent("test.event", datetime.now(UTC), {"label": "dropped"}))
+        recorded = record(session, AuditEvent("test.event", datetime.now(UTC), {"label": "dropped"}))
+    receipt = recorded.position
+    assert receipt is not None
     log.shorten_to(size)
     assert log.grow(2, label="instead") == size + 2
     assert gateway_audit(store_settings, "verify")[0] == 0
@@ -352,6 +355,7 @@ def test_an_entry_stored_as_text_is_a_finding_at_its_position(settings: Settings
         with transaction(log.sessions) as session:  # one integrated entry, one the sequencer has not reached
             session.execute(text("UPDATE audit_entries SET entry = CAST(entry AS TEXT) WHERE leaf_index = 3"))
             record(session, AuditEvent("test.event", datetime.now(UTC), {"number": 99}))
+            sequence(session)  # written now, so that this transaction can change it
             session.execute(
                 text("UPDATE audit_entries SET entry = CAST(entry AS TEXT) WHERE leaf_index = :i"), {"i": size}
             )

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.audit.entries import decode
+from gateway.audit.log import sequence
 from gateway.audit.models import AuditEntry
 from gateway.cli import main
 from gateway.errors import ValidationError
@@ -35,6 +36,7 @@ def session(store_settings: Settings) -> Iterator[Session]:
 
 
 def updates(session: Session) -> list[dict[str, object]]:
+    sequence(session)  # the entries recorded in this open transaction are written at its commit, or now
     rows = session.scalars(select(AuditEntry.entry).where(AuditEntry.kind == "participant.updated"))
     return [decode(row) for row in rows]
 
