@@ -15,16 +15,16 @@ from gateway.store.db import connect
 
 
 @contextmanager
-def scratch_database(workdir: Path, postgres_url: str | None) -> Iterator[str]:
+def scratch_database(data_dir: Path, postgres_url: str | None) -> Iterator[str]:
     """The database URL for this run; a PostgreSQL schema made for it is dropped afterwards."""
     if postgres_url is None:
-        yield f"sqlite:///{workdir / 'data' / 'gateway.db'}"
+        yield f"sqlite:///{data_dir / 'gateway.db'}"
         return
     schema = f"bench_intake_{secrets.token_hex(4)}"
     _execute(postgres_url, f'CREATE SCHEMA "{schema}"')
     try:
         separator = "&" if "?" in postgres_url else "?"
-        yield f"{postgres_url}{separator}options={quote(f'-csearch_path={schema}')}"
+        yield f"{postgres_url}{separator}options={quote(f'-csearch_path={schema}', safe='')}"
     finally:
         _execute(postgres_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
@@ -44,5 +44,27 @@ def stored_messages(url: str) -> int:
     try:
         with engine.connect() as connection:
             return int(connection.execute(text("SELECT count(*) FROM messages")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def named(url: str, application: str) -> str:
+    """``url`` with ``application_name`` set on PostgreSQL (the lock sampler finds the gateway's
+    sessions by it); SQLite URLs are returned as they are."""
+    if not url.startswith("postgresql://"):
+        return url
+    return f"{url}{'&' if '?' in url else '?'}application_name={quote(application, safe='')}"
+
+
+def backend_pids(url: str, application: str) -> set[int]:
+    """The server process ids of the PostgreSQL sessions named ``application`` (none on SQLite)."""
+    if not url.startswith("postgresql://"):
+        return set()
+    engine = connect(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"), {"name": application})
+            return {int(pid) for pid in rows.scalars()}
     finally:
         engine.dispose()

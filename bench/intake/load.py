@@ -2,6 +2,7 @@
 
 Connection ``k`` of ``n`` is a thread with its own socket. The envelopes are handed out from one
 shared counter, so each is sent exactly once; a run ends when they are used up or at the deadline.
+With ``repeat`` (for a baseline, which has no replay check) they are sent over again until the deadline.
 The HTTP client is a minimal HTTP/1.1 one on a raw socket (no header parsing beyond status and
 Content-Length): the generator shares the machine's cores with the server, so it must stay light.
 """
@@ -36,6 +37,8 @@ class LoadResult:
     client_cpu_s: float = 0.0
     p50_s: float | None = None  # set directly by generators that report percentiles themselves
     p99_s: float | None = None
+    offered_rate: float | None = None  # open loop (openloop.py): the rate offered
+    max_send_lag_s: float = 0.0  # open loop: how late the latest request left the client
 
     @property
     def rate(self) -> float:
@@ -51,19 +54,37 @@ class _Shared:
     accept: Acceptance
     result: LoadResult
     next_index: Callable[[], int]
+    repeat: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    after: Sequence[int | None] = ()  # per body: the index of the body whose answer it waits for
+    answered: dict[int, threading.Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.answered = {index: threading.Event() for index in set(self.after) if index is not None}
+
+    def wait_for(self, index: int) -> None:
+        """Wait until the body that body ``index`` depends on is answered (or the deadline)."""
+        if index < len(self.after) and (before := self.after[index]) is not None:
+            self.answered[before].wait(max(0.0, min(self.deadline - time.monotonic(), 600.0)))
+
+    def done(self, index: int) -> None:
+        if (event := self.answered.get(index)) is not None:
+            event.set()
 
 
 def drive(
     host: str, port: int, path: str, bodies: Sequence[bytes], connections: int,
-    accept: Acceptance, max_seconds: float,
+    accept: Acceptance, max_seconds: float, repeat: bool = False, after: Sequence[int | None] = (),
 ) -> LoadResult:
     """POST every body of ``bodies`` once over ``connections`` keep-alive connections.
 
-    ``accept(status, body)`` tells a good answer from a failure. Stops early at ``max_seconds``.
+    ``accept(status, body)`` tells a good answer from a failure. Stops early at ``max_seconds``;
+    with ``repeat``, starts over with the first body until then. ``after[i]``, when given and not
+    None, is the index of a body that must be answered before body ``i`` is sent.
     """
     result = LoadResult(generator="python", connections=connections)
-    shared = _Shared(bodies, time.monotonic() + max_seconds, accept, result, itertools.count().__next__)
+    shared = _Shared(bodies, time.monotonic() + max_seconds, accept, result, itertools.count().__next__, repeat,
+                     after=after)
     threads = [
         threading.Thread(target=_connection, args=(host, port, path, shared), daemon=True)
         for _ in range(connections)
@@ -85,9 +106,11 @@ def _connection(host: str, port: int, path: str, shared: _Shared) -> None:
     latencies: list[float] = []
     sock: socket.socket | None = None
     try:
-        while (index := shared.next_index()) < len(shared.bodies) and time.monotonic() < shared.deadline:
-            body = shared.bodies[index]
+        while ((index := shared.next_index()) < len(shared.bodies) or shared.repeat) \
+                and time.monotonic() < shared.deadline:
+            body = shared.bodies[index % len(shared.bodies)]
             request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+            shared.wait_for(index)
             try:
                 sock = sock or _connect(host, port)
                 sent = time.perf_counter()
@@ -97,8 +120,10 @@ def _connection(host: str, port: int, path: str, shared: _Shared) -> None:
                 _close(sock)
                 sock = None
                 _record(shared, 0, f"connection error: {exc!r}".encode())
+                shared.done(index)
                 continue
             _record(shared, status, answer)
+            shared.done(index)
     finally:
         _close(sock)
         with shared.lock:

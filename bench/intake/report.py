@@ -1,4 +1,4 @@
-"""Figures of one benchmark run: per round, medians per server, the gateway/baseline ratio, the table."""
+"""Figures of one benchmark run: per round, medians per server, the gateway/baseline ratios, the tables."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from typing import Any
 
 from load import LoadResult
 
+TARGETS = ("gateway", "xsd", "xsd+sig")  # the gateway, parse + XSD, parse + XSD + signxml verify
+BASELINES = TARGETS[1:]
 METRICS = (  # (key, label, format)
-    ("rate", "requests/s", "{:,.0f}"),
+    ("rate", "accepted/s", "{:,.0f}"),
     ("p50_ms", "p50 latency ms", "{:.2f}"),
     ("p99_ms", "p99 latency ms", "{:.2f}"),
-    ("per_cpu_s", "requests/server CPU-s", "{:,.0f}"),
+    ("max_ms", "max latency ms", "{:.2f}"),
+    ("per_cpu_s", "accepted/server CPU-s", "{:,.0f}"),
     ("server_cpu_share", "server CPU use (cores)", "{:.2f}"),
     ("client_cpu_share", "load generator CPU (cores)", "{:.2f}"),
     ("machine_cpu_share", "whole machine CPU (cores)", "{:.2f}"),
@@ -33,6 +36,7 @@ class RoundFigures:
     rate: float
     p50_ms: float
     p99_ms: float
+    max_ms: float
     server_cpu_s: float
     per_cpu_s: float
     server_cpu_share: float
@@ -41,11 +45,15 @@ class RoundFigures:
     cpu_by_process: dict[str, float]
     statuses: dict[str, int] = field(default_factory=dict)
     first_failure: str | None = None
+    offered_rate: float | None = None
+    max_send_lag_ms: float = 0.0
+    database_cpu_s: float | None = None  # PostgreSQL: the CPU of the gateway's database sessions' processes
+    per_cpu_with_database_s: float | None = None
 
 
 def round_figures(
     target: str, number: int, load: LoadResult, cpu_readings: tuple[dict[int, float], dict[int, float]],
-    machine_busy_s: float, master: int,
+    machine_busy_s: float, master: int, database_cpu_s: float | None = None,
 ) -> RoundFigures:
     """The figures of one round: the generator's result, the server's CPU seconds by pid before and
     after it, and the CPU seconds the whole machine was busy meanwhile."""
@@ -57,14 +65,19 @@ def round_figures(
     server_cpu = sum(by_process.values())
     p50, p99 = _percentiles(load)
     elapsed = load.elapsed_s or float("nan")
+    accepted = load.requests - load.failures
     return RoundFigures(
         target=target, round=number, requests=load.requests, failures=load.failures, elapsed_s=load.elapsed_s,
-        rate=load.rate, p50_ms=p50 * 1000, p99_ms=p99 * 1000, server_cpu_s=server_cpu,
-        per_cpu_s=load.requests / server_cpu if server_cpu else 0.0,
+        rate=accepted / elapsed, p50_ms=p50 * 1000, p99_ms=p99 * 1000,
+        max_ms=max(load.latencies_s, default=float("nan")) * 1000, server_cpu_s=server_cpu,
+        per_cpu_s=accepted / server_cpu if server_cpu else 0.0,
         server_cpu_share=server_cpu / elapsed, client_cpu_share=load.client_cpu_s / elapsed,
         machine_cpu_share=machine_busy_s / elapsed,
         cpu_by_process=by_process, statuses={str(k): v for k, v in load.statuses.items()},
-        first_failure=load.first_failure,
+        first_failure=load.first_failure, offered_rate=load.offered_rate,
+        max_send_lag_ms=load.max_send_lag_s * 1000, database_cpu_s=database_cpu_s,
+        per_cpu_with_database_s=(accepted / (server_cpu + database_cpu_s)
+                                 if database_cpu_s is not None and server_cpu + database_cpu_s else None),
     )
 
 
@@ -82,16 +95,18 @@ def _nearest_rank(ordered: Sequence[float], quantile: float) -> float:
 
 
 def summarise(rounds: Sequence[RoundFigures]) -> dict[str, Any]:
-    """Medians over rounds per target, failure totals and the gateway/baseline ratio of each metric."""
+    """Medians over rounds per target, failure totals and the ratio gateway/baseline of each metric
+    for each baseline (``ratio`` against parse + XSD, ``ratio_sig`` against parse + XSD + signxml)."""
     summary: dict[str, Any] = {}
-    for target in ("gateway", "baseline"):
+    for target in TARGETS:
         mine = [r for r in rounds if r.target == target]
         summary[target] = {key: statistics.median(getattr(r, key) for r in mine) for key, _, _ in METRICS}
+        with_database = [r.per_cpu_with_database_s for r in mine if r.per_cpu_with_database_s is not None]
+        summary[target]["per_cpu_with_database_s"] = statistics.median(with_database) if with_database else None
         summary[target]["requests"] = sum(r.requests for r in mine)
         summary[target]["failures"] = sum(r.failures for r in mine)
-    summary["ratio"] = {
-        key: _ratio(summary["gateway"][key], summary["baseline"][key]) for key, _, _ in METRICS
-    }
+    for name, baseline in (("ratio", "xsd"), ("ratio_sig", "xsd+sig")):
+        summary[name] = {key: _ratio(summary["gateway"][key], summary[baseline][key]) for key, _, _ in METRICS}
     return summary
 
 
@@ -100,23 +115,63 @@ def _ratio(gateway: float, baseline: float) -> float:
 
 
 def table(summary: dict[str, Any], rounds: Sequence[RoundFigures]) -> str:
-    """The result as text: medians and ratio, then every round with its worker CPU split."""
-    lines = [f"{'median of rounds':<28}{'gateway':>12}{'baseline':>12}{'gateway/baseline':>18}"]
+    """The result as text: medians and ratios, then every round with its worker CPU split."""
+    lines = [f"{'median of rounds':<28}{'gateway':>11}{'parse+XSD':>11}{'+signxml':>11}"
+             f"{'gw/XSD':>9}{'gw/+sig':>9}"]
     for key, label, fmt in METRICS:
-        gateway, baseline = summary["gateway"][key], summary["baseline"][key]
-        lines.append(f"{label:<28}{fmt.format(gateway):>12}{fmt.format(baseline):>12}"
-                     f"{summary['ratio'][key]:>18.2f}")
-    lines.append(f"{'failures / requests':<28}"
-                 f"{summary['gateway']['failures']:>6}/{summary['gateway']['requests']:<5}"
-                 f"{summary['baseline']['failures']:>6}/{summary['baseline']['requests']:<5}")
+        values = "".join(f"{fmt.format(summary[target][key]):>11}" for target in TARGETS)
+        lines.append(f"{label:<28}{values}{summary['ratio'][key]:>9.2f}{summary['ratio_sig'][key]:>9.2f}")
+    lines.append(f"{'failures / requests':<28}" + "".join(
+        f"{summary[t]['failures']:>5}/{summary[t]['requests']:<5}" for t in TARGETS))
     lines.append("")
-    lines.append(f"{'round':<6}{'target':<10}{'req':>7}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
-                 f"{'req/CPU-s':>10}{'fail':>6}  server CPU-s by process")
+    lines.append(f"{'round':<6}{'target':<9}{'req':>7}{'acc/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
+                 f"{'acc/CPU-s':>10}{'fail':>6}  server CPU-s by process")
     for r in rounds:
         split = ", ".join(f"{name} {used:.2f}" for name, used in r.cpu_by_process.items())
-        lines.append(f"{r.round:<6}{r.target:<10}{r.requests:>7}{r.rate:>8,.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}"
-                     f"{r.per_cpu_s:>10,.0f}{r.failures:>6}  {split}")
+        stuck = f"  LOPSIDED ({share:.0%} on one worker)" if (share := lopsided(r)) else ""
+        lines.append(f"{r.round:<6}{r.target:<9}{r.requests:>7}{r.rate:>8,.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}"
+                     f"{r.max_ms:>8.1f}{r.per_cpu_s:>10,.0f}{r.failures:>6}  {split}{stuck}")
     return "\n".join(lines)
+
+
+def scaling(by_workers: dict[int, dict[str, Any]], tolerance: float) -> tuple[list[str], bool | None]:
+    """Accepted per server CPU-second of each server for each worker count, and whether the
+    gateway's stay within ``tolerance`` of the smallest count's; None when there is one count."""
+    counts = sorted(by_workers)
+    lines = [f"{'workers':<9}{'gateway acc/s':>14}{'gateway /CPU-s':>16}{'parse+XSD /CPU-s':>18}"
+             f"{'+signxml /CPU-s':>17}{'gw/+sig':>9}{'gateway vs first':>18}{'gw+db /CPU-s':>14}"]
+    first = by_workers[counts[0]]["gateway"]["per_cpu_s"]
+    worst = 0.0
+    for count in counts:
+        summary = by_workers[count]
+        gateway = summary["gateway"]
+        change = gateway["per_cpu_s"] / first - 1 if first else float("nan")
+        worst = max(worst, abs(change))
+        lines.append(f"{count:<9}{gateway['rate']:>14,.0f}{gateway['per_cpu_s']:>16,.0f}"
+                     f"{summary['xsd']['per_cpu_s']:>18,.0f}{summary['xsd+sig']['per_cpu_s']:>17,.0f}"
+                     f"{summary['ratio_sig']['per_cpu_s']:>9.2f}{change:>+18.0%}"
+                     f"{_figure(gateway.get('per_cpu_with_database_s')):>14}")
+    if len(counts) < 2:
+        return lines, None
+    within = worst <= tolerance
+    lines.append(f"gateway accepted per server CPU-second, {counts[0]} to {counts[-1]} workers: largest change "
+                 f"{worst:.0%}, {'within' if within else 'NOT within'} {tolerance:.0%}")
+    return lines, within
+
+
+def lopsided(figures: RoundFigures, limit: float = 0.8) -> float | None:
+    """The share of the round's worker CPU that one worker used, when there were several workers and
+    it is above ``limit`` (gthread keep-alive stickiness: every connection on one worker)."""
+    workers = [used for name, used in figures.cpu_by_process.items() if name.startswith("worker")]
+    total = sum(workers)
+    if len(workers) < 2 or not total:
+        return None
+    share = max(workers) / total
+    return share if share > limit else None
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def foreign_load(rounds: Sequence[RoundFigures]) -> float:

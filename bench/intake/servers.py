@@ -1,4 +1,4 @@
-"""The two servers under test: start them on a free loopback port, wait until they answer, account
+"""The servers under test: start them on a free loopback port, wait until they answer, account
 their CPU time, stop them.
 
 Each server is a gunicorn master with its workers. It runs in its own session so that a Ctrl-C in
@@ -9,13 +9,14 @@ stops its workers; anything left is killed by pid).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,22 @@ def wait_ready(server: Server, path: str, timeout_s: float = 30.0) -> None:
     raise RuntimeError(f"{server.name} did not answer {url} within {timeout_s:.0f} s:\n{log_tail(server)}")
 
 
+def worker_class(server: Server, timeout_s: float = 5.0) -> str | None:
+    """The worker class gunicorn logged at start-up (``Using worker: gthread``), or None if not seen.
+
+    gunicorn prints that line before it forks its workers; once the server answers it is in the log.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        match = _USING_WORKER.search(server.log_path.read_text(encoding="utf-8", errors="replace"))
+        if match or time.monotonic() > deadline:
+            return match.group(1) if match else None
+        time.sleep(0.1)
+
+
+_USING_WORKER = re.compile(r"Using worker: (?:<class ')?([\w.]+)")
+
+
 def log_tail(server: Server, lines: int = 20) -> str:
     text = server.log_path.read_text(encoding="utf-8", errors="replace")
     return "\n".join(text.splitlines()[-lines:])
@@ -101,24 +118,49 @@ def _alive(pid: int) -> bool:
 
 
 def worker_pids(master: int) -> list[int]:
-    """The pids whose parent is ``master`` (gunicorn's workers)."""
-    children = []
+    """The pids descended from ``master``: gunicorn's workers, and any process they start (a
+    serving layer may add helper processes; their CPU is the server's too)."""
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             stat = _read_stat(int(entry.name))
-            if stat is not None and int(stat[1]) == master:
-                children.append(int(entry.name))
-    return sorted(children)
+            if stat is not None:
+                parents.setdefault(int(stat[1]), []).append(int(entry.name))
+    found, frontier = [], [master]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        found.extend(children)
+        frontier.extend(children)
+    return sorted(found)
 
 
 def cpu_seconds(master: int) -> dict[int, float]:
     """User plus system CPU seconds so far of ``master`` and each of its workers, by pid."""
+    return processes_cpu_seconds((master, *worker_pids(master)))
+
+
+def processes_cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """User plus system CPU seconds so far of each of ``pids`` that is a local process."""
     used = {}
-    for pid in (master, *worker_pids(master)):
+    for pid in pids:
         stat = _read_stat(pid)
         if stat is not None:
             used[pid] = (int(stat[11]) + int(stat[12])) / _TICKS
     return used
+
+
+def resident_mb(master: int) -> dict[int, float]:
+    """The resident memory (VmRSS) of ``master``'s descendants, in MB, by pid."""
+    sizes = {}
+    for pid in worker_pids(master):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes[pid] = int(line.split()[1]) / 1024
+    return sizes
 
 
 def machine_busy_seconds() -> float:

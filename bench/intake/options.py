@@ -1,0 +1,152 @@
+"""The command line of bench/intake (``run.py --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import wrk_load
+from envelopes import signing_available
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+RUN_SETTINGS = {  # gateway settings the run chooses, and the option that changes them
+    "GATEWAY_DATA_DIR": "a temporary directory", "GATEWAY_KEYS_DIR": "a temporary directory",
+    "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": "a free port", "GATEWAY_WORKERS": "--workers",
+    "GATEWAY_THREADS": "--threads", "GATEWAY_DATABASE_URL": "--database-url",
+}
+CLOSED_LOOP_CONNECTIONS = 16
+OPEN_LOOP_CONNECTIONS = 64
+# envelopes per second of round that the default --envelopes provides (signed; unsigned): a round
+# ends early, reported, when a faster gateway uses its slice up
+SIGNED_PER_SECOND = 300
+UNSIGNED_PER_SECOND = 1500
+
+
+@dataclass(frozen=True)
+class Options:
+    envelopes: int | None
+    rounds: int
+    warmup: int
+    connections: int
+    workers: tuple[int, ...]
+    threads: int
+    database_url: str | None
+    generator: str
+    signing: str
+    duration: float
+    wrk_seconds: float
+    rate: float | None
+    lock_sampling: bool
+    lock_interval_ms: float
+    lock_limit: float
+    scaling_tolerance: float
+    baseline_worker_class: str | None
+    settings: tuple[str, ...]
+    results_dir: Path
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate is not None
+
+    def envelope_count(self, signed: bool) -> int:
+        """How many envelopes to generate: ``--envelopes``, or enough for every round's duration."""
+        if self.envelopes is not None:
+            return self.envelopes
+        per_second = self.rate or (SIGNED_PER_SECOND if signed else UNSIGNED_PER_SECOND)
+        return self.warmup + self.rounds * max(self.connections * 4, math.ceil(per_second * self.duration))
+
+
+def _worker_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        message = f"--workers takes counts separated by commas, e.g. 1,2,4 (not {text!r})"
+        raise argparse.ArgumentTypeError(message) from None
+    if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError("--workers: distinct counts of at least 1, e.g. 1,2,4")
+    return counts
+
+
+def parse_options(argv: Sequence[str] | None = None, description: str | None = None) -> Options:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--envelopes", type=int, default=None,
+                        help="envelopes generated, warm-up included; each round gets an equal share (default: "
+                             f"enough for --duration at {SIGNED_PER_SECOND}/s signed, {UNSIGNED_PER_SECOND}/s "
+                             "unsigned, or at --rate)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server, alternating order (3)")
+    parser.add_argument("--warmup", type=int, default=200, help="requests per server before measuring (200)")
+    parser.add_argument("--connections", type=int, default=None,
+                        help=f"concurrent keep-alive connections ({CLOSED_LOOP_CONNECTIONS}; "
+                             f"{OPEN_LOOP_CONNECTIONS} with --rate)")
+    parser.add_argument("--workers", type=_worker_counts, default=(1,),
+                        help="gunicorn worker processes of every server; several counts (1,2,4) run one after "
+                             "the other, each on a fresh database; more than 1 needs --database-url (1)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker (GATEWAY_THREADS) (8)")
+    parser.add_argument("--database-url", default=None,
+                        help="e.g. postgresql://postgres@127.0.0.1:5432/test; each worker count runs in a fresh "
+                             "schema of it (default: SQLite in a temp dir)")
+    parser.add_argument("--load", dest="generator", choices=("python", "wrk"), default="python",
+                        help="closed-loop load generator: the built-in Python one, or wrk if installed (python)")
+    parser.add_argument("--signing", choices=("auto", "on", "off"), default="auto",
+                        help="sign the envelopes (WS-Security, senders' demo keys); auto: when the gateway "
+                             "has gateway.sdk.signing; off is refused: the signxml baseline needs signatures (auto)")
+    parser.add_argument("--duration", "--max-seconds", dest="duration", type=float, default=15.0,
+                        help="seconds of one server's round: the time limit closed-loop, the length open-loop (15)")
+    parser.add_argument("--wrk-seconds", type=float, default=5.0,
+                        help="duration of one server's round with --load wrk (5)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="open loop: offer this many requests a second to each server (default: closed loop)")
+    parser.add_argument("--lock-sampling", choices=("on", "off"), default="on",
+                        help="sample the gateway's locks during its rounds (on)")
+    parser.add_argument("--lock-interval-ms", type=float, default=10.0, help="time between lock samples (10)")
+    parser.add_argument("--lock-limit", type=float, default=0.20,
+                        help="share of wall time above which a held resource is flagged (0.20)")
+    parser.add_argument("--scaling-tolerance", type=float, default=0.15,
+                        help="largest change of accepted per server CPU-second across --workers counts (0.15)")
+    parser.add_argument("--baseline-worker-class", default=None,
+                        help="gunicorn worker class of the baselines (default: the one `gateway serve` logs)")
+    parser.add_argument("--setting", dest="settings", action="append", default=[], metavar="GATEWAY_NAME=VALUE",
+                        help="a gateway setting for `gateway init` and `gateway serve` (repeatable); the run's "
+                             "environment's GATEWAY_* variables are not passed on, these are")
+    parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
+    args = vars(parser.parse_args(argv))
+    if args["connections"] is None:
+        args["connections"] = OPEN_LOOP_CONNECTIONS if args["rate"] is not None else CLOSED_LOOP_CONNECTIONS
+    args["lock_sampling"] = args["lock_sampling"] == "on"
+    args["settings"] = tuple(args["settings"])
+    options = Options(**args)
+    _check(parser, options)
+    return options
+
+
+def _check(parser: argparse.ArgumentParser, options: Options) -> None:
+    if max(options.workers) > 1 and options.database_url is None:
+        parser.error("the embedded default (SQLite) runs one worker process; --workers 2 needs --database-url")
+    if options.generator == "wrk" and not wrk_load.available():
+        parser.error("--load wrk: wrk is not installed (the default Python generator needs nothing)")
+    if options.generator == "wrk" and options.open_loop:
+        parser.error("--rate uses its own open-loop generator; leave out --load wrk")
+    if options.rate is not None and options.rate <= 0:
+        parser.error("--rate must be positive")
+    if options.warmup < 10:
+        parser.error("--warmup must be at least 10: its first messages register the graduate of the first filings")
+    if options.duration <= 0 or options.rounds < 1:
+        parser.error("--duration must be positive and --rounds at least 1")
+    if options.envelopes is not None and options.envelopes - options.warmup < options.rounds * options.connections:
+        parser.error("--envelopes leaves too few envelopes per round")
+    for setting in options.settings:
+        name, equals, _ = setting.partition("=")
+        if not name.startswith("GATEWAY_") or not equals:
+            parser.error(f"--setting takes GATEWAY_NAME=VALUE, not {setting!r}")
+        if name in RUN_SETTINGS:
+            parser.error(f"--setting {name}: the run sets it itself ({RUN_SETTINGS[name]})")
+    if options.signing == "off":
+        parser.error("--signing off: the parse + XSD + signxml baseline verifies the envelopes' signatures, "
+                     "and the gateway requires them")
+    if options.signing == "on" and not signing_available():
+        parser.error("--signing on: this gateway has no gateway.sdk.signing")
+    if options.database_url and not options.database_url.startswith("postgresql://"):
+        parser.error("--database-url must be a postgresql:// URL (SQLite is the default)")
