@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/monitoring/cost.py [--messages 20000]
 
-Per message the intake runs 13 stages: the baseline calls 13 no-op stages; the measured run calls
+Per message the intake runs 14 stages: the baseline calls 14 no-op stages; the measured run calls
 them through ``TimedStage`` (one histogram observation each), counts the message
 (``count_message``: a counter and a histogram) and writes the request's JSON line (to /dev/null),
 in prometheus-client's multiprocess mode as under ``gateway serve``. Prints microseconds per
@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Any
 
-STAGES = 13
+STAGES = 14
 
 
 def noop(inbound: Any, session: Any) -> None:
