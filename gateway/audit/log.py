@@ -9,22 +9,33 @@ held nearly all the time and every message in every process waited on it.
 
 Indexes stay contiguous: a transaction takes ``n`` at once from the counter row updated in that
 same transaction, so a rolled-back transaction rolls its increment back too.
+
+The intake on PostgreSQL goes further (``defer_indexes``): its transaction writes its entries to
+``audit_pending`` and takes no counter at all; after the commit, one sequencer at a time
+(``sequence_pending``: an advisory lock) gives every waiting entry its index in one batch, in one
+transaction, as Trillian, Tessera and Sunlight do, and the receipt, signed after that, names it
+(``await_positions``). Every message in every process otherwise waited on the one counter row
+through its neighbours' commits.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, delete, event, insert, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
 from gateway.audit.merkle import leaf_hash
-from gateway.audit.models import AuditEntry, AuditLogState
+from gateway.audit.models import AuditEntry, AuditLogState, AuditPending
 
 STATE_ID = 1
 PENDING_KEY = "gateway.audit.pending"  # in Session.info: the entries recorded and not yet sequenced
+DEFER_KEY = "gateway.audit.defer"  # in Session.info: write them to audit_pending, indexed in batches
 # Two Core statements built once, not the ORM's unit of work: an entry is never read back in the
 # transaction that writes it, and building the statements and the ORM's bookkeeping cost several
 # times what the two statements themselves do (bench/audit measured it).
@@ -36,6 +47,20 @@ _ADVANCE = (
     .returning(_STATE.c.size)
 )
 _INSERT_ENTRY = insert(cast(Table, AuditEntry.__table__))
+_PENDING = cast(Table, AuditPending.__table__)
+_INSERT_PENDING = insert(_PENDING).returning(_PENDING.c.id, sort_by_parameter_order=True)
+_WAITING = select(
+    _PENDING.c.id, _PENDING.c.entry, _PENDING.c.leaf_hash, _PENDING.c.at, _PENDING.c.kind, _PENDING.c.message_id
+).where(_PENDING.c.leaf_index.is_(None))
+_MARK_SEQUENCED = (
+    update(_PENDING)
+    .where(_PENDING.c.id == bindparam("pending_id"))
+    .values(leaf_index=bindparam("index"), sequenced_at=bindparam("now"))
+)
+# "gradp": the advisory lock of the one pending-entry sequencer, paired with the schema's name (the lock
+# space is the whole database; each schema holds a log of its own).
+_PENDING_LOCK = 0x67726170
+KEEP_SEQUENCED = timedelta(minutes=10)  # sequenced pending rows stay this long for late readers
 MESSAGE_ID_LENGTH = 36  # message ids are UUIDs; the index column holds nothing else
 
 
@@ -53,6 +78,7 @@ class RecordedEntry:
     encoded: bytes
     leaf_hash: bytes
     position: LogPosition | None = field(default=None)
+    pending_id: int | None = field(default=None)  # deferred: its row in audit_pending
 
 
 def record(session: Session, event: AuditEvent) -> RecordedEntry:
@@ -75,6 +101,11 @@ def sequence(session: Session) -> None:
     pending: list[RecordedEntry] | None = session.info.pop(PENDING_KEY, None)
     if not pending:
         return
+    if session.info.get(DEFER_KEY):
+        ids = session.execute(_INSERT_PENDING, [_row(entry) for entry in pending]).scalars().all()
+        for entry, pending_id in zip(pending, ids, strict=True):
+            entry.pending_id = pending_id
+        return
     size = session.execute(_ADVANCE, {"count": len(pending)}).scalar_one_or_none()
     if size is None:
         raise RuntimeError("the audit log's state row is missing: run `gateway init` (migration 0005 creates it)")
@@ -82,18 +113,101 @@ def sequence(session: Session) -> None:
     rows: list[dict[str, Any]] = []
     for offset, entry in enumerate(pending):
         entry.position = LogPosition(first + offset, entry.leaf_hash)
-        message_id = entry.event.message_id
-        rows.append(
-            {
-                "leaf_index": first + offset,
-                "at": entry.event.at,
-                "kind": entry.event.kind,
-                "message_id": message_id if message_id and len(message_id) == MESSAGE_ID_LENGTH else None,
-                "entry": entry.encoded,
-                "leaf_hash": entry.leaf_hash,
-            }
-        )
+        rows.append({"leaf_index": first + offset, **_row(entry)})
     session.execute(_INSERT_ENTRY, rows)
+
+
+def _row(entry: RecordedEntry) -> dict[str, Any]:
+    message_id = entry.event.message_id
+    return {
+        "at": entry.event.at,
+        "kind": entry.event.kind,
+        "message_id": message_id if message_id and len(message_id) == MESSAGE_ID_LENGTH else None,
+        "entry": entry.encoded,
+        "leaf_hash": entry.leaf_hash,
+    }
+
+
+def defer_indexes(session: Session) -> None:
+    """Let ``session``'s entries wait in ``audit_pending`` for ``sequence_pending`` (the intake on PostgreSQL)."""
+    session.info[DEFER_KEY] = True
+
+
+def sequence_pending(
+    sessions: sessionmaker[Session], now: datetime, *, wait_for_lock: bool = True, limit: int = 5000
+) -> int:
+    """Give the waiting entries of ``audit_pending`` their leaf indexes, in one transaction; how many.
+
+    One sequencer at a time: on PostgreSQL an advisory lock (``wait_for_lock=False``: return 0 at
+    once when another holds it), on SQLite the process's transaction lock and SQLite's one writer.
+    Entries get indexes in the order they were written; sequenced rows older than
+    ``KEEP_SEQUENCED`` are deleted.
+    """
+    with sessions() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            lock = "pg_advisory_xact_lock" if wait_for_lock else "pg_try_advisory_xact_lock"
+            taken = session.execute(
+                text(f"SELECT {lock}(:key, hashtext(current_schema()))::text"), {"key": _PENDING_LOCK}
+            ).scalar()
+            if taken == "false":
+                return 0
+        waiting = session.execute(_WAITING.order_by(_PENDING.c.id).limit(limit)).all()
+        if not waiting:
+            return 0
+        size = session.execute(_ADVANCE, {"count": len(waiting)}).scalar_one_or_none()
+        if size is None:
+            raise RuntimeError("the audit log's state row is missing: run `gateway init` (migration 0005 creates it)")
+        first = size - len(waiting)
+        session.execute(
+            _INSERT_ENTRY,
+            [
+                {
+                    "leaf_index": first + offset,
+                    "at": row.at,
+                    "kind": row.kind,
+                    "message_id": row.message_id,
+                    "entry": row.entry,
+                    "leaf_hash": row.leaf_hash,
+                }
+                for offset, row in enumerate(waiting)
+            ],
+        )
+        session.execute(
+            _MARK_SEQUENCED,
+            [{"pending_id": row.id, "index": first + offset, "now": now} for offset, row in enumerate(waiting)],
+        )
+        if waiting[0].id % 1000 == 0:  # now and then, not in every batch
+            session.execute(delete(_PENDING).where(_PENDING.c.sequenced_at < now - KEEP_SEQUENCED))
+        return len(waiting)
+
+
+def await_positions(
+    sessions: sessionmaker[Session], entries: Sequence[RecordedEntry], now: datetime, timeout: float = 10.0
+) -> None:
+    """Fill in the ``position`` of each deferred entry, sequencing waiting entries when no one else does.
+
+    Raises ``TimeoutError`` if they are not sequenced within ``timeout`` seconds.
+    """
+    waiting = {entry.pending_id: entry for entry in entries if entry.position is None and entry.pending_id is not None}
+    deadline = time.monotonic() + timeout
+    pause = 0.0005
+    while waiting:
+        sequence_pending(sessions, now, wait_for_lock=False)
+        with sessions() as session:
+            rows = session.execute(
+                select(_PENDING.c.id, _PENDING.c.leaf_index).where(
+                    _PENDING.c.id.in_(list(waiting)), _PENDING.c.leaf_index.is_not(None)
+                )
+            ).all()
+        for pending_id, leaf_index in rows:
+            entry = waiting.pop(pending_id)
+            entry.position = LogPosition(leaf_index, entry.leaf_hash)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(waiting)} audit entries were not given a leaf index within {timeout} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
 
 
 @event.listens_for(Session, "before_commit")

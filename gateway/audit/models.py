@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.base import Base, UtcDateTime
@@ -52,3 +52,25 @@ class AuditCheckpoint(Base):
     root: Mapped[bytes] = mapped_column(LargeBinary)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     note: Mapped[str] = mapped_column(Text)
+
+
+class AuditPending(Base):
+    """An entry written by an intake transaction, waiting for the sequencer to give it a leaf index.
+
+    ``leaf_index`` is set (and the entry copied into ``audit_entries``) by
+    ``gateway.audit.log.sequence_pending``; sequenced rows are deleted after a while.
+    """
+
+    __tablename__ = "audit_pending"
+    __table_args__ = (Index("ix_audit_pending_waiting", "leaf_index", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(40))
+    message_id: Mapped[str | None] = mapped_column(String(36))
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_index: Mapped[int | None] = mapped_column(Integer)
+    sequenced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -30,6 +30,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import checkpoint as notes
+from gateway.audit.log import sequence_pending
 from gateway.audit.merkle import NodeReader, append, leaf_hash, node_hash, root
 from gateway.audit.models import AuditCheckpoint, AuditEntry, AuditLogState, AuditNode
 from gateway.audit.nodes import DbNodeReader, read_planned
@@ -98,6 +99,8 @@ class Sequencer:
         key = self.keys.signing_key()
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ConfigurationError("checkpoints are signed with ECDSA: the gateway key must be an EC key")
+        # Entries the intake wrote to audit_pending whose waiter did not index them (it stopped, say).
+        sequence_pending(self.sessions, self.clock.now(), wait_for_lock=False)
         try:
             with transaction(self.sessions) as session:
                 signed = self._integrate(session, key)

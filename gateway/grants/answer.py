@@ -62,7 +62,7 @@ class AnswerVerification:
     def __call__(self, inbound: Inbound, session: Session) -> None:
         if inbound.service is None or inbound.service.name != SERVICE:
             return
-        assert inbound.parts is not None and inbound.stored is not None and inbound.receipt is not None
+        assert inbound.parts is not None and inbound.stored is not None
         use = session.scalar(select(GrantUse).where(GrantUse.message_pk == inbound.stored.id))
         grant = session.get(Grant, use.grant_id) if use is not None and use.grant_id else None
         account = session.get(GraduateAccount, grant.account_id) if grant is not None else None
@@ -87,7 +87,8 @@ class AnswerVerification:
             Id=f"verification-{inbound.stored.message_id}",
         )
         signed = self.signer.sign_enveloped(response)
-        inbound.answer = answer_element(signed, inbound.receipt)
+        # The receipt is signed after the commit, once the acceptance's place in the log is known.
+        inbound.answer_with_receipt = lambda receipt: answer_element(signed, receipt)
 
 
 def answer_element(response: etree._Element, receipt: etree._Element) -> etree._Element:

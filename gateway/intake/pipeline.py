@@ -2,7 +2,8 @@
 
     parse -> envelope -> schema -> service -> signature           (CPU only: no database yet)
           -> sender -> certificate registered, replay -> recipient -> domain check
-          -> store -> domain effects -> receipt -> plumbing answer -> verification answer
+          -> store -> domain effects -> plumbing answer -> verification answer
+          (commit) -> the acceptance's log position -> receipt, kept with the message
 
 A business document is stored with its delivery and earns a signed receipt. A graduate
 verification request is stored without a delivery: the gateway answers it itself, with the
@@ -16,26 +17,28 @@ the session, which connects only when first used, so a malformed message costs n
 All stages of one message share one transaction: a message is stored whole or not at all. The
 transaction begins at the first stage that reads the database (the sender's lookup), so parsing,
 schema validation and the signature's cryptography hold no lock (on SQLite, the process's one
-transaction at a time), and the audit log's counter row is taken only at the receipt
-(``gateway.audit.log.sequence``): inside the transaction there is only database work and the
-receipt's signature.
+transaction at a time), and the audit log's counter row is taken only at the commit
+(``gateway.audit.log.sequence``), or, on PostgreSQL, not at all (``defer_indexes``): inside the
+transaction there is only database work. The receipt follows the commit (``Pipeline``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
 
 from lxml import etree
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import RecordedEntry, record
+from gateway.audit.log import RecordedEntry, await_positions, defer_indexes, record, sequence_pending
 from gateway.errors import (
+    DatabaseUnavailable,
     DuplicateMessage,
     Fault,
     PlumbingRecipient,
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
     from gateway.security.verify import VerifiedSignature
 
 MAX_SCHEMA_ERRORS_REPORTED = 3
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,6 +82,8 @@ class Inbound:
     answer: etree._Element | None = None  # the gateway's own answer (plumbing, verification), instead of the receipt
     acceptance: RecordedEntry | None = None  # the audit entry of the acceptance (indexed at the receipt)
     resent: Resent | None = None  # an accepted message sent again unchanged: answered with its receipt
+    # The answer of a service answered with more than its receipt (a verification), given the receipt.
+    answer_with_receipt: Callable[[etree._Element], etree._Element] | None = None
     _body_sha256: str | None = None
 
     @property
@@ -97,7 +103,7 @@ class Inbound:
 class Resent:
     """The stored message that this one repeats: its signed receipt is the answer again."""
 
-    receipt: bytes
+    receipt: bytes | None  # None: the gateway stopped between the message's commit and its receipt
     recipient_id: str
     received_at: datetime
 
@@ -125,20 +131,56 @@ class Accepted:
     resent: bool = False  # sent again unchanged: the answer is the original receipt, nothing new stored
 
 
+class ReceiptIssuer(Protocol):
+    """Signs the receipt of an accepted message and keeps it with the message (``gateway.security.receipt``).
+
+    ``__call__`` sets ``inbound.receipt`` and writes it in ``session``; ``again`` signs a stored
+    message's receipt anew when it was never kept, and keeps it.
+    """
+
+    def __call__(self, inbound: Inbound, session: Session) -> None: ...
+
+    def again(self, session: Session, sender: str, message_id: str) -> bytes | None: ...
+
+
 class Pipeline:
-    def __init__(self, stages: Sequence[Stage], sessions: sessionmaker[Session]) -> None:
+    """The stages in one transaction, then the receipt.
+
+    The receipt names the acceptance's place in the audit log, so it is signed after the commit,
+    once that place is known (``gateway.audit.log``: on PostgreSQL, with ``defer_indexes``, the
+    intake transaction takes no audit counter at all and one sequencer gives many messages their
+    indexes in one batch), and kept with the message in a short transaction of its own. If the
+    gateway stops in between, the message is stored without its receipt; the sender, told nothing,
+    sends again and gets the receipt signed anew from the stored message (``ReceiptIssuer.again``).
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        sessions: sessionmaker[Session],
+        receipts: ReceiptIssuer | None = None,
+        defer_indexes: bool = False,
+    ) -> None:
         self.stages = tuple(stages)
         self._sessions = sessions
+        self.receipts = receipts
+        self.defer_indexes = defer_indexes
 
     def process(self, raw: bytes, received_at: datetime) -> Accepted:
         """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`."""
         inbound = Inbound(raw=raw, received_at=received_at)
         try:
             with self._sessions() as session, session.begin():
+                if self.defer_indexes:
+                    defer_indexes(session)
                 for stage in self.stages:
                     stage(inbound, session)
                     if inbound.resent is not None:
-                        return self._answer_again(inbound, inbound.resent, session)
+                        self._record_resend(inbound, inbound.resent, session)
+                        break
+            if inbound.resent is not None:
+                return self._answer_again(inbound, inbound.resent)
+            self._issue_receipt(inbound)
         except Fault as fault:
             if fault.message_id is None:
                 fault.message_id = inbound.message_id
@@ -160,9 +202,31 @@ class Pipeline:
             push_delivery_ids=tuple(d.id for d in stored.deliveries if d.mode == DeliveryMode.PUSH),
         )
 
+    def _issue_receipt(self, inbound: Inbound) -> None:
+        """After the commit: the acceptance's log position, then the receipt, kept with the message."""
+        if self.receipts is None or inbound.service is None or inbound.service.is_plumbing:
+            return
+        assert inbound.acceptance is not None
+        try:
+            await_positions(self._sessions, [inbound.acceptance], inbound.received_at)
+        except TimeoutError:
+            log.error("message %s is stored, but its audit entry got no leaf index in time", inbound.message_id)
+            raise DatabaseUnavailable() from None  # the sender sends again and gets the receipt then
+        try:
+            with self._sessions() as session, session.begin():
+                self.receipts(inbound, session)  # signs before its first statement: no lock held meanwhile
+        except DBAPIError as exc:
+            if inbound.receipt is None:
+                raise
+            # The message is accepted and the receipt is valid: answer it. It is signed again from
+            # the stored message if the sender ever sends the message again.
+            log.warning("the receipt of %s was not kept: %s", inbound.message_id, str(exc).splitlines()[0])
+        assert inbound.receipt is not None
+        if inbound.answer_with_receipt is not None:
+            inbound.answer = inbound.answer_with_receipt(inbound.receipt)
+
     @staticmethod
-    def _answer_again(inbound: Inbound, resent: Resent, session: Session) -> Accepted:
-        """The original receipt for a message sent again unchanged; the resend is an audit entry."""
+    def _record_resend(inbound: Inbound, resent: Resent, session: Session) -> None:
         assert inbound.routing is not None and inbound.service is not None and inbound.security is not None
         routing = inbound.routing
         record(
@@ -180,13 +244,25 @@ class Pipeline:
                 },
             ),
         )
+
+    def _answer_again(self, inbound: Inbound, resent: Resent) -> Accepted:
+        """The original receipt for a message sent again unchanged (signed anew if it was never kept)."""
+        assert inbound.routing is not None and inbound.service is not None
+        routing = inbound.routing
+        receipt = resent.receipt
+        if receipt is None and self.receipts is not None:
+            sequence_pending(self._sessions, inbound.received_at)  # its acceptance entry, if still waiting
+            with self._sessions() as session, session.begin():
+                receipt = self.receipts.again(session, routing.sender, routing.message_id)
+        if receipt is None:
+            raise DatabaseUnavailable()  # cannot be signed anew now (its envelope is gone): a rare case
         return Accepted(
             message_id=routing.message_id,
             sender_id=routing.sender,
             recipient_id=resent.recipient_id,
             service=inbound.service,
             received_at=resent.received_at,
-            answer=etree.fromstring(resent.receipt, parser=_STORED_XML),
+            answer=etree.fromstring(receipt, parser=_STORED_XML),
             push_delivery_ids=(),
             resent=True,
         )
@@ -322,7 +398,7 @@ class Store:
             raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
         inbound.stored = message
         # Store and audit in one transaction: the acceptance's audit entry (its place in the log is
-        # given as late as possible: at the receipt, which names it).
+        # given at the commit, or by the sequencer after it; the receipt names it).
         inbound.acceptance = record(
             session,
             AuditEvent(
@@ -349,7 +425,6 @@ def default_stages(
     registration: Stage,
     check_domain: Stage,
     apply_domain: Stage,
-    receipt: Stage,
     plumbing: Stage,
     verification: Stage,
     payloads: PayloadCipher,
@@ -375,7 +450,6 @@ def default_stages(
         check_domain,
         Store(payloads),
         apply_domain,
-        receipt,
         plumbing,
         verification,
     ]

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
 
@@ -108,6 +108,9 @@ class TimedStage:
         self.stage = stage
         self.name = name
         self._observe: Callable[[float], None] | None = None  # bound on the first message, in the worker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stage, name)  # the wrapped stage's other methods (the receipt's ``again``)
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
         started = time.perf_counter()

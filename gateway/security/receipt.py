@@ -11,16 +11,25 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from lxml import etree
 from lxml.builder import ElementMaker
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from gateway.audit.log import LogPosition, sequence
+from gateway.audit.entries import decode
+from gateway.audit.log import LogPosition
+from gateway.audit.models import AuditEntry
+from gateway.errors import PayloadUnavailable
 from gateway.intake.catalog import GATEWAY_NS
+from gateway.intake.envelope import split_envelope
 from gateway.intake.pipeline import Inbound
+from gateway.messages.models import Message
+from gateway.messages.payloads import PayloadCipher
 from gateway.security.signer import GatewaySigner
-from gateway.security.wsse import SignedReference
+from gateway.security.wsse import SignedReference, read_security_header
+from gateway.xmlparse import parse_untrusted
 
 _GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
 
@@ -68,20 +77,23 @@ def build_receipt(facts: ReceiptFacts, signer: GatewaySigner) -> etree._Element:
     return signer.sign_enveloped(receipt)
 
 
+_MESSAGES = cast(Table, Message.__table__)
+_KEEP = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("pk")).values(receipt=bindparam("receipt"))
+
+
 @dataclass(frozen=True)
 class IssueReceipt:
-    """Sign the receipt of a business document and keep it with the stored message."""
+    """Sign the receipt of an accepted message and keep it with the stored message (after its commit).
+
+    ``payloads`` opens a stored envelope when a receipt that was never kept is signed anew.
+    """
 
     signer: GatewaySigner
+    payloads: PayloadCipher
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
         stored, security, service = inbound.stored, inbound.security, inbound.service
         assert stored is not None and security is not None and service is not None
-        if service.is_plumbing:
-            return  # answered by the plumbing stage, which is all the sender needs
-        # The transaction's audit entries get their indexes now (the receipt names the acceptance's);
-        # the counter row stays locked from here to the commit, so nothing slow may follow.
-        sequence(session)
         assert inbound.acceptance is not None and inbound.acceptance.position is not None
         facts = ReceiptFacts(
             message_id=stored.message_id,
@@ -97,5 +109,53 @@ class IssueReceipt:
             log_position=inbound.acceptance.position,
         )
         receipt = build_receipt(facts, self.signer)
-        stored.receipt = etree.tostring(receipt)
         inbound.receipt = receipt
+        session.execute(_KEEP, {"pk": stored.id, "receipt": etree.tostring(receipt)})
+
+    def again(self, session: Session, sender: str, message_id: str) -> bytes | None:
+        """The receipt of a stored message whose receipt was never kept, signed anew and kept.
+
+        The same facts as the first time: the stored message's, the references of the signature
+        it arrived with (read from its stored envelope) and its acceptance's audit entry. None when
+        its envelope is gone (purged) and the references cannot be read again.
+        """
+        message = session.scalars(
+            select(Message).where(Message.sender_id == sender, Message.message_id == message_id)
+        ).one()
+        if message.receipt is not None:
+            return message.receipt
+        try:
+            envelope = self.payloads.open_envelope(message)
+        except PayloadUnavailable:
+            return None
+        root = parse_untrusted(envelope).getroot()
+        header = read_security_header(root, split_envelope(root))
+        facts = ReceiptFacts(
+            message_id=message.message_id,
+            sender_id=message.sender_id,
+            recipient_id=message.recipient_id,
+            service_name=message.service,
+            service_version=message.service_version,
+            status="accepted",
+            received_at=message.received_at,
+            certificate_sha256=message.certificate_sha256 or "",
+            signature_sha256=message.signature_sha256 or "",
+            references=header.references,
+            log_position=_acceptance_position(session, sender, message_id),
+        )
+        receipt = etree.tostring(build_receipt(facts, self.signer))
+        message.receipt = receipt
+        return receipt
+
+
+def _acceptance_position(session: Session, sender: str, message_id: str) -> LogPosition | None:
+    """The leaf index and hash of the ``message.accepted`` entry of this sender's message, once sequenced."""
+    rows = session.execute(
+        select(AuditEntry.leaf_index, AuditEntry.leaf_hash, AuditEntry.entry).where(
+            AuditEntry.message_id == message_id, AuditEntry.kind == "message.accepted"
+        )
+    ).all()
+    for leaf_index, leaf_hash, entry in rows:
+        if decode(entry).get("sender") == sender:  # message ids are unique per sender only
+            return LogPosition(leaf_index, leaf_hash)
+    return None

@@ -158,7 +158,6 @@ class CheckRegistration:
         when = earlier.received_at.isoformat()
         if (
             inbound.service.answered_with_receipt
-            and earlier.receipt is not None
             and earlier.service == inbound.service.name
             and (routing.recipient.participant is None or routing.recipient.participant == earlier.recipient_id)
             and (earlier.body_sha256 == inbound.body_sha256() or self._same_document(inbound, session))

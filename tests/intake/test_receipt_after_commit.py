@@ -1,0 +1,150 @@
+"""The receipt follows the commit: the intake transaction takes no audit counter on PostgreSQL, and a
+receipt that was never kept or never answered is signed anew when the sender sends again."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from flask import Flask
+from lxml import etree
+from sqlalchemy import create_engine, func, select, text
+
+import gateway.intake.pipeline as pipeline_module
+from gateway.audit.models import AuditEntry, AuditPending
+from gateway.messages.models import Message
+from gateway.sdk.envelope import wrap
+from gateway.settings import Settings
+from gateway.store.db import transaction
+from gateway.web.app import create_app
+from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer, example
+
+NS = {"gw": "urn:gradex:gateway:1"}
+
+
+def registration(sign: Signer, message_id: str | None = None) -> bytes:
+    envelope = wrap(
+        example("destination-registration"),
+        sender=UNIVERSITY,
+        recipient=EDUCATION_DEPARTMENT,
+        service="DestinationRegistration",
+        message_id=message_id or str(uuid.uuid4()),
+    )
+    return sign(envelope)
+
+
+def post(app: Flask, data: bytes) -> tuple[int, etree._Element]:
+    answer = app.test_client().post("/soap", data=data, content_type="text/xml; charset=utf-8")
+    return answer.status_code, etree.fromstring(answer.data)
+
+
+def stored(app: Flask, message_id: str) -> Message | None:
+    with transaction(app.extensions["gateway"].sessions) as session:
+        return session.scalars(select(Message).where(Message.message_id == message_id)).one_or_none()
+
+
+def leaf_index_of_acceptance(app: Flask, message_id: str) -> int:
+    with transaction(app.extensions["gateway"].sessions) as session:
+        return session.scalars(
+            select(AuditEntry.leaf_index).where(
+                AuditEntry.message_id == message_id, AuditEntry.kind == "message.accepted"
+            )
+        ).one()
+
+
+def test_the_intake_transaction_commits_while_the_audit_counter_is_locked(
+    postgres_url: str, store_settings: Settings, sign: Signer
+) -> None:
+    if not store_settings.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL: SQLite has one writer at a time whatever the intake does")
+    app = create_app(store_settings)
+    holder = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    message_id = str(uuid.uuid4())
+    answers: list[tuple[int, etree._Element]] = []
+    with holder.connect() as connection:
+        connection.execute(text("SELECT size FROM audit_log_state WHERE id = 1 FOR UPDATE"))  # the counter, held
+        sender = threading.Thread(target=lambda: answers.append(post(app, registration(sign, message_id))))
+        sender.start()
+        deadline = time.monotonic() + 30
+        while stored(app, message_id) is None:  # committed, with the counter row locked by another
+            assert time.monotonic() < deadline, "the intake transaction waited for the audit counter"
+            time.sleep(0.05)
+        assert not answers  # the receipt waits for the message's place in the log
+        with transaction(app.extensions["gateway"].sessions) as session:
+            assert (
+                session.scalar(select(func.count()).select_from(AuditPending).where(AuditPending.leaf_index.is_(None)))
+                >= 1
+            )
+        connection.rollback()  # the counter is free: the sequencer gives the waiting entries their indexes
+        sender.join(timeout=30)
+    holder.dispose()
+    status, body = answers[0]
+    assert status == 200
+    assert body.findtext(".//gw:Receipt/gw:LogPosition/gw:LeafIndex", namespaces=NS) == str(
+        leaf_index_of_acceptance(app, message_id)
+    )
+    kept = stored(app, message_id)
+    assert kept is not None and kept.receipt is not None and b"LogPosition" in kept.receipt
+    app.extensions["gateway"].engine.dispose()
+
+
+def test_a_receipt_that_could_not_be_kept_is_answered_and_signed_anew_on_a_resend(
+    store_settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(store_settings)
+    message_id = str(uuid.uuid4())
+    data = registration(sign, message_id)
+    issuer = app.extensions["gateway"].pipeline.receipts
+    keep = issuer.stage.__call__
+
+    def sign_but_lose_it(inbound: pipeline_module.Inbound, session: object) -> None:
+        keep(inbound, session)
+        raise pipeline_module.DBAPIError("UPDATE messages", {}, OSError("the connection was lost"))
+
+    monkeypatch.setattr(
+        type(issuer.stage), "__call__", lambda self, inbound, session: sign_but_lose_it(inbound, session)
+    )
+    status, first = post(app, data)
+    assert status == 200  # the message is accepted and its receipt valid: answered
+    monkeypatch.undo()
+    lost = stored(app, message_id)
+    assert lost is not None and lost.receipt is None
+    status, again = post(app, data)
+    assert status == 200
+    index = str(leaf_index_of_acceptance(app, message_id))
+    for receipt in (first, again):
+        assert receipt.findtext(".//gw:Receipt/gw:LogPosition/gw:LeafIndex", namespaces=NS) == index
+        assert receipt.findtext(".//gw:Receipt/gw:MessageId", namespaces=NS) == message_id
+    digests = [
+        [d.text for d in r.iterfind(".//gw:SignedParts//{http://www.w3.org/2000/09/xmldsig#}DigestValue", NS)]
+        for r in (first, again)
+    ]
+    assert digests[0] == digests[1] and len(digests[0]) >= 2  # the same signed parts, read from the stored envelope
+    kept = stored(app, message_id)
+    assert kept is not None and kept.receipt is not None  # kept this time
+    app.extensions["gateway"].engine.dispose()
+
+
+def test_a_message_whose_place_in_the_log_came_too_late_gets_its_receipt_when_sent_again(
+    store_settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(store_settings)
+    message_id = str(uuid.uuid4())
+    data = registration(sign, message_id)
+
+    def too_late(*_args: object, **_kwargs: object) -> None:
+        raise TimeoutError("no leaf index in time")
+
+    monkeypatch.setattr(pipeline_module, "await_positions", too_late)
+    answer = app.test_client().post("/soap", data=data, content_type="text/xml; charset=utf-8")
+    assert answer.status_code == 503 and b"DATABASE_UNAVAILABLE" in answer.data  # send again, it says
+    monkeypatch.undo()
+    assert stored(app, message_id) is not None  # stored all the same, without its receipt
+    status, body = post(app, data)
+    assert status == 200
+    assert body.findtext(".//gw:Receipt/gw:LogPosition/gw:LeafIndex", namespaces=NS) == str(
+        leaf_index_of_acceptance(app, message_id)
+    )
+    app.extensions["gateway"].engine.dispose()
