@@ -85,10 +85,11 @@ def _create() -> Instruments:
     )
 
 
-def count_message(service: str | None, code: str | None, seconds: float) -> None:
-    """Count one answered SOAP request: accepted (``code`` None) or refused with ``code``."""
+def count_message(service: str | None, code: str | None, seconds: float, resent: bool = False) -> None:
+    """Count one answered SOAP request: accepted (``code`` None), resent (an accepted message sent
+    again, answered with its receipt) or refused with ``code``."""
     found = instruments()
-    outcome = "accepted" if code is None else "refused"
+    outcome = "refused" if code is not None else "resent" if resent else "accepted"
     # An unknown or unreadable service name is reported as "unknown": a label is never free text.
     found.messages.labels(service=_service_label(service), outcome=outcome, code=code or "").inc()
     found.intake_seconds.labels(outcome=outcome).observe(seconds)

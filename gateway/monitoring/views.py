@@ -84,7 +84,12 @@ def note_intake(accepted: Accepted | None = None, fault: Fault | None = None) ->
         }
     else:
         return
-    count_message(g.intake["service"], g.intake.get("fault_code"), time.perf_counter() - g.get("started", 0.0))
+    count_message(
+        g.intake["service"],
+        g.intake.get("fault_code"),
+        time.perf_counter() - g.get("started", 0.0),
+        resent=g.intake["outcome"] == "resent",
+    )
 
 
 def init_app(app: Flask) -> None:
