@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Any
 
 import click
@@ -66,7 +68,35 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout": 60,
         "graceful_timeout": 30,
         "control_socket_disable": True,  # gunicorn's control socket is not part of the gateway's interface
+        # Several workers: a listening socket each (SO_REUSEPORT), the kernel spreading new connections
+        # over them. On one shared socket an idle event loop accepts every connection it can, and a
+        # proxy's kept-alive connections then stay with one worker: one core serving, the rest idle.
+        "reuse_port": settings.workers > 1,
     }
+
+
+def check_free(host: str, port: int) -> None:
+    """Refuse, in one line, to serve on an address something already listens on.
+
+    Bound without SO_REUSEPORT, so that a listener of any kind (another gateway's workers with
+    their shared port included) makes it fail; SO_REUSEADDR, so that connections closing on the
+    port (TIME_WAIT) do not.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}; correct GATEWAY_HOST") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"{host}:{port} is in use (is `make run` or another gateway running?): stop it, or choose "
+                    "another port with --port or GATEWAY_PORT"
+                ) from None
+            raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
 
 
 @click.command()
@@ -81,6 +111,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     )
     if settings.is_embedded and settings.workers > 1:
         raise click.ClickException("the embedded default runs one worker process; set GATEWAY_BROKER_URL for more")
+    check_free(settings.host, settings.port)
+    if settings.metrics_port is not None:
+        check_free(settings.metrics_host or settings.host, settings.metrics_port)
     try:
         app = create_app(settings)
     except ConfigurationError as exc:

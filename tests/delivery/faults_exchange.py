@@ -228,7 +228,11 @@ class Exchange:
 
     def resent_ids(self) -> set[str]:
         """The messages the gateway answered with their original receipt when sent again."""
-        query = text("SELECT message_id FROM audit_entries WHERE kind = 'message.resent'")
+        # Entries of PostgreSQL intake transactions wait in audit_pending until the sequencer indexes them.
+        query = text(
+            "SELECT message_id FROM audit_entries WHERE kind = 'message.resent' "
+            "UNION SELECT message_id FROM audit_pending WHERE kind = 'message.resent'"
+        )
         with self.engine.connect() as connection:
             return {row[0] for row in connection.execute(query)}
 
