@@ -14,13 +14,13 @@ The intake on PostgreSQL goes further (``defer_indexes``): its transaction write
 ``audit_pending`` and takes no counter at all; after the commit, one sequencer at a time
 (``sequence_pending``: an advisory lock) gives every waiting entry its index in one batch, in one
 transaction, as Trillian, Tessera and Sunlight do, and the receipt, signed after that, names it
-(``await_positions``). Every message in every process otherwise waited on the one counter row
+(``PositionWaiter``). Every message in every process otherwise waited on the one counter row
 through its neighbours' commits.
 """
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -135,10 +135,13 @@ def defer_indexes(session: Session) -> None:
 
 def sequence_pending(
     sessions: sessionmaker[Session], now: datetime, *, wait_for_lock: bool = True, limit: int = 5000
-) -> int:
-    """Give the waiting entries of ``audit_pending`` their leaf indexes, in one transaction; how many.
+) -> dict[int, int]:
+    """Give the waiting entries of ``audit_pending`` their leaf indexes, in one transaction.
 
-    One sequencer at a time: on PostgreSQL an advisory lock (``wait_for_lock=False``: return 0 at
+    Returns the indexes given, by ``audit_pending`` id (empty when none waited, or when the lock
+    was taken and ``wait_for_lock`` is false).
+
+    One sequencer at a time: on PostgreSQL an advisory lock (``wait_for_lock=False``: return nothing at
     once when another holds it), on SQLite the process's transaction lock and SQLite's one writer.
     Entries get indexes in the order they were written; sequenced rows older than
     ``KEEP_SEQUENCED`` are deleted.
@@ -150,10 +153,10 @@ def sequence_pending(
                 text(f"SELECT {lock}(:key, hashtext(current_schema()))::text"), {"key": _PENDING_LOCK}
             ).scalar()
             if taken == "false":
-                return 0
+                return {}
         waiting = session.execute(_WAITING.order_by(_PENDING.c.id).limit(limit)).all()
         if not waiting:
-            return 0
+            return {}
         size = session.execute(_ADVANCE, {"count": len(waiting)}).scalar_one_or_none()
         if size is None:
             raise RuntimeError("the audit log's state row is missing: run `gateway init` (migration 0005 creates it)")
@@ -178,36 +181,62 @@ def sequence_pending(
         )
         if waiting[0].id % 1000 == 0:  # now and then, not in every batch
             session.execute(delete(_PENDING).where(_PENDING.c.sequenced_at < now - KEEP_SEQUENCED))
-        return len(waiting)
+        return {row.id: first + offset for offset, row in enumerate(waiting)}
 
 
-def await_positions(
-    sessions: sessionmaker[Session], entries: Sequence[RecordedEntry], now: datetime, timeout: float = 10.0
-) -> None:
-    """Fill in the ``position`` of each deferred entry, sequencing waiting entries when no one else does.
+class PositionWaiter:
+    """Gives deferred entries their positions after their commit: one sequencer per process at a time.
 
-    Raises ``TimeoutError`` if they are not sequenced within ``timeout`` seconds.
+    The threads of a process that wait for positions queue on one lock instead of polling the
+    database: the first runs ``sequence_pending`` (which indexes every entry committed so far, its
+    neighbours' too, in one batch) and leaves the indexes it gave for the others, who then find
+    theirs without a statement. Across processes the advisory lock of ``sequence_pending`` takes
+    turns.
     """
-    waiting = {entry.pending_id: entry for entry in entries if entry.position is None and entry.pending_id is not None}
-    deadline = time.monotonic() + timeout
-    pause = 0.0005
-    while waiting:
-        sequence_pending(sessions, now, wait_for_lock=False)
-        with sessions() as session:
-            rows = session.execute(
-                select(_PENDING.c.id, _PENDING.c.leaf_index).where(
-                    _PENDING.c.id.in_(list(waiting)), _PENDING.c.leaf_index.is_not(None)
-                )
-            ).all()
-        for pending_id, leaf_index in rows:
-            entry = waiting.pop(pending_id)
-            entry.position = LogPosition(leaf_index, entry.leaf_hash)
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+        self._given: dict[int, int] = {}  # indexes given by this process's sequencing, not yet collected
+
+    def wait(self, entries: Sequence[RecordedEntry], now: datetime, timeout: float = 10.0) -> None:
+        """Fill in the ``position`` of each deferred entry (committed before the call).
+
+        Raises ``TimeoutError`` when the sequencing lock is not had within ``timeout`` seconds.
+        """
+        waiting = {e.pending_id: e for e in entries if e.position is None and e.pending_id is not None}
         if not waiting:
             return
-        if time.monotonic() > deadline:
+        if not self._lock.acquire(timeout=timeout):
             raise TimeoutError(f"{len(waiting)} audit entries were not given a leaf index within {timeout} s")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.01)
+        try:
+            for pending_id in list(waiting):
+                if pending_id in self._given:
+                    entry = waiting.pop(pending_id)
+                    entry.position = LogPosition(self._given.pop(pending_id), entry.leaf_hash)
+            if waiting:
+                # Committed before this call: indexed by this batch, or by an earlier one of any process.
+                given = sequence_pending(self._sessions, now)
+                self._given.update(given)
+                for pending_id in list(waiting):
+                    if pending_id in self._given:
+                        entry = waiting.pop(pending_id)
+                        entry.position = LogPosition(self._given.pop(pending_id), entry.leaf_hash)
+            if waiting:
+                with self._sessions() as session:
+                    rows = session.execute(
+                        select(_PENDING.c.id, _PENDING.c.leaf_index).where(_PENDING.c.id.in_(list(waiting)))
+                    ).all()
+                for pending_id, leaf_index in rows:
+                    if leaf_index is not None:
+                        entry = waiting.pop(pending_id)
+                        entry.position = LogPosition(leaf_index, entry.leaf_hash)
+            if waiting:
+                raise RuntimeError(f"audit_pending rows {sorted(waiting)} were committed but not sequenced")
+            if len(self._given) > 100_000:  # indexes nobody in this process waits for (another's waiters)
+                self._given.clear()
+        finally:
+            self._lock.release()
 
 
 @event.listens_for(Session, "before_commit")

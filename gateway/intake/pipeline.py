@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import RecordedEntry, await_positions, defer_indexes, record, sequence_pending
+from gateway.audit.log import PositionWaiter, RecordedEntry, defer_indexes, record, sequence_pending
 from gateway.errors import (
     DatabaseUnavailable,
     DuplicateMessage,
@@ -165,6 +165,7 @@ class Pipeline:
         self._sessions = sessions
         self.receipts = receipts
         self.defer_indexes = defer_indexes
+        self.positions = PositionWaiter(sessions)
 
     def process(self, raw: bytes, received_at: datetime) -> Accepted:
         """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`."""
@@ -208,7 +209,7 @@ class Pipeline:
             return
         assert inbound.acceptance is not None
         try:
-            await_positions(self._sessions, [inbound.acceptance], inbound.received_at)
+            self.positions.wait([inbound.acceptance], inbound.received_at)
         except TimeoutError:
             log.error("message %s is stored, but its audit entry got no leaf index in time", inbound.message_id)
             raise DatabaseUnavailable() from None  # the sender sends again and gets the receipt then

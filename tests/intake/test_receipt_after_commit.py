@@ -137,7 +137,7 @@ def test_a_message_whose_place_in_the_log_came_too_late_gets_its_receipt_when_se
     def too_late(*_args: object, **_kwargs: object) -> None:
         raise TimeoutError("no leaf index in time")
 
-    monkeypatch.setattr(pipeline_module, "await_positions", too_late)
+    monkeypatch.setattr(app.extensions["gateway"].pipeline.positions, "wait", too_late)
     answer = app.test_client().post("/soap", data=data, content_type="text/xml; charset=utf-8")
     assert answer.status_code == 503 and b"DATABASE_UNAVAILABLE" in answer.data  # send again, it says
     monkeypatch.undo()
