@@ -119,11 +119,21 @@ def _read_limited(limit: int) -> bytes:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the message has {declared} bytes; the limit is {limit}")
-    # A chunked body has no Content-Length: read one byte past the limit to tell.
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
+    if declared is not None:
+        return request.stream.read(declared)  # what gateway serve hands over: the body read whole
+    # No Content-Length (a chunked body from a server that streams it): read in pieces, one byte
+    # past the limit at most, never a buffer of the limit's size for every request.
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:
+        part = request.stream.read(min(65536, limit + 1 - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > limit:
         raise PayloadTooLarge(f"the message has more than {limit} bytes; the limit is {limit}")
-    return data
+    return b"".join(parts)
 
 
 def _soap(body: bytes, status: int) -> Response:
