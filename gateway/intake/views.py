@@ -13,7 +13,7 @@ from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.errors import Fault, InternalError, PayloadTooLarge, UnsupportedMediaType
 from gateway.intake.catalog import WSDL_NS, XSD_NS, ServiceCatalog
-from gateway.intake.soap import envelope, fault_envelope
+from gateway.intake.soap import envelope, fault_element
 from gateway.store.db import transaction
 from gateway.web.context import gateway
 from gateway.xmlparse import schema_parser
@@ -32,15 +32,28 @@ def receive() -> Response:
     except Fault as fault:
         log.info("refused %s: %s (message %s)", fault.code, fault.message, fault.message_id)
         _audit_refusal(fault, context.clock.now())
-        return _soap(fault_envelope(fault), fault.http_status)
+        return _answer(fault_element(fault), fault.http_status)
     except Exception:
         log.exception("intake failed")
         failure = InternalError()
         _audit_refusal(failure, context.clock.now())  # recorded as a refusal, like every other
-        return _soap(fault_envelope(failure), failure.http_status)
+        return _answer(fault_element(failure), failure.http_status)
     log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
     context.delivery.enqueue(list(accepted.push_delivery_ids))
-    return _soap(envelope(accepted.answer), 200)  # the receipt, or a plumbing service's answer
+    return _answer(accepted.answer, 200)  # the receipt, or a plumbing service's answer
+
+
+def _answer(body_child: etree._Element, status: int) -> Response:
+    """The SOAP response with ``body_child``, signed by the gateway (gateway.security.response)."""
+    context = gateway()
+    if context.responses is None:
+        return _soap(envelope(body_child), status)
+    try:
+        body = etree.tostring(body_child, encoding="UTF-8", xml_declaration=False)
+        return _soap(context.responses.envelope(body, context.clock.now()), status)
+    except Exception:  # the answer goes out all the same, unsigned; the operator sees why
+        log.exception("could not sign the SOAP response")
+        return _soap(envelope(body_child), status)
 
 
 def _audit_refusal(fault: Fault, now: datetime) -> None:
