@@ -74,3 +74,14 @@ def test_the_integration_examples_run_as_printed(
     assert namespace["proof"].message_id == namespace["sent"].message_id
     printed = capsys.readouterr().out
     assert "refused" not in printed and "accepted" in printed
+
+
+def test_every_test_the_stack_matrix_names_exists() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    matrix = text[text.index("**Each stack, checked.**") : text.index("Working systems to read")]
+    named = set(re.findall(r"`([\w/]+\.py)::(test_\w+)`", matrix))
+    assert len(named) >= 8
+    for path, name in named:
+        source = PROJECT_ROOT / "tests" / path
+        assert source.exists(), path
+        assert f"def {name}(" in source.read_text(encoding="utf-8"), f"{path}::{name}"

@@ -207,3 +207,26 @@ def test_the_hand_written_canonical_forms_are_what_lxml_canonicalises(
         digest = hashlib.sha256(etree.tostring(target[0], method="c14n", exclusive=True)).digest()
         assert reference.findtext("ds:DigestValue", namespaces=NS) == base64.b64encode(digest).decode()
     verify_envelope(root, str(tmp_path / "gateway.pem"))  # xmlsec: the SignedInfo form and the value
+
+
+def test_the_answer_signature_verifies_with_the_xmlsec1_command_of_signing_md(
+    response: bytes, served_home: Path, tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+
+    from tests.conftest import require
+
+    require("xmlsec1", lambda: subprocess.run(["xmlsec1", "--version"], capture_output=True, check=True))
+    (tmp_path / "response.xml").write_bytes(response)
+    shutil.copy(served_home / "keys" / "gateway" / "cert.pem", tmp_path / "gateway.cert.pem")
+    command = [
+        "xmlsec1", "--verify", "--pubkey-cert-pem", "gateway.cert.pem",
+        "--id-attr:Id", "Body", "--id-attr:Id", "Timestamp", "response.xml",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "SignedInfo References (ok/all): 2/2" in result.stderr
+    (tmp_path / "response.xml").write_bytes(response.replace(b"accepted", b"rejected", 1))
+    changed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert changed.returncode != 0
