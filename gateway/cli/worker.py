@@ -39,15 +39,15 @@ def worker(threads: int, prefetch: int, sweep_interval: float) -> None:
         raise click.ClickException("the embedded default delivers inside `gateway serve`; set GATEWAY_BROKER_URL")
     broker = settings.broker_url.split("@")[-1]
     try:
+        app = create_app(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:  # after the configuration: its errors say more
         redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5).ping()
     except redis.RedisError as exc:
         raise click.ClickException(
             f"cannot reach the broker at {broker}: {str(exc).rstrip('.')}; start Redis or correct GATEWAY_BROKER_URL"
         ) from None
-    try:
-        app = create_app(settings)
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from None
     service = app.extensions["gateway"].delivery
     consumer = start_worker(service, threads=threads, queue_prefetch=prefetch)
     sweeper = Sweeper(service, sweep_interval, also=app.extensions["gateway"].periodic_tasks())
