@@ -1,8 +1,8 @@
 """The Graduate Exchange Gateway.
 
-The message flow of the brief, one package per stage:
+The message flow, one package per stage:
 
-    intake (parse, validate) -> verify (issue 3) -> authorise / route -> messages (store) -> delivery
+    intake (parse, validate) -> security (verify) -> access / routing -> messages (store) -> delivery
 
 ``registry`` holds the participants, ``codes`` the domain code lists, ``pki`` the key material,
 ``web`` the Flask application factory and ``cli`` the ``gateway`` command.

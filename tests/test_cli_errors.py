@@ -167,7 +167,10 @@ def test_every_option_says_what_it_is_for() -> None:
 
     def walk(command: click.Command, path: str) -> None:
         if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
+            context = click.Context(command)
+            for name in command.list_commands(context):
+                sub = command.get_command(context, name)
+                assert sub is not None
                 walk(sub, f"{path} {name}")
             return
         silent.extend(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import click
 from click import Group
 
 from gateway.cli import main
@@ -21,7 +22,9 @@ def test_every_fault_code_is_documented_with_its_status() -> None:
 def test_every_command_is_in_the_readme() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     missing = []
-    for name, command in main.commands.items():
+    context = click.Context(main)
+    for name in main.list_commands(context):
+        command = main.get_command(context, name)
         if isinstance(command, Group):
             missing += [f"gateway {name} {sub}" for sub in command.commands if f"gateway {name} {sub}" not in readme]
         elif f"gateway {name}" not in readme:

@@ -21,6 +21,7 @@ from gateway.settings import PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "integration.md"
 BLOCK = re.compile(r"<!-- test:(?P<name>[\w-]+) -->\n```(?P<language>\w+)\n(?P<code>.*?)\n```", re.DOTALL)
+SHELL_BLOCKS = ("participants-add", "keys-issue", "csr")
 PYTHON_BLOCKS = ("sdk-send", "zeep-plugins", "pull", "status")
 
 
@@ -30,8 +31,9 @@ def blocks() -> dict[str, tuple[str, str]]:
 
 def test_the_tested_blocks_are_the_ones_this_test_runs() -> None:
     found = blocks()
-    assert set(found) == {"csr", *PYTHON_BLOCKS}
-    assert found["csr"][0] == "sh" and all(found[name][0] == "python" for name in PYTHON_BLOCKS)
+    assert set(found) == {*SHELL_BLOCKS, *PYTHON_BLOCKS}
+    assert all(found[name][0] == "sh" for name in SHELL_BLOCKS)
+    assert all(found[name][0] == "python" for name in PYTHON_BLOCKS)
     for name in PYTHON_BLOCKS:
         compile(found[name][1], f"docs/integration.md:{name}", "exec")
 
@@ -42,10 +44,11 @@ def test_the_integration_examples_run_as_printed(
 ) -> None:
     found = blocks()
     (served_home / "examples").symlink_to(PROJECT_ROOT / "examples", target_is_directory=True)
+    (served_home / ".venv").symlink_to(Path(sys.executable).parent.parent, target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the `gateway` command
     shell = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", found["csr"][1]],
+        ["bash", "-euo", "pipefail", "-c", "\n".join(found[name][1] for name in SHELL_BLOCKS)],
         cwd=served_home,
         env=env,
         capture_output=True,
@@ -54,7 +57,9 @@ def test_the_integration_examples_run_as_printed(
         check=False,
     )
     assert shell.returncode == 0, shell.stderr
-    assert "registered " in shell.stdout and "12110108400000008J" in shell.stdout
+    assert "registered 12110108400000015A" in shell.stdout  # participants add
+    assert "keys/participants/12110108400000015A/key.pem" in shell.stdout  # keys issue
+    assert "registered " in shell.stdout and "12110108400000008J" in shell.stdout  # the CSR's certificate
 
     monkeypatch.chdir(served_home)
     namespace: dict[str, Any] = {}
@@ -69,3 +74,14 @@ def test_the_integration_examples_run_as_printed(
     assert namespace["proof"].message_id == namespace["sent"].message_id
     printed = capsys.readouterr().out
     assert "refused" not in printed and "accepted" in printed
+
+
+def test_every_test_the_stack_matrix_names_exists() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    matrix = text[text.index("**Each stack, checked.**") : text.index("Working systems to read")]
+    named = set(re.findall(r"`([\w/]+\.py)::(test_\w+)`", matrix))
+    assert len(named) >= 8
+    for path, name in named:
+        source = PROJECT_ROOT / "tests" / path
+        assert source.exists(), path
+        assert f"def {name}(" in source.read_text(encoding="utf-8"), f"{path}::{name}"

@@ -19,7 +19,7 @@ const GW = 'urn:gradex:gateway:1';
 function security(keyFile, certFile) {
   return new soap.WSSecurityCert(fs.readFileSync(keyFile), fs.readFileSync(certFile), '', {
     hasTimeStamp: true,
-    signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',  // node-soap's default is RSA-SHA1
+    signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',  // node-soap 1.x's default too (WSSecurityCert.js); said here so it is plain
     digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
     signatureTransformations: ['http://www.w3.org/2001/10/xml-exc-c14n#'],   // not enveloped-signature
     additionalReferences: ['gw:Routing'],                                    // the routing header is signed too

@@ -6,13 +6,15 @@ import re
 import urllib.parse
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import requests
 
 from gateway.cli.common import load_settings
 from gateway.errors import ConfigurationError, Fault, GatewayError
-from gateway.sdk.client import GatewayClient, GatewayRefusal, NotAGatewayDocument
+
+if TYPE_CHECKING:
+    import requests
 
 # What the routing header's schema allows (schemas/gateway-1.xsd), checked before anything is signed.
 _PARTICIPANT_ID = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}")
@@ -46,6 +48,11 @@ def send(
 
     Exits 0 with the verified receipt, or non-zero printing the gateway's fault code.
     """
+    # The SDK (zeep, requests, signxml) is imported only to send, not for --help or a usage error.
+    import requests
+
+    from gateway.sdk.client import GatewayClient, GatewayRefusal, NotAGatewayDocument
+
     settings = load_settings()
     target, role, region = recipient_of(recipient)
     base = gateway_url(url or settings.published_url, "--url" if url else "GATEWAY_PUBLIC_URL")
@@ -135,6 +142,7 @@ def gateway_url(value: str, source: str) -> str:
 
 def unreachable(base: str, exc: requests.RequestException) -> click.ClickException:
     """One line for a gateway that does not answer over HTTP."""
+    import requests
     if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout):
         return click.ClickException(
             f"no gateway answers at {base} (connection refused or host unknown): start it with "

@@ -53,6 +53,10 @@ def worker(threads: int, prefetch: int, sweep_interval: float, shutdown_grace: f
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
     try:
+        app = create_app(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:  # after the configuration: its errors say more
         redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5).ping()
     except redis.RedisError as exc:
         raise click.ClickException(

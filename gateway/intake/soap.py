@@ -31,15 +31,20 @@ def envelope(body_child: etree._Element) -> bytes:
     return _OPEN + etree.tostring(body_child, encoding="UTF-8", xml_declaration=False) + _CLOSE
 
 
-def fault_envelope(fault: Fault) -> bytes:
-    """The SOAP Fault for ``fault``: faultcode Client or Server, the code and message in the detail."""
+def fault_element(fault: Fault) -> etree._Element:
+    """The soapenv:Fault for ``fault``: faultcode Client or Server, the code and message in the detail."""
     detail = _GW.FaultDetail(_GW.Code(fault.code), _GW.Message(fault.message))
     if fault.message_id:
         detail.append(_GW.MessageId(fault.message_id))
-    body = _SOAP.Fault(
+    element: etree._Element = _SOAP.Fault(
         _PLAIN.faultcode(f"soapenv:{fault.faultcode}"),
         _PLAIN.faultstring(f"{fault.code}: {fault.message}"),
         _PLAIN.detail(detail),
     )
-    document = _SOAP.Envelope(_SOAP.Header(), _SOAP.Body(body))
+    return element
+
+
+def fault_envelope(fault: Fault) -> bytes:
+    """The SOAP envelope of :func:`fault_element` (unsigned)."""
+    document = _SOAP.Envelope(_SOAP.Header(), _SOAP.Body(fault_element(fault)))
     return bytes(etree.tostring(document, xml_declaration=True, encoding="UTF-8"))

@@ -15,7 +15,7 @@ from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.errors import DatabaseUnavailable, Fault, InternalError, PayloadTooLarge, UnsupportedMediaType
 from gateway.intake.catalog import WSDL_NS, XSD_NS, ServiceCatalog
-from gateway.intake.soap import envelope, fault_envelope
+from gateway.intake.soap import envelope, fault_element
 from gateway.monitoring.views import note_intake
 from gateway.store.db import transaction
 from gateway.web.context import gateway
@@ -47,20 +47,20 @@ def receive() -> Response:
         log.info("refused %s: %s", fault.code, fault.message)
         note_intake(fault=fault)
         _audit_refusal(fault, context.clock.now())  # likely fails too; logged if so
-        response = _soap(fault_envelope(fault), fault.http_status)
+        response = _answer(fault_element(fault), fault.http_status)
         response.headers["Retry-After"] = str(fault.retry_after_seconds)
         return response
     except Fault as fault:
         log.info("refused %s: %s (message %s)", fault.code, fault.message, fault.message_id)
         note_intake(fault=fault)
         _audit_refusal(fault, context.clock.now())
-        return _soap(fault_envelope(fault), fault.http_status)
+        return _answer(fault_element(fault), fault.http_status)
     except Exception:
         log.exception("intake failed")
         failure = InternalError()
         note_intake(fault=failure)
         _audit_refusal(failure, context.clock.now())  # recorded as a refusal, like every other
-        return _soap(fault_envelope(failure), failure.http_status)
+        return _answer(fault_element(failure), failure.http_status)
     if accepted.resent:
         log.info(
             "resent %s %s from %s: answered with its receipt",
@@ -72,7 +72,20 @@ def receive() -> Response:
         log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
     note_intake(accepted=accepted)
     context.delivery.enqueue(list(accepted.push_delivery_ids))
-    return _soap(envelope(accepted.answer), 200)  # the receipt, or a plumbing service's answer
+    return _answer(accepted.answer, 200)  # the receipt, or a plumbing service's answer
+
+
+def _answer(body_child: etree._Element, status: int) -> Response:
+    """The SOAP response with ``body_child``, signed by the gateway (gateway.security.response)."""
+    context = gateway()
+    if context.responses is None:
+        return _soap(envelope(body_child), status)
+    try:
+        body = etree.tostring(body_child, encoding="UTF-8", xml_declaration=False)
+        return _soap(context.responses.envelope(body, context.clock.now()), status)
+    except Exception:  # the answer goes out all the same, unsigned; the operator sees why
+        log.exception("could not sign the SOAP response")
+        return _soap(envelope(body_child), status)
 
 
 READ_ONLY_TRANSACTION = "25006"  # PostgreSQL: a read-only server (a standby, default_transaction_read_only)

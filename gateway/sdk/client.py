@@ -49,7 +49,7 @@ from gateway.sdk.mailbox import (
     read_status,
     verify_delivery_receipt,
 )
-from gateway.sdk.receipts import VerifiedReceipt, sent_digests, verify_receipt
+from gateway.sdk.receipts import VerifiedReceipt, sent_digests, verify_receipt, verify_signed_response
 from gateway.sdk.recipient import VerifiedDelivery
 from gateway.sdk.verification import ANSWER, VerifiedVerification, read_answer
 from gateway.sdk.zeep_plugins import GatewaySignature
@@ -229,6 +229,7 @@ class GatewayClient:
         response = self.zeep.transport.post_xml(address, envelope, {"Content-Type": "text/xml; charset=utf-8"})
         # A mailbox answer holds up to 100 accepted messages: the intake's limits are per message.
         answer = parse_untrusted(response.content, XmlLimits.widest()).getroot()
+        verify_signed_response(answer, self.anchor_files)  # answers and faults alike
         fault = answer.find(f"{{{SOAP_ENV_NS}}}Body/{{{SOAP_ENV_NS}}}Fault")
         if fault is not None:
             code = fault.findtext(f"detail/{{{GATEWAY_NS}}}FaultDetail/{{{GATEWAY_NS}}}Code") or "UNKNOWN"

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml.exceptions import SignXMLException
@@ -21,11 +22,11 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from gateway.bootstrap import GATEWAY_ID
 from gateway.errors import GatewayError
-from gateway.intake.catalog import GATEWAY_NS
+from gateway.intake.catalog import GATEWAY_NS, SOAP_ENV_NS
 from gateway.intake.envelope import split_envelope
-from gateway.security.policy import ALLOWED_DIGESTS, ALLOWED_SIGNATURE_METHODS, EXCLUSIVE_C14N
+from gateway.security.policy import ALLOWED_DIGESTS, ALLOWED_SIGNATURE_METHODS, EXCLUSIVE_C14N, check_algorithms
 from gateway.security.trust import TrustStore
-from gateway.security.wsse import DS_NS, read_security_header
+from gateway.security.wsse import DS_NS, WSSE_NS, WSU_ID, WSU_NS, read_security_header
 from gateway.xmlparse import parse_untrusted
 
 NS = {"gw": GATEWAY_NS, "ds": DS_NS}
@@ -115,3 +116,69 @@ def sent_digests(envelope: etree._Element) -> dict[str, str]:
     root = parse_untrusted(etree.tostring(envelope)).getroot()
     header = read_security_header(root, split_envelope(root))
     return {r.part: r.digest_value for r in header.references}
+
+
+def verify_signed_response(envelope: etree._Element, anchor_files: Sequence[Path], now: datetime | None = None) -> None:
+    """Verify the gateway's WS-Security signature on a whole SOAP response (an answer or a fault).
+
+    Raises :class:`ReceiptInvalid` unless the Header's ``wsse:Security`` holds one ``ds:Signature``
+    whose references are exactly the response's Body and the Security header's Timestamp (by
+    ``wsu:Id``), in the algorithms the gateway allows, made with the certificate of its
+    ``wsse:BinarySecurityToken``: a gateway certificate (``serialNumber=gateway``) that chains to a
+    trust anchor. Checked with xmlsec, the library zeep's own signature plugins use.
+    """
+    import xmlsec
+
+    security = envelope.find(f"{{{SOAP_ENV_NS}}}Header/{{{WSSE_NS}}}Security")
+    body = envelope.find(f"{{{SOAP_ENV_NS}}}Body")
+    signatures = security.findall("ds:Signature", NS) if security is not None else []
+    timestamp = security.find(f"{{{WSU_NS}}}Timestamp") if security is not None else None
+    if security is None or body is None or len(signatures) != 1 or timestamp is None:
+        raise ReceiptInvalid("the response carries no gateway WS-Security signature with a Timestamp")
+    signature = signatures[0]
+    signed_info = signature.find("ds:SignedInfo", NS)
+    if signed_info is None:
+        raise ReceiptInvalid("the response's signature has no SignedInfo")
+    references = signed_info.findall("ds:Reference", NS)
+    wanted = {body.get(WSU_ID): body, timestamp.get(WSU_ID): timestamp}
+    if None in wanted or sorted(r.get("URI", "")[1:] for r in references) != sorted(map(str, wanted)):
+        raise ReceiptInvalid("the response's signature does not cover exactly its Body and Timestamp")
+    try:
+        check_algorithms(
+            _attr(signed_info, "CanonicalizationMethod"),
+            _attr(signed_info, "SignatureMethod"),
+            [_attr(r, "DigestMethod") for r in references],
+            [t.get("Algorithm", "") for r in references for t in r.iterfind("ds:Transforms/ds:Transform", NS)],
+        )
+    except GatewayError as exc:
+        raise ReceiptInvalid(f"the response's signature uses an algorithm the gateway does not: {exc}") from None
+    token_uri = signature.find(f"ds:KeyInfo/{{{WSSE_NS}}}SecurityTokenReference/{{{WSSE_NS}}}Reference", NS)
+    token = next(
+        (t for t in security.iterfind(f"{{{WSSE_NS}}}BinarySecurityToken") if token_uri is not None
+         and f"#{t.get(WSU_ID)}" == token_uri.get("URI")),
+        None,
+    )
+    if token is None or not token.text:
+        raise ReceiptInvalid("the response's signature names no certificate in a BinarySecurityToken")
+    certificate = x509.load_der_x509_certificate(base64.b64decode("".join(token.text.split())))
+    names = certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    if not names or names[0].value != GATEWAY_ID:
+        raise ReceiptInvalid("the response is not signed with a gateway certificate")
+    try:
+        TrustStore(tuple(anchor_files), ()).check(certificate, now or datetime.now(UTC))
+    except GatewayError as exc:
+        raise ReceiptInvalid(f"the gateway's certificate is not trusted: {exc}") from None
+    context = xmlsec.SignatureContext()
+    for element in wanted.values():
+        context.register_id(element, "Id", WSU_NS)
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    context.key = xmlsec.Key.from_memory(pem, xmlsec.KeyFormat.CERT_PEM, None)  # type: ignore[attr-defined]
+    try:
+        context.verify(signature)
+    except xmlsec.Error:
+        raise ReceiptInvalid("the gateway's signature on the response does not verify") from None
+
+
+def _attr(parent: etree._Element, child: str) -> str:
+    found = parent.find(f"ds:{child}", NS)
+    return found.get("Algorithm", "") if found is not None else ""

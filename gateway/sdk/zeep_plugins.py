@@ -1,8 +1,9 @@
 """zeep WS-Security plugins for agencies on Python.
 
 - :class:`GatewaySignature` signs Body, Timestamp and routing header the way the gateway wants
-  (signxml; RSA-SHA256 or ECDSA-SHA256, SHA-256, exclusive C14N) and checks the gateway's signed
-  receipt in the answer (and the signed response of a verification answer).
+  (signxml; RSA-SHA256 or ECDSA-SHA256, SHA-256, exclusive C14N) and checks the gateway's
+  WS-Security signature on the whole answer, its signed receipt (and the signed response of a
+  verification answer).
 - :class:`RoutingTimestamp` is for zeep's own ``zeep.wsse.signature.Signature`` and
   ``BinarySignature``, which sign only the Body and a Timestamp already in the header: it adds that
   Timestamp with a ``gw:RoutingDigest`` binding the routing header. Compose it first:
@@ -22,7 +23,7 @@ from lxml import etree
 from gateway.intake.catalog import GATEWAY_NS, SOAP_ENV_NS
 from gateway.intake.envelope import BODY, HEADER, ROUTING
 from gateway.pki.keystore import PrivateKey
-from gateway.sdk.receipts import ReceiptInvalid, verify_gateway_signed, verify_receipt
+from gateway.sdk.receipts import ReceiptInvalid, verify_gateway_signed, verify_receipt, verify_signed_response
 from gateway.sdk.signing import KeyInfoStyle, _instant, _new_id, sign_envelope
 from gateway.sdk.verification import ANSWER, RESPONSE
 from gateway.security.wsse import ROUTING_DIGEST, SECURITY, SHA256_URI, WSSE_NS, WSU_ID, WSU_NS, routing_digest
@@ -50,6 +51,7 @@ class GatewaySignature:
     def verify(self, envelope: etree._Element) -> etree._Element:
         if not self.anchor_files:
             return envelope
+        verify_signed_response(envelope, self.anchor_files)
         receipt = envelope.find(f"{BODY}/{{{GATEWAY_NS}}}Receipt")
         if receipt is not None:
             verify_receipt(receipt, self.anchor_files)

@@ -11,14 +11,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported where it is used (a sixth of the command line's start-up): `--help` and the
+# web app's import do not need it.
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -76,6 +78,8 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -84,16 +88,22 @@ def alembic_config(engine: Engine) -> Config:
 
 def migrate(engine: Engine) -> str | None:
     """Upgrade the schema to the newest revision; returns the revision now in force."""
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
     return current_revision(engine)
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 

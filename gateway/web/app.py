@@ -41,6 +41,7 @@ from gateway.pki.keystore import PemKeyStore
 from gateway.portal import views as portal_views
 from gateway.privacy import IdentityHasher
 from gateway.security.receipt import IssueReceipt
+from gateway.security.response import ResponseSigner
 from gateway.security.signer import GatewaySigner
 from gateway.security.trust import TrustStore
 from gateway.security.verify import CheckRegistration, VerifySignature
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         originator=Originator(key_store, settings.platform_id, payloads),
         trust=trust,
         mailer=Mailer(sessions, settings, clock),
+        responses=ResponseSigner(key_store),
     )
     app = Flask("gateway", template_folder="web/templates", static_folder="web/static")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes

@@ -21,6 +21,7 @@ from gateway.messages.payloads import PayloadCipher
 from gateway.messages.retention import PayloadRetention
 from gateway.notices.mail import Mailer
 from gateway.privacy import IdentityHasher
+from gateway.security.response import ResponseSigner
 from gateway.security.trust import TrustStore
 from gateway.settings import Settings
 
@@ -43,6 +44,7 @@ class Gateway:
     retention: PayloadRetention
     trust: TrustStore  # the trust anchors and CRLs the intake checks certificates against (and /readyz)
     mailer: Mailer  # graduates' e-mail notices, sent by the sweep
+    responses: ResponseSigner | None = None  # signs the intake's SOAP answers and faults (WS-Security)
 
     def periodic_tasks(self) -> tuple[Callable[[], object], ...]:
         """What every worker's sweep runs beside the delivery sweep: the audit sequencer, the retention

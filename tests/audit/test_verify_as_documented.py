@@ -34,7 +34,7 @@ def test_the_documented_verify_commands_work_as_printed(gateway_url: str, served
     subprocess.run([sys.executable, "-m", "gateway", "audit", "sequence"], env=env, check=True, capture_output=True)
     assert requests.get(f"{gateway_url}/log/checkpoints/latest", timeout=5).status_code == 200
     commands = documented_commands()
-    assert len(commands) == 3
+    assert len(commands) == 4 and commands[0].startswith("gateway audit sequence")
     outputs = []
     for command in commands:
         line = command.replace("http://127.0.0.1:8080", gateway_url).replace(
@@ -45,6 +45,6 @@ def test_the_documented_verify_commands_work_as_printed(gateway_url: str, served
         assert "Traceback" not in done.stderr
         outputs.append(done.stdout)
     assert (tmp_path / "kept-checkpoint.txt").read_text().startswith("graduate-exchange-gateway/audit/v1\n")
-    assert outputs[1].splitlines()[-1].endswith(" kept: OK") and " 1 kept" in outputs[1]
-    answer = json.loads(outputs[2].splitlines()[-1])
+    assert outputs[2].splitlines()[-1].endswith(" kept: OK") and " 1 kept" in outputs[2]
+    answer = json.loads(outputs[3].splitlines()[-1])
     assert answer["ok"] is True and answer["kept"] == 1 and answer["published"] >= 1

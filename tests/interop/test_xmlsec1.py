@@ -76,7 +76,13 @@ ID_ATTRS = (
     "--id-attr:Id",
     f"{GATEWAY_NS}:Routing",
 )
-RECEIPT_ID_ATTR = ("--id-attr:Id", f"{GATEWAY_NS}:Receipt")
+# The receipt's own signature: the response's WS-Security signature in the Header comes first.
+RECEIPT_ID_ATTR = (
+    "--id-attr:Id",
+    f"{GATEWAY_NS}:Receipt",
+    "--node-xpath",
+    "//*[local-name()='Receipt']/*[local-name()='Signature']",
+)
 IDS = {"Body": "id-body", "Timestamp": "id-timestamp", "Routing": "id-routing"}
 TOKEN_ID = "id-token"
 TTL = timedelta(minutes=5)

@@ -92,3 +92,30 @@ def test_forwarded_message_verifies_with_xmlsec1(
     forwarded.write_bytes(forwarded.read_bytes().replace(b"bachelor", b"bacheloR", 1))
     tampered = gateway_signature_check(forwarded, ca)
     assert tampered.returncode != 0
+
+
+def test_each_delivery_of_a_fetch_answer_verifies_with_the_command_of_delivery_md(
+    client: FlaskClient, sign: Signer, settings: Settings, tmp_path: Path
+) -> None:
+    """docs/delivery.md: one xmlsec1 run per delivery, the N-th picked by its index."""
+    from tests.mailbox.helpers import ask, delivered_ids, fetch_request, send_to_pull_recipient
+
+    require("xmlsec1", lambda: subprocess.run(["xmlsec1", "--version"], capture_output=True, check=True, timeout=30))
+    send_to_pull_recipient(client, sign)
+    send_to_pull_recipient(client, sign)
+    answer = ask(client, sign, fetch_request(10), EDUCATION_DEPARTMENT)
+    assert len(delivered_ids(answer)) == 2
+    saved = tmp_path / "answer.xml"
+    saved.write_bytes(etree.tostring(answer.envelope))
+    ca = settings.keys_dir / "ca" / "ca.cert.pem"
+
+    def check(xpath: str) -> subprocess.CompletedProcess[bytes]:
+        return xmlsec1(
+            "--verify", "--trusted-pem", str(ca), "--enabled-key-data", "x509",
+            "--id-attr:Id", "urn:gradex:gateway:1:Delivery", "--node-xpath", xpath, str(saved),
+        )  # fmt: skip
+
+    for n in (1, 2):
+        result = check(f"(//*[local-name()='Delivery'])[{n}]/*[local-name()='Signature']")
+        assert result.returncode == 0, result.stderr.decode()
+    assert check(GATEWAY_SIGNATURE).returncode != 0  # unindexed: several signatures named

@@ -184,7 +184,15 @@ def test_the_delivery_receipt_verifies_with_xmlsec1(
     path.write_bytes(response.data)
     ca = settings.keys_dir / "ca" / "ca.cert.pem"
     command = [shutil.which("xmlsec1") or "xmlsec1", "--verify", "--trusted-pem", str(ca)]
-    id_attr = ["--id-attr:Id", f"{GATEWAY_NS}:DeliveryReceipt", str(path)]
+    id_attr = [
+        "--enabled-key-data",
+        "x509",
+        "--id-attr:Id",
+        f"{GATEWAY_NS}:DeliveryReceipt",
+        "--node-xpath",
+        "//*[local-name()='DeliveryReceipt']/*[local-name()='Signature']",
+        str(path),
+    ]
     result = subprocess.run([*command, *id_attr], capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stderr
     assert "SignedInfo References (ok/all): 1/1" in result.stderr
