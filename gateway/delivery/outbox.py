@@ -11,33 +11,89 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.delivery.policy import RetryPolicy
 from gateway.errors import PayloadPurged
 from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.registry.models import Participant
 
 S = DeliveryStatus
 
 
-def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy) -> bool:
-    """Take a push delivery into ``in_delivery``; False if it is not (or no longer) deliverable now."""
+def _claimable(now: datetime, policy: RetryPolicy) -> ColumnElement[bool]:
+    """Deliverable now: waiting for a worker, a retry that is due, or a dead worker's claim."""
     stale = now - timedelta(seconds=policy.lease_seconds)
-    result = session.execute(
+    return or_(
+        Delivery.status.in_([S.ACCEPTED, S.QUEUED]),
+        and_(Delivery.status == S.WAITING_FOR_RETRY, Delivery.next_attempt_at <= now),
+        and_(Delivery.status == S.IN_DELIVERY, Delivery.claimed_at < stale),
+    )
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A push delivery taken into ``in_delivery``: what the worker needs to load next."""
+
+    message_pk: int
+    recipient_id: str
+    attempts: int
+
+
+def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy) -> Claimed | None:
+    """Take a push delivery into ``in_delivery``; None if it is not (or no longer) deliverable now."""
+    row = session.execute(
         update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            or_(
-                Delivery.status.in_([S.ACCEPTED, S.QUEUED]),
-                and_(Delivery.status == S.WAITING_FOR_RETRY, Delivery.next_attempt_at <= now),
-                and_(Delivery.status == S.IN_DELIVERY, Delivery.claimed_at < stale),
-            ),
-        )
+        .where(Delivery.id == delivery_id, _claimable(now, policy))
         .values(status=S.IN_DELIVERY, claimed_at=now, attempts=Delivery.attempts + 1, updated_at=now)
+        .returning(Delivery.message_pk, Delivery.recipient_id, Delivery.attempts)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return None if row is None else Claimed(row.message_pk, row.recipient_id, row.attempts)
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    recipient_id: str
+    push_timeout_seconds: int
+
+
+def push_target(session: Session, delivery_id: int) -> PushTarget | None:
+    """Whom ``delivery_id`` goes to, and how long a push to them may take (before claiming it)."""
+    row = session.execute(
+        select(Delivery.recipient_id, Participant.push_timeout_seconds)
+        .join(Participant, Participant.id == Delivery.recipient_id)
+        .where(Delivery.id == delivery_id)
+    ).first()
+    return None if row is None else PushTarget(row.recipient_id, row.push_timeout_seconds)
+
+
+def defer(session: Session, delivery_id: int, now: datetime, until: datetime, reason: str, policy: RetryPolicy) -> None:
+    """Put a deliverable push delivery back until ``until`` without an attempt (fairness: its
+    recipient is not answering); the sweep sends it again then."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, _claimable(now, policy))
+        .values(status=S.WAITING_FOR_RETRY, next_attempt_at=until, last_error=reason[:500], updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def unclaim(session: Session, delivery_id: int, now: datetime, until: datetime, reason: str) -> None:
+    """Undo a claim made in this transaction (the attempt never started) and defer the delivery."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == S.IN_DELIVERY)
+        .values(
+            status=S.WAITING_FOR_RETRY,
+            attempts=Delivery.attempts - 1,
+            next_attempt_at=until,
+            last_error=reason[:500],
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def delivered(session: Session, delivery_id: int, now: datetime) -> None:
@@ -50,21 +106,31 @@ def delivered(session: Session, delivery_id: int, now: datetime) -> None:
 
 
 def failed_attempt(
-    session: Session, delivery_id: int, error: str, now: datetime, policy: RetryPolicy, max_attempts: int
+    session: Session,
+    delivery_id: int,
+    attempts: int,
+    error: str,
+    now: datetime,
+    policy: RetryPolicy,
+    max_attempts: int,
 ) -> str:
-    """Record a failed attempt: ``waiting_for_retry`` with the next time, or ``failed`` past the limit."""
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.status != S.IN_DELIVERY:
-        return delivery.status if delivery else "missing"
-    delivery.last_error = error[:500]
-    delivery.updated_at = now
-    if delivery.attempts >= max_attempts:
-        delivery.status = S.FAILED
-        delivery.next_attempt_at = None
-    else:
-        delivery.status = S.WAITING_FOR_RETRY
-        delivery.next_attempt_at = now + policy.delay(delivery.attempts)
-    return delivery.status
+    """Record failed attempt number ``attempts``: ``waiting_for_retry`` with the next time, or
+    ``failed`` (a dead letter) at the recipient's limit. Returns the status it was given, or
+    ``superseded`` when the delivery was no longer this worker's (its claim was taken over)."""
+    dead = attempts >= max_attempts
+    status = S.FAILED if dead else S.WAITING_FOR_RETRY
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == S.IN_DELIVERY)
+        .values(
+            status=status,
+            last_error=error[:500],
+            updated_at=now,
+            next_attempt_at=None if dead else now + policy.delay(attempts),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return str(status) if result.rowcount else "superseded"  # type: ignore[attr-defined]
 
 
 def mark_queued(session: Session, delivery_ids: list[int], now: datetime) -> None:

@@ -21,10 +21,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Connector, Outbound
@@ -33,6 +34,7 @@ from gateway.audit.log import record
 from gateway.clock import Clock
 from gateway.delivery import outbox
 from gateway.delivery.broker import beat, send_batch, still_held
+from gateway.delivery.fairness import RecipientGate
 from gateway.delivery.forward import delivery_element
 from gateway.delivery.policy import RetryPolicy
 from gateway.errors import PayloadUnavailable
@@ -46,6 +48,19 @@ from gateway.store.db import transaction
 log = logging.getLogger(__name__)
 QUEUE = "deliveries"
 ACTOR_NAME = "gateway.deliver"
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A claimed push delivery and what its push needs (read in the claim's transaction)."""
+
+    delivery_id: int
+    message: Message
+    recipient_id: str
+    attempts: int
+    endpoint_url: str
+    timeout_seconds: int
+    max_attempts: int
 
 
 def delivery_actor(broker: dramatiq.Broker, deliver: Callable[[int], None]) -> dramatiq.Actor[[int], None]:
@@ -71,6 +86,7 @@ class DeliveryService:
     payloads: PayloadCipher
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     accepted_grace: timedelta = timedelta(seconds=60)
+    gate: RecipientGate = field(default_factory=RecipientGate)
 
     def __post_init__(self) -> None:
         self.actor = delivery_actor(self.broker, self.deliver)
@@ -97,47 +113,100 @@ class DeliveryService:
             )
 
     def deliver(self, delivery_id: int) -> None:
-        """The actor: deliver one push delivery, once, and record the outcome."""
-        with transaction(self.sessions) as session:
-            if not outbox.claim(session, delivery_id, self.clock.now(), self.policy):
-                return  # delivered already, not due yet, or another worker has it
-            delivery = session.get(Delivery, delivery_id)
-            assert delivery is not None
-            message = session.get(Message, delivery.message_pk)
-            recipient = session.get(Participant, delivery.recipient_id)
-            assert message is not None and recipient is not None
-            error: str | None = None
-            try:
-                payload = envelope(
-                    delivery_element(message, recipient.id, delivery.attempts, self.signer, self.payloads)
-                )
-            except PayloadUnavailable as exc:  # a lost key or a purged payload: an attempt that fails here
-                log.error("cannot deliver %s to %s: %s", message.message_id, recipient.id, exc)
-                payload, error = b"", f"{type(exc).__name__}: {exc}"
-            outbound = Outbound(
-                message_id=message.message_id,
-                sender_id=message.sender_id,
-                recipient_id=recipient.id,
-                endpoint_url=recipient.endpoint_url or "",
-                envelope=payload,
-                timeout_seconds=float(recipient.push_timeout_seconds),
+        """The actor: deliver one push delivery, once, and record the outcome.
+
+        Two transactions: the claim (with what the push needs), then the outcome with its audit
+        entry. Building and signing the ``gw:Delivery`` and the push happen between them, outside
+        any transaction. A recipient that does not answer gets its deliveries deferred instead
+        (:mod:`gateway.delivery.fairness`), without an attempt and without holding a thread.
+        """
+        job = self._claim(delivery_id)
+        if job is not None:
+            self._push_and_record(job)
+
+    def _claim(self, delivery_id: int) -> _Job | None:
+        now = self.clock.now()
+        admitted: list[str] = []  # the recipient slot taken, given back unless a push follows
+        try:
+            with transaction(self.sessions) as session:
+                job = self._claim_in(session, delivery_id, now, admitted)
+        except BaseException:
+            for recipient_id in admitted:
+                self.gate.release(recipient_id, None, now)
+            raise
+        if job is None:
+            for recipient_id in admitted:
+                self.gate.release(recipient_id, None, now)
+        return job
+
+    def _claim_in(self, session: Session, delivery_id: int, now: datetime, admitted: list[str]) -> _Job | None:
+        if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
+            target = outbox.push_target(session, delivery_id)
+            if target is not None:
+                admission = self.gate.admit(target.recipient_id, now, target.push_timeout_seconds)
+                if not admission.allowed:
+                    assert admission.until is not None
+                    outbox.defer(session, delivery_id, now, admission.until, admission.reason, self.policy)
+                    return None
+                admitted.append(target.recipient_id)
+        claimed = outbox.claim(session, delivery_id, now, self.policy)
+        if claimed is None:
+            return None  # delivered already, not due yet, or another worker has it
+        message, endpoint_url, timeout, limit = session.execute(
+            select(
+                Message, Participant.endpoint_url, Participant.push_timeout_seconds, Participant.max_delivery_attempts
             )
-            limit = recipient.max_delivery_attempts
-        if error is None:
+            .join(Delivery, Delivery.message_pk == Message.id)
+            .join(Participant, Participant.id == Delivery.recipient_id)
+            .where(Delivery.id == delivery_id)
+        ).one()
+        if not admitted:
+            admission = self.gate.admit(claimed.recipient_id, now, timeout)
+            if not admission.allowed:  # the recipient stopped answering since this delivery was sent
+                assert admission.until is not None
+                outbox.unclaim(session, delivery_id, now, admission.until, admission.reason)
+                return None
+            admitted.append(claimed.recipient_id)
+        return _Job(delivery_id, message, claimed.recipient_id, claimed.attempts, endpoint_url or "", timeout, limit)
+
+    def _push_and_record(self, job: _Job) -> None:
+        message, recipient_id = job.message, job.recipient_id
+        error: str | None = None
+        answered: bool | None = None  # None: never pushed
+        try:
             try:
-                acknowledgement = self.connector.deliver(outbound)
-                error = None if acknowledgement.positive else acknowledgement.detail
-            except Exception as exc:  # the recipient is down, refuses, times out: all retried
+                payload = envelope(delivery_element(message, recipient_id, job.attempts, self.signer, self.payloads))
+            except PayloadUnavailable as exc:  # a lost key or a purged payload: an attempt that fails here
+                log.error("cannot deliver %s to %s: %s", message.message_id, recipient_id, exc)
                 error = f"{type(exc).__name__}: {exc}"
+            if error is None:
+                outbound = Outbound(
+                    message_id=message.message_id,
+                    sender_id=message.sender_id,
+                    recipient_id=recipient_id,
+                    endpoint_url=job.endpoint_url,
+                    envelope=payload,
+                    timeout_seconds=float(job.timeout_seconds),
+                )
+                try:
+                    acknowledgement = self.connector.deliver(outbound)
+                    answered = True
+                    error = None if acknowledgement.positive else acknowledgement.detail
+                except Exception as exc:  # the recipient is down, refuses, times out: all retried
+                    answered = False
+                    error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.gate.release(recipient_id, answered, self.clock.now())
+        delivery_id, limit = job.delivery_id, job.max_attempts
         with transaction(self.sessions) as session:
             now = self.clock.now()
             if error is None:
                 outbox.delivered(session, delivery_id, now)
                 status = "delivered"
-                log.info("delivered %s to %s", outbound.message_id, outbound.recipient_id)
+                log.info("delivered %s to %s", message.message_id, recipient_id)
             else:
-                status = outbox.failed_attempt(session, delivery_id, error, now, self.policy, limit)
-                log.info("delivery %s to %s failed (%s): %s", outbound.message_id, outbound.recipient_id, status, error)
+                status = outbox.failed_attempt(session, delivery_id, job.attempts, error, now, self.policy, limit)
+                log.info("delivery %s to %s failed (%s): %s", message.message_id, recipient_id, status, error)
             kind = {"delivered": "delivery.delivered", "failed": "delivery.dead_lettered"}.get(
                 status, "delivery.failed_attempt"
             )
@@ -146,10 +215,10 @@ class DeliveryService:
                 AuditEvent(
                     kind=kind,
                     at=now,
-                    message_id=outbound.message_id,
+                    message_id=message.message_id,
                     facts={
-                        "message_id": outbound.message_id,
-                        "recipient": outbound.recipient_id,
+                        "message_id": message.message_id,
+                        "recipient": recipient_id,
                         "mode": "push",
                         "error": None if error is None else error[:200],
                     },
