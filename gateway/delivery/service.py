@@ -86,10 +86,12 @@ class DeliveryService:
     payloads: PayloadCipher
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     accepted_grace: timedelta = timedelta(seconds=60)
-    gate: RecipientGate = field(default_factory=RecipientGate)
+    gate: RecipientGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.actor = delivery_actor(self.broker, self.deliver)
+        # A circuit stays open six retry delays (30 s by default): the recovery settings scale both.
+        self.gate = RecipientGate(open_seconds=6 * self.policy.base_seconds)
 
     def enqueue(self, delivery_ids: list[int]) -> None:
         """Hand push deliveries to the broker; a broker that is down leaves them to the sweep."""
