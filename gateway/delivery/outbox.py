@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.delivery.policy import RetryPolicy
@@ -32,25 +33,120 @@ def _claimable(now: datetime, policy: RetryPolicy) -> ColumnElement[bool]:
     )
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A push delivery taken into ``in_delivery``: what the worker needs to load next."""
+# The statements of every push attempt, built once as Core statements on the tables (not the ORM's
+# unit of work: nothing here is read back through the session), executed on the session's connection.
+_D = cast(Table, Delivery.__table__)
+_M = cast(Table, Message.__table__)
+_P = cast(Table, Participant.__table__)
+_CLAIM = (
+    update(_D)
+    .where(
+        _D.c.id == bindparam("delivery_id"),
+        or_(
+            _D.c.status.in_([S.ACCEPTED.value, S.QUEUED.value]),
+            and_(_D.c.status == S.WAITING_FOR_RETRY.value, _D.c.next_attempt_at <= bindparam("now")),
+            and_(_D.c.status == S.IN_DELIVERY.value, _D.c.claimed_at < bindparam("stale")),
+        ),
+    )
+    .values(
+        status=S.IN_DELIVERY.value,
+        claimed_at=bindparam("now"),
+        attempts=_D.c.attempts + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(_D.c.attempts)
+)
+_JOB = (
+    select(
+        _D.c.recipient_id,
+        _M.c.id,
+        _M.c.message_id,
+        _M.c.sender_id,
+        _M.c.recipient_id.label("message_recipient_id"),
+        _M.c.service,
+        _M.c.service_version,
+        _M.c.correlation_id,
+        _M.c.received_at,
+        _M.c.envelope,
+        _M.c.envelope_key_id,
+        _M.c.payload_purged_at,
+        _P.c.endpoint_url,
+        _P.c.push_timeout_seconds,
+        _P.c.max_delivery_attempts,
+    )
+    .select_from(_D.join(_M, _M.c.id == _D.c.message_pk).join(_P, _P.c.id == _D.c.recipient_id))
+    .where(_D.c.id == bindparam("delivery_id"))
+)
+_DELIVERED = (
+    update(_D)
+    .where(_D.c.id == bindparam("delivery_id"), _D.c.status == S.IN_DELIVERY.value)
+    .values(
+        status=S.DELIVERED.value,
+        delivered_at=bindparam("now"),
+        last_error=None,
+        next_attempt_at=None,
+        updated_at=bindparam("now"),
+    )
+)
+_FAILED_ATTEMPT = (
+    update(_D)
+    .where(_D.c.id == bindparam("delivery_id"), _D.c.status == S.IN_DELIVERY.value)
+    .values(
+        status=bindparam("new_status"),
+        last_error=bindparam("error"),
+        updated_at=bindparam("now"),
+        next_attempt_at=bindparam("next_at"),
+    )
+)
 
-    message_pk: int
+
+@dataclass(frozen=True)
+class PushJob:
+    """A push delivery claimed by this worker, with what its push needs.
+
+    ``message`` is a transient :class:`Message` holding only the columns a delivery reads.
+    """
+
+    delivery_id: int
+    message: Message
     recipient_id: str
     attempts: int
+    endpoint_url: str
+    timeout_seconds: int
+    max_attempts: int
 
 
-def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy) -> Claimed | None:
-    """Take a push delivery into ``in_delivery``; None if it is not (or no longer) deliverable now."""
-    row = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, _claimable(now, policy))
-        .values(status=S.IN_DELIVERY, claimed_at=now, attempts=Delivery.attempts + 1, updated_at=now)
-        .returning(Delivery.message_pk, Delivery.recipient_id, Delivery.attempts)
-        .execution_options(synchronize_session=False)
-    ).first()
-    return None if row is None else Claimed(row.message_pk, row.recipient_id, row.attempts)
+def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy) -> PushJob | None:
+    """Take a push delivery into ``in_delivery`` and read what its push needs; None if it is not
+    (or no longer) deliverable now. Two statements."""
+    connection = session.connection()
+    stale = now - timedelta(seconds=policy.lease_seconds)
+    attempts = connection.execute(_CLAIM, {"delivery_id": delivery_id, "now": now, "stale": stale}).scalar()
+    if attempts is None:
+        return None
+    row = connection.execute(_JOB, {"delivery_id": delivery_id}).one()
+    message = Message(
+        id=row.id,
+        message_id=row.message_id,
+        sender_id=row.sender_id,
+        recipient_id=row.message_recipient_id,
+        service=row.service,
+        service_version=row.service_version,
+        correlation_id=row.correlation_id,
+        received_at=row.received_at,
+        sealed_envelope=row.envelope,
+        envelope_key_id=row.envelope_key_id,
+        payload_purged_at=row.payload_purged_at,
+    )
+    return PushJob(
+        delivery_id,
+        message,
+        row.recipient_id,
+        attempts,
+        row.endpoint_url or "",
+        row.push_timeout_seconds,
+        row.max_delivery_attempts,
+    )
 
 
 @dataclass(frozen=True)
@@ -97,12 +193,7 @@ def unclaim(session: Session, delivery_id: int, now: datetime, until: datetime, 
 
 
 def delivered(session: Session, delivery_id: int, now: datetime) -> None:
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == S.IN_DELIVERY)
-        .values(status=S.DELIVERED, delivered_at=now, last_error=None, next_attempt_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    session.connection().execute(_DELIVERED, {"delivery_id": delivery_id, "now": now})
 
 
 def failed_attempt(
@@ -119,18 +210,17 @@ def failed_attempt(
     ``superseded`` when the delivery was no longer this worker's (its claim was taken over)."""
     dead = attempts >= max_attempts
     status = S.FAILED if dead else S.WAITING_FOR_RETRY
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == S.IN_DELIVERY)
-        .values(
-            status=status,
-            last_error=error[:500],
-            updated_at=now,
-            next_attempt_at=None if dead else now + policy.delay(attempts),
-        )
-        .execution_options(synchronize_session=False)
+    result = session.connection().execute(
+        _FAILED_ATTEMPT,
+        {
+            "delivery_id": delivery_id,
+            "new_status": status.value,
+            "error": error[:500],
+            "now": now,
+            "next_at": None if dead else now + policy.delay(attempts),
+        },
     )
-    return str(status) if result.rowcount else "superseded"  # type: ignore[attr-defined]
+    return status.value if result.rowcount else "superseded"
 
 
 def mark_queued(session: Session, delivery_ids: list[int], now: datetime) -> None:

@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Connector, Outbound
@@ -39,28 +38,14 @@ from gateway.delivery.forward import delivery_element
 from gateway.delivery.policy import RetryPolicy
 from gateway.errors import PayloadUnavailable
 from gateway.intake.soap import envelope
-from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.messages.models import DeliveryStatus
 from gateway.messages.payloads import PayloadCipher
-from gateway.registry.models import Participant
 from gateway.security.signer import GatewaySigner
 from gateway.store.db import transaction
 
 log = logging.getLogger(__name__)
 QUEUE = "deliveries"
 ACTOR_NAME = "gateway.deliver"
-
-
-@dataclass(frozen=True)
-class _Job:
-    """A claimed push delivery and what its push needs (read in the claim's transaction)."""
-
-    delivery_id: int
-    message: Message
-    recipient_id: str
-    attempts: int
-    endpoint_url: str
-    timeout_seconds: int
-    max_attempts: int
 
 
 def delivery_actor(broker: dramatiq.Broker, deliver: Callable[[int], None]) -> dramatiq.Actor[[int], None]:
@@ -126,7 +111,7 @@ class DeliveryService:
         if job is not None:
             self._push_and_record(job)
 
-    def _claim(self, delivery_id: int) -> _Job | None:
+    def _claim(self, delivery_id: int) -> outbox.PushJob | None:
         now = self.clock.now()
         admitted: list[str] = []  # the recipient slot taken, given back unless a push follows
         try:
@@ -141,7 +126,9 @@ class DeliveryService:
                 self.gate.release(recipient_id, None, now)
         return job
 
-    def _claim_in(self, session: Session, delivery_id: int, now: datetime, admitted: list[str]) -> _Job | None:
+    def _claim_in(
+        self, session: Session, delivery_id: int, now: datetime, admitted: list[str]
+    ) -> outbox.PushJob | None:
         if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
             target = outbox.push_target(session, delivery_id)
             if target is not None:
@@ -151,27 +138,19 @@ class DeliveryService:
                     outbox.defer(session, delivery_id, now, admission.until, admission.reason, self.policy)
                     return None
                 admitted.append(target.recipient_id)
-        claimed = outbox.claim(session, delivery_id, now, self.policy)
-        if claimed is None:
+        job = outbox.claim(session, delivery_id, now, self.policy)
+        if job is None:
             return None  # delivered already, not due yet, or another worker has it
-        message, endpoint_url, timeout, limit = session.execute(
-            select(
-                Message, Participant.endpoint_url, Participant.push_timeout_seconds, Participant.max_delivery_attempts
-            )
-            .join(Delivery, Delivery.message_pk == Message.id)
-            .join(Participant, Participant.id == Delivery.recipient_id)
-            .where(Delivery.id == delivery_id)
-        ).one()
         if not admitted:
-            admission = self.gate.admit(claimed.recipient_id, now, timeout)
+            admission = self.gate.admit(job.recipient_id, now, job.timeout_seconds)
             if not admission.allowed:  # the recipient stopped answering since this delivery was sent
                 assert admission.until is not None
                 outbox.unclaim(session, delivery_id, now, admission.until, admission.reason)
                 return None
-            admitted.append(claimed.recipient_id)
-        return _Job(delivery_id, message, claimed.recipient_id, claimed.attempts, endpoint_url or "", timeout, limit)
+            admitted.append(job.recipient_id)
+        return job
 
-    def _push_and_record(self, job: _Job) -> None:
+    def _push_and_record(self, job: outbox.PushJob) -> None:
         message, recipient_id = job.message, job.recipient_id
         error: str | None = None
         answered: bool | None = None  # None: never pushed
