@@ -28,13 +28,12 @@ import dramatiq
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Connector, Outbound
-from gateway.audit.entries import AuditEvent
-from gateway.audit.log import record
 from gateway.clock import Clock
 from gateway.delivery import outbox
 from gateway.delivery.broker import beat, send_batch, still_held
 from gateway.delivery.fairness import RecipientGate
 from gateway.delivery.forward import delivery_element
+from gateway.delivery.outcomes import Outcome, OutcomeRecorder
 from gateway.delivery.policy import RetryPolicy
 from gateway.errors import PayloadUnavailable
 from gateway.intake.soap import envelope
@@ -72,11 +71,13 @@ class DeliveryService:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     accepted_grace: timedelta = timedelta(seconds=60)
     gate: RecipientGate = field(init=False)
+    outcomes: OutcomeRecorder = field(init=False)
 
     def __post_init__(self) -> None:
         self.actor = delivery_actor(self.broker, self.deliver)
         # A circuit stays open six retry delays (30 s by default): the recovery settings scale both.
         self.gate = RecipientGate(open_seconds=6 * self.policy.base_seconds)
+        self.outcomes = OutcomeRecorder(self.sessions, self.clock, self.policy)
 
     def enqueue(self, delivery_ids: list[int]) -> None:
         """Hand push deliveries to the broker; a broker that is down leaves them to the sweep."""
@@ -102,10 +103,12 @@ class DeliveryService:
     def deliver(self, delivery_id: int) -> None:
         """The actor: deliver one push delivery, once, and record the outcome.
 
-        Two transactions: the claim (with what the push needs), then the outcome with its audit
-        entry. Building and signing the ``gw:Delivery`` and the push happen between them, outside
-        any transaction. A recipient that does not answer gets its deliveries deferred instead
-        (:mod:`gateway.delivery.fairness`), without an attempt and without holding a thread.
+        Two transactions at most: the claim (with what the push needs), then the outcome with its
+        audit entry, in one transaction with the other threads' outcomes of the moment
+        (:mod:`gateway.delivery.outcomes`). Building and signing the ``gw:Delivery`` and the push
+        happen between them, outside any transaction. A recipient that does not answer gets its
+        deliveries deferred instead (:mod:`gateway.delivery.fairness`), without an attempt and
+        without holding a thread.
         """
         job = self._claim(delivery_id)
         if job is not None:
@@ -178,33 +181,12 @@ class DeliveryService:
                     error = f"{type(exc).__name__}: {exc}"
         finally:
             self.gate.release(recipient_id, answered, self.clock.now())
-        delivery_id, limit = job.delivery_id, job.max_attempts
-        with transaction(self.sessions) as session:
-            now = self.clock.now()
-            if error is None:
-                outbox.delivered(session, delivery_id, now)
-                status = "delivered"
-                log.info("delivered %s to %s", message.message_id, recipient_id)
-            else:
-                status = outbox.failed_attempt(session, delivery_id, job.attempts, error, now, self.policy, limit)
-                log.info("delivery %s to %s failed (%s): %s", message.message_id, recipient_id, status, error)
-            kind = {"delivered": "delivery.delivered", "failed": "delivery.dead_lettered"}.get(
-                status, "delivery.failed_attempt"
-            )
-            record(
-                session,
-                AuditEvent(
-                    kind=kind,
-                    at=now,
-                    message_id=message.message_id,
-                    facts={
-                        "message_id": message.message_id,
-                        "recipient": recipient_id,
-                        "mode": "push",
-                        "error": None if error is None else error[:200],
-                    },
-                ),
-            )
+        outcome = Outcome(job.delivery_id, message.message_id, recipient_id, job.attempts, job.max_attempts, error)
+        status = self.outcomes.record(outcome)  # with the other threads' outcomes of the moment
+        if error is None:
+            log.info("delivered %s to %s", message.message_id, recipient_id)
+        else:
+            log.info("delivery %s to %s failed (%s): %s", message.message_id, recipient_id, status, error)
 
     def sweep(self) -> int:
         """Re-enqueue everything due; returns how many deliveries were sent to the broker.
