@@ -7,10 +7,12 @@
   recipient's timeout, and records the outcome: ``delivered``, ``waiting_for_retry`` with backoff,
   or ``failed`` (dead letter) past the recipient's attempt limit. An envelope that cannot be
   decrypted (its key lost from the key ring) counts as a failed attempt, retried like the others.
+  Outcomes of threads that finish together share a transaction (``gateway.delivery.outcomes``);
+  a recipient that stops answering has its deliveries deferred (``gateway.delivery.fairness``).
 - ``sweep`` re-enqueues what a crash or a lost broker message left behind: deliveries accepted but
   never enqueued, queued ones whose broker message is gone, retries that are due, and claims whose
-  worker died. It runs every few seconds in
-  every worker (``gateway worker``, or the embedded in-process worker).
+  worker died. It runs every few seconds in every worker (``gateway worker``, or the embedded
+  in-process worker).
 
 Messages on the broker carry only the delivery id (JSON), never payloads.
 """
