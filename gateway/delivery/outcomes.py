@@ -46,7 +46,7 @@ class Outcome:
 
 
 class OutcomeRecorder:
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock, policy: RetryPolicy, max_batch: int = 64) -> None:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, policy: RetryPolicy, max_batch: int = 32) -> None:
         self._sessions = sessions
         self._clock = clock
         self._policy = policy
@@ -90,36 +90,35 @@ class OutcomeRecorder:
                         item[1].set_exception(exc)
 
     def _write(self, batch: list[tuple[Outcome, Future[str]]]) -> None:
-        statuses = []
         with transaction(self._sessions) as session:
             now = self._clock.now()
-            for outcome, _ in batch:
-                statuses.append(self._write_one(session, outcome, now))
+            statuses = [self._update(session, outcome, now) for outcome, _ in batch]
+            # The audit entries last: each takes the audit log's counter row, held until the commit.
+            for (outcome, _), status in zip(batch, statuses, strict=True):
+                record(session, _event(outcome, status, now))
         self.batches += 1
         self.recorded += len(batch)
         for (_, future), status in zip(batch, statuses, strict=True):
             future.set_result(status)
 
-    def _write_one(self, session: Session, outcome: Outcome, now: datetime) -> str:
+    def _update(self, session: Session, outcome: Outcome, now: datetime) -> str:
         if outcome.error is None:
             outbox.delivered(session, outcome.delivery_id, now)
-            status = "delivered"
-        else:
-            status = outbox.failed_attempt(
-                session, outcome.delivery_id, outcome.attempts, outcome.error, now, self._policy, outcome.max_attempts
-            )
-        record(
-            session,
-            AuditEvent(
-                kind=_KINDS.get(status, "delivery.failed_attempt"),
-                at=now,
-                message_id=outcome.message_id,
-                facts={
-                    "message_id": outcome.message_id,
-                    "recipient": outcome.recipient_id,
-                    "mode": "push",
-                    "error": None if outcome.error is None else outcome.error[:200],
-                },
-            ),
+            return "delivered"
+        return outbox.failed_attempt(
+            session, outcome.delivery_id, outcome.attempts, outcome.error, now, self._policy, outcome.max_attempts
         )
-        return status
+
+
+def _event(outcome: Outcome, status: str, now: datetime) -> AuditEvent:
+    return AuditEvent(
+        kind=_KINDS.get(status, "delivery.failed_attempt"),
+        at=now,
+        message_id=outcome.message_id,
+        facts={
+            "message_id": outcome.message_id,
+            "recipient": outcome.recipient_id,
+            "mode": "push",
+            "error": None if outcome.error is None else outcome.error[:200],
+        },
+    )
