@@ -8,7 +8,7 @@ thread. Prints the gateway's CPU per delivery (``time.thread_time``: this thread
 the recipient nor PostgreSQL) and wall time per delivery, and with ``--profile`` the functions
 that take the time (cProfile, cumulative).
 
-    .venv/bin/python bench/delivery/profile_one.py [--messages 200] [--profile] [--sqlite]
+    .venv/bin/python bench/delivery/profile_one.py --messages 200 --profile
 """
 
 from __future__ import annotations
