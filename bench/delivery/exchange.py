@@ -80,11 +80,15 @@ class Exchange:
             )
         return env
 
-    def start_recipient(self) -> str:
+    def start_recipient(self, slow_seconds: float = 0.0) -> str:
+        """The push recipient (or, with ``slow_seconds``, a second one that answers that late);
+        returns its SOAP endpoint."""
         port = processes.free_port()
         env = {**os.environ, "BENCH_CA_FILE": str(self.keys_dir / "ca" / "ca.cert.pem")}
+        if slow_seconds:
+            env["BENCH_SLOW_SECONDS"] = str(slow_seconds)
         process = self.start(
-            "recipient",
+            "slow-recipient" if slow_seconds else "recipient",
             [
                 sys.executable,
                 "-m",
@@ -105,10 +109,12 @@ class Exchange:
             ],
             env,
         )
-        self.recipient = process
+        if not slow_seconds:
+            self.recipient = process
         base = f"http://{LOOPBACK}:{port}"
         processes.wait_for(process, processes.answers(f"{base}/healthz"), "answer on /healthz")
-        self.recipient_base = base
+        if not slow_seconds:
+            self.recipient_base = base
         return f"{base}/soap"
 
     def recipient_count(self) -> int:
@@ -146,14 +152,16 @@ def gateway_cli(env: dict[str, str], *args: str) -> None:
         raise RuntimeError(f"gateway {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
 
 
-def push_to(database_url: str, endpoint: str) -> None:
+def push_to(database_url: str, endpoint: str, recipient: str = RECIPIENT, timeout: int = 30) -> None:
     engine = connect(database_url)
     try:
         with engine.begin() as connection:
             connection.execute(
                 update(Participant)
-                .where(Participant.id == RECIPIENT)
-                .values(delivery_mode="push", endpoint_url=endpoint, push_timeout_seconds=30, max_delivery_attempts=8)
+                .where(Participant.id == recipient)
+                .values(
+                    delivery_mode="push", endpoint_url=endpoint, push_timeout_seconds=timeout, max_delivery_attempts=8
+                )
             )
     finally:
         engine.dispose()

@@ -41,6 +41,7 @@ from typing import Any, NoReturn
 import processes
 from exchange import Exchange, gateway_cli, push_to, scratch_schema
 from measure import Meter, figures, timings, wait_delivered
+from openloop import SLOW_RECIPIENT, originate_slow, send_at_rate, slow_states
 from processes import LOOPBACK, Process
 from traffic import ROOT, send_all, sign_envelopes
 
@@ -54,6 +55,14 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8, help="gateway worker and baseline threads (8)")
     parser.add_argument("--prefetch", type=int, default=1000, help="the tuned prefetch (1000)")
     parser.add_argument("--baseline-messages", type=int, default=20_000, help="messages of each drain (20000)")
+    parser.add_argument("--offered-rate", type=float, default=300.0, help="fixed-rate phases: messages/s (300)")
+    parser.add_argument("--rate-messages", type=int, default=3000, help="messages of each fixed-rate phase (3000)")
+    parser.add_argument("--slow-messages", type=int, default=200, help="messages to the recipient that times out")
+    parser.add_argument("--slow-seconds", type=float, default=5.0, help="its answer time; its push timeout is 1 s")
+    parser.add_argument(
+        "--rss-messages", type=int, default=0, help="then N more messages, worker RSS after each chunk (0: skip)"
+    )
+    parser.add_argument("--rss-chunk", type=int, default=5000, help="messages per RSS sample (5000)")
     parser.add_argument(
         "--database-url",
         default="postgresql://postgres@127.0.0.1:5432/test",
@@ -81,7 +90,12 @@ class Gateway:
 
 
 def phase(
-    run: Exchange, gateway: Gateway, label: str, envelopes: Sequence[tuple[str, bytes]], drain_prefetch: int | None
+    run: Exchange,
+    gateway: Gateway,
+    label: str,
+    envelopes: Sequence[tuple[str, bytes]],
+    drain_prefetch: int | None,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     """Send the envelopes and wait until each one is delivered.
 
@@ -98,7 +112,10 @@ def phase(
         **({"worker": run.workers[-1]} if run.workers else {}),
     }
     meter = Meter(watched)
-    sent = send_all(gateway.port, envelopes, run.options.connections)
+    if rate is None:
+        sent = send_all(gateway.port, envelopes, run.options.connections)
+    else:  # open loop: enough connections that the offered rate does not wait for answers
+        sent = send_at_rate(gateway.port, envelopes, rate, max(run.options.connections, 32))
     ids = sent.pop("accepted_ids")  # a refused message is counted by check(), not waited for
     if not ids:
         raise RuntimeError(f"the gateway accepted none of the messages; first refusal: {sent['first_failure']}")
@@ -118,9 +135,11 @@ def phase(
         cpu=cpu,
         recipient_handled=handled,
         delivered_per_gateway_cpu_s=len(envelopes) / gateway_cpu if gateway_cpu else None,
+        worker_rss_mb=processes.rss_mb(run.workers[-1].pid) if run.workers else None,
     )
     print(
         f"  {result['delivered_per_s']:,.0f} delivered/s ({mode}), intake {sent['accepted_per_s']:,.0f}/s, "
+        f"p50/p99 {result['latency_ms_p50']:,.0f}/{result['latency_ms_p99']:,.0f} ms, "
         f"{sent['failures']} refused, recipient handled {handled}",
         flush=True,
     )
@@ -140,6 +159,23 @@ def baseline(run: Exchange, prefetch: int) -> dict[str, Any]:
     return result
 
 
+def rss_run(run: Exchange, gateway: Gateway, worker: Process, at_start: float) -> dict[str, Any]:
+    """The worker's resident memory: at its start, after the phases, then after every ``--rss-chunk``
+    of ``--rss-messages`` more messages (signed chunk by chunk, sent, delivered)."""
+    samples = [{"messages": 0, "rss_mb": at_start}]
+    handled = run.recipient_count()
+    samples.append({"messages": handled, "rss_mb": processes.rss_mb(worker.pid)})
+    total = run.options.rss_messages
+    while total > 0:
+        chunk = sign_envelopes(run.keys_dir, min(run.options.rss_chunk, total))
+        sent = send_all(gateway.port, chunk, run.options.connections)
+        wait_delivered(gateway.database_url, sent["accepted_ids"], run.options.phase_timeout)
+        total -= len(chunk)
+        samples.append({"messages": run.recipient_count(), "rss_mb": processes.rss_mb(worker.pid)})
+        print(f"  worker RSS after {samples[-1]['messages']:,} messages: {samples[-1]['rss_mb']:.0f} MB", flush=True)
+    return {"samples": samples, "growth_mb_after_first_sample": samples[-1]["rss_mb"] - samples[1]["rss_mb"]}
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -151,9 +187,11 @@ def benchmark(options: argparse.Namespace, run: Exchange) -> dict[str, Any]:
     sqlite_url = f"sqlite:///{run.workdir / 'embedded' / 'gateway.db'}"
     push_to(sqlite_url, endpoint)
     started = time.perf_counter()
-    envelopes = sign_envelopes(run.keys_dir, 4 * m)
+    r = options.rate_messages
+    envelopes = sign_envelopes(run.keys_dir, 4 * m + 2 * r)
     print(f"signed {len(envelopes)} envelopes in {time.perf_counter() - started:.1f} s", flush=True)
     batches = [envelopes[i * m : (i + 1) * m] for i in range(4)]
+    at_rate = [envelopes[4 * m : 4 * m + r], envelopes[4 * m + r :]]
     results: dict[str, Any] = {}
 
     embedded = Gateway(sqlite_url, embedded_env, run.serve(embedded_env))
@@ -176,11 +214,31 @@ def benchmark(options: argparse.Namespace, run: Exchange) -> dict[str, Any]:
         results["postgres_drain_tuned_prefetch"] = phase(
             run, production, f"PostgreSQL + Redis, full queue drained, prefetch {tuned}", batches[2], tuned
         )
-        run.worker(env, tuned)
+        worker = run.worker(env, tuned)
+        rss_start = processes.rss_mb(worker.pid)
         results["postgres_end_to_end"] = phase(
             run, production, f"PostgreSQL + Redis, end to end, prefetch {tuned}", batches[3], None
         )
-        run.stop(run.workers[-1])
+        rate = options.offered_rate
+        results["postgres_fixed_rate"] = phase(
+            run, production, f"PostgreSQL + Redis, {rate:g}/s offered", at_rate[0], None, rate=rate
+        )
+        slow_endpoint = run.start_recipient(slow_seconds=options.slow_seconds)
+        push_to(pg_url, slow_endpoint, SLOW_RECIPIENT, timeout=1)
+        slow_ids = originate_slow(env, options.slow_messages)
+        print(f"{len(slow_ids)} deliveries queued to a recipient that answers after {options.slow_seconds:g} s")
+        results["postgres_fixed_rate_slow_recipient"] = phase(
+            run,
+            production,
+            f"PostgreSQL + Redis, {rate:g}/s offered, one recipient timing out",
+            at_rate[1],
+            None,
+            rate=rate,
+        )
+        results["slow_recipient"] = slow_states(pg_url)
+        print(f"  the slow recipient's deliveries: {results['slow_recipient']}", flush=True)
+        results["worker_rss"] = rss_run(run, production, worker, rss_start)
+        run.stop(worker)
         run.stop(production.serve)
         results["baseline_tuned_after"] = baseline(run, tuned)
     return results
@@ -196,6 +254,8 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         "postgres_drain_tuned_vs_tuned_drain": results["postgres_drain_tuned_prefetch"]["delivered_per_s"] / tuned,
         "postgres_drain_default_vs_default_drain": results["postgres_drain_default_prefetch"]["delivered_per_s"]
         / default,
+        "fixed_rate_p99_slow_vs_without": results["postgres_fixed_rate_slow_recipient"]["latency_ms_p99"]
+        / results["postgres_fixed_rate"]["latency_ms_p99"],
     }
 
 
@@ -208,6 +268,8 @@ def table(results: dict[str, Any], rates: dict[str, float], options: argparse.Na
         ("postgres_end_to_end", rates["baseline_tuned_rate"]),
         ("postgres_drain_default_prefetch", results["baseline_default_prefetch"]["rate"]),
         ("postgres_drain_tuned_prefetch", rates["baseline_tuned_rate"]),
+        ("postgres_fixed_rate", rates["baseline_tuned_rate"]),
+        ("postgres_fixed_rate_slow_recipient", rates["baseline_tuned_rate"]),
     ):
         r = results[key]
         latency = f"{r['latency_ms_p50']:,.0f}/{r['latency_ms_p99']:,.0f}" if r["mode"] == "end-to-end" else "-"
@@ -222,22 +284,30 @@ def table(results: dict[str, Any], rates: dict[str, float], options: argparse.Na
         ("baseline_tuned_after", f"baseline: raw dramatiq + Redis drain, prefetch {options.prefetch} (after)"),
     ):
         rows.append(f"{label:<66} {results[key]['rate']:>11,.0f}")
+    rows.append(
+        f"fairness: p99 with one recipient timing out / without: {rates['fixed_rate_p99_slow_vs_without']:.2f} "
+        f"(the slow recipient's deliveries: {results['slow_recipient']})"
+    )
+    rss = results["worker_rss"]["samples"]
+    rows.append("worker RSS MB after messages: " + ", ".join(f"{s['messages']:,}: {s['rss_mb']:.0f}" for s in rss))
     return "\n".join(rows)
 
 
 def check(results: dict[str, Any], options: argparse.Namespace) -> list[str]:
     problems = []
-    for key in (
-        "embedded_end_to_end",
-        "postgres_drain_default_prefetch",
-        "postgres_drain_tuned_prefetch",
-        "postgres_end_to_end",
+    for key, count in (
+        ("embedded_end_to_end", options.messages),
+        ("postgres_drain_default_prefetch", options.messages),
+        ("postgres_drain_tuned_prefetch", options.messages),
+        ("postgres_end_to_end", options.messages),
+        ("postgres_fixed_rate", options.rate_messages),
+        ("postgres_fixed_rate_slow_recipient", options.rate_messages),
     ):
         r = results[key]
         if r["sent"]["failures"]:
             problems.append(f"{key}: {r['sent']['failures']} sends refused, first: {r['sent']['first_failure']}")
-        if r["messages"] != options.messages or r["recipient_handled"] != options.messages:
-            problems.append(f"{key}: {r['messages']} stored, {r['recipient_handled']} handled, {options.messages} sent")
+        if r["messages"] != count or r["recipient_handled"] != count:
+            problems.append(f"{key}: {r['messages']} stored, {r['recipient_handled']} handled, {count} sent")
     for key in ("baseline_default_prefetch", "baseline_tuned_before", "baseline_tuned_after"):
         if not results[key]["complete"]:
             problems.append(f"{key}: the drain did not complete")

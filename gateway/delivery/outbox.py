@@ -10,61 +10,217 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.delivery.policy import RetryPolicy
 from gateway.errors import PayloadPurged
 from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.registry.models import Participant
 
 S = DeliveryStatus
 
 
-def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy) -> bool:
-    """Take a push delivery into ``in_delivery``; False if it is not (or no longer) deliverable now."""
+def _claimable(now: datetime, policy: RetryPolicy) -> ColumnElement[bool]:
+    """Deliverable now: waiting for a worker, a retry that is due, or a dead worker's claim."""
     stale = now - timedelta(seconds=policy.lease_seconds)
-    result = session.execute(
+    return or_(
+        Delivery.status.in_([S.ACCEPTED, S.QUEUED]),
+        and_(Delivery.status == S.WAITING_FOR_RETRY, Delivery.next_attempt_at <= now),
+        and_(Delivery.status == S.IN_DELIVERY, Delivery.claimed_at < stale),
+    )
+
+
+# The statements of every push attempt, built once as Core statements on the tables (not the ORM's
+# unit of work: nothing here is read back through the session), executed on the session's connection.
+_D = cast(Table, Delivery.__table__)
+_M = cast(Table, Message.__table__)
+_P = cast(Table, Participant.__table__)
+_CLAIM = (
+    update(_D)
+    .where(
+        _D.c.id == bindparam("delivery_id"),
+        or_(
+            _D.c.status.in_([S.ACCEPTED.value, S.QUEUED.value]),
+            and_(_D.c.status == S.WAITING_FOR_RETRY.value, _D.c.next_attempt_at <= bindparam("now")),
+            and_(_D.c.status == S.IN_DELIVERY.value, _D.c.claimed_at < bindparam("stale")),
+        ),
+    )
+    .values(
+        status=S.IN_DELIVERY.value,
+        claimed_at=bindparam("now"),
+        attempts=_D.c.attempts + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(_D.c.attempts)
+)
+_JOB = (
+    select(
+        _D.c.recipient_id,
+        _M.c.id,
+        _M.c.message_id,
+        _M.c.sender_id,
+        _M.c.recipient_id.label("message_recipient_id"),
+        _M.c.service,
+        _M.c.service_version,
+        _M.c.correlation_id,
+        _M.c.received_at,
+        _M.c.envelope,
+        _M.c.envelope_key_id,
+        _M.c.payload_purged_at,
+        _P.c.endpoint_url,
+        _P.c.push_timeout_seconds,
+        _P.c.max_delivery_attempts,
+    )
+    .select_from(_D.join(_M, _M.c.id == _D.c.message_pk).join(_P, _P.c.id == _D.c.recipient_id))
+    .where(_D.c.id == bindparam("delivery_id"))
+)
+_DELIVERED = (
+    update(_D)
+    .where(_D.c.id == bindparam("delivery_id"), _D.c.status == S.IN_DELIVERY.value)
+    .values(
+        status=S.DELIVERED.value,
+        delivered_at=bindparam("now"),
+        last_error=None,
+        next_attempt_at=None,
+        updated_at=bindparam("now"),
+    )
+)
+_FAILED_ATTEMPT = (
+    update(_D)
+    .where(_D.c.id == bindparam("delivery_id"), _D.c.status == S.IN_DELIVERY.value)
+    .values(
+        status=bindparam("new_status"),
+        last_error=bindparam("error"),
+        updated_at=bindparam("now"),
+        next_attempt_at=bindparam("next_at"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class PushJob:
+    """A push delivery claimed by this worker, with what its push needs.
+
+    ``message`` is a transient :class:`Message` holding only the columns a delivery reads.
+    """
+
+    delivery_id: int
+    message: Message
+    recipient_id: str
+    attempts: int
+    endpoint_url: str
+    timeout_seconds: int
+    max_attempts: int
+
+
+def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy) -> PushJob | None:
+    """Take a push delivery into ``in_delivery`` and read what its push needs; None if it is not
+    (or no longer) deliverable now. Two statements."""
+    connection = session.connection()
+    stale = now - timedelta(seconds=policy.lease_seconds)
+    attempts = connection.execute(_CLAIM, {"delivery_id": delivery_id, "now": now, "stale": stale}).scalar()
+    if attempts is None:
+        return None
+    row = connection.execute(_JOB, {"delivery_id": delivery_id}).one()
+    message = Message(
+        id=row.id,
+        message_id=row.message_id,
+        sender_id=row.sender_id,
+        recipient_id=row.message_recipient_id,
+        service=row.service,
+        service_version=row.service_version,
+        correlation_id=row.correlation_id,
+        received_at=row.received_at,
+        sealed_envelope=row.envelope,
+        envelope_key_id=row.envelope_key_id,
+        payload_purged_at=row.payload_purged_at,
+    )
+    return PushJob(
+        delivery_id,
+        message,
+        row.recipient_id,
+        attempts,
+        row.endpoint_url or "",
+        row.push_timeout_seconds,
+        row.max_delivery_attempts,
+    )
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    recipient_id: str
+    push_timeout_seconds: int
+
+
+def push_target(session: Session, delivery_id: int) -> PushTarget | None:
+    """Whom ``delivery_id`` goes to, and how long a push to them may take (before claiming it)."""
+    row = session.execute(
+        select(Delivery.recipient_id, Participant.push_timeout_seconds)
+        .join(Participant, Participant.id == Delivery.recipient_id)
+        .where(Delivery.id == delivery_id)
+    ).first()
+    return None if row is None else PushTarget(row.recipient_id, row.push_timeout_seconds)
+
+
+def defer(session: Session, delivery_id: int, now: datetime, until: datetime, reason: str, policy: RetryPolicy) -> None:
+    """Put a deliverable push delivery back until ``until`` without an attempt (fairness: its
+    recipient is not answering); the sweep sends it again then."""
+    session.execute(
         update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            or_(
-                Delivery.status.in_([S.ACCEPTED, S.QUEUED]),
-                and_(Delivery.status == S.WAITING_FOR_RETRY, Delivery.next_attempt_at <= now),
-                and_(Delivery.status == S.IN_DELIVERY, Delivery.claimed_at < stale),
-            ),
-        )
-        .values(status=S.IN_DELIVERY, claimed_at=now, attempts=Delivery.attempts + 1, updated_at=now)
+        .where(Delivery.id == delivery_id, _claimable(now, policy))
+        .values(status=S.WAITING_FOR_RETRY, next_attempt_at=until, last_error=reason[:500], updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def delivered(session: Session, delivery_id: int, now: datetime) -> None:
+def unclaim(session: Session, delivery_id: int, now: datetime, until: datetime, reason: str) -> None:
+    """Undo a claim made in this transaction (the attempt never started) and defer the delivery."""
     session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.status == S.IN_DELIVERY)
-        .values(status=S.DELIVERED, delivered_at=now, last_error=None, next_attempt_at=None, updated_at=now)
+        .values(
+            status=S.WAITING_FOR_RETRY,
+            attempts=Delivery.attempts - 1,
+            next_attempt_at=until,
+            last_error=reason[:500],
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
 
 
+def delivered(session: Session, delivery_id: int, now: datetime) -> None:
+    session.connection().execute(_DELIVERED, {"delivery_id": delivery_id, "now": now})
+
+
 def failed_attempt(
-    session: Session, delivery_id: int, error: str, now: datetime, policy: RetryPolicy, max_attempts: int
+    session: Session,
+    delivery_id: int,
+    attempts: int,
+    error: str,
+    now: datetime,
+    policy: RetryPolicy,
+    max_attempts: int,
 ) -> str:
-    """Record a failed attempt: ``waiting_for_retry`` with the next time, or ``failed`` past the limit."""
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.status != S.IN_DELIVERY:
-        return delivery.status if delivery else "missing"
-    delivery.last_error = error[:500]
-    delivery.updated_at = now
-    if delivery.attempts >= max_attempts:
-        delivery.status = S.FAILED
-        delivery.next_attempt_at = None
-    else:
-        delivery.status = S.WAITING_FOR_RETRY
-        delivery.next_attempt_at = now + policy.delay(delivery.attempts)
-    return delivery.status
+    """Record failed attempt number ``attempts``: ``waiting_for_retry`` with the next time, or
+    ``failed`` (a dead letter) at the recipient's limit. Returns the status it was given, or
+    ``superseded`` when the delivery was no longer this worker's (its claim was taken over)."""
+    dead = attempts >= max_attempts
+    status = S.FAILED if dead else S.WAITING_FOR_RETRY
+    result = session.connection().execute(
+        _FAILED_ATTEMPT,
+        {
+            "delivery_id": delivery_id,
+            "new_status": status.value,
+            "error": error[:500],
+            "now": now,
+            "next_at": None if dead else now + policy.delay(attempts),
+        },
+    )
+    return status.value if result.rowcount else "superseded"
 
 
 def mark_queued(session: Session, delivery_ids: list[int], now: datetime) -> None:

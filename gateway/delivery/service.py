@@ -7,10 +7,12 @@
   recipient's timeout, and records the outcome: ``delivered``, ``waiting_for_retry`` with backoff,
   or ``failed`` (dead letter) past the recipient's attempt limit. An envelope that cannot be
   decrypted (its key lost from the key ring) counts as a failed attempt, retried like the others.
+  Outcomes of threads that finish together share a transaction (``gateway.delivery.outcomes``);
+  a recipient that stops answering has its deliveries deferred (``gateway.delivery.fairness``).
 - ``sweep`` re-enqueues what a crash or a lost broker message left behind: deliveries accepted but
   never enqueued, queued ones whose broker message is gone, retries that are due, and claims whose
-  worker died. It runs every few seconds in
-  every worker (``gateway worker``, or the embedded in-process worker).
+  worker died. It runs every few seconds in every worker (``gateway worker``, or the embedded
+  in-process worker).
 
 Messages on the broker carry only the delivery id (JSON), never payloads.
 """
@@ -22,26 +24,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Connector, Outbound
-from gateway.audit.entries import AuditEvent
-from gateway.audit.log import record
 from gateway.clock import Clock
 from gateway.delivery import outbox
 from gateway.delivery.broker import beat, send_batch, still_held
+from gateway.delivery.fairness import RecipientGate
 from gateway.delivery.forward import delivery_element
+from gateway.delivery.outcomes import Outcome, OutcomeRecorder
 from gateway.delivery.policy import RetryPolicy
 from gateway.errors import PayloadUnavailable
 from gateway.intake.soap import envelope
-from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.messages.models import DeliveryStatus
 from gateway.messages.payloads import PayloadCipher
 from gateway.monitoring import events
-from gateway.registry.models import Participant
 from gateway.security.signer import GatewaySigner
 from gateway.store.db import transaction
 
@@ -73,9 +74,14 @@ class DeliveryService:
     payloads: PayloadCipher
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     accepted_grace: timedelta = timedelta(seconds=60)
+    gate: RecipientGate = field(init=False)
+    outcomes: OutcomeRecorder = field(init=False)
 
     def __post_init__(self) -> None:
         self.actor = delivery_actor(self.broker, self.deliver)
+        # A circuit stays open six retry delays (30 s by default): the recovery settings scale both.
+        self.gate = RecipientGate(open_seconds=6 * self.policy.base_seconds)
+        self.outcomes = OutcomeRecorder(self.sessions, self.clock, self.policy)
 
     def enqueue(self, delivery_ids: list[int]) -> None:
         """Hand push deliveries to the broker; a broker that is down leaves them to the sweep."""
@@ -99,66 +105,95 @@ class DeliveryService:
             )
 
     def deliver(self, delivery_id: int) -> None:
-        """The actor: deliver one push delivery, once, and record the outcome."""
+        """The actor: deliver one push delivery, once, and record the outcome.
+
+        Two transactions at most: the claim (with what the push needs), then the outcome with its
+        audit entry, in one transaction with the other threads' outcomes of the moment
+        (:mod:`gateway.delivery.outcomes`). Building and signing the ``gw:Delivery`` and the push
+        happen between them, outside any transaction. A recipient that does not answer gets its
+        deliveries deferred instead (:mod:`gateway.delivery.fairness`), without an attempt and
+        without holding a thread.
+        """
+        job = self._claim(delivery_id)
+        if job is not None:
+            self._push_and_record(job)
+
+    def _claim(self, delivery_id: int) -> outbox.PushJob | None:
+        now = self.clock.now()
+        admitted: list[str] = []  # the recipient slot taken, given back unless a push follows
+        try:
+            with transaction(self.sessions) as session:
+                job = self._claim_in(session, delivery_id, now, admitted)
+        except BaseException:
+            for recipient_id in admitted:
+                self.gate.release(recipient_id, None, now)
+            raise
+        if job is None:
+            for recipient_id in admitted:
+                self.gate.release(recipient_id, None, now)
+        return job
+
+    def _claim_in(
+        self, session: Session, delivery_id: int, now: datetime, admitted: list[str]
+    ) -> outbox.PushJob | None:
+        if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
+            target = outbox.push_target(session, delivery_id)
+            if target is not None:
+                admission = self.gate.admit(target.recipient_id, now, target.push_timeout_seconds)
+                if not admission.allowed:
+                    assert admission.until is not None
+                    outbox.defer(session, delivery_id, now, admission.until, admission.reason, self.policy)
+                    return None
+                admitted.append(target.recipient_id)
+        job = outbox.claim(session, delivery_id, now, self.policy)
+        if job is None:
+            return None  # delivered already, not due yet, or another worker has it
+        if not admitted:
+            admission = self.gate.admit(job.recipient_id, now, job.timeout_seconds)
+            if not admission.allowed:  # the recipient stopped answering since this delivery was sent
+                assert admission.until is not None
+                outbox.unclaim(session, delivery_id, now, admission.until, admission.reason)
+                return None
+            admitted.append(job.recipient_id)
+        return job
+
+    def _push_and_record(self, job: outbox.PushJob) -> None:
         started = time.perf_counter()
-        with transaction(self.sessions) as session:
-            if not outbox.claim(session, delivery_id, self.clock.now(), self.policy):
-                return  # delivered already, not due yet, or another worker has it
-            delivery = session.get(Delivery, delivery_id)
-            assert delivery is not None
-            message = session.get(Message, delivery.message_pk)
-            recipient = session.get(Participant, delivery.recipient_id)
-            assert message is not None and recipient is not None
-            error: str | None = None
+        message, recipient_id = job.message, job.recipient_id
+        error: str | None = None
+        answered: bool | None = None  # None: never pushed
+        try:
             try:
-                payload = envelope(
-                    delivery_element(message, recipient.id, delivery.attempts, self.signer, self.payloads)
-                )
+                payload = envelope(delivery_element(message, recipient_id, job.attempts, self.signer, self.payloads))
             except PayloadUnavailable as exc:  # a lost key or a purged payload: an attempt that fails here
-                log.error("cannot deliver %s to %s: %s", message.message_id, recipient.id, exc)
-                payload, error = b"", f"{type(exc).__name__}: {exc}"
-            outbound = Outbound(
-                message_id=message.message_id,
-                sender_id=message.sender_id,
-                recipient_id=recipient.id,
-                endpoint_url=recipient.endpoint_url or "",
-                envelope=payload,
-                timeout_seconds=float(recipient.push_timeout_seconds),
-            )
-            limit = recipient.max_delivery_attempts
-        if error is None:
-            try:
-                acknowledgement = self.connector.deliver(outbound)
-                error = None if acknowledgement.positive else acknowledgement.detail
-            except Exception as exc:  # the recipient is down, refuses, times out: all retried
+                log.error("cannot deliver %s to %s: %s", message.message_id, recipient_id, exc)
                 error = f"{type(exc).__name__}: {exc}"
-        with transaction(self.sessions) as session:
-            now = self.clock.now()
             if error is None:
-                outbox.delivered(session, delivery_id, now)
-                status = "delivered"
-                log.info("delivered %s to %s", outbound.message_id, outbound.recipient_id)
-            else:
-                status = outbox.failed_attempt(session, delivery_id, error, now, self.policy, limit)
-                log.info("delivery %s to %s failed (%s): %s", outbound.message_id, outbound.recipient_id, status, error)
-            kind = {"delivered": "delivery.delivered", "failed": "delivery.dead_lettered"}.get(
-                status, "delivery.failed_attempt"
-            )
-            record(
-                session,
-                AuditEvent(
-                    kind=kind,
-                    at=now,
-                    message_id=outbound.message_id,
-                    facts={
-                        "message_id": outbound.message_id,
-                        "recipient": outbound.recipient_id,
-                        "mode": "push",
-                        "error": None if error is None else error[:200],
-                    },
-                ),
-            )
-        events.delivery_attempt(message, delivery, status, error, time.perf_counter() - started)  # its JSON log line
+                outbound = Outbound(
+                    message_id=message.message_id,
+                    sender_id=message.sender_id,
+                    recipient_id=recipient_id,
+                    endpoint_url=job.endpoint_url,
+                    envelope=payload,
+                    timeout_seconds=float(job.timeout_seconds),
+                )
+                try:
+                    acknowledgement = self.connector.deliver(outbound)
+                    answered = True
+                    error = None if acknowledgement.positive else acknowledgement.detail
+                except Exception as exc:  # the recipient is down, refuses, times out: all retried
+                    answered = False
+                    error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.gate.release(recipient_id, answered, self.clock.now())
+        outcome = Outcome(job.delivery_id, message.message_id, recipient_id, job.attempts, job.max_attempts, error)
+        status = self.outcomes.record(outcome)  # with the other threads' outcomes of the moment
+        if error is None:
+            log.info("delivered %s to %s", message.message_id, recipient_id)
+        else:
+            log.info("delivery %s to %s failed (%s): %s", message.message_id, recipient_id, status, error)
+        # its JSON log line (the attempt's time, from building the Delivery to the recorded outcome)
+        events.delivery_attempt(message, recipient_id, job.attempts, status, error, time.perf_counter() - started)
 
     def sweep(self) -> int:
         """Re-enqueue everything due; returns how many deliveries were sent to the broker.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.privacy import redact
 
 if TYPE_CHECKING:
-    from gateway.messages.models import Delivery, Message
+    from gateway.messages.models import Message
 
 LOGGER = "gateway.events"
 log = logging.getLogger(LOGGER)
@@ -44,15 +44,17 @@ def emit(event: str, **fields: Any) -> None:
     log.info(redact(json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)))
 
 
-def delivery_attempt(message: Message, delivery: Delivery, outcome: str, error: str | None, seconds: float) -> None:
+def delivery_attempt(
+    message: Message, recipient_id: str, attempt: int, outcome: str, error: str | None, seconds: float
+) -> None:
     """The line of one push attempt: ``outcome`` is ``delivered``, ``waiting_for_retry`` or ``failed``."""
     emit(
         "delivery_attempt",
         message_id=message.message_id,
         sender=message.sender_id,
-        recipient=delivery.recipient_id,
+        recipient=recipient_id,
         service=message.service,
-        attempt=delivery.attempts,
+        attempt=attempt,
         outcome=outcome,
         fault_code=error.split(":", 1)[0][:60] if error else None,  # what went wrong, as a class name
         error=error[:200] if error else None,

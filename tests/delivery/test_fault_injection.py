@@ -118,7 +118,10 @@ def test_c_recipient_rejecting_failing_and_timing_out_then_recovering(exchange: 
     recipient.switch("reject")
     exchange.start_worker("worker")
     exchange.send(signed_envelopes(exchange.home / "keys", 10))
-    for mode, needles in (("reject", ("rejected",)), ("error", ("HTTP 500",)), ("late", ("Timeout", "timed out"))):
+    # After three time-outs in a row the recipient's circuit opens and the others are deferred
+    # (docs/delivery.md, fairness): "deferred:" is what the late mode leaves on those.
+    late = ("Timeout", "timed out", "deferred: ")
+    for mode, needles in (("reject", ("rejected",)), ("error", ("HTTP 500",)), ("late", late)):
         recipient.switch(mode)
         wait_until(
             lambda needles=needles: _every_delivery(exchange, *needles),
@@ -130,9 +133,9 @@ def test_c_recipient_rejecting_failing_and_timing_out_then_recovering(exchange: 
     recipient.switch("accept")
     exchange.wait_all_delivered(timeout=45)
     exchange.assert_exactly_once()
-    # Each message was handled during the time-outs, then offered again and recognised.
-    assert recipient.duplicates >= len(exchange.accepted), recipient.snapshot()
-    assert all(attempts >= 4 for _, attempts, _ in exchange.deliveries().values()), exchange.explain()
+    # Those handled during the time-outs were offered again and recognised.
+    assert recipient.duplicates >= 1, recipient.snapshot()
+    assert all(attempts >= 3 for _, attempts, _ in exchange.deliveries().values()), exchange.explain()
 
 
 def test_c_a_handler_slower_than_the_push_timeout_handles_each_message_once(exchange: Exchange) -> None:
