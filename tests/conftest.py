@@ -62,6 +62,14 @@ def require(service: str, check: Callable[[], object]) -> None:
         pytest.skip(reason)
 
 
+def receipt_bytes(answer: bytes) -> bytes:
+    """The ``gw:Receipt`` of a SOAP answer, byte for byte as the gateway signed and stored it (the
+    answer's own WS-Security header is new with every response)."""
+    start = answer.index(b"<gw:Receipt")
+    end = answer.index(b"</gw:Receipt>") + len(b"</gw:Receipt>")
+    return answer[start:end]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -129,5 +129,6 @@ def test_the_pages_fit_a_phone(page: Any, served: Served) -> None:
         assert overflow <= 0, (path, overflow)
     page.goto(f"{served.base}/audit/?message_id={served.about_a[0]}")
     page.get_by_role("link", name=served.about_a[0]).click()
+    page.wait_for_load_state("load")  # the story page and its stylesheet, not the list it replaces
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, ("story", overflow)
