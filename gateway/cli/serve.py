@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 from typing import Any
 
 import click
@@ -75,13 +76,26 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def check_free(host: str, port: int) -> None:
+def check_free(host: str, port: int, patience: float = 5.0) -> None:
     """Refuse, in one line, to serve on an address something already listens on.
 
     Bound without SO_REUSEPORT, so that a listener of any kind (another gateway's workers with
     their shared port included) makes it fail; SO_REUSEADDR, so that connections closing on the
-    port (TIME_WAIT) do not.
+    port (TIME_WAIT) do not. Tried for ``patience`` seconds, as gunicorn does: the workers of a
+    gateway killed a moment ago (a restart) take a second to see it and let go of the port.
     """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            _try_bind(host, port)
+            return
+        except click.ClickException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _try_bind(host: str, port: int) -> None:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as exc:

@@ -78,6 +78,8 @@ def test_serve_prints_the_public_url(home: object, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(str(home))
     monkeypatch.setenv("GATEWAY_PUBLIC_URL", "https://gateway.example.cn")
     monkeypatch.setattr(serve_module._Gunicorn, "run", lambda self: None)  # print the banner, serve nothing
+    # serve sets PROMETHEUS_MULTIPROC_DIR for its workers: put it back afterwards, for the other tests
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     result = CliRunner().invoke(main, ["serve", "--port", "9124"])
     assert result.exit_code == 0, result.output
     assert "Graduate Exchange Gateway on https://gateway.example.cn (listening on 127.0.0.1:9124)" in result.output
