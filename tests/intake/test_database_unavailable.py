@@ -79,9 +79,8 @@ def test_a_database_that_cannot_be_reached_asks_the_sender_to_send_again(
         context.engine.dispose()
 
 
+@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)  # SQLite's read-only case: the first test
 def test_a_read_only_postgresql_asks_the_sender_to_send_again(store_settings: Settings, sign: Signer) -> None:
-    if not store_settings.database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only: SQLite's read-only case is the first test")
     app = create_app(store_settings)
     engine = app.extensions["gateway"].engine
     engine.dispose()

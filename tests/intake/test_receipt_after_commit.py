@@ -54,11 +54,10 @@ def leaf_index_of_acceptance(app: Flask, message_id: str) -> int:
         ).one()
 
 
+@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)  # SQLite: one writer at a time anyway
 def test_the_intake_transaction_commits_while_the_audit_counter_is_locked(
     postgres_url: str, store_settings: Settings, sign: Signer
 ) -> None:
-    if not store_settings.database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL: SQLite has one writer at a time whatever the intake does")
     app = create_app(store_settings)
     holder = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
     message_id = str(uuid.uuid4())
