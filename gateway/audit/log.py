@@ -143,8 +143,7 @@ def sequence_pending(
 
     One sequencer at a time: on PostgreSQL an advisory lock (``wait_for_lock=False``: return nothing at
     once when another holds it), on SQLite the process's transaction lock and SQLite's one writer.
-    Entries get indexes in the order they were written; sequenced rows older than
-    ``KEEP_SEQUENCED`` are deleted.
+    Entries get indexes in the order they were written.
     """
     with sessions() as session, session.begin():
         if session.get_bind().dialect.name == "postgresql":
@@ -179,9 +178,17 @@ def sequence_pending(
             _MARK_SEQUENCED,
             [{"pending_id": row.id, "index": first + offset, "now": now} for offset, row in enumerate(waiting)],
         )
-        if waiting[0].id % 1000 == 0:  # now and then, not in every batch
-            session.execute(delete(_PENDING).where(_PENDING.c.sequenced_at < now - KEEP_SEQUENCED))
         return {row.id: first + offset for offset, row in enumerate(waiting)}
+
+
+def forget_sequenced(sessions: sessionmaker[Session], now: datetime) -> int:
+    """Delete the ``audit_pending`` rows sequenced more than ``KEEP_SEQUENCED`` ago (their entries are
+    in ``audit_entries``; no waiter reads them any more); how many. The periodic sequencer runs it."""
+    with sessions() as session, session.begin():
+        deleted = session.execute(
+            delete(_PENDING).where(_PENDING.c.sequenced_at < now - KEEP_SEQUENCED).returning(_PENDING.c.id)
+        )
+        return len(deleted.all())
 
 
 class PositionWaiter:

@@ -30,7 +30,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import checkpoint as notes
-from gateway.audit.log import sequence_pending
+from gateway.audit.log import forget_sequenced, sequence_pending
 from gateway.audit.merkle import NodeReader, append, leaf_hash, node_hash, root
 from gateway.audit.models import AuditCheckpoint, AuditEntry, AuditLogState, AuditNode
 from gateway.audit.nodes import DbNodeReader, read_planned
@@ -101,6 +101,7 @@ class Sequencer:
             raise ConfigurationError("checkpoints are signed with ECDSA: the gateway key must be an EC key")
         # Entries the intake wrote to audit_pending whose waiter did not index them (it stopped, say).
         sequence_pending(self.sessions, self.clock.now(), wait_for_lock=False)
+        forget_sequenced(self.sessions, self.clock.now())
         try:
             with transaction(self.sessions) as session:
                 signed = self._integrate(session, key)
