@@ -111,23 +111,30 @@ def _connection(host: str, port: int, path: str, shared: _Shared) -> None:
             body = shared.bodies[index % len(shared.bodies)]
             request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
             shared.wait_for(index)
-            try:
-                sock = sock or _connect(host, port)
-                sent = time.perf_counter()
-                status, answer = _exchange(sock, request)
-                latencies.append(time.perf_counter() - sent)
-            except OSError as exc:
-                _close(sock)
-                sock = None
-                _record(shared, 0, f"connection error: {exc!r}".encode())
-                shared.done(index)
-                continue
-            _record(shared, status, answer)
-            shared.done(index)
+            sock = _send_and_record(shared, sock, host, port, request, index, None, latencies)
     finally:
         _close(sock)
         with shared.lock:
             shared.result.latencies_s.extend(latencies)
+
+
+def _send_and_record(shared: _Shared, sock: socket.socket | None, host: str, port: int, request: bytes,
+                     index: int, since: float | None, latencies: list[float]) -> socket.socket | None:
+    """Send request ``index`` on ``sock`` (connecting when None), record its answer and its latency
+    from ``since`` (a scheduled time; None: from sending); returns the socket, None after an error."""
+    try:
+        sock = sock or _connect(host, port)
+        sent = time.perf_counter() if since is None else since
+        status, answer = _exchange(sock, request)
+        latencies.append(time.perf_counter() - sent)
+    except OSError as exc:
+        _close(sock)
+        sock = None
+        _record(shared, 0, f"connection error: {exc!r}".encode())
+    else:
+        _record(shared, status, answer)
+    shared.done(index)
+    return sock
 
 
 def _record(shared: _Shared, status: int, answer: bytes) -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from load import Acceptance, LoadResult, _close, _connect, _exchange, _own_cpu, _record, _Shared
+from load import Acceptance, LoadResult, _close, _own_cpu, _send_and_record, _Shared
 
 
 def drive_at_rate(
@@ -61,18 +61,7 @@ def _connection(host: str, port: int, path: str, shared: _Shared, started: float
                 time.sleep(wait)
             shared.wait_for(index)
             worst_lag = max(worst_lag, time.perf_counter() - due)
-            try:
-                sock = sock or _connect(host, port)
-                status, answer = _exchange(sock, request)
-                latencies.append(time.perf_counter() - due)
-            except OSError as exc:
-                _close(sock)
-                sock = None
-                _record(shared, 0, f"connection error: {exc!r}".encode())
-                shared.done(index)
-                continue
-            _record(shared, status, answer)
-            shared.done(index)
+            sock = _send_and_record(shared, sock, host, port, request, index, due, latencies)
     finally:
         _close(sock)
         with shared.lock:

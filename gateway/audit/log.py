@@ -106,15 +106,20 @@ def sequence(session: Session) -> None:
         for entry, pending_id in zip(pending, ids, strict=True):
             entry.pending_id = pending_id
         return
-    size = session.execute(_ADVANCE, {"count": len(pending)}).scalar_one_or_none()
-    if size is None:
-        raise RuntimeError("the audit log's state row is missing: run `gateway init` (migration 0005 creates it)")
-    first = size - len(pending)
+    first = _take_indexes(session, len(pending))
     rows: list[dict[str, Any]] = []
     for offset, entry in enumerate(pending):
         entry.position = LogPosition(first + offset, entry.leaf_hash)
         rows.append({"leaf_index": first + offset, **_row(entry)})
     session.execute(_INSERT_ENTRY, rows)
+
+
+def _take_indexes(session: Session, count: int) -> int:
+    """The first of ``count`` new leaf indexes, taken from the counter row (locked until the commit)."""
+    size = session.execute(_ADVANCE, {"count": count}).scalar_one_or_none()
+    if size is None:
+        raise RuntimeError("the audit log's state row is missing: run `gateway init` (migration 0005 creates it)")
+    return int(size) - count
 
 
 def _row(entry: RecordedEntry) -> dict[str, Any]:
@@ -156,21 +161,12 @@ def sequence_pending(
         waiting = session.execute(_WAITING.order_by(_PENDING.c.id).limit(limit)).all()
         if not waiting:
             return {}
-        size = session.execute(_ADVANCE, {"count": len(waiting)}).scalar_one_or_none()
-        if size is None:
-            raise RuntimeError("the audit log's state row is missing: run `gateway init` (migration 0005 creates it)")
-        first = size - len(waiting)
+        first = _take_indexes(session, len(waiting))
+        # The pending rows' columns are the entry's, and their message ids were checked when recorded.
         session.execute(
             _INSERT_ENTRY,
             [
-                {
-                    "leaf_index": first + offset,
-                    "at": row.at,
-                    "kind": row.kind,
-                    "message_id": row.message_id,
-                    "entry": row.entry,
-                    "leaf_hash": row.leaf_hash,
-                }
+                {**{k: v for k, v in row._mapping.items() if k != "id"}, "leaf_index": first + offset}
                 for offset, row in enumerate(waiting)
             ],
         )

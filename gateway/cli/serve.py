@@ -81,36 +81,29 @@ def check_free(host: str, port: int, patience: float = 5.0) -> None:
 
     Bound without SO_REUSEPORT, so that a listener of any kind (another gateway's workers with
     their shared port included) makes it fail; SO_REUSEADDR, so that connections closing on the
-    port (TIME_WAIT) do not. Tried for ``patience`` seconds, as gunicorn does: the workers of a
-    gateway killed a moment ago (a restart) take a second to see it and let go of the port.
+    port (TIME_WAIT) do not. An address in use is tried again for ``patience`` seconds, as gunicorn
+    does: the workers of a gateway killed a moment ago (a restart) take a second to let go of it.
     """
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            _try_bind(host, port)
-            return
-        except click.ClickException:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.5)
-
-
-def _try_bind(host: str, port: int) -> None:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}; correct GATEWAY_HOST") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise click.ClickException(
-                    f"{host}:{port} is in use (is `make run` or another gateway running?): stop it, or choose "
-                    "another port with --port or GATEWAY_PORT"
-                ) from None
-            raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+    deadline = time.monotonic() + patience
+    while True:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+        if time.monotonic() >= deadline:
+            raise click.ClickException(
+                f"{host}:{port} is in use (is `make run` or another gateway running?): stop it, or choose "
+                "another port with --port or GATEWAY_PORT"
+            )
+        time.sleep(0.5)
 
 
 @click.command()

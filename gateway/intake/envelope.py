@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from gateway.clock import utc
-from gateway.errors import NotSoapEnvelope, RoutingHeaderMissing, SchemaViolation
+from gateway.errors import NotSoapEnvelope, PayloadUnavailable, RoutingHeaderMissing, SchemaViolation
 from gateway.intake.catalog import GATEWAY_NS, SOAP_ENV_NS
+from gateway.xmlparse import parse_untrusted
+
+if TYPE_CHECKING:
+    from gateway.messages.models import Message
+    from gateway.messages.payloads import PayloadCipher
 
 ENVELOPE = f"{{{SOAP_ENV_NS}}}Envelope"
 HEADER = f"{{{SOAP_ENV_NS}}}Header"
@@ -70,6 +76,17 @@ def split_envelope(root: etree._Element) -> EnvelopeParts:
     if len(documents) != 1:
         raise NotSoapEnvelope(f"the SOAP Body must hold exactly one document, not {len(documents)}")
     return EnvelopeParts(headers[0], routings[0], bodies[0], documents[0])
+
+
+def stored_envelope(payloads: PayloadCipher, message: Message) -> tuple[etree._Element, EnvelopeParts] | None:
+    """The root and parts of ``message``'s stored envelope, as it arrived; None once it is unreadable
+    (purged under the retention setting, or its key gone)."""
+    try:
+        envelope = payloads.open_envelope(message)
+    except PayloadUnavailable:
+        return None
+    root = parse_untrusted(envelope).getroot()
+    return root, split_envelope(root)
 
 
 def read_routing(element: etree._Element) -> Routing:

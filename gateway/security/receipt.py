@@ -21,15 +21,13 @@ from sqlalchemy.orm import Session
 from gateway.audit.entries import decode
 from gateway.audit.log import LogPosition
 from gateway.audit.models import AuditEntry
-from gateway.errors import PayloadUnavailable
 from gateway.intake.catalog import GATEWAY_NS
-from gateway.intake.envelope import split_envelope
+from gateway.intake.envelope import stored_envelope
 from gateway.intake.pipeline import Inbound
 from gateway.messages.models import Message
 from gateway.messages.payloads import PayloadCipher
 from gateway.security.signer import GatewaySigner
 from gateway.security.wsse import SignedReference, read_security_header
-from gateway.xmlparse import parse_untrusted
 
 _GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
 
@@ -124,12 +122,10 @@ class IssueReceipt:
         ).one()
         if message.receipt is not None:
             return message.receipt
-        try:
-            envelope = self.payloads.open_envelope(message)
-        except PayloadUnavailable:
+        earlier = stored_envelope(self.payloads, message)
+        if earlier is None:
             return None
-        root = parse_untrusted(envelope).getroot()
-        header = read_security_header(root, split_envelope(root))
+        header = read_security_header(*earlier)
         facts = ReceiptFacts(
             message_id=message.message_id,
             sender_id=message.sender_id,

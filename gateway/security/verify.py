@@ -24,13 +24,12 @@ from gateway.clock import utc
 from gateway.errors import (
     CertificateNotRegistered,
     DuplicateMessage,
-    PayloadUnavailable,
     Replay,
     SignatureInvalid,
     TimestampStale,
 )
 from gateway.intake.catalog import SOAP_ENV_NS
-from gateway.intake.envelope import split_envelope
+from gateway.intake.envelope import stored_envelope
 from gateway.intake.pipeline import Inbound, Resent
 from gateway.messages.models import Message
 from gateway.messages.payloads import PayloadCipher
@@ -40,7 +39,6 @@ from gateway.security.dsig_schema import validate_signature_element
 from gateway.security.policy import ALLOWED_DIGESTS, ALLOWED_SIGNATURE_METHODS, EXCLUSIVE_C14N, check_key
 from gateway.security.trust import TrustStore
 from gateway.security.wsse import NS, WSSE_NS, SecurityHeader, SignedReference, read_security_header
-from gateway.xmlparse import parse_untrusted
 
 SIGNATURE_LOCATION = f"./{{{SOAP_ENV_NS}}}Header/{{{WSSE_NS}}}Security/"
 
@@ -179,12 +177,10 @@ class CheckRegistration:
                 Message.sender_id == inbound.routing.sender, Message.message_id == inbound.routing.message_id
             )
         ).one()
-        try:
-            envelope = self.payloads.open_envelope(stored)
-        except PayloadUnavailable:
+        earlier = stored_envelope(self.payloads, stored)
+        if earlier is None:
             return False  # purged or unreadable: cannot be shown to be the same
-        earlier_parts = split_envelope(parse_untrusted(envelope).getroot())
-        return _canonical(earlier_parts.document) == _canonical(inbound.parts.document)
+        return _canonical(earlier[1].document) == _canonical(inbound.parts.document)
 
 
 def _canonical(element: etree._Element) -> bytes:

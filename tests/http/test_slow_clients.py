@@ -77,31 +77,27 @@ def attackers(base: str, source: str, count: int, first: bytes) -> Iterator[list
         yield socks
 
 
-def test_slow_headers_do_not_starve_honest_clients(served: str) -> None:
-    # Twenty clients send a request head a few bytes at a time, more than the old server had threads.
-    with attackers(served, "127.0.0.2", 20, b"GET /healthz HTTP/1.1\r\nHost: x\r\n") as socks:
-        for _ in range(3):
-            for sock in socks:
-                sock.sendall(b"X-Slow: a\r\n")
-            assert answered_quickly(served) < 1.0
-            time.sleep(0.3)
-        # The head deadline (3 s here) ends them with 408, never a thread held for good.
-        answers = [read_answer(sock) for sock in socks]
-    assert all(answer.startswith(b"HTTP/1.1 408") for answer in answers), answers[:2]
-    assert b"request head did not arrive in time" in answers[0]
+SLOW_HEAD = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X-Slow: a\r\n", b"request head did not arrive in time")
+SLOW_BODY = (
+    b"POST /soap HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 3000\r\n\r\n<a>",
+    b"<b/>",
+    b"request body did not arrive in time",
+)
 
 
-def test_slow_bodies_do_not_starve_honest_clients(served: str) -> None:
-    head = b"POST /soap HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 3000\r\n\r\n<a>"
-    with attackers(served, "127.0.0.2", 20, head) as socks:
+@pytest.mark.parametrize(("first", "trickle", "why"), [SLOW_HEAD, SLOW_BODY], ids=["heads", "bodies"])
+def test_slow_clients_do_not_starve_honest_ones(served: str, first: bytes, trickle: bytes, why: bytes) -> None:
+    # Twenty clients send a request a few bytes at a time, more than the old server had threads.
+    with attackers(served, "127.0.0.2", 20, first) as socks:
         for _ in range(3):
             for sock in socks:
-                sock.sendall(b"<b/>")
+                sock.sendall(trickle)
             assert answered_quickly(served) < 1.0
             time.sleep(0.3)
+        # The deadline (3 s here) ends them with 408, never a thread held for good.
         answers = [read_answer(sock) for sock in socks]
     assert all(answer.startswith(b"HTTP/1.1 408") for answer in answers), answers[:2]
-    assert b"request body did not arrive in time" in answers[0]
+    assert why in answers[0]
 
 
 def test_idle_connections_do_not_starve_honest_clients(served: str) -> None:
