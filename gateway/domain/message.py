@@ -10,7 +10,7 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from gateway.privacy import IdentityHasher
-from gateway.registry.models import Participant
+from gateway.registry.snapshot import ParticipantEntry
 from gateway.settings import Settings
 
 
@@ -20,8 +20,8 @@ class DomainMessage:
 
     service: str
     document: etree._Element  # the signed Body's document
-    sender: Participant
-    recipient: Participant
+    sender: ParticipantEntry  # as the registry snapshot of the message's transaction has them
+    recipient: ParticipantEntry
     received_at: datetime
     message_pk: int | None  # set once the message is stored (for ``apply``)
     hasher: IdentityHasher

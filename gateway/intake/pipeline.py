@@ -15,7 +15,8 @@ delivery (as evidence, and so that replays are refused) and is answered by the p
 A stage is any callable ``stage(inbound, session)``. Stages that need no database simply ignore
 the session, which connects only when first used, so a malformed message costs no database work.
 All stages of one message share one transaction: a message is stored whole or not at all. The
-transaction begins at the first stage that reads the database (the sender's lookup), so parsing,
+transaction begins at the first stage that reads the database (the registry's version, read by the
+sender's check: the registry itself is a per-process snapshot, ``gateway.registry.snapshot``), so parsing,
 schema validation and the signature's cryptography hold no lock (on SQLite, the process's one
 transaction at a time), and the audit log's counter row is taken only at the commit
 (``gateway.audit.log.sequence``), or, on PostgreSQL, not at all (``defer_indexes``): inside the
@@ -52,8 +53,8 @@ from gateway.intake.catalog import Service, ServiceCatalog
 from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_envelope
 from gateway.messages.models import Delivery, Message
 from gateway.messages.payloads import PayloadCipher
-from gateway.registry.directory import SqlDirectory
-from gateway.registry.models import DeliveryMode, Participant
+from gateway.registry.models import DeliveryMode
+from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.routing.resolve import resolve_recipient
 from gateway.xmlparse import XmlLimits, parse_untrusted
 
@@ -74,8 +75,8 @@ class Inbound:
     parts: EnvelopeParts | None = None
     routing: Routing | None = None
     service: Service | None = None
-    sender: Participant | None = None
-    recipient: Participant | None = None
+    sender: ParticipantEntry | None = None
+    recipient: ParticipantEntry | None = None
     security: VerifiedSignature | None = None
     stored: Message | None = None
     receipt: etree._Element | None = None
@@ -332,30 +333,45 @@ class IdentifyService:
         inbound.service = named
 
 
-def check_sender(inbound: Inbound, session: Session) -> None:
-    """The sender is a registered, enabled participant."""
-    assert inbound.routing is not None
-    sender = session.get(Participant, inbound.routing.sender)
-    if sender is None:
-        raise UnknownSender(f"sender {inbound.routing.sender} is not a registered participant")
-    if not sender.enabled:
-        raise SenderDisabled(f"sender {sender.id} ({sender.name}) is disabled")
-    inbound.sender = sender
+@dataclass(frozen=True)
+class CheckSender:
+    """The sender is a registered, enabled participant (in the registry snapshot of this transaction).
+
+    The transaction's first database work: the registry's version, read to bring the process's
+    snapshot up to date (``RegistrySnapshot.refresh``; the later stages reuse its view).
+    """
+
+    registry: RegistrySnapshot
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        assert inbound.routing is not None
+        sender = self.registry.view(session).participant(inbound.routing.sender)
+        if sender is None:
+            raise UnknownSender(f"sender {inbound.routing.sender} is not a registered participant")
+        if not sender.enabled:
+            raise SenderDisabled(f"sender {sender.id} ({sender.name}) is disabled")
+        inbound.sender = sender
 
 
-def resolve(inbound: Inbound, session: Session) -> None:
-    """Resolve the recipient through the directory; a plumbing request's is the sender's own mailbox."""
-    assert inbound.routing is not None and inbound.service is not None and inbound.sender is not None
-    if inbound.service.is_plumbing:
-        named = inbound.routing.recipient
-        if named.participant != inbound.sender.id:
-            raise PlumbingRecipient(
-                f"{inbound.service.name} is a request to the gateway about your own mailbox and messages: "
-                f"address it to your own participant id {inbound.sender.id}, not {named.describe()}"
-            )
-        inbound.recipient = inbound.sender
-        return
-    inbound.recipient = resolve_recipient(inbound.routing.recipient, SqlDirectory(session))
+@dataclass(frozen=True)
+class Resolve:
+    """Resolve the recipient through the directory (the registry snapshot of this transaction); a
+    plumbing request's is the sender's own mailbox."""
+
+    registry: RegistrySnapshot
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        assert inbound.routing is not None and inbound.service is not None and inbound.sender is not None
+        if inbound.service.is_plumbing:
+            named = inbound.routing.recipient
+            if named.participant != inbound.sender.id:
+                raise PlumbingRecipient(
+                    f"{inbound.service.name} is a request to the gateway about your own mailbox and messages: "
+                    f"address it to your own participant id {inbound.sender.id}, not {named.describe()}"
+                )
+            inbound.recipient = inbound.sender
+            return
+        inbound.recipient = resolve_recipient(inbound.routing.recipient, self.registry.view(session))
 
 
 @dataclass(frozen=True)
@@ -429,6 +445,7 @@ def default_stages(
     plumbing: Stage,
     verification: Stage,
     payloads: PayloadCipher,
+    registry: RegistrySnapshot,
 ) -> list[Stage]:
     """The intake stages in order.
 
@@ -437,17 +454,18 @@ def default_stages(
     ``apply_domain`` the domain's (``gateway.domain``: codes, access rights, service rules);
     ``plumbing`` answers the plumbing services (``gateway.delivery.plumbing``) and
     ``verification`` the graduate verification requests (``gateway.grants.answer``); ``payloads``
-    seals the stored envelope (``gateway.messages.payloads``).
+    seals the stored envelope (``gateway.messages.payloads``); ``registry`` is the process's
+    registry snapshot (``gateway.registry.snapshot``) that the sender's and the recipient's checks read.
     """
     return [
         Parse(limits),
         split,
         ValidateSchema(catalog),
         IdentifyService(catalog),
-        verify,  # no database before here: the transaction begins with the sender's lookup
-        check_sender,
+        verify,  # no database before here: the transaction begins with the registry's version
+        CheckSender(registry),
         registration,
-        resolve,
+        Resolve(registry),
         check_domain,
         Store(payloads),
         apply_domain,
