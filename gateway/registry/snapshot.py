@@ -17,8 +17,8 @@ is never older than the version it is labelled with (a write committed during th
 in it already, and is loaded again at the next refresh).
 
 A view never goes back: when a transaction reads an older version than the process holds (an
-older read snapshot), the newer view is used. Restoring an older database under a running
-gateway is not covered: restart the gateway after a restore (docs/operations.md).
+older read snapshot), the newer view is used. A database is restored with the gateway stopped
+(docs/operations.md, *Backups*): a restored version may be one a running process has seen.
 """
 
 from __future__ import annotations
