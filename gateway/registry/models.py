@@ -92,7 +92,8 @@ class RegistryVersion(Base):
     """One row: a counter that every write to the registry's tables moves, in its own transaction.
 
     Database triggers move it (migration 0013), so no writer can forget to; the registry tables
-    are :data:`gateway.registry.snapshot.REGISTRY_TABLES`. Each process's
+    are :data:`gateway.registry.snapshot.REGISTRY_TABLES` (of participants, the columns the
+    snapshot holds: a change of contact details moves nothing). Each process's
     :class:`~gateway.registry.snapshot.RegistrySnapshot` reloads when it has moved.
     """
 

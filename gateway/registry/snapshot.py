@@ -8,8 +8,9 @@ their ORM work, about an eighth of the intake's CPU, for data that changes a few
 A :class:`RegistryView` is that data at one version of the registry, immutable, so threads read it
 without a lock. The :class:`RegistrySnapshot` holds a process's newest view. Its
 :meth:`~RegistrySnapshot.refresh` reads the registry's version (``registry_version``, one row,
-moved by triggers in the transaction of every write to :data:`REGISTRY_TABLES`: migration 0013)
-inside the caller's transaction and reloads, in that same transaction, only when the version
+moved by triggers in the transaction of every write that sets a column of
+:data:`REGISTRY_COLUMNS`, migration 0013; a participant's new contact details move nothing)
+inside the caller's transaction, and reloads, in that same transaction, only when the version
 moved. So a check made with the view of a transaction is as current as the transaction itself:
 a participant disabled, an override added, a certificate registered or a region reassigned by
 a transaction that committed before is seen. The version is read before the tables, so a view
@@ -69,10 +70,17 @@ _LOADS = (_PARTICIPANTS, _SERVED, _CERTIFICATES, _OVERRIDES)
 _V = RegistryVersion.__table__.c
 _VERSION = select(_V.version).where(_V.id == 1)  # run as Core: ~100 Python calls, through the ORM ~160
 
-# The tables a view is made of: each must move the version when written (migration 0013's triggers).
-REGISTRY_TABLES = frozenset(
-    table.name for load in _LOADS for table in load.get_final_froms() if isinstance(table, Table)
+# The tables a view is made of, and the columns it reads of each: a write that sets any of them
+# must move the version (migration 0013's triggers; tests/registry/test_version.py writes each).
+REGISTRY_COLUMNS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        table.name: frozenset(column.name for column in load.selected_columns if column.table is table)
+        for load in _LOADS
+        for table in load.get_final_froms()
+        if isinstance(table, Table)
+    }
 )
+REGISTRY_TABLES = frozenset(REGISTRY_COLUMNS)
 
 
 @dataclass(frozen=True)

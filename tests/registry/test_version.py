@@ -1,10 +1,11 @@
-"""The registry's version moves with every write to the registry's tables, whoever writes.
+"""The registry's version moves with every write to what the registry snapshot reads, whoever writes.
 
-Triggers move it (migration 0013). The tables are those the registry snapshot reads
-(``REGISTRY_TABLES``, taken from the snapshot's own queries): each is written here with plain SQL,
-as a script or an operator in psql would, and each of the gateway's own writers is run, on SQLite
-and on PostgreSQL. A table added to the snapshot without a trigger, or a migration that drops one
-(a SQLite batch migration rebuilding the table), fails here.
+Triggers move it (migration 0013). The tables and columns are those the snapshot reads
+(``REGISTRY_COLUMNS``, taken from the snapshot's own queries): each table is inserted into,
+updated and deleted from here with plain SQL, as a script or an operator in psql would, each
+column is set, and each of the gateway's own writers is run, on SQLite and on PostgreSQL. A table
+or column added to the snapshot without a trigger, or a migration that drops one (a SQLite batch
+migration rebuilding the table), fails here.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from gateway.cli import main
 from gateway.pki.participants import issue_certificate
 from gateway.registry.models import RegistryVersion
 from gateway.registry.services import ParticipantInput, add_participant, get_participant, set_enabled
-from gateway.registry.snapshot import REGISTRY_TABLES
+from gateway.registry.snapshot import REGISTRY_COLUMNS, REGISTRY_TABLES
 from gateway.registry.updates import ChangedBy, update_participant
 from gateway.settings import Settings
 from gateway.store.base import Base
@@ -117,6 +118,30 @@ def test_plain_sql_inserts_updates_and_deletes_move_the_version(engine: Engine, 
         assert version_of(engine) == before + 1, f"{statement} did not move the version"
 
 
+@pytest.mark.parametrize(("name", "column"), sorted((t, c) for t, columns in REGISTRY_COLUMNS.items() for c in columns))
+def test_setting_any_column_the_snapshot_reads_moves_the_version(engine: Engine, name: str, column: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(Base.metadata.tables["participants"].insert().values(ROWS["participants"]))
+        if name != "participants":
+            connection.execute(Base.metadata.tables[name].insert().values(ROWS[name]))
+    before = version_of(engine)
+    table = Base.metadata.tables[name]
+    with engine.begin() as connection:
+        connection.execute(table.update().values({column: table.c[column]}))  # the same value: the write counts
+    assert version_of(engine) == before + 1
+
+
+def test_a_participant_s_contact_details_are_not_the_snapshot_s(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(Base.metadata.tables["participants"].insert().values(ROWS["participants"]))
+    before = version_of(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            Base.metadata.tables["participants"].update().values(contact_phone="010 1234 5678", updated_at=NOW)
+        )
+    assert version_of(engine) == before
+
+
 def test_a_write_rolled_back_leaves_the_version(engine: Engine) -> None:
     before = version_of(engine)
     with engine.connect() as connection, connection.begin() as transaction_:
@@ -174,7 +199,6 @@ BY = ChangedBy("operator tester", "command line")
 WRITERS: dict[str, Callable[[Session, Settings], None]] = {
     "add_participant": _add,
     "set_enabled": _disable,
-    "update_participant (contacts)": _contact,
     "update_participant (regions served)": _regions,
     "issue_certificate": _certificate,
     "add_override": _override,
@@ -188,6 +212,16 @@ def test_each_writer_moves_the_version(store_settings: Settings, writer: str) ->
     with transaction(session_factory(engine)) as session:
         WRITERS[writer](session, store_settings)
     assert version_of(engine) > before
+    engine.dispose()
+
+
+def test_a_contact_change_moves_nothing(store_settings: Settings) -> None:
+    """A participant's own DirectoryEntryUpdate changes only contact details: no process reloads."""
+    engine = connect(store_settings.database_url)
+    before = version_of(engine)
+    with transaction(session_factory(engine)) as session:
+        _contact(session, store_settings)
+    assert version_of(engine) == before
     engine.dispose()
 
 

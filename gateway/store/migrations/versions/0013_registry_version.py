@@ -6,6 +6,11 @@ moved. Triggers move it, in the transaction of the write, whoever writes: the OR
 statement, a script, an operator in psql. On PostgreSQL one statement-level trigger per table
 (also on TRUNCATE); on SQLite, which has row-level triggers only, one per table and kind of write.
 
+An update of a participant moves it only when it sets a column the snapshot reads
+(``PARTICIPANT_COLUMNS``): a new phone number or opening hours, sent by the participant itself in a
+``DirectoryEntryUpdate`` message, does not make every process reload the registry. A column added
+to the snapshot's participant needs a migration that adds it here.
+
 A SQLite batch migration that rebuilds one of these tables drops its triggers with the old
 table: such a migration must create them again (tests/registry/test_version.py fails otherwise).
 
@@ -25,6 +30,14 @@ depends_on = None
 
 TABLES = ('participants', 'served_regions', 'participant_certificates', 'access_overrides')
 BUMP = 'UPDATE registry_version SET version = version + 1 WHERE id = 1'
+# The columns of participants that gateway.registry.snapshot.ParticipantEntry holds.
+PARTICIPANT_COLUMNS = (
+    'id', 'name', 'kind', 'region', 'unit_nature', 'delivery_mode', 'enabled', 'archive_rights', 'archive_agency_id'
+)
+
+
+def _update_of(table: str) -> str:
+    return f"UPDATE OF {', '.join(PARTICIPANT_COLUMNS)}" if table == 'participants' else 'UPDATE'
 
 
 def upgrade() -> None:
@@ -43,16 +56,13 @@ def upgrade() -> None:
         )
         for table in TABLES:
             op.execute(
-                f"CREATE TRIGGER {table}_registry_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
+                f"CREATE TRIGGER {table}_registry_version AFTER INSERT OR {_update_of(table)} OR DELETE OR TRUNCATE "
                 f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION registry_version_bump()"
             )
     else:
         for table in TABLES:
-            for event in ('insert', 'update', 'delete'):
-                op.execute(
-                    f"CREATE TRIGGER {table}_registry_version_{event} AFTER {event.upper()} ON {table} "
-                    f"BEGIN {BUMP}; END"
-                )
+            for event, when in (('insert', 'INSERT'), ('update', _update_of(table)), ('delete', 'DELETE')):
+                op.execute(f"CREATE TRIGGER {table}_registry_version_{event} AFTER {when} ON {table} BEGIN {BUMP}; END")
 
 
 def downgrade() -> None:
