@@ -1,9 +1,10 @@
 """The intake pipeline: a message passes through stages, each of which may refuse it with a Fault.
 
-    parse -> envelope -> schema -> service -> signature           (CPU only: no database yet)
+    parse -> envelope -> schema -> service -> signature           (CPU only, the request's thread)
           -> sender -> certificate registered, replay -> recipient -> domain check
           -> store -> domain effects -> plumbing answer -> verification answer
-          (commit) -> the acceptance's log position -> receipt, kept with the message
+                                                   (the writer's thread: a savepoint of a batch)
+          (the batch's commit) -> the acceptance's log position -> receipt signed -> kept
 
 A business document is stored with its delivery and earns a signed receipt. A graduate
 verification request is stored without a delivery: the gateway answers it itself, with the
@@ -12,14 +13,16 @@ signed facts and the receipt (``gateway.grants.answer``). A plumbing service
 addressed to the sender's own participant id, skips the domain stages, is stored without a
 delivery (as evidence, and so that replays are refused) and is answered by the plumbing stage.
 
-A stage is any callable ``stage(inbound, session)``. Stages that need no database simply ignore
-the session, which connects only when first used, so a malformed message costs no database work.
-All stages of one message share one transaction: a message is stored whole or not at all. The
-transaction begins at the first stage that reads the database (the sender's lookup), so parsing,
-schema validation and the signature's cryptography hold no lock (on SQLite, the process's one
-transaction at a time), and the audit log's counter row is taken only at the commit
-(``gateway.audit.log.sequence``), or, on PostgreSQL, not at all (``defer_indexes``): inside the
-transaction there is only database work. The receipt follows the commit (``Pipeline``).
+A stage is any callable ``stage(inbound, session)``. The CPU checks (parse, envelope, schema,
+service, signature) run first, in the request's own thread, and get no session at all
+(``NO_DATABASE``): a malformed or forged message costs no database work and holds no lock. The
+database stages of one message then run in the process's group commit
+(``gateway.intake.writer.BatchWriter``): with the database stages of the other messages that arrived
+meanwhile, in one transaction, each in a savepoint of its own, so a message is stored whole or not
+at all and a refused one is rolled back alone. Inside the transaction there is only database work;
+the audit log's counter row is taken once per batch, at its commit (``gateway.audit.log.sequence``),
+or, on PostgreSQL, not at all (``defer_indexes``). The receipt is signed after the commit
+(``Pipeline``) and kept in the writer's next batch.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import PositionWaiter, RecordedEntry, defer_indexes, record, sequence_pending
+from gateway.audit.log import PositionWaiter, RecordedEntry, record, sequence_pending
+from gateway.audit.log import defer_indexes as _defer_indexes
 from gateway.errors import (
     DatabaseUnavailable,
     DuplicateMessage,
@@ -50,6 +54,7 @@ from gateway.errors import (
 )
 from gateway.intake.catalog import Service, ServiceCatalog
 from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_envelope
+from gateway.intake.writer import BatchWriter
 from gateway.messages.models import Delivery, Message
 from gateway.messages.payloads import PayloadCipher
 from gateway.registry.directory import SqlDirectory
@@ -134,51 +139,77 @@ class Accepted:
 class ReceiptIssuer(Protocol):
     """Signs the receipt of an accepted message and keeps it with the message (``gateway.security.receipt``).
 
-    ``__call__`` sets ``inbound.receipt`` and writes it in ``session``; ``again`` signs a stored
-    message's receipt anew when it was never kept, and keeps it.
+    ``sign`` sets ``inbound.receipt`` (CPU only, no database); ``keep`` writes it in ``session``;
+    ``again`` signs a stored message's receipt anew when it was never kept, and keeps it.
     """
 
-    def __call__(self, inbound: Inbound, session: Session) -> None: ...
+    def sign(self, inbound: Inbound) -> None: ...
+
+    def keep(self, inbound: Inbound, session: Session) -> None: ...
 
     def again(self, session: Session, sender: str, message_id: str) -> bytes | None: ...
 
 
+@dataclass(frozen=True)
+class Stages:
+    """The intake's stages: ``checks`` are CPU work and read no database (parse, schema, service,
+    signature); ``stages`` are the database work, run in the group commit's transaction."""
+
+    checks: Sequence[Stage]
+    stages: Sequence[Stage]
+
+
+class _NoDatabase:
+    """What a CPU check gets for a session: it must not use one (its work precedes any transaction)."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"a CPU check used the database (Session.{name}): make it a database stage")
+
+
+NO_DATABASE = cast(Session, _NoDatabase())
+
+
 class Pipeline:
-    """The stages in one transaction, then the receipt.
+    """The checks in the request's thread, the stages in a shared transaction, then the receipt.
+
+    The checks (parse, schema, service, signature) are CPU work and run in the request's own
+    thread, holding nothing. The database stages of every message then run in the process's
+    :class:`~gateway.intake.writer.BatchWriter`: many concurrent messages in one transaction,
+    each in a savepoint of its own, so a refused message is rolled back alone with its own fault
+    while the others commit (group commit).
 
     The receipt names the acceptance's place in the audit log, so it is signed after the commit,
-    once that place is known (``gateway.audit.log``: on PostgreSQL, with ``defer_indexes``, the
-    intake transaction takes no audit counter at all and one sequencer gives many messages their
-    indexes in one batch), and kept with the message in a short transaction of its own. If the
-    gateway stops in between, the message is stored without its receipt; the sender, told nothing,
-    sends again and gets the receipt signed anew from the stored message (``ReceiptIssuer.again``).
+    once that place is known (``gateway.audit.log``: the batch's entries get their indexes at its
+    commit, all at once; on PostgreSQL, with ``defer_indexes``, the batch takes no audit counter at
+    all and one sequencer gives many batches' entries their indexes afterwards), and kept with the
+    message in the writer's next batch. If the gateway stops in between, the message is stored
+    without its receipt; the sender, told nothing, sends again and gets the receipt signed anew
+    from the stored message (``ReceiptIssuer.again``).
     """
 
     def __init__(
         self,
-        stages: Sequence[Stage],
+        stages: Stages,
         sessions: sessionmaker[Session],
         receipts: ReceiptIssuer | None = None,
         defer_indexes: bool = False,
+        batch_limit: int = 64,
     ) -> None:
-        self.stages = tuple(stages)
+        self.checks = tuple(stages.checks)
+        self.stages = tuple(stages.stages)
         self._sessions = sessions
         self.receipts = receipts
         self.defer_indexes = defer_indexes
         self.positions = PositionWaiter(sessions)
+        self.writer = BatchWriter(sessions, limit=batch_limit, prepare=_defer_indexes if defer_indexes else None)
 
     def process(self, raw: bytes, received_at: datetime) -> Accepted:
         """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`."""
         inbound = Inbound(raw=raw, received_at=received_at)
         try:
-            with self._sessions() as session, session.begin():
-                if self.defer_indexes:
-                    defer_indexes(session)
-                for stage in self.stages:
-                    stage(inbound, session)
-                    if inbound.resent is not None:
-                        self._record_resend(inbound, inbound.resent, session)
-                        break
+            for check in self.checks:
+                check(inbound, NO_DATABASE)
+            self.writer.run(lambda session: self._in_transaction(inbound, session))
             if inbound.resent is not None:
                 return self._answer_again(inbound, inbound.resent)
             self._issue_receipt(inbound)
@@ -203,6 +234,14 @@ class Pipeline:
             push_delivery_ids=tuple(d.id for d in stored.deliveries if d.mode == DeliveryMode.PUSH),
         )
 
+    def _in_transaction(self, inbound: Inbound, session: Session) -> None:
+        """The database stages of one message (in the writer's thread, in a savepoint of its batch)."""
+        for stage in self.stages:
+            stage(inbound, session)
+            if inbound.resent is not None:
+                self._record_resend(inbound, inbound.resent, session)
+                return
+
     def _issue_receipt(self, inbound: Inbound) -> None:
         """After the commit: the acceptance's log position, then the receipt, kept with the message."""
         if self.receipts is None or inbound.service is None or inbound.service.is_plumbing:
@@ -213,12 +252,11 @@ class Pipeline:
         except TimeoutError:
             log.error("message %s is stored, but its audit entry got no leaf index in time", inbound.message_id)
             raise DatabaseUnavailable() from None  # the sender sends again and gets the receipt then
+        receipts = self.receipts
+        receipts.sign(inbound)  # in this thread: the writer holds its transaction for writes only
         try:
-            with self._sessions() as session, session.begin():
-                self.receipts(inbound, session)  # signs before its first statement: no lock held meanwhile
+            self.writer.run(lambda session: receipts.keep(inbound, session))
         except DBAPIError as exc:
-            if inbound.receipt is None:
-                raise
             # The message is accepted and the receipt is valid: answer it. It is signed again from
             # the stored message if the sender ever sends the message again.
             log.warning("the receipt of %s was not kept: %s", inbound.message_id, str(exc).splitlines()[0])
@@ -429,8 +467,8 @@ def default_stages(
     plumbing: Stage,
     verification: Stage,
     payloads: PayloadCipher,
-) -> list[Stage]:
-    """The intake stages in order.
+) -> Stages:
+    """The intake stages in order: the CPU checks, then the database stages.
 
     ``verify``, ``registration`` and ``receipt`` are message security's (``gateway.security``:
     the signature's CPU work, then the certificate's registration and replay in the database); ``check_domain`` and
@@ -439,18 +477,16 @@ def default_stages(
     ``verification`` the graduate verification requests (``gateway.grants.answer``); ``payloads``
     seals the stored envelope (``gateway.messages.payloads``).
     """
-    return [
-        Parse(limits),
-        split,
-        ValidateSchema(catalog),
-        IdentifyService(catalog),
-        verify,  # no database before here: the transaction begins with the sender's lookup
-        check_sender,
-        registration,
-        resolve,
-        check_domain,
-        Store(payloads),
-        apply_domain,
-        plumbing,
-        verification,
-    ]
+    return Stages(
+        checks=[Parse(limits), split, ValidateSchema(catalog), IdentifyService(catalog), verify],
+        stages=[
+            check_sender,
+            registration,
+            resolve,
+            check_domain,
+            Store(payloads),
+            apply_domain,
+            plumbing,
+            verification,
+        ],
+    )
