@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
 
 from lxml import etree
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,7 +57,7 @@ from gateway.intake.catalog import Service, ServiceCatalog
 from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_envelope
 from gateway.intake.writer import BatchWriter
 from gateway.messages.models import Delivery, Message
-from gateway.messages.payloads import PayloadCipher
+from gateway.messages.payloads import ENVELOPE, PayloadCipher, Sealed
 from gateway.registry.directory import SqlDirectory
 from gateway.registry.models import DeliveryMode, Participant
 from gateway.routing.resolve import resolve_recipient
@@ -82,7 +83,8 @@ class Inbound:
     sender: Participant | None = None
     recipient: Participant | None = None
     security: VerifiedSignature | None = None
-    stored: Message | None = None
+    stored: StoredMessage | None = None
+    sealed: Sealed | None = None  # the envelope sealed for storage (``SealEnvelope``)
     receipt: etree._Element | None = None
     answer: etree._Element | None = None  # the gateway's own answer (plumbing, verification), instead of the receipt
     acceptance: RecordedEntry | None = None  # the audit entry of the acceptance (indexed at the receipt)
@@ -231,7 +233,7 @@ class Pipeline:
             service=service,
             received_at=stored.received_at,
             answer=answer,
-            push_delivery_ids=tuple(d.id for d in stored.deliveries if d.mode == DeliveryMode.PUSH),
+            push_delivery_ids=stored.push_delivery_ids,
         )
 
     def _in_transaction(self, inbound: Inbound, session: Session) -> None:
@@ -397,64 +399,95 @@ def resolve(inbound: Inbound, session: Session) -> None:
 
 
 @dataclass(frozen=True)
-class Store:
-    """Store the message, its envelope sealed, and its delivery record in the pipeline's transaction.
+class StoredMessage:
+    """What the later stages and the receipt need of a stored message."""
 
-    A plumbing request or a verification request is stored too (evidence, replay detection) but
-    has nothing to deliver: the gateway answers it.
-    """
+    id: int  # its primary key
+    message_id: str
+    sender_id: str
+    recipient_id: str
+    received_at: datetime
+    push_delivery_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SealEnvelope:
+    """The CPU half of storing: seal the envelope (``gateway.messages.payloads``) and digest the Body,
+    in the request's thread, so that the transaction holds only the INSERTs."""
 
     payloads: PayloadCipher
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
-        assert inbound.routing is not None and inbound.service is not None and inbound.parts is not None
-        assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
-        routing = inbound.routing
-        message = Message(
+        assert inbound.routing is not None
+        inbound.body_sha256()
+        inbound.sealed = self.payloads.seal(inbound.raw, ENVELOPE, inbound.routing.sender, inbound.routing.message_id)
+
+
+# Core statements built once: the message and its delivery are never read back through the ORM in
+# the transaction that writes them, and the unit of work cost several times the INSERTs themselves.
+_MESSAGES = cast(Table, Message.__table__)
+_DELIVERIES = cast(Table, Delivery.__table__)
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
+_INSERT_DELIVERY = insert(_DELIVERIES).returning(_DELIVERIES.c.id)
+
+
+def store(inbound: Inbound, session: Session) -> None:
+    """Store the message, its envelope sealed, and its delivery record in the batch's transaction.
+
+    A plumbing request or a verification request is stored too (evidence, replay detection) but
+    has nothing to deliver: the gateway answers it.
+    """
+    assert inbound.routing is not None and inbound.service is not None and inbound.sealed is not None
+    assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
+    routing, recipient = inbound.routing, inbound.recipient
+    values = {
+        "message_id": routing.message_id,
+        "sender_id": inbound.sender.id,
+        "recipient_id": recipient.id,
+        "service": inbound.service.name,
+        "service_version": inbound.service.version,
+        "correlation_id": routing.correlation_id,
+        "created_at": routing.created_at,
+        "received_at": inbound.received_at,
+        "size": len(inbound.raw),
+        "body_sha256": inbound.body_sha256(),
+        "certificate_sha256": inbound.security.certificate_sha256,
+        "signature_sha256": inbound.security.signature_sha256,
+        "envelope": inbound.sealed.data,
+        "envelope_key_id": inbound.sealed.key_id,
+    }
+    try:
+        pk = session.execute(_INSERT_MESSAGE, values).scalar_one()
+    except IntegrityError:
+        # Another request stored the same message id between the replay check and this insert.
+        raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
+    push: tuple[int, ...] = ()
+    if inbound.service.is_delivered:
+        delivery = Delivery.first_values(recipient.id, recipient.delivery_mode, inbound.received_at)
+        delivery_id = session.execute(_INSERT_DELIVERY, {**delivery, "message_pk": pk}).scalar_one()
+        push = (delivery_id,) if recipient.delivery_mode == DeliveryMode.PUSH else ()
+    inbound.stored = StoredMessage(
+        pk, routing.message_id, inbound.sender.id, recipient.id, inbound.received_at, push_delivery_ids=push
+    )
+    # Store and audit in one transaction: the acceptance's audit entry (its place in the log is
+    # given at the commit, or by the sequencer after it; the receipt names it).
+    inbound.acceptance = record(
+        session,
+        AuditEvent(
+            kind="message.accepted",
+            at=inbound.received_at,
             message_id=routing.message_id,
-            sender_id=inbound.sender.id,
-            recipient_id=inbound.recipient.id,
-            service=inbound.service.name,
-            service_version=inbound.service.version,
-            correlation_id=routing.correlation_id,
-            created_at=routing.created_at,
-            received_at=inbound.received_at,
-            size=len(inbound.raw),
-            body_sha256=inbound.body_sha256(),
-            certificate_sha256=inbound.security.certificate_sha256,
-            signature_sha256=inbound.security.signature_sha256,
-            deliveries=[Delivery.first(inbound.recipient.id, inbound.recipient.delivery_mode, inbound.received_at)]
-            if inbound.service.is_delivered
-            else [],
-        )
-        self.payloads.seal_envelope(message, inbound.raw)
-        session.add(message)
-        try:
-            session.flush()
-        except IntegrityError:
-            # Another request stored the same message id between the replay check and this insert. The
-            # failed flush expired the ORM objects: build the text from plain values only.
-            raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
-        inbound.stored = message
-        # Store and audit in one transaction: the acceptance's audit entry (its place in the log is
-        # given at the commit, or by the sequencer after it; the receipt names it).
-        inbound.acceptance = record(
-            session,
-            AuditEvent(
-                kind="message.accepted",
-                at=inbound.received_at,
-                message_id=routing.message_id,
-                facts={
-                    "message_id": routing.message_id,
-                    "sender": inbound.sender.id,
-                    "recipient": inbound.recipient.id,
-                    "service": inbound.service.name,
-                    "body_sha256": message.body_sha256,
-                    "signature_sha256": message.signature_sha256,
-                    "certificate_sha256": message.certificate_sha256,
-                },
-            ),
-        )
+            facts={
+                "message_id": routing.message_id,
+                "sender": inbound.sender.id,
+                "recipient": recipient.id,
+                "service": inbound.service.name,
+                "body_sha256": inbound.body_sha256(),
+                "signature_sha256": inbound.security.signature_sha256,
+                "certificate_sha256": inbound.security.certificate_sha256,
+            },
+        ),
+    )
 
 
 def default_stages(
@@ -478,13 +511,20 @@ def default_stages(
     seals the stored envelope (``gateway.messages.payloads``).
     """
     return Stages(
-        checks=[Parse(limits), split, ValidateSchema(catalog), IdentifyService(catalog), verify],
+        checks=[
+            Parse(limits),
+            split,
+            ValidateSchema(catalog),
+            IdentifyService(catalog),
+            verify,
+            SealEnvelope(payloads),
+        ],
         stages=[
             check_sender,
             registration,
             resolve,
             check_domain,
-            Store(payloads),
+            store,
             apply_domain,
             plumbing,
             verification,

@@ -145,11 +145,26 @@ class BatchWriter:
 
     def _transaction(self, batch: list[_Piece]) -> None:
         with self._sessions() as session, session.begin():
+            _begin_for_savepoints(session)
             if self._prepare is not None:
                 self._prepare(session)
             for piece in batch:
                 piece.error = _run_piece(session, piece.work)
         # committed: the pieces without an error are stored
+
+
+def _begin_for_savepoints(session: Session) -> None:
+    """On SQLite, begin the batch's transaction now, taking the write lock (``BEGIN IMMEDIATE``).
+
+    Python's sqlite3 begins a transaction only before its first INSERT, UPDATE or DELETE: a SAVEPOINT
+    issued before any would open the transaction itself, and its RELEASE would commit it. Taking the
+    write lock at once also means that the batch, which reads before it writes, never meets another
+    process's commit in between (SQLITE_BUSY at its first write): it waits at its BEGIN instead. In
+    this process the engine's lock (``gateway.store.db``) already runs one transaction at a time.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _run_piece(session: Session, work: Work) -> BaseException | None:

@@ -31,7 +31,6 @@ def connect(database_url: str) -> Engine:
         engine = create_engine(database_url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         _serialise_transactions(engine)
-        event.listen(engine, "begin", _sqlite_begin)  # after the process's lock is taken
         return engine
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
@@ -45,19 +44,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-    # The transactions are begun by SQLAlchemy (``_sqlite_begin``), not by the driver. Python's
-    # sqlite3 otherwise begins one only before its first INSERT, UPDATE or DELETE, so a SAVEPOINT
-    # issued before any of them opened the transaction itself and its RELEASE committed it: the
-    # group commit (``gateway.intake.writer``) runs every message in a savepoint of one transaction.
-    # IMMEDIATE: the write lock is taken at the start, so a transaction that reads and then writes
-    # never meets another process's commit in between (SQLITE_BUSY, "database is locked", at its
-    # first write); it waits in the busy handler at its BEGIN instead. Within a process the lock of
-    # ``_serialise_transactions`` already runs one transaction at a time.
-    dbapi_connection.isolation_level = None
-
-
-def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _serialise_transactions(engine: Engine) -> None:
