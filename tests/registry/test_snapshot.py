@@ -90,6 +90,20 @@ def test_a_refresh_with_nothing_changed_reads_one_row_and_keeps_the_view(
     assert len(selects) == 1 and "FROM registry_version" in selects[0]
 
 
+def test_a_batch_reads_the_version_once_for_all_its_messages(engine: Engine, sessions: sessionmaker[Session]) -> None:
+    """The group commit runs each message in a savepoint of one transaction: one refresh serves all."""
+    snapshot = RegistrySnapshot()
+    refreshed(snapshot, sessions)
+    seen = statements(engine)
+    with transaction(sessions) as session:
+        views = []
+        for _message in range(3):
+            with session.begin_nested():
+                views.append(snapshot.view(session))
+    assert views[0] is views[1] is views[2]
+    assert len([s for s in seen if "registry_version" in s]) == 1
+
+
 def test_view_refreshes_in_a_transaction_that_has_none_yet(sessions: sessionmaker[Session]) -> None:
     snapshot = RegistrySnapshot()
     with transaction(sessions) as session:
