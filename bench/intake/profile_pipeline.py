@@ -85,7 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _timed(stage, spent):  # type: ignore[no-untyped-def]
-    name = getattr(stage, "__name__", None) or type(stage).__name__
+    from gateway.monitoring.instruments import TimedStage
+
+    # the app wraps each stage in a TimedStage for its metrics: report the stage's own name
+    name = stage.name if isinstance(stage, TimedStage) else getattr(stage, "__name__", None) or type(stage).__name__
 
     def run(inbound, session):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
