@@ -79,9 +79,13 @@ def verify_signature(header: SecurityHeader, certificate: x509.Certificate) -> N
     """
     signed_info = header.signature.find("ds:SignedInfo", NS)
     assert signed_info is not None  # wsse found exactly one
-    for reference in header.references:
-        if reference.reference.getparent() is signed_info:  # not the routing header bound by the Timestamp
-            _check_digest(reference)
+    # Every ds:Reference of SignedInfo, each with the element wsse resolved it to; not the routing
+    # header that a gw:RoutingDigest in the Timestamp binds (wsse compared that digest itself).
+    signed = [reference for reference in header.references if reference.reference.getparent() is signed_info]
+    if len(signed) != header.reference_count:
+        raise SignatureInvalid(f"the signature has {header.reference_count} references; {len(signed)} were resolved")
+    for reference in signed:
+        _check_digest(reference)
     method = signed_info.find("ds:CanonicalizationMethod", NS)
     assert method is not None
     canonical = _exclusive_c14n(signed_info, _prefix_list(method))

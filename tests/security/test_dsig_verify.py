@@ -11,6 +11,7 @@ template), with RSA and ECDSA keys; the tampered ones change what was signed aft
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -468,3 +469,12 @@ def test_the_verdicts_can_differ(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> N
         patched.setattr(verify_module, "verify_signature", lambda header, certificate: None)
         assert verdict(kit, serialise(root)) == ACCEPTED
     assert verdict(kit, serialise(root)) == "SIGNATURE_INVALID"
+
+
+def test_every_reference_of_signedinfo_is_checked(kit: Kit) -> None:
+    """A header whose resolved references miss one of SignedInfo's is refused, not verified in part."""
+    root = parse(sdk(kit.rsa))
+    header = read_security_header(root, split_envelope(root))
+    verify_signature(header, kit.rsa.certificate)
+    with pytest.raises(SignatureInvalid, match="3 references; 2 were resolved"):
+        verify_signature(dataclasses.replace(header, references=header.references[1:]), kit.rsa.certificate)
