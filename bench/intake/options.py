@@ -77,7 +77,7 @@ def _servers(text: str) -> tuple[str, ...]:
     named = {part.strip() for part in text.split(",") if part.strip()}
     if unknown := named - set(TARGETS):
         raise argparse.ArgumentTypeError(
-            f"--servers: unknown {', '.join(sorted(unknown))}; choose among {','.join(TARGETS)}"
+            f"unknown {', '.join(sorted(unknown))}; choose among {','.join(TARGETS)}"
         )
     return tuple(target for target in TARGETS if target in named | {"gateway"})
 
