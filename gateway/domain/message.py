@@ -27,6 +27,7 @@ class DomainMessage:
     hasher: IdentityHasher
     settings: Settings
     message_id: str | None = None  # the routing header's MessageId
+    client: str | None = None  # the sending machine's address (short-code throttles)
 
 
 class ServiceRules(Protocol):

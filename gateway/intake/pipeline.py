@@ -79,6 +79,7 @@ class Inbound:
 
     raw: bytes
     received_at: datetime
+    client: str | None = None  # the sender's address (as the trusted proxies report it), for throttles
     tree: etree._ElementTree | None = None
     parts: EnvelopeParts | None = None
     routing: Routing | None = None
@@ -208,9 +209,13 @@ class Pipeline:
         self.positions = PositionWaiter(sessions)
         self.writer = BatchWriter(sessions, limit=batch_limit, prepare=_defer_indexes if defer_indexes else None)
 
-    def process(self, raw: bytes, received_at: datetime) -> Accepted:
-        """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`."""
-        inbound = Inbound(raw=raw, received_at=received_at)
+    def process(self, raw: bytes, received_at: datetime, client: str | None = None) -> Accepted:
+        """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`.
+
+        ``client`` is the sending machine's address: the database stages run in the writer's thread,
+        outside the request, so what they need of it travels with the message.
+        """
+        inbound = Inbound(raw=raw, received_at=received_at, client=client)
         try:
             for check in self.checks:
                 check(inbound, NO_DATABASE)
