@@ -1,5 +1,6 @@
-"""The receipt follows the commit: the intake transaction takes no audit counter on PostgreSQL, and a
-receipt that was never kept or never answered is signed anew when the sender sends again."""
+"""The receipt follows the commit: the intake transaction can take no audit counter on PostgreSQL
+(GATEWAY_INTAKE_DEFERRED_INDEXES), and a receipt that was never kept or never answered is signed
+anew when the sender sends again."""
 
 from __future__ import annotations
 
@@ -55,10 +56,10 @@ def leaf_index_of_acceptance(app: Flask, message_id: str) -> int:
 
 
 @pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)  # SQLite: one writer at a time anyway
-def test_the_intake_transaction_commits_while_the_audit_counter_is_locked(
+def test_with_deferred_indexes_the_intake_commits_while_the_audit_counter_is_locked(
     postgres_url: str, store_settings: Settings, sign: Signer
 ) -> None:
-    app = create_app(store_settings)
+    app = create_app(store_settings.with_overrides(intake_deferred_indexes=True))
     holder = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
     message_id = str(uuid.uuid4())
     answers: list[tuple[int, etree._Element]] = []
