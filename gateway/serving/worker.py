@@ -106,11 +106,28 @@ class GuardedProtocol(ASGIProtocol):  # type: ignore[misc]
             self._request_ready.set()  # wake the connection's task so that it ends
 
 
+def c_parser_problem() -> str | None:
+    """Why gunicorn cannot parse with gunicorn_h1c (``http_parser = "fast"``), or None if it can.
+
+    gunicorn caches what it found of gunicorn_h1c on the class it is asked from, but reads the
+    cache from ``ASGIProtocol``: asked first from a subclass (``GuardedProtocol``), it would refuse
+    ``fast`` on every connection (and ``auto`` would fall back to the Python parser unseen). Asked
+    here, from ``ASGIProtocol`` itself, before any connection, the cache is where gunicorn reads it.
+    """
+    if not ASGIProtocol._check_h1c_protocol_available():
+        return "gunicorn_h1c (gunicorn's C HTTP parser) is not installed: pip install -c constraints.txt -e ."
+    if not ASGIProtocol._h1c_has_limits:
+        return "gunicorn_h1c is too old for gunicorn's request limits: pip install -c constraints.txt -e ."
+    return None
+
+
 class GatewayWorker(ASGIWorker):  # type: ignore[misc]
     """gunicorn worker class for ``gateway serve`` (the limits come from the application object)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.cfg.http_parser == "fast" and (problem := c_parser_problem()) is not None:
+            raise RuntimeError(problem)
         self.limits: ServingLimits = getattr(self.app, "serving_limits", ServingLimits())
         self.connections = ConnectionLimits(self.limits.per_client, self.limits.total, self.limits.exempt)
 
