@@ -24,7 +24,7 @@ first connection (``gateway serve`` and ``GatewayWorker`` do): see its docstring
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,7 +128,9 @@ def serving_stack_problem() -> str | None:
         return "gunicorn_h1c (gunicorn's C HTTP parser) is not installed: pip install -c constraints.txt -e ."
     if not ASGIProtocol._h1c_has_limits:
         return "gunicorn_h1c is too old for gunicorn's request limits: pip install -c constraints.txt -e ."
-    if importlib.util.find_spec("uvloop") is None:
+    try:
+        importlib.import_module("uvloop")
+    except ImportError:
         return "uvloop (the serving event loop) is not installed: pip install -c constraints.txt -e ."
     return None
 
