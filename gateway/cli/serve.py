@@ -16,7 +16,7 @@ from gateway.delivery.service import Sweeper, start_worker
 from gateway.errors import ConfigurationError
 from gateway.monitoring.serving import gunicorn_options as monitoring_options
 from gateway.serving.bridge import GatewayASGI
-from gateway.serving.worker import GatewayWorker, ServingLimits
+from gateway.serving.worker import GatewayWorker, ServingLimits, serving_stack_problem
 from gateway.settings import Settings
 from gateway.web.app import create_app
 
@@ -63,7 +63,11 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "worker_class": GatewayWorker,
         "worker_connections": settings.max_connections,
         "keepalive": settings.keepalive_seconds,
-        "asgi_loop": "asyncio",
+        # gunicorn_h1c's C parser and uvloop's event loop, named rather than "auto", which would fall
+        # back unseen to the pure-Python parser and asyncio's loop; `serve` checks that both import
+        # (serving_stack_problem). Together a fifth less CPU per request (docs/operations.md).
+        "http_parser": "fast",
+        "asgi_loop": "uvloop",
         "asgi_lifespan": "on",
         "accesslog": "-",
         "timeout": 60,
@@ -118,6 +122,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     )
     if settings.is_embedded and settings.workers > 1:
         raise click.ClickException("the embedded default runs one worker process; set GATEWAY_BROKER_URL for more")
+    if (problem := serving_stack_problem()) is not None:
+        raise click.ClickException(problem)
     check_free(settings.host, settings.port)
     if settings.metrics_port is not None:
         check_free(settings.metrics_host or settings.host, settings.metrics_port)

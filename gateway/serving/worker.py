@@ -11,11 +11,20 @@ gateway on a hostile network is here, in a subclass of its protocol:
   one byte a second therefore holds a few kilobytes for a few seconds, never a thread.
 
 The application (``bridge.GatewayASGI``) sees only requests read whole.
+
+Requests are parsed by gunicorn_h1c, gunicorn's C HTTP/1.1 parser, not its pure-Python one, which
+took much of the event loop's share of the interpreter lock under load. The
+parser calls back into the protocol the same way, from ``data_received`` (``_on_headers_complete``
+and ``_on_message_complete``, which arm and disarm the deadlines here), and applies the same head
+limits and framing checks (``tests/http/test_framing.py``). The event loop is uvloop's: the same
+asyncio protocol and timer interface, on libuv. ``serving_stack_problem`` must be asked before the
+first connection (``gateway serve`` and ``GatewayWorker`` do): see its docstring.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,11 +115,33 @@ class GuardedProtocol(ASGIProtocol):  # type: ignore[misc]
             self._request_ready.set()  # wake the connection's task so that it ends
 
 
+def serving_stack_problem() -> str | None:
+    """Why gunicorn cannot parse with gunicorn_h1c or loop with uvloop, or None if it can do both.
+
+    gunicorn caches what it found of gunicorn_h1c on the class it is asked from, but reads the
+    cache from ``ASGIProtocol``: asked first from a subclass (``GuardedProtocol``), it would refuse
+    ``http_parser = "fast"`` on every connection (and ``auto`` would fall back to the Python parser
+    unseen). Asked here, from ``ASGIProtocol`` itself, before any connection, the cache is where
+    gunicorn reads it.
+    """
+    if not ASGIProtocol._check_h1c_protocol_available():
+        return "gunicorn_h1c (gunicorn's C HTTP parser) is not installed: pip install -c constraints.txt -e ."
+    if not ASGIProtocol._h1c_has_limits:
+        return "gunicorn_h1c is too old for gunicorn's request limits: pip install -c constraints.txt -e ."
+    try:
+        importlib.import_module("uvloop")
+    except ImportError:
+        return "uvloop (the serving event loop) is not installed: pip install -c constraints.txt -e ."
+    return None
+
+
 class GatewayWorker(ASGIWorker):  # type: ignore[misc]
     """gunicorn worker class for ``gateway serve`` (the limits come from the application object)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.cfg.http_parser == "fast" and (problem := serving_stack_problem()) is not None:
+            raise RuntimeError(problem)
         self.limits: ServingLimits = getattr(self.app, "serving_limits", ServingLimits())
         self.connections = ConnectionLimits(self.limits.per_client, self.limits.total, self.limits.exempt)
 
