@@ -176,6 +176,18 @@ def defer(session: Session, delivery_id: int, now: datetime, until: datetime, re
     )
 
 
+def defer_many(
+    session: Session, delivery_ids: list[int], now: datetime, until: datetime, reason: str, policy: RetryPolicy
+) -> None:
+    """:func:`defer` for many deliveries to one recipient, in one statement (the sweep's)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), _claimable(now, policy))
+        .values(status=S.WAITING_FOR_RETRY, next_attempt_at=until, last_error=reason[:500], updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def unclaim(session: Session, delivery_id: int, now: datetime, until: datetime, reason: str) -> None:
     """Undo a claim made in this transaction (the attempt never started) and defer the delivery."""
     session.execute(
@@ -244,18 +256,19 @@ def mark_resent(session: Session, delivery_ids: list[int], now: datetime) -> Non
 
 @dataclass(frozen=True)
 class Due:
-    """A push delivery the sweep looks at: its id, status and when it was last queued."""
+    """A push delivery the sweep looks at: its id, status, when it was last queued, to whom."""
 
     id: int
     status: str
     enqueued_at: datetime | None
+    recipient_id: str
 
 
 def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_grace: timedelta) -> list[Due]:
     """Push deliveries that may need (re-)enqueuing: never enqueued or queued longer than the grace
     period (the sweep asks the broker about the queued ones), due for retry, or held by a dead worker."""
     stale = now - timedelta(seconds=policy.lease_seconds)
-    query = select(Delivery.id, Delivery.status, Delivery.enqueued_at).where(
+    query = select(Delivery.id, Delivery.status, Delivery.enqueued_at, Delivery.recipient_id).where(
         Delivery.mode == "push",
         or_(
             and_(Delivery.status.in_([S.ACCEPTED, S.QUEUED]), Delivery.updated_at < now - accepted_grace),
@@ -264,7 +277,7 @@ def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_
         ),
     )
     rows = session.execute(query.order_by(Delivery.id).limit(1000))
-    return [Due(row.id, row.status, row.enqueued_at) for row in rows]
+    return [Due(row.id, row.status, row.enqueued_at, row.recipient_id) for row in rows]
 
 
 def still_queued(session: Session, delivery_ids: list[int], now: datetime) -> None:
