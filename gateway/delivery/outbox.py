@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.delivery.policy import RetryPolicy
@@ -34,46 +34,54 @@ def _claimable(now: datetime, policy: RetryPolicy) -> ColumnElement[bool]:
 
 
 # The statements of every push attempt, built once as Core statements on the tables (not the ORM's
-# unit of work: nothing here is read back through the session), executed on the session's connection.
+# unit of work: nothing here is read back through a session), executed on a connection.
 _D = cast(Table, Delivery.__table__)
 _M = cast(Table, Message.__table__)
 _P = cast(Table, Participant.__table__)
-_CLAIM = (
-    update(_D)
-    .where(
-        _D.c.id == bindparam("delivery_id"),
-        or_(
-            _D.c.status.in_([S.ACCEPTED.value, S.QUEUED.value]),
-            and_(_D.c.status == S.WAITING_FOR_RETRY.value, _D.c.next_attempt_at <= bindparam("now")),
-            and_(_D.c.status == S.IN_DELIVERY.value, _D.c.claimed_at < bindparam("stale")),
-        ),
-    )
-    .values(
-        status=S.IN_DELIVERY.value,
-        claimed_at=bindparam("now"),
-        attempts=_D.c.attempts + 1,
-        updated_at=bindparam("now"),
-    )
-    .returning(_D.c.attempts)
+_CLAIMABLE = and_(
+    _D.c.id == bindparam("delivery_id"),
+    or_(
+        _D.c.status.in_([S.ACCEPTED.value, S.QUEUED.value]),
+        and_(_D.c.status == S.WAITING_FOR_RETRY.value, _D.c.next_attempt_at <= bindparam("now")),
+        and_(_D.c.status == S.IN_DELIVERY.value, _D.c.claimed_at < bindparam("stale")),
+    ),
 )
+_CLAIMED = {
+    "status": S.IN_DELIVERY.value,
+    "claimed_at": bindparam("now"),
+    "attempts": _D.c.attempts + 1,
+    "updated_at": bindparam("now"),
+}
+_JOB_COLUMNS = (
+    _D.c.attempts,
+    _D.c.recipient_id,
+    _M.c.id,
+    _M.c.message_id,
+    _M.c.sender_id,
+    _M.c.recipient_id.label("message_recipient_id"),
+    _M.c.service,
+    _M.c.service_version,
+    _M.c.correlation_id,
+    _M.c.received_at,
+    _M.c.envelope,
+    _M.c.envelope_key_id,
+    _M.c.payload_purged_at,
+    _P.c.endpoint_url,
+    _P.c.push_timeout_seconds,
+    _P.c.max_delivery_attempts,
+)
+# PostgreSQL: the claim and what the push needs in one statement and one round trip
+# (UPDATE ... FROM messages, participants ... RETURNING, the row's new attempt count with it).
+_CLAIM_JOB = (
+    update(_D)
+    .where(_CLAIMABLE, _M.c.id == _D.c.message_pk, _P.c.id == _D.c.recipient_id)
+    .values(_CLAIMED)
+    .returning(*_JOB_COLUMNS)
+)
+# SQLite's RETURNING names only the updated table's columns: the claim, then a read.
+_CLAIM = update(_D).where(_CLAIMABLE).values(_CLAIMED).returning(_D.c.attempts)
 _JOB = (
-    select(
-        _D.c.recipient_id,
-        _M.c.id,
-        _M.c.message_id,
-        _M.c.sender_id,
-        _M.c.recipient_id.label("message_recipient_id"),
-        _M.c.service,
-        _M.c.service_version,
-        _M.c.correlation_id,
-        _M.c.received_at,
-        _M.c.envelope,
-        _M.c.envelope_key_id,
-        _M.c.payload_purged_at,
-        _P.c.endpoint_url,
-        _P.c.push_timeout_seconds,
-        _P.c.max_delivery_attempts,
-    )
+    select(*_JOB_COLUMNS)
     .select_from(_D.join(_M, _M.c.id == _D.c.message_pk).join(_P, _P.c.id == _D.c.recipient_id))
     .where(_D.c.id == bindparam("delivery_id"))
 )
@@ -116,15 +124,18 @@ class PushJob:
     max_attempts: int
 
 
-def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy) -> PushJob | None:
+def claim(connection: Connection, delivery_id: int, now: datetime, policy: RetryPolicy) -> PushJob | None:
     """Take a push delivery into ``in_delivery`` and read what its push needs; None if it is not
-    (or no longer) deliverable now. Two statements."""
-    connection = session.connection()
-    stale = now - timedelta(seconds=policy.lease_seconds)
-    attempts = connection.execute(_CLAIM, {"delivery_id": delivery_id, "now": now, "stale": stale}).scalar()
-    if attempts is None:
+    (or no longer) deliverable now. One statement on PostgreSQL, two on SQLite."""
+    values = {"delivery_id": delivery_id, "now": now, "stale": now - timedelta(seconds=policy.lease_seconds)}
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(_CLAIM_JOB, values).first()
+    elif connection.execute(_CLAIM, values).first() is None:
+        row = None
+    else:
+        row = connection.execute(_JOB, {"delivery_id": delivery_id}).first()
+    if row is None:
         return None
-    row = connection.execute(_JOB, {"delivery_id": delivery_id}).one()
     message = Message(
         id=row.id,
         message_id=row.message_id,
@@ -142,7 +153,7 @@ def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy
         delivery_id,
         message,
         row.recipient_id,
-        attempts,
+        row.attempts,
         row.endpoint_url or "",
         row.push_timeout_seconds,
         row.max_delivery_attempts,

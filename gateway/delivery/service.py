@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Connector, Outbound
@@ -66,6 +67,7 @@ def delivery_actor(broker: dramatiq.Broker, deliver: Callable[[int], None]) -> d
 
 @dataclass
 class DeliveryService:
+    engine: Engine  # the claim's transaction, on a connection (no ORM session: nothing is read back through one)
     sessions: sessionmaker[Session]
     broker: dramatiq.Broker
     connector: Connector
@@ -120,16 +122,19 @@ class DeliveryService:
             self._push_and_record(job)
 
     def _claim(self, delivery_id: int) -> outbox.PushJob | None:
+        """The claim, or None: deferred, delivered already, not due yet, or another worker's."""
         now = self.clock.now()
-        with transaction(self.sessions) as session:
-            if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
+        if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
+            with transaction(self.sessions) as session:
                 target = outbox.push_target(session, delivery_id)
                 refusal = target and self.gate.held(target.recipient_id, now, target.push_timeout_seconds)
                 if refusal:
                     assert refusal.until is not None
                     outbox.defer(session, delivery_id, now, refusal.until, refusal.reason, self.policy)
                     return None
-            return outbox.claim(session, delivery_id, now, self.policy)  # None: delivered, not due, taken
+                return outbox.claim(session.connection(), delivery_id, now, self.policy)
+        with self.engine.begin() as connection:
+            return outbox.claim(connection, delivery_id, now, self.policy)
 
     def _push_and_record(self, job: outbox.PushJob) -> None:
         started = time.perf_counter()
