@@ -56,6 +56,9 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=8, help="concurrent sending connections (8)")
     parser.add_argument("--threads", type=int, default=8, help="gateway worker and baseline threads (8)")
     parser.add_argument("--prefetch", type=int, default=1000, help="the tuned prefetch (1000)")
+    parser.add_argument(
+        "--per-recipient", type=int, default=0, help="gateway worker --per-recipient (0: its default, half the threads)"
+    )
     parser.add_argument("--baseline-messages", type=int, default=20_000, help="messages of each drain (20000)")
     parser.add_argument("--offered-rate", type=float, default=300.0, help="fixed-rate phases: messages/s (300)")
     parser.add_argument("--rate-messages", type=int, default=3000, help="messages of each fixed-rate phase (3000)")
