@@ -7,12 +7,12 @@ the recipients it delivers to, bounds that in two ways:
 
 - **a share of the threads**: at most ``max_in_flight`` pushes to one recipient at a time (half the
   worker's threads, :func:`share_of`). A delivery over that limit waits for one of the recipient's
-  pushes to end, but only about as long as its pushes usually take (three times their running
-  mean, between ``min_wait`` and half the push timeout); if none ends by then the recipient is
-  *saturated*, and its deliveries are deferred (``saturated_seconds``) without waiting, until one
-  of its pushes ends. So a recipient that answers in milliseconds keeps its share of the threads
-  busy (each slot free again almost at once), and one that has stopped answering holds at most
-  its share, from its very first deliveries, before anything is known about it;
+  pushes to end, but only briefly (``slot_wait``, a quarter of a second); if none ends by then
+  the recipient is *saturated*, and its deliveries are deferred (``saturated_seconds``) without
+  waiting, until one of its pushes ends. So a recipient that answers in milliseconds keeps its
+  share of the threads busy (each slot free again almost at once), and one that is slow or has
+  stopped answering holds at most its share (and, now and then, a thread waiting that quarter of
+  a second), from its very first deliveries, before anything is known about it;
 - **a circuit breaker**, from what its pushes taught:
 
   - *closed* (the recipient answers): only the share above;
@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 RECIPIENT_SHARE = 0.5  # of a worker's threads, for the pushes to one recipient
-_MEAN_WEIGHT = 0.2  # of the newest push in the running mean of a recipient's answer times
 
 
 def share_of(threads: int, share: float = RECIPIENT_SHARE) -> int:
@@ -61,7 +60,6 @@ class _Recipient:
     open_until: datetime | None = None
     trips: int = 0  # times the circuit opened since it last closed
     saturated: bool = False  # a delivery found no free slot in time since the last push ended
-    answer_seconds: float | None = None  # running mean of the answered pushes' durations
     push_timeout: float = 0.0  # the last one given (for the sweep, which does not read it)
 
 
@@ -71,7 +69,7 @@ class RecipientGate:
     open_seconds: float = 30.0
     cap_seconds: float = 600.0
     max_in_flight: int | None = None  # per recipient; None: no limit (a worker sets it: share_of)
-    min_wait: float = 0.25  # the least a delivery over the limit waits for a slot (a new recipient's wait)
+    slot_wait: float = 0.25  # how long a delivery over the limit waits for a slot (at most half the push timeout)
     saturated_seconds: float = 1.0  # a delivery refused for want of a slot is deferred this long
     _recipients: dict[str, _Recipient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -109,13 +107,14 @@ class RecipientGate:
     def admit(self, recipient_id: str, now: datetime, push_timeout: float, wait: bool = True) -> Admission:
         """Take a slot for a push to ``recipient_id`` now, or say until when the delivery must wait.
 
-        At the recipient's limit it first waits (with ``wait``) for one of its pushes to end, as long
-        as those usually take. Every allowed admission must be followed by one :meth:`release`.
+        At the recipient's limit it first waits (with ``wait``) a moment for one of its pushes to end.
+        Every allowed admission must be followed by one :meth:`release`.
         """
         with self._lock:
             state = self._recipients.setdefault(recipient_id, _Recipient())
             state.push_timeout = push_timeout
-            deadline = time.monotonic() + (self._patience(state) if wait else 0.0)
+            patience = min(self.slot_wait, push_timeout / 2) if wait else 0.0
+            deadline = time.monotonic() + patience
             while True:
                 refusal = self._refusal(recipient_id, state, now)
                 if refusal is not None:
@@ -129,9 +128,9 @@ class RecipientGate:
                     return self._refusal(recipient_id, state, now) or Admission(False)
                 self._slot_freed.wait(remaining)
 
-    def release(self, recipient_id: str, answered: bool | None, now: datetime, seconds: float | None = None) -> None:
+    def release(self, recipient_id: str, answered: bool | None, now: datetime) -> None:
         """The admitted push is over: ``answered`` True unless it failed in transport, None when it
-        was never pushed (nothing learnt about the recipient); ``seconds`` it took, when answered."""
+        was never pushed (nothing learnt about the recipient)."""
         with self._lock:
             state = self._recipients.setdefault(recipient_id, _Recipient())
             state.in_flight = max(state.in_flight - 1, 0)
@@ -140,9 +139,6 @@ class RecipientGate:
             if answered is None:
                 return
             if answered:
-                if seconds is not None:
-                    mean = state.answer_seconds
-                    state.answer_seconds = seconds if mean is None else mean + _MEAN_WEIGHT * (seconds - mean)
                 if state.failures:
                     state.failures, state.open_until, state.trips = 0, None, 0
                 return
@@ -190,8 +186,3 @@ class RecipientGate:
                 "worker's threads, and none has ended in time",
             )
         return None
-
-    def _patience(self, state: _Recipient) -> float:
-        """How long a delivery over the limit waits for a slot: about as long as a push usually takes."""
-        usual = 3 * state.answer_seconds if state.answer_seconds is not None else 0.0
-        return max(self.min_wait, min(usual, state.push_timeout / 2))

@@ -172,7 +172,6 @@ class DeliveryService:
             timeout_seconds=float(job.timeout_seconds),
         )
         answered: bool | None = None  # None: never pushed
-        started = time.monotonic()
         try:
             acknowledgement = self.connector.deliver(outbound)
             answered = True
@@ -181,7 +180,7 @@ class DeliveryService:
             answered = False
             return f"{type(exc).__name__}: {exc}"
         finally:
-            self.gate.release(job.recipient_id, answered, self.clock.now(), time.monotonic() - started)
+            self.gate.release(job.recipient_id, answered, self.clock.now())
 
     def _unclaim(self, job: outbox.PushJob, refusal: Admission) -> None:
         assert refusal.until is not None
