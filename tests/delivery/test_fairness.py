@@ -15,7 +15,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from flask import Flask
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.bootstrap import ensure_platform, gateway_key_paths
 from gateway.delivery.fairness import RecipientGate
@@ -30,6 +30,7 @@ from tests.conftest import AGENCY_CHAOYANG, EDUCATION_DEPARTMENT, REDIS_URL, req
 from tests.delivery.faults_recipient import FaultyRecipient, serve_faulty_recipient
 from tests.delivery.recipients import RecordingRecipient, serve_recipient
 from tests.delivery.test_push import anchors, push_to  # noqa: F401
+from tests.delivery.test_sweep import CountSends
 
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 
@@ -251,3 +252,49 @@ def test_a_recipient_that_sleeps_holds_only_its_share_of_the_threads(
         rows = session.execute(select(Delivery.attempts, Delivery.last_error).where(Delivery.id.in_(slow_ids))).all()
     # The two pushes that timed out were tried again; the deferred ones cost no attempt.
     assert sum(r.attempts for r in rows) <= 12 + 2 + 2, [r.attempts for r in rows]
+
+
+# --- the sweep and a recipient held back ---------------------------------------------------------
+
+
+def test_the_sweep_defers_a_held_back_recipients_deliveries_in_bulk_and_sends_one_probe(app: Flask) -> None:
+    service = app.extensions["gateway"].delivery
+    counter = CountSends()
+    service.broker.add_middleware(counter)
+    push_to(app, SLOW, "http://127.0.0.1:9/soap", timeout=1, attempts=8)
+    push_to(app, HEALTHY, "http://127.0.0.1:9/soap", timeout=10)
+    slow_ids, healthy_ids = originate(app, SLOW, 5), originate(app, HEALTHY, 3)
+    past = datetime.now(UTC) - timedelta(minutes=1)
+
+    def all_due() -> None:
+        with transaction(service.sessions) as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(slow_ids + healthy_ids))
+                .values(status="waiting_for_retry", next_attempt_at=past, updated_at=past)
+            )
+
+    def fail_three_times(gate: RecipientGate) -> None:
+        for _ in range(3):
+            assert gate.admit(SLOW, datetime.now(UTC), 1, wait=False).allowed
+            gate.release(SLOW, False, datetime.now(UTC))
+
+    fail_three_times(service.gate)  # its circuit is open for 30 s
+    all_due()
+    assert service.sweep() == 3 and counter.sent == 3  # only the healthy recipient's deliveries go
+    with transaction(service.sessions) as session:
+        rows = session.execute(
+            select(Delivery.status, Delivery.next_attempt_at, Delivery.attempts, Delivery.last_error).where(
+                Delivery.id.in_(slow_ids)
+            )
+        ).all()
+    open_until = service.gate.snapshot()[SLOW]["open_until"]
+    assert {(r.status, r.attempts) for r in rows} == {("waiting_for_retry", 0)}  # deferred, no attempt counted
+    assert {r.next_attempt_at.replace(tzinfo=UTC) for r in rows} == {open_until}, (rows, open_until)
+    assert all(r.last_error.startswith("deferred: ") for r in rows)
+
+    service.gate = RecipientGate(open_seconds=0)  # its open time is up: one delivery probes
+    fail_three_times(service.gate)
+    all_due()
+    assert service.sweep() == 4 and counter.sent == 3 + 4  # the healthy three and one probe
+    assert statuses(app, slow_ids) == {"queued": 1, "waiting_for_retry": 4}
