@@ -166,52 +166,40 @@ class PushTarget:
     push_timeout_seconds: int
 
 
-def push_target(session: Session, delivery_id: int) -> PushTarget | None:
+def push_target(connection: Connection, delivery_id: int) -> PushTarget | None:
     """Whom ``delivery_id`` goes to, and how long a push to them may take (before claiming it)."""
-    row = session.execute(
-        select(Delivery.recipient_id, Participant.push_timeout_seconds)
-        .join(Participant, Participant.id == Delivery.recipient_id)
-        .where(Delivery.id == delivery_id)
+    row = connection.execute(
+        select(_D.c.recipient_id, _P.c.push_timeout_seconds)
+        .join_from(_D, _P, _P.c.id == _D.c.recipient_id)
+        .where(_D.c.id == delivery_id)
     ).first()
     return None if row is None else PushTarget(row.recipient_id, row.push_timeout_seconds)
 
 
-def defer(session: Session, delivery_id: int, now: datetime, until: datetime, reason: str, policy: RetryPolicy) -> None:
-    """Put a deliverable push delivery back until ``until`` without an attempt (fairness: its
-    recipient is not answering); the sweep sends it again then."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, _claimable(now, policy))
-        .values(status=S.WAITING_FOR_RETRY, next_attempt_at=until, last_error=reason[:500], updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def defer_many(
-    session: Session, delivery_ids: list[int], now: datetime, until: datetime, reason: str, policy: RetryPolicy
+def defer(
+    connection: Connection, delivery_ids: list[int], now: datetime, until: datetime, reason: str, policy: RetryPolicy
 ) -> None:
-    """:func:`defer` for many deliveries to one recipient, in one statement (the sweep's)."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(delivery_ids), _claimable(now, policy))
-        .values(status=S.WAITING_FOR_RETRY, next_attempt_at=until, last_error=reason[:500], updated_at=now)
-        .execution_options(synchronize_session=False)
+    """Put deliverable push deliveries back until ``until`` without an attempt (fairness: their
+    recipient is held back); the sweep sends them again then. One statement."""
+    connection.execute(
+        update(_D)
+        .where(_D.c.id.in_(delivery_ids), _claimable(now, policy))
+        .values(status=S.WAITING_FOR_RETRY.value, next_attempt_at=until, last_error=reason[:500], updated_at=now)
     )
 
 
-def unclaim(session: Session, delivery_id: int, now: datetime, until: datetime, reason: str) -> None:
-    """Undo a claim made in this transaction (the attempt never started) and defer the delivery."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == S.IN_DELIVERY)
+def unclaim(connection: Connection, delivery_id: int, now: datetime, until: datetime, reason: str) -> None:
+    """Undo a claim whose attempt never started (the push was not admitted) and defer the delivery."""
+    connection.execute(
+        update(_D)
+        .where(_D.c.id == delivery_id, _D.c.status == S.IN_DELIVERY.value)
         .values(
-            status=S.WAITING_FOR_RETRY,
-            attempts=Delivery.attempts - 1,
+            status=S.WAITING_FOR_RETRY.value,
+            attempts=_D.c.attempts - 1,
             next_attempt_at=until,
             last_error=reason[:500],
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
     )
 
 

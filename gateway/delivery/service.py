@@ -67,7 +67,7 @@ def delivery_actor(broker: dramatiq.Broker, deliver: Callable[[int], None]) -> d
 
 @dataclass
 class DeliveryService:
-    engine: Engine  # the claim's transaction, on a connection (no ORM session: nothing is read back through one)
+    engine: Engine  # the claim's transaction on a connection (no ORM session: nothing is read back through one)
     sessions: sessionmaker[Session]
     broker: dramatiq.Broker
     connector: Connector
@@ -124,16 +124,14 @@ class DeliveryService:
     def _claim(self, delivery_id: int) -> outbox.PushJob | None:
         """The claim, or None: deferred, delivered already, not due yet, or another worker's."""
         now = self.clock.now()
-        if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
-            with transaction(self.sessions) as session:
-                target = outbox.push_target(session, delivery_id)
+        with self.engine.begin() as connection:
+            if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
+                target = outbox.push_target(connection, delivery_id)
                 refusal = target and self.gate.held(target.recipient_id, now, target.push_timeout_seconds)
                 if refusal:
                     assert refusal.until is not None
-                    outbox.defer(session, delivery_id, now, refusal.until, refusal.reason, self.policy)
+                    outbox.defer(connection, [delivery_id], now, refusal.until, refusal.reason, self.policy)
                     return None
-                return outbox.claim(session.connection(), delivery_id, now, self.policy)
-        with self.engine.begin() as connection:
             return outbox.claim(connection, delivery_id, now, self.policy)
 
     def _push_and_record(self, job: outbox.PushJob) -> None:
@@ -184,8 +182,8 @@ class DeliveryService:
 
     def _unclaim(self, job: outbox.PushJob, refusal: Admission) -> None:
         assert refusal.until is not None
-        with transaction(self.sessions) as session:
-            outbox.unclaim(session, job.delivery_id, self.clock.now(), refusal.until, refusal.reason)
+        with self.engine.begin() as connection:
+            outbox.unclaim(connection, job.delivery_id, self.clock.now(), refusal.until, refusal.reason)
         log.info("delivery %s to %s %s", job.message.message_id, job.recipient_id, refusal.reason)
 
     def sweep(self) -> int:
@@ -216,7 +214,7 @@ class DeliveryService:
                 outbox.still_queued(session, sorted(held), queued_at)
             for ids, refusal in deferred:
                 assert refusal.until is not None
-                outbox.defer_many(session, ids, now, refusal.until, refusal.reason, self.policy)
+                outbox.defer(session.connection(), ids, now, refusal.until, refusal.reason, self.policy)
         return len(resend)
 
     def _fair_share(self, due: list[outbox.Due], now: datetime) -> tuple[list[int], list[tuple[list[int], Admission]]]:

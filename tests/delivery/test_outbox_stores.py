@@ -49,7 +49,7 @@ def test_claim_outcome_and_deferral(store_app: Flask) -> None:
     with transaction(sessions) as session:
         assert outbox.failed_attempt(session, first, 1, "HTTP 500", now, policy, 4) == "waiting_for_retry"
         assert outbox.failed_attempt(session, first, 1, "HTTP 500", now, policy, 4) == "superseded"
-        outbox.defer(session, second, now, now + timedelta(seconds=30), "deferred: test", policy)
+        outbox.defer(session.connection(), [second], now, now + timedelta(seconds=30), "deferred: test", policy)
     with transaction(sessions) as session:
         rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_([first, second])))}
     assert (rows[first].status, rows[first].attempts, rows[first].last_error) == ("waiting_for_retry", 1, "HTTP 500")
