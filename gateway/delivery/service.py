@@ -83,7 +83,9 @@ class DeliveryService:
         self.actor = delivery_actor(self.broker, self.deliver)
         # A circuit stays open six retry delays (30 s by default): the recovery settings scale both.
         self.gate = RecipientGate(open_seconds=6 * self.policy.base_seconds)
-        self.outcomes = OutcomeRecorder(self.sessions, self.clock, self.policy)
+        self.outcomes = OutcomeRecorder(
+            self.sessions, self.clock, self.policy, defer_indexes=self.engine.dialect.name == "postgresql"
+        )
 
     def enqueue(self, delivery_ids: list[int]) -> None:
         """Hand push deliveries to the broker; a broker that is down leaves them to the sweep."""
