@@ -1,9 +1,15 @@
 """The verification stage: only messages provably from their sender go on.
 
-For every message: the WS-Security structure (``wsse.read_security_header``), the algorithms and
-key, a fresh Timestamp, a certificate that chains to a trust anchor, is valid, not revoked and
-registered to the sender, then the signature itself (signxml, with the certificate we checked,
-the signature's location fixed and the number of references fixed), then replay.
+For every message: the WS-Security structure (``wsse.read_security_header``: the one Signature in
+its place, each reference resolved to the one element with its Id, Body, Timestamp and routing
+header covered), the algorithms and key (``policy``), a fresh Timestamp, a certificate that chains
+to a trust anchor, is valid and not revoked (``trust``), the ds:Signature against the XMLDSig schema
+(``dsig_schema``), then the signature itself: the digests of exactly the elements ``wsse`` resolved
+and the SignatureValue, with the certificate we checked (``dsig_verify``; python-xmlsec for a
+PrefixList naming ``#default``, ``default_prefix``). All of that is CPU work before any transaction;
+``CheckRegistration`` then checks the certificate's registration to the sender (in the process's
+registry snapshot, ``gateway.registry.snapshot``: the transaction's view, no query), and replay
+(in the database).
 """
 
 from __future__ import annotations
@@ -15,8 +21,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
-from signxml.exceptions import SignXMLException
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
@@ -33,20 +37,17 @@ from gateway.intake.envelope import stored_envelope
 from gateway.intake.pipeline import Inbound, Resent
 from gateway.messages.models import Message
 from gateway.messages.payloads import PayloadCipher
-from gateway.registry.models import ParticipantCertificate
+from gateway.registry.snapshot import RegistrySnapshot
 from gateway.security.default_prefix import names_default_prefix, verify_default_prefix_signature
 from gateway.security.dsig_schema import validate_signature_element
-from gateway.security.policy import ALLOWED_DIGESTS, ALLOWED_SIGNATURE_METHODS, EXCLUSIVE_C14N, check_key
+from gateway.security.dsig_verify import verify_signature
+from gateway.security.policy import check_key
 from gateway.security.trust import TrustStore
 from gateway.security.wsse import NS, WSSE_NS, SecurityHeader, SignedReference, read_security_header
 
 SIGNATURE_LOCATION = f"./{{{SOAP_ENV_NS}}}Header/{{{WSSE_NS}}}Security/"
 
 # Built once and run on the session's connection (Core: no ORM entities to load, nothing to compile twice).
-_certificates = ParticipantCertificate.__table__.c
-_REGISTERED = select(_certificates.id).where(
-    _certificates.fingerprint_sha256 == bindparam("fingerprint"), _certificates.participant_id == bindparam("sender")
-)
 _messages = Message.__table__.c
 _EARLIER = select(
     _messages.signature_sha256,
@@ -87,23 +88,13 @@ class VerifySignature:
         check_key(certificate.public_key(), header.signature_method)
         self.trust.check(certificate, now)
         fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
-        config = SignatureConfiguration(
-            location=SIGNATURE_LOCATION,
-            expect_references=header.reference_count,
-            signature_methods=ALLOWED_SIGNATURE_METHODS,
-            digest_algorithms=ALLOWED_DIGESTS,
-            verification_time=now,
-            default_reference_c14n_method=EXCLUSIVE_C14N,
-        )
         validate_signature_element(header.signature)
         try:
-            if names_default_prefix(header.signature):  # signxml (through lxml) drops #default
+            if names_default_prefix(header.signature):  # lxml cannot pass #default on to libxml2's C14N
                 verify_default_prefix_signature(header.signature, certificate)
             else:
-                XMLVerifier().verify(
-                    root, x509_cert=certificate, id_attribute="Id", expect_config=config, validate_schema=False
-                )
-        except (SignXMLException, etree.LxmlError) as exc:
+                verify_signature(header, certificate)
+        except etree.LxmlError as exc:  # C14N refuses, e.g., a relative namespace URI
             raise SignatureInvalid(f"the signature does not verify: {exc}") from None
         inbound.security = VerifiedSignature(
             certificate_sha256=fingerprint,
@@ -118,26 +109,25 @@ class VerifySignature:
 class CheckRegistration:
     """The verified certificate is registered to the sender, and the message is no replay.
 
-    The database half of verification, run after ``VerifySignature`` (which needs no database) so
-    that the transaction does not begin before the signature's CPU work is done. ``payloads`` opens
-    an earlier message's stored envelope when a resend must be told from a new message.
+    The transaction's half of verification, run after ``VerifySignature`` (which needs no database) so
+    that the transaction does not begin before the signature's CPU work is done. ``registry`` says
+    whose the certificate is (the transaction's view of the registry); ``payloads`` opens an earlier
+    message's stored envelope when a resend must be told from a new message.
     """
 
     payloads: PayloadCipher
+    registry: RegistrySnapshot
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
         assert inbound.routing is not None and inbound.security is not None
         security = inbound.security
-        connection = session.connection()
-        registered = connection.execute(
-            _REGISTERED, {"fingerprint": security.certificate_sha256, "sender": inbound.routing.sender}
-        ).scalar()
-        if registered is None:
+        holder = self.registry.view(session).certificate_holder(security.certificate_sha256)
+        if holder != inbound.routing.sender:
             raise CertificateNotRegistered(
                 f"certificate {security.certificate_sha256[:16]}… ({security.certificate_subject}) is not "
                 f"registered to sender {inbound.routing.sender}"
             )
-        earlier = _find_earlier(connection, inbound.routing.sender, inbound.routing.message_id)
+        earlier = _find_earlier(session.connection(), inbound.routing.sender, inbound.routing.message_id)
         if earlier is not None:
             self._earlier_copy(inbound, earlier, session)
 
@@ -216,5 +206,3 @@ def _instant(text: str, name: str) -> datetime:
     if value.tzinfo is None:
         raise TimestampStale(f"wsu:{name} {text!r} has no time zone")
     return utc(value)
-
-
