@@ -139,6 +139,8 @@ class Exchange:
         argv = [str(BIN / "gateway"), "worker", "--threads", str(self.options.threads)]
         if prefetch:
             argv += ["--prefetch", str(prefetch)]
+        if getattr(self.options, "per_recipient", 0):
+            argv += ["--per-recipient", str(self.options.per_recipient)]
         process = self.start("worker", argv, env)
         processes.wait_for(process, lambda: "delivery worker:" in process.log_tail(200), "start-up line")
         return process

@@ -10,7 +10,8 @@ held nearly all the time and every message in every process waited on it.
 Indexes stay contiguous: a transaction takes ``n`` at once from the counter row updated in that
 same transaction, so a rolled-back transaction rolls its increment back too.
 
-The intake on PostgreSQL goes further (``defer_indexes``): its transaction writes its entries to
+The intake on PostgreSQL goes further (``defer_indexes``; so do the delivery outcomes, which nobody
+waits for): its transaction writes its entries to
 ``audit_pending`` and takes no counter at all; after the commit, one sequencer at a time
 (``sequence_pending``: an advisory lock) gives every waiting entry its index in one batch, in one
 transaction, as Trillian, Tessera and Sunlight do, and the receipt, signed after that, names it

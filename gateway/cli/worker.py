@@ -23,6 +23,13 @@ from gateway.web.app import create_app
     help="Messages to prefetch per worker (dramatiq's default, 2 x threads, caps throughput).",
 )
 @click.option(
+    "--per-recipient",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Pushes one recipient may have in flight at a time [default: half the threads], so that a recipient "
+    "that stops answering cannot hold every thread.",
+)
+@click.option(
     "--sweep-interval",
     type=float,
     default=5.0,
@@ -37,7 +44,7 @@ from gateway.web.app import create_app
     help="On SIGTERM or SIGINT, seconds to let deliveries in flight finish (a push waits at most its "
     "recipient's --push-timeout); a delivery still running after that is recovered by another worker's sweep.",
 )
-def worker(threads: int, prefetch: int, sweep_interval: float, shutdown_grace: float) -> None:
+def worker(threads: int, prefetch: int, per_recipient: int, sweep_interval: float, shutdown_grace: float) -> None:
     """Deliver accepted messages: consume the broker's delivery queue and sweep the outbox.
 
     Needs GATEWAY_BROKER_URL=redis://... (the embedded default runs its worker inside `gateway serve`).
@@ -52,10 +59,6 @@ def worker(threads: int, prefetch: int, sweep_interval: float, shutdown_grace: f
         app = create_app(settings)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
-    try:
-        app = create_app(settings)
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from None
     try:  # after the configuration: its errors say more
         redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5).ping()
     except redis.RedisError as exc:
@@ -63,12 +66,12 @@ def worker(threads: int, prefetch: int, sweep_interval: float, shutdown_grace: f
             f"cannot reach the broker at {broker}: {str(exc).rstrip('.')}; start Redis or correct GATEWAY_BROKER_URL"
         ) from None
     service = app.extensions["gateway"].delivery
-    consumer = start_worker(service, threads=threads, queue_prefetch=prefetch)
+    consumer = start_worker(service, threads=threads, queue_prefetch=prefetch, per_recipient=per_recipient)
     sweeper = Sweeper(service, sweep_interval, also=app.extensions["gateway"].periodic_tasks())
     sweeper.start()
     click.echo(
-        f"delivery worker: {threads} threads on {broker}; "
-        f"sweeping every {sweep_interval:g} s"
+        f"delivery worker: {threads} threads on {broker}, at most {service.gate.max_in_flight} "
+        f"per recipient; sweeping every {sweep_interval:g} s"
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

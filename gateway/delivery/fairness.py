@@ -1,28 +1,47 @@
-"""Per-recipient fairness: a recipient that stops answering must not take every worker thread (pure).
+"""Per-recipient fairness: a recipient that is slow or stops answering must not take the worker's threads.
 
 All push deliveries share one queue and one pool of threads. Without a limit, a recipient that
 times out holds a thread for its whole push timeout on every one of its deliveries, and the other
-recipients' deliveries wait behind them. :class:`RecipientGate` is a circuit breaker per recipient,
-kept by each worker process for the recipients it delivers to:
+recipients' deliveries wait behind them. :class:`RecipientGate`, kept by each worker process for
+the recipients it delivers to, bounds that in two ways:
 
-- **closed** (the recipient answers): no limit;
-- **suspect** (its last attempt failed in transport: a timeout, a refused or broken connection):
-  one delivery at a time; the others are deferred for the length of a push timeout, by which time
-  that one has succeeded or failed;
-- **open** (``trip_after`` transport failures in a row): every delivery is deferred until the
-  circuit's time is up (``open_seconds``, doubling each time it trips again, at most ``cap_seconds``);
-  then one delivery probes, as when suspect. The first answer closes the circuit again.
+- **a share of the threads**: at most ``max_in_flight`` pushes to one recipient at a time (half the
+  worker's threads, :func:`share_of`). A delivery over that limit waits for one of the recipient's
+  pushes to end, but only briefly (``slot_wait``, a quarter of a second); if none ends by then
+  the recipient is *saturated*, and its deliveries are deferred (``saturated_seconds``) without
+  waiting, until one of its pushes ends. So a recipient that answers in milliseconds keeps its
+  share of the threads busy (each slot free again almost at once), and one that is slow or has
+  stopped answering holds at most its share (and, now and then, a thread waiting that quarter of
+  a second), from its very first deliveries, before anything is known about it;
+- **a circuit breaker**, from what its pushes taught:
+
+  - *closed* (the recipient answers): only the share above;
+  - *suspect* (its last attempt failed in transport: a timeout, a refused or broken connection):
+    one delivery at a time; the others are deferred for the length of a push timeout, by which
+    time that one has succeeded or failed;
+  - *open* (``trip_after`` transport failures in a row): every delivery is deferred until the
+    circuit's time is up (``open_seconds``, doubling each time it trips again, at most
+    ``cap_seconds``); then one delivery probes, as when suspect. The first answer closes it again.
 
 A deferred delivery does not occupy a thread: it is put back ``waiting_for_retry`` until then,
-without an attempt counted, and the sweep sends it again when it is due. An answer of any kind,
-even a rejection, counts as the recipient answering: only silence is held against it.
+without an attempt counted, and the sweep sends it again when it is due (or, while the recipient
+is still held back then, defers it again in bulk: :meth:`RecipientGate.held`). An answer of any
+kind, even a rejection, counts as the recipient answering: only silence is held against it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+RECIPIENT_SHARE = 0.5  # of a worker's threads, for the pushes to one recipient
+
+
+def share_of(threads: int, share: float = RECIPIENT_SHARE) -> int:
+    """The pushes one recipient may have in flight in a worker of ``threads`` threads (at least 1)."""
+    return max(1, int(threads * share))
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,8 @@ class _Recipient:
     in_flight: int = 0
     open_until: datetime | None = None
     trips: int = 0  # times the circuit opened since it last closed
+    saturated: bool = False  # a delivery found no free slot in time since the last push ended
+    push_timeout: float = 0.0  # the last one given (for the sweep, which does not read it)
 
 
 @dataclass
@@ -47,61 +68,121 @@ class RecipientGate:
     trip_after: int = 3
     open_seconds: float = 30.0
     cap_seconds: float = 600.0
+    max_in_flight: int | None = None  # per recipient; None: no limit (a worker sets it: share_of)
+    slot_wait: float = 0.25  # how long a delivery over the limit waits for a slot (at most half the push timeout)
+    saturated_seconds: float = 1.0  # a delivery refused for want of a slot is deferred this long
     _recipients: dict[str, _Recipient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _slot_freed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._slot_freed = threading.Condition(self._lock)
 
     def troubled(self) -> bool:
-        """True while any recipient is suspect or open (only then must a delivery be checked first)."""
+        """True while any recipient is held back (only then must a delivery be checked before its claim)."""
         with self._lock:
-            return any(state.failures for state in self._recipients.values())
+            return any(state.failures or state.saturated for state in self._recipients.values())
 
-    def admit(self, recipient_id: str, now: datetime, push_timeout: float) -> Admission:
-        """Take a slot for a delivery to ``recipient_id`` now, or say until when it must wait.
+    def held(self, recipient_id: str, now: datetime, push_timeout: float | None = None) -> Admission | None:
+        """The refusal a delivery to ``recipient_id`` would meet now without waiting, or None.
 
+        Takes nothing: for deciding before a claim (or in the sweep) that a delivery is deferred.
+        ``push_timeout`` None: the one last given for this recipient.
+        """
+        with self._lock:
+            state = self._recipients.get(recipient_id)
+            if state is None:
+                return None
+            if push_timeout is not None:
+                state.push_timeout = push_timeout
+            return self._refusal(recipient_id, state, now)
+
+    def probing(self, recipient_id: str) -> bool:
+        """True when the recipient failed last and nothing is in flight to it: one delivery should
+        go, as a probe, and the others wait for its outcome."""
+        with self._lock:
+            state = self._recipients.get(recipient_id)
+            return state is not None and state.failures > 0 and state.in_flight == 0
+
+    def admit(self, recipient_id: str, now: datetime, push_timeout: float, wait: bool = True) -> Admission:
+        """Take a slot for a push to ``recipient_id`` now, or say until when the delivery must wait.
+
+        At the recipient's limit it first waits (with ``wait``) a moment for one of its pushes to end.
         Every allowed admission must be followed by one :meth:`release`.
         """
         with self._lock:
             state = self._recipients.setdefault(recipient_id, _Recipient())
-            if state.open_until is not None and now < state.open_until:
-                return Admission(
-                    False,
-                    state.open_until,
-                    f"deferred: {recipient_id} failed to answer {state.failures} times in a row; "
-                    f"its circuit is open until {state.open_until.isoformat(timespec='seconds')}",
-                )
-            if state.failures and state.in_flight >= 1:
-                until = now + timedelta(seconds=push_timeout + 1.0)
-                return Admission(
-                    False,
-                    until,
-                    f"deferred: {recipient_id} did not answer its last delivery; one delivery at a time until it does",
-                )
-            state.in_flight += 1
-            return Admission(True)
+            state.push_timeout = push_timeout
+            patience = min(self.slot_wait, push_timeout / 2) if wait else 0.0
+            deadline = time.monotonic() + patience
+            while True:
+                refusal = self._refusal(recipient_id, state, now)
+                if refusal is not None:
+                    return refusal
+                if self.max_in_flight is None or state.in_flight < self.max_in_flight:
+                    state.in_flight += 1
+                    return Admission(True)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    state.saturated = True
+                    return self._refusal(recipient_id, state, now) or Admission(False)
+                self._slot_freed.wait(remaining)
 
     def release(self, recipient_id: str, answered: bool | None, now: datetime) -> None:
-        """The admitted delivery is over: ``answered`` True unless it failed in transport, None
-        when it was never pushed (nothing learnt about the recipient)."""
+        """The admitted push is over: ``answered`` True unless it failed in transport, None when it
+        was never pushed (nothing learnt about the recipient)."""
         with self._lock:
             state = self._recipients.setdefault(recipient_id, _Recipient())
             state.in_flight = max(state.in_flight - 1, 0)
+            state.saturated = False
+            self._slot_freed.notify_all()
             if answered is None:
                 return
             if answered:
                 if state.failures:
-                    self._recipients[recipient_id] = _Recipient(in_flight=state.in_flight)
+                    state.failures, state.open_until, state.trips = 0, None, 0
                 return
             state.failures += 1
             if state.failures >= self.trip_after and (state.open_until is None or now >= state.open_until):
-                seconds = min(self.open_seconds * 2**state.trips, self.cap_seconds)
-                state.open_until = now + timedelta(seconds=seconds)
+                seconds_open = min(self.open_seconds * 2**state.trips, self.cap_seconds)
+                state.open_until = now + timedelta(seconds=seconds_open)
                 state.trips += 1
 
     def snapshot(self) -> dict[str, dict[str, object]]:
-        """The recipients that are not plainly healthy (for logs and tests)."""
+        """The recipients that are not plainly healthy, or have pushes in flight (for logs and tests)."""
         with self._lock:
             return {
-                recipient: {"failures": s.failures, "in_flight": s.in_flight, "open_until": s.open_until}
+                recipient: {
+                    "failures": s.failures,
+                    "in_flight": s.in_flight,
+                    "open_until": s.open_until,
+                    "saturated": s.saturated,
+                }
                 for recipient, s in self._recipients.items()
-                if s.failures or s.open_until
+                if s.failures or s.open_until or s.saturated or s.in_flight
             }
+
+    # --- under the lock -----------------------------------------------------------------------
+
+    def _refusal(self, recipient_id: str, state: _Recipient, now: datetime) -> Admission | None:
+        if state.open_until is not None and now < state.open_until:
+            return Admission(
+                False,
+                state.open_until,
+                f"deferred: {recipient_id} failed to answer {state.failures} times in a row; "
+                f"its circuit is open until {state.open_until.isoformat(timespec='seconds')}",
+            )
+        if state.failures and state.in_flight >= 1:
+            return Admission(
+                False,
+                now + timedelta(seconds=state.push_timeout + 1.0),  # that delivery has ended by then
+                f"deferred: {recipient_id} did not answer its last delivery; one delivery at a time until it does",
+            )
+        if state.saturated and self.max_in_flight is not None and state.in_flight >= self.max_in_flight:
+            return Admission(
+                False,
+                now + timedelta(seconds=self.saturated_seconds),  # the sweep defers it again if need be
+                f"deferred: {recipient_id} has {state.in_flight} deliveries in flight, its share of this "
+                "worker's threads, and none has ended in time",
+            )
+        return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.delivery.policy import RetryPolicy
@@ -34,46 +34,54 @@ def _claimable(now: datetime, policy: RetryPolicy) -> ColumnElement[bool]:
 
 
 # The statements of every push attempt, built once as Core statements on the tables (not the ORM's
-# unit of work: nothing here is read back through the session), executed on the session's connection.
+# unit of work: nothing here is read back through a session), executed on a connection.
 _D = cast(Table, Delivery.__table__)
 _M = cast(Table, Message.__table__)
 _P = cast(Table, Participant.__table__)
-_CLAIM = (
-    update(_D)
-    .where(
-        _D.c.id == bindparam("delivery_id"),
-        or_(
-            _D.c.status.in_([S.ACCEPTED.value, S.QUEUED.value]),
-            and_(_D.c.status == S.WAITING_FOR_RETRY.value, _D.c.next_attempt_at <= bindparam("now")),
-            and_(_D.c.status == S.IN_DELIVERY.value, _D.c.claimed_at < bindparam("stale")),
-        ),
-    )
-    .values(
-        status=S.IN_DELIVERY.value,
-        claimed_at=bindparam("now"),
-        attempts=_D.c.attempts + 1,
-        updated_at=bindparam("now"),
-    )
-    .returning(_D.c.attempts)
+_CLAIMABLE = and_(
+    _D.c.id == bindparam("delivery_id"),
+    or_(
+        _D.c.status.in_([S.ACCEPTED.value, S.QUEUED.value]),
+        and_(_D.c.status == S.WAITING_FOR_RETRY.value, _D.c.next_attempt_at <= bindparam("now")),
+        and_(_D.c.status == S.IN_DELIVERY.value, _D.c.claimed_at < bindparam("stale")),
+    ),
 )
+_CLAIMED = {
+    "status": S.IN_DELIVERY.value,
+    "claimed_at": bindparam("now"),
+    "attempts": _D.c.attempts + 1,
+    "updated_at": bindparam("now"),
+}
+_JOB_COLUMNS = (
+    _D.c.attempts,
+    _D.c.recipient_id,
+    _M.c.id,
+    _M.c.message_id,
+    _M.c.sender_id,
+    _M.c.recipient_id.label("message_recipient_id"),
+    _M.c.service,
+    _M.c.service_version,
+    _M.c.correlation_id,
+    _M.c.received_at,
+    _M.c.envelope,
+    _M.c.envelope_key_id,
+    _M.c.payload_purged_at,
+    _P.c.endpoint_url,
+    _P.c.push_timeout_seconds,
+    _P.c.max_delivery_attempts,
+)
+# PostgreSQL: the claim and what the push needs in one statement and one round trip
+# (UPDATE ... FROM messages, participants ... RETURNING, the row's new attempt count with it).
+_CLAIM_JOB = (
+    update(_D)
+    .where(_CLAIMABLE, _M.c.id == _D.c.message_pk, _P.c.id == _D.c.recipient_id)
+    .values(_CLAIMED)
+    .returning(*_JOB_COLUMNS)
+)
+# SQLite's RETURNING names only the updated table's columns: the claim, then a read.
+_CLAIM = update(_D).where(_CLAIMABLE).values(_CLAIMED).returning(_D.c.attempts)
 _JOB = (
-    select(
-        _D.c.recipient_id,
-        _M.c.id,
-        _M.c.message_id,
-        _M.c.sender_id,
-        _M.c.recipient_id.label("message_recipient_id"),
-        _M.c.service,
-        _M.c.service_version,
-        _M.c.correlation_id,
-        _M.c.received_at,
-        _M.c.envelope,
-        _M.c.envelope_key_id,
-        _M.c.payload_purged_at,
-        _P.c.endpoint_url,
-        _P.c.push_timeout_seconds,
-        _P.c.max_delivery_attempts,
-    )
+    select(*_JOB_COLUMNS)
     .select_from(_D.join(_M, _M.c.id == _D.c.message_pk).join(_P, _P.c.id == _D.c.recipient_id))
     .where(_D.c.id == bindparam("delivery_id"))
 )
@@ -116,15 +124,18 @@ class PushJob:
     max_attempts: int
 
 
-def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy) -> PushJob | None:
+def claim(connection: Connection, delivery_id: int, now: datetime, policy: RetryPolicy) -> PushJob | None:
     """Take a push delivery into ``in_delivery`` and read what its push needs; None if it is not
-    (or no longer) deliverable now. Two statements."""
-    connection = session.connection()
-    stale = now - timedelta(seconds=policy.lease_seconds)
-    attempts = connection.execute(_CLAIM, {"delivery_id": delivery_id, "now": now, "stale": stale}).scalar()
-    if attempts is None:
+    (or no longer) deliverable now. One statement on PostgreSQL, two on SQLite."""
+    values = {"delivery_id": delivery_id, "now": now, "stale": now - timedelta(seconds=policy.lease_seconds)}
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(_CLAIM_JOB, values).first()
+    elif connection.execute(_CLAIM, values).first() is None:
+        row = None
+    else:
+        row = connection.execute(_JOB, {"delivery_id": delivery_id}).first()
+    if row is None:
         return None
-    row = connection.execute(_JOB, {"delivery_id": delivery_id}).one()
     message = Message(
         id=row.id,
         message_id=row.message_id,
@@ -142,7 +153,7 @@ def claim(session: Session, delivery_id: int, now: datetime, policy: RetryPolicy
         delivery_id,
         message,
         row.recipient_id,
-        attempts,
+        row.attempts,
         row.endpoint_url or "",
         row.push_timeout_seconds,
         row.max_delivery_attempts,
@@ -155,40 +166,40 @@ class PushTarget:
     push_timeout_seconds: int
 
 
-def push_target(session: Session, delivery_id: int) -> PushTarget | None:
+def push_target(connection: Connection, delivery_id: int) -> PushTarget | None:
     """Whom ``delivery_id`` goes to, and how long a push to them may take (before claiming it)."""
-    row = session.execute(
-        select(Delivery.recipient_id, Participant.push_timeout_seconds)
-        .join(Participant, Participant.id == Delivery.recipient_id)
-        .where(Delivery.id == delivery_id)
+    row = connection.execute(
+        select(_D.c.recipient_id, _P.c.push_timeout_seconds)
+        .join_from(_D, _P, _P.c.id == _D.c.recipient_id)
+        .where(_D.c.id == delivery_id)
     ).first()
     return None if row is None else PushTarget(row.recipient_id, row.push_timeout_seconds)
 
 
-def defer(session: Session, delivery_id: int, now: datetime, until: datetime, reason: str, policy: RetryPolicy) -> None:
-    """Put a deliverable push delivery back until ``until`` without an attempt (fairness: its
-    recipient is not answering); the sweep sends it again then."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, _claimable(now, policy))
-        .values(status=S.WAITING_FOR_RETRY, next_attempt_at=until, last_error=reason[:500], updated_at=now)
-        .execution_options(synchronize_session=False)
+def defer(
+    connection: Connection, delivery_ids: list[int], now: datetime, until: datetime, reason: str, policy: RetryPolicy
+) -> None:
+    """Put deliverable push deliveries back until ``until`` without an attempt (fairness: their
+    recipient is held back); the sweep sends them again then. One statement."""
+    connection.execute(
+        update(_D)
+        .where(_D.c.id.in_(delivery_ids), _claimable(now, policy))
+        .values(status=S.WAITING_FOR_RETRY.value, next_attempt_at=until, last_error=reason[:500], updated_at=now)
     )
 
 
-def unclaim(session: Session, delivery_id: int, now: datetime, until: datetime, reason: str) -> None:
-    """Undo a claim made in this transaction (the attempt never started) and defer the delivery."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == S.IN_DELIVERY)
+def unclaim(connection: Connection, delivery_id: int, now: datetime, until: datetime, reason: str) -> None:
+    """Undo a claim whose attempt never started (the push was not admitted) and defer the delivery."""
+    connection.execute(
+        update(_D)
+        .where(_D.c.id == delivery_id, _D.c.status == S.IN_DELIVERY.value)
         .values(
-            status=S.WAITING_FOR_RETRY,
-            attempts=Delivery.attempts - 1,
+            status=S.WAITING_FOR_RETRY.value,
+            attempts=_D.c.attempts - 1,
             next_attempt_at=until,
             last_error=reason[:500],
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
     )
 
 
@@ -244,18 +255,19 @@ def mark_resent(session: Session, delivery_ids: list[int], now: datetime) -> Non
 
 @dataclass(frozen=True)
 class Due:
-    """A push delivery the sweep looks at: its id, status and when it was last queued."""
+    """A push delivery the sweep looks at: its id, status, when it was last queued, to whom."""
 
     id: int
     status: str
     enqueued_at: datetime | None
+    recipient_id: str
 
 
 def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_grace: timedelta) -> list[Due]:
     """Push deliveries that may need (re-)enqueuing: never enqueued or queued longer than the grace
     period (the sweep asks the broker about the queued ones), due for retry, or held by a dead worker."""
     stale = now - timedelta(seconds=policy.lease_seconds)
-    query = select(Delivery.id, Delivery.status, Delivery.enqueued_at).where(
+    query = select(Delivery.id, Delivery.status, Delivery.enqueued_at, Delivery.recipient_id).where(
         Delivery.mode == "push",
         or_(
             and_(Delivery.status.in_([S.ACCEPTED, S.QUEUED]), Delivery.updated_at < now - accepted_grace),
@@ -264,7 +276,7 @@ def due_for_push(session: Session, now: datetime, policy: RetryPolicy, accepted_
         ),
     )
     rows = session.execute(query.order_by(Delivery.id).limit(1000))
-    return [Due(row.id, row.status, row.enqueued_at) for row in rows]
+    return [Due(row.id, row.status, row.enqueued_at, row.recipient_id) for row in rows]
 
 
 def still_queued(session: Session, delivery_ids: list[int], now: datetime) -> None:

@@ -7,6 +7,10 @@ finish at about the same time share one transaction: the first thread to arrive 
 outcome waiting at that moment, the others wait for that commit; whoever arrives meanwhile goes
 into the next one. Nobody waits for a timer: alone, a thread writes its own outcome at once.
 
+On PostgreSQL the audit entries are deferred as the intake's are (``gateway.audit.log``): the
+transaction writes them to ``audit_pending`` and takes no counter row; the sequencer gives them
+their indexes in its next batch, in the order they were written. Nobody waits for those indexes.
+
 Each outcome is exact: the delivery's UPDATE is conditional on this worker still holding it, and
 if a batch's transaction fails, its outcomes are written one by one so that one failure cannot
 cost the others (a thread whose own write fails gets the exception, as before).
@@ -23,7 +27,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import record
+from gateway.audit.log import defer_indexes, record
 from gateway.clock import Clock
 from gateway.delivery import outbox
 from gateway.delivery.policy import RetryPolicy
@@ -46,8 +50,16 @@ class Outcome:
 
 
 class OutcomeRecorder:
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock, policy: RetryPolicy, max_batch: int = 32) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        policy: RetryPolicy,
+        max_batch: int = 32,
+        defer_indexes: bool = False,
+    ) -> None:
         self._sessions = sessions
+        self._defer_indexes = defer_indexes
         self._clock = clock
         self._policy = policy
         self._max_batch = max_batch
@@ -91,9 +103,12 @@ class OutcomeRecorder:
 
     def _write(self, batch: list[tuple[Outcome, Future[str]]]) -> None:
         with transaction(self._sessions) as session:
+            if self._defer_indexes:
+                defer_indexes(session)
             now = self._clock.now()
             statuses = [self._update(session, outcome, now) for outcome, _ in batch]
-            # The audit entries last: each takes the audit log's counter row, held until the commit.
+            # The audit entries last: they take the audit log's counter row, held until the commit (or,
+            # deferred, wait in audit_pending for the sequencer's next batch and take nothing).
             for (outcome, _), status in zip(batch, statuses, strict=True):
                 record(session, _event(outcome, status, now))
         self.batches += 1

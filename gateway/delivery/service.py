@@ -28,13 +28,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Connector, Outbound
 from gateway.clock import Clock
 from gateway.delivery import outbox
 from gateway.delivery.broker import beat, send_batch, still_held
-from gateway.delivery.fairness import RecipientGate
+from gateway.delivery.fairness import Admission, RecipientGate, share_of
 from gateway.delivery.forward import delivery_element
 from gateway.delivery.outcomes import Outcome, OutcomeRecorder
 from gateway.delivery.policy import RetryPolicy
@@ -66,6 +67,7 @@ def delivery_actor(broker: dramatiq.Broker, deliver: Callable[[int], None]) -> d
 
 @dataclass
 class DeliveryService:
+    engine: Engine  # the claim's transaction on a connection (no ORM session: nothing is read back through one)
     sessions: sessionmaker[Session]
     broker: dramatiq.Broker
     connector: Connector
@@ -81,7 +83,9 @@ class DeliveryService:
         self.actor = delivery_actor(self.broker, self.deliver)
         # A circuit stays open six retry delays (30 s by default): the recovery settings scale both.
         self.gate = RecipientGate(open_seconds=6 * self.policy.base_seconds)
-        self.outcomes = OutcomeRecorder(self.sessions, self.clock, self.policy)
+        self.outcomes = OutcomeRecorder(
+            self.sessions, self.clock, self.policy, defer_indexes=self.engine.dialect.name == "postgresql"
+        )
 
     def enqueue(self, delivery_ids: list[int]) -> None:
         """Hand push deliveries to the broker; a broker that is down leaves them to the sweep."""
@@ -110,82 +114,43 @@ class DeliveryService:
         Two transactions at most: the claim (with what the push needs), then the outcome with its
         audit entry, in one transaction with the other threads' outcomes of the moment
         (:mod:`gateway.delivery.outcomes`). Building and signing the ``gw:Delivery`` and the push
-        happen between them, outside any transaction. A recipient that does not answer gets its
-        deliveries deferred instead (:mod:`gateway.delivery.fairness`), without an attempt and
-        without holding a thread.
+        happen between them, outside any transaction. A delivery to a recipient held back
+        (:mod:`gateway.delivery.fairness`: it stopped answering, or it has its share of the threads
+        and none of its pushes ends) is deferred instead, without an attempt counted and without
+        holding a thread.
         """
         job = self._claim(delivery_id)
         if job is not None:
             self._push_and_record(job)
 
     def _claim(self, delivery_id: int) -> outbox.PushJob | None:
+        """The claim, or None: deferred, delivered already, not due yet, or another worker's."""
         now = self.clock.now()
-        admitted: list[str] = []  # the recipient slot taken, given back unless a push follows
-        try:
-            with transaction(self.sessions) as session:
-                job = self._claim_in(session, delivery_id, now, admitted)
-        except BaseException:
-            for recipient_id in admitted:
-                self.gate.release(recipient_id, None, now)
-            raise
-        if job is None:
-            for recipient_id in admitted:
-                self.gate.release(recipient_id, None, now)
-        return job
-
-    def _claim_in(
-        self, session: Session, delivery_id: int, now: datetime, admitted: list[str]
-    ) -> outbox.PushJob | None:
-        if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
-            target = outbox.push_target(session, delivery_id)
-            if target is not None:
-                admission = self.gate.admit(target.recipient_id, now, target.push_timeout_seconds)
-                if not admission.allowed:
-                    assert admission.until is not None
-                    outbox.defer(session, delivery_id, now, admission.until, admission.reason, self.policy)
+        with self.engine.begin() as connection:
+            if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
+                target = outbox.push_target(connection, delivery_id)
+                refusal = target and self.gate.held(target.recipient_id, now, target.push_timeout_seconds)
+                if refusal:
+                    assert refusal.until is not None
+                    outbox.defer(connection, [delivery_id], now, refusal.until, refusal.reason, self.policy)
                     return None
-                admitted.append(target.recipient_id)
-        job = outbox.claim(session, delivery_id, now, self.policy)
-        if job is None:
-            return None  # delivered already, not due yet, or another worker has it
-        if not admitted:
-            admission = self.gate.admit(job.recipient_id, now, job.timeout_seconds)
-            if not admission.allowed:  # the recipient stopped answering since this delivery was sent
-                assert admission.until is not None
-                outbox.unclaim(session, delivery_id, now, admission.until, admission.reason)
-                return None
-            admitted.append(job.recipient_id)
-        return job
+            return outbox.claim(connection, delivery_id, now, self.policy)
 
     def _push_and_record(self, job: outbox.PushJob) -> None:
         started = time.perf_counter()
         message, recipient_id = job.message, job.recipient_id
         error: str | None = None
-        answered: bool | None = None  # None: never pushed
         try:
-            try:
-                payload = envelope(delivery_element(message, recipient_id, job.attempts, self.signer, self.payloads))
-            except PayloadUnavailable as exc:  # a lost key or a purged payload: an attempt that fails here
-                log.error("cannot deliver %s to %s: %s", message.message_id, recipient_id, exc)
-                error = f"{type(exc).__name__}: {exc}"
-            if error is None:
-                outbound = Outbound(
-                    message_id=message.message_id,
-                    sender_id=message.sender_id,
-                    recipient_id=recipient_id,
-                    endpoint_url=job.endpoint_url,
-                    envelope=payload,
-                    timeout_seconds=float(job.timeout_seconds),
-                )
-                try:
-                    acknowledgement = self.connector.deliver(outbound)
-                    answered = True
-                    error = None if acknowledgement.positive else acknowledgement.detail
-                except Exception as exc:  # the recipient is down, refuses, times out: all retried
-                    answered = False
-                    error = f"{type(exc).__name__}: {exc}"
-        finally:
-            self.gate.release(recipient_id, answered, self.clock.now())
+            payload = envelope(delivery_element(message, recipient_id, job.attempts, self.signer, self.payloads))
+        except PayloadUnavailable as exc:  # a lost key or a purged payload: an attempt that fails here
+            log.error("cannot deliver %s to %s: %s", message.message_id, recipient_id, exc)
+            error = f"{type(exc).__name__}: {exc}"
+        if error is None:
+            admission = self.gate.admit(recipient_id, self.clock.now(), job.timeout_seconds)
+            if not admission.allowed:  # held back since the claim: the attempt never started
+                self._unclaim(job, admission)
+                return
+            error = self._push(job, payload)
         outcome = Outcome(job.delivery_id, message.message_id, recipient_id, job.attempts, job.max_attempts, error)
         status = self.outcomes.record(outcome)  # with the other threads' outcomes of the moment
         if error is None:
@@ -195,12 +160,43 @@ class DeliveryService:
         # its JSON log line (the attempt's time, from building the Delivery to the recorded outcome)
         events.delivery_attempt(message, recipient_id, job.attempts, status, error, time.perf_counter() - started)
 
+    def _push(self, job: outbox.PushJob, payload: bytes) -> str | None:
+        """Push an admitted delivery and give its slot back; the error, None if acknowledged."""
+        message = job.message
+        outbound = Outbound(
+            message_id=message.message_id,
+            sender_id=message.sender_id,
+            recipient_id=job.recipient_id,
+            endpoint_url=job.endpoint_url,
+            envelope=payload,
+            timeout_seconds=float(job.timeout_seconds),
+        )
+        answered: bool | None = None  # None: never pushed
+        try:
+            acknowledgement = self.connector.deliver(outbound)
+            answered = True
+            return None if acknowledgement.positive else acknowledgement.detail
+        except Exception as exc:  # the recipient is down, refuses, times out: all retried
+            answered = False
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            self.gate.release(job.recipient_id, answered, self.clock.now())
+
+    def _unclaim(self, job: outbox.PushJob, refusal: Admission) -> None:
+        assert refusal.until is not None
+        with self.engine.begin() as connection:
+            outbox.unclaim(connection, job.delivery_id, self.clock.now(), refusal.until, refusal.reason)
+        log.info("delivery %s to %s %s", job.message.message_id, job.recipient_id, refusal.reason)
+
     def sweep(self) -> int:
         """Re-enqueue everything due; returns how many deliveries were sent to the broker.
 
         A delivery ``queued`` for longer than the grace period is sent again only if the broker no
         longer holds its message (lost with a Redis restart, say); one still waiting in a backlog
-        is left where it is and looked at again after another grace period.
+        is left where it is and looked at again after another grace period. Deliveries to a
+        recipient this worker holds back are deferred again in one statement instead of being sent
+        one by one only to be deferred by the actor; of a recipient whose circuit is ready for its
+        probe, one is sent and the others wait for the next sweep.
         """
         beat(self.broker)
         with transaction(self.sessions) as session:
@@ -209,7 +205,8 @@ class DeliveryService:
             return 0
         queued = [(d.id, d.enqueued_at) for d in due if d.status == DeliveryStatus.QUEUED and d.enqueued_at]
         held = still_held(self.broker, QUEUE, queued, timedelta(seconds=self.policy.lease_seconds))
-        resend = [d.id for d in due if d.id not in held]
+        now = self.clock.now()
+        resend, deferred = self._fair_share([d for d in due if d.id not in held], now)
         queued_at = self.clock.now()
         send_batch(self.actor, resend, queued_at)
         with transaction(self.sessions) as session:
@@ -217,7 +214,27 @@ class DeliveryService:
                 outbox.mark_resent(session, resend, queued_at)
             if held:
                 outbox.still_queued(session, sorted(held), queued_at)
+            for ids, refusal in deferred:
+                assert refusal.until is not None
+                outbox.defer(session.connection(), ids, now, refusal.until, refusal.reason, self.policy)
         return len(resend)
+
+    def _fair_share(self, due: list[outbox.Due], now: datetime) -> tuple[list[int], list[tuple[list[int], Admission]]]:
+        """The ids to send, and per recipient held back the ids to defer with the refusal."""
+        by_recipient: dict[str, list[int]] = {}
+        for d in due:
+            by_recipient.setdefault(d.recipient_id, []).append(d.id)
+        resend: list[int] = []
+        deferred: list[tuple[list[int], Admission]] = []
+        for recipient_id, ids in by_recipient.items():
+            refusal = self.gate.held(recipient_id, now)
+            if refusal is not None:
+                deferred.append((ids, refusal))
+            elif self.gate.probing(recipient_id):
+                resend.append(ids[0])
+            else:
+                resend += ids
+        return sorted(resend), deferred
 
 
 class Sweeper(threading.Thread):
@@ -245,8 +262,15 @@ class Sweeper(threading.Thread):
         self._stopping.set()
 
 
-def start_worker(service: DeliveryService, threads: int, queue_prefetch: int = 0, **options: Any) -> dramatiq.Worker:
-    """A dramatiq worker on the service's broker, started (the caller stops it with ``.stop()``)."""
+def start_worker(
+    service: DeliveryService, threads: int, queue_prefetch: int = 0, per_recipient: int = 0, **options: Any
+) -> dramatiq.Worker:
+    """A dramatiq worker on the service's broker, started (the caller stops it with ``.stop()``).
+
+    One recipient may have at most ``per_recipient`` pushes in flight in it (0: half the threads,
+    :func:`gateway.delivery.fairness.share_of`).
+    """
+    service.gate.max_in_flight = per_recipient or share_of(threads)
     worker = dramatiq.Worker(service.broker, queues={QUEUE}, worker_threads=threads, **options)
     if queue_prefetch:
         worker.queue_prefetch = queue_prefetch  # dramatiq's default (2 x threads) caps throughput

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from connectors.push import ZeepPushConnector
+from connectors.push import PushConnector
 from gateway.access.policy import AccessPolicy
 from gateway.access.rules import load_rules
 from gateway.audit import api as audit_log_api
@@ -113,9 +113,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     broker = make_broker(settings)
     delivery = DeliveryService(
+        engine=engine,
         sessions=sessions,
         broker=broker,
-        connector=ZeepPushConnector(settings.schemas_dir / "recipient-1.wsdl"),
+        connector=PushConnector(),
         signer=signer,
         clock=clock,
         payloads=payloads,

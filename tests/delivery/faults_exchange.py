@@ -157,11 +157,11 @@ class Exchange:
             return False
 
     def start_worker(self, name: str, threads: int = 8) -> Started:
-        started = self.processes.start(
-            name,
-            [sys.executable, "-m", "gateway", "worker", "--threads", str(threads), "--sweep-interval", "1"],
-            self.env,
-        )
+        """``gateway worker --threads threads``; the one recipient may use every thread (these tests
+        are about crashes, with all threads in deliveries; tests/delivery/test_fairness.py is about
+        the share of the threads a recipient gets)."""
+        argv = [sys.executable, "-m", "gateway", "worker", "--threads", str(threads), "--sweep-interval", "1"]
+        started = self.processes.start(name, [*argv, "--per-recipient", str(threads)], self.env)
         wait_until(
             lambda: "delivery worker:" in started.log_tail(200) or not started.alive(),
             30,

@@ -51,6 +51,7 @@ class FaultyRecipient:
     repeats: Counter[Key] = field(default_factory=Counter)
     requests: Counter[str] = field(default_factory=Counter)  # by the mode that answered
     in_flight: int = 0
+    most_in_flight: int = 0  # the most deliveries it was handed at one time
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def switch(self, mode: str) -> None:
@@ -100,6 +101,7 @@ class FaultyRecipient:
             key = _key(body)
             with self._lock:
                 self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
                 if key:
                     self.offered[key] += 1
                     if self.handled[key]:

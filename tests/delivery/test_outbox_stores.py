@@ -39,17 +39,17 @@ def test_claim_outcome_and_deferral(store_app: Flask) -> None:
     now = datetime.now(UTC)
     policy = RetryPolicy()
     with transaction(sessions) as session:
-        job = outbox.claim(session, first, now, policy)
+        job = outbox.claim(session.connection(), first, now, policy)
         assert job is not None
         assert (job.recipient_id, job.attempts, job.timeout_seconds, job.max_attempts) == (AGENCY_CHAOYANG, 1, 7, 4)
         assert job.endpoint_url == "http://127.0.0.1:9/soap"
         stored = session.get(Message, job.message.id)
         assert stored is not None and job.message.sealed_envelope == stored.sealed_envelope
-        assert outbox.claim(session, first, now, policy) is None  # claimed once
+        assert outbox.claim(session.connection(), first, now, policy) is None  # claimed once
     with transaction(sessions) as session:
         assert outbox.failed_attempt(session, first, 1, "HTTP 500", now, policy, 4) == "waiting_for_retry"
         assert outbox.failed_attempt(session, first, 1, "HTTP 500", now, policy, 4) == "superseded"
-        outbox.defer(session, second, now, now + timedelta(seconds=30), "deferred: test", policy)
+        outbox.defer(session.connection(), [second], now, now + timedelta(seconds=30), "deferred: test", policy)
     with transaction(sessions) as session:
         rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_([first, second])))}
     assert (rows[first].status, rows[first].attempts, rows[first].last_error) == ("waiting_for_retry", 1, "HTTP 500")
