@@ -10,13 +10,20 @@
 - ``RegistrationRejected`` marks it rejected.
 Filing or rejecting a registration the gateway never saw, or for another graduate, is refused.
 Which filed registration counts is decided by the order the gateway received the filings.
+
+The rules read and write the ``registrations`` table with Core statements built once, at import (or
+once per dialect, the upsert): building them for each message, and loading ORM objects the rules
+only read two columns of, cost several times what running them does (issue 13). A ``Registration``
+the session already holds is expired after such a write (:func:`_expire_held`), so that nothing
+read later in the transaction (several messages may share one) sees the row as it was before.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import select
+from sqlalchemy import Insert, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -28,6 +35,23 @@ from gateway.errors import EmployerUnitNatureMismatch, RegistrationUnknown, Targ
 from gateway.notices.record import notify
 from gateway.registrations.models import Registration, RegistrationStatus
 from gateway.registry.models import Participant, ParticipantKind
+
+_R = cast(Table, Registration.__table__)
+_P = cast(Table, Participant.__table__)
+_EMPLOYER = select(_P.c.id, _P.c.name, _P.c.kind, _P.c.unit_nature).where(_P.c.id == bindparam("employer"))
+_HELD_BY_UNIVERSITY = (_R.c.university_id == bindparam("university"), _R.c.registration_id == bindparam("registration"))
+_REGISTERED = select(_R.c.id).where(*_HELD_BY_UNIVERSITY)
+_SENT_TO_DEPARTMENT = select(_R.c.id, _R.c.identity_hash).where(
+    *_HELD_BY_UNIVERSITY, _R.c.education_department_id == bindparam("department")
+)
+# The columns it sets are the parameters named after them (a filing sets more than a rejection).
+_UPDATE = update(_R).where(_R.c.id == bindparam("pk"))
+_FILED = (
+    select(Registration)
+    .where(Registration.identity_hash == bindparam("identity_hash"), Registration.status == RegistrationStatus.FILED)
+    .order_by(Registration.filed_received_at.desc(), Registration.id.desc())
+    .limit(1)
+)
 
 
 class DestinationRegistrationRules:
@@ -91,16 +115,10 @@ class DestinationRegistrationRules:
             "registered_at": instant(doc, "reg:RegisteredAt"),
             "updated_at": message.received_at,
         }
-        corrected = (
-            session.scalar(
-                select(Registration.id).where(
-                    Registration.university_id == message.sender.id,
-                    Registration.registration_id == values["registration_id"],
-                )
-            )
-            is not None
-        )
-        _upsert(session, values)
+        key = {"university": message.sender.id, "registration": values["registration_id"]}
+        corrected = session.execute(_REGISTERED, key).first() is not None
+        upsert = _upsert(session.get_bind().dialect.name, tuple(values))
+        _expire_held(session, session.execute(upsert, values).scalar_one())
         notify(
             session,
             "registration_submitted",
@@ -116,7 +134,7 @@ class DestinationRegistrationRules:
 
 
 def _check_unit_nature(session: Session, employer_id: str, declared: str) -> None:
-    employer = session.get(Participant, employer_id)
+    employer = session.execute(_EMPLOYER, {"employer": employer_id}).one_or_none()
     if employer is None or employer.kind != ParticipantKind.EMPLOYER or employer.unit_nature is None:
         return  # not registered as an employer: the registration's word stands
     if employer.unit_nature == declared:
@@ -130,39 +148,58 @@ def _check_unit_nature(session: Session, employer_id: str, declared: str) -> Non
     )
 
 
-def _upsert(session: Session, values: dict[str, Any]) -> None:
-    """Insert the registration, or update the university's row with the same registration id.
+@cache
+def _upsert(dialect: str, columns: tuple[str, ...]) -> Insert:
+    """Insert a registration's ``columns``, or set them (but the key) on the university's row with the
+    same registration id; returns the row's id.
 
-    ``populate_existing`` refreshes a ``Registration`` already loaded in this session, so that no
-    later read in the transaction sees the values from before.
+    One statement: two messages for the same registration at once cannot both insert it. Built once
+    per dialect (the ON CONFLICT clause is the dialect's) and set of columns (``apply`` has one).
     """
-    dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(Registration).values(**values)
-    changed = {key: statement.excluded[key] for key in values if key not in ("registration_id", "university_id")}
-    upsert = statement.on_conflict_do_update(
-        index_elements=[Registration.university_id, Registration.registration_id], set_=changed
-    ).returning(Registration)
-    session.scalars(upsert, execution_options={"populate_existing": True}).one()
+    statement = insert(_R)
+    key = ("university_id", "registration_id")
+    changed = {column: statement.excluded[column] for column in columns if column not in key}
+    return statement.on_conflict_do_update(index_elements=key, set_=changed).returning(_R.c.id)
 
 
-def _registration_for(message: DomainMessage, session: Session) -> Registration:
+def _expire_held(session: Session, pk: int) -> None:
+    """Expire the ``Registration`` of row ``pk`` if ``session`` holds one: the row was just written
+    past the ORM, and the next read of it must load it again."""
+    held = session.identity_map.get(session.identity_key(Registration, pk))
+    if held is not None:
+        session.expire(held)
+
+
+class _Sent(NamedTuple):
+    """The registration a filing or a rejection names, as far as its rules read it."""
+
+    pk: int
+    registration_id: str
+    identity_hash: str
+
+
+def _registration_for(message: DomainMessage, session: Session) -> _Sent:
+    """The registration the education department's message names; raises :class:`RegistrationUnknown`
+    when the gateway never sent it to this department, or it is another graduate's."""
     doc = message.document
     registration_id = required(doc, "reg:RegistrationId")
-    record = session.scalar(
-        select(Registration).where(
-            Registration.university_id == message.recipient.id,
-            Registration.registration_id == registration_id,
-            Registration.education_department_id == message.sender.id,
-        )
-    )
+    record = session.execute(
+        _SENT_TO_DEPARTMENT,
+        {"university": message.recipient.id, "registration": registration_id, "department": message.sender.id},
+    ).one_or_none()
     if record is None:
         raise RegistrationUnknown(
             f"registration {registration_id} of university {message.recipient.id} was never sent to {message.sender.id}"
         )
     if record.identity_hash != message.hasher(required(doc, "reg:IdentityNumber")):
         raise RegistrationUnknown(f"registration {registration_id} is for another graduate")
-    return record
+    return _Sent(record.id, registration_id, record.identity_hash)
+
+
+def _update(session: Session, record: _Sent, **values: Any) -> None:
+    session.execute(_UPDATE, {"pk": record.pk, **values})
+    _expire_held(session, record.pk)
 
 
 class RegistrationFiledRules:
@@ -171,12 +208,18 @@ class RegistrationFiledRules:
 
     def apply(self, message: DomainMessage, session: Session) -> None:
         record = _registration_for(message, session)
-        record.status = RegistrationStatus.FILED
-        record.transfer_number = required(message.document, "reg:TransferNumber")
-        record.verification_number = required(message.document, "reg:VerificationNumber")
-        record.filed_at = instant(message.document, "reg:FiledAt")
-        record.filed_received_at = message.received_at
-        record.updated_at = message.received_at
+        transfer_number = required(message.document, "reg:TransferNumber")
+        verification_number = required(message.document, "reg:VerificationNumber")
+        _update(
+            session,
+            record,
+            status=RegistrationStatus.FILED,
+            transfer_number=transfer_number,
+            verification_number=verification_number,
+            filed_at=instant(message.document, "reg:FiledAt"),
+            filed_received_at=message.received_at,
+            updated_at=message.received_at,
+        )
         notify(
             session,
             "registration_filed",
@@ -186,8 +229,8 @@ class RegistrationFiledRules:
             facts={
                 "registration_id": record.registration_id,
                 "department": message.sender.id,
-                "transfer_number": record.transfer_number,
-                "verification_number": record.verification_number,
+                "transfer_number": transfer_number,
+                "verification_number": verification_number,
             },
         )
 
@@ -198,8 +241,7 @@ class RegistrationRejectedRules:
 
     def apply(self, message: DomainMessage, session: Session) -> None:
         record = _registration_for(message, session)
-        record.status = RegistrationStatus.REJECTED
-        record.updated_at = message.received_at
+        _update(session, record, status=RegistrationStatus.REJECTED, updated_at=message.received_at)
         reasons = [
             (reason.findtext("reg:Text", namespaces=NS) or "").strip()
             for reason in message.document.iterfind("reg:Reason", NS)
@@ -221,9 +263,4 @@ def filed_registration(session: Session, identity_hash: str) -> Registration | N
     stored them), never by a date written inside a document: a filing that declares an earlier
     ``FiledAt`` but arrives later still counts.
     """
-    return session.scalar(
-        select(Registration)
-        .where(Registration.identity_hash == identity_hash, Registration.status == RegistrationStatus.FILED)
-        .order_by(Registration.filed_received_at.desc(), Registration.id.desc())
-        .limit(1)
-    )
+    return session.scalar(_FILED, {"identity_hash": identity_hash})
