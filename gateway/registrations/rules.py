@@ -41,11 +41,11 @@ _P = cast(Table, Participant.__table__)
 _EMPLOYER = select(_P.c.id, _P.c.name, _P.c.kind, _P.c.unit_nature).where(_P.c.id == bindparam("employer"))
 _HELD_BY_UNIVERSITY = (_R.c.university_id == bindparam("university"), _R.c.registration_id == bindparam("registration"))
 _REGISTERED = select(_R.c.id).where(*_HELD_BY_UNIVERSITY)
-_SENT_TO_DEPARTMENT = select(_R.c.id, _R.c.identity_hash).where(
-    *_HELD_BY_UNIVERSITY, _R.c.education_department_id == bindparam("department")
-)
-# The columns it sets are the parameters named after them (a filing sets more than a rejection).
-_UPDATE = update(_R).where(_R.c.id == bindparam("pk"))
+_SENT_TO_DEPARTMENT = (*_HELD_BY_UNIVERSITY, _R.c.education_department_id == bindparam("department"))
+_SENT = select(_R.c.id, _R.c.identity_hash).where(*_SENT_TO_DEPARTMENT)
+# A filing or a rejection in one statement: the row only if it is still the graduate's. The
+# columns it sets are the parameters named after them (a filing sets more than a rejection).
+_UPDATE_SENT = update(_R).where(*_SENT_TO_DEPARTMENT, _R.c.identity_hash == bindparam("identity")).returning(_R.c.id)
 _FILED = (
     select(Registration)
     .where(Registration.identity_hash == bindparam("identity_hash"), Registration.status == RegistrationStatus.FILED)
@@ -184,10 +184,7 @@ def _registration_for(message: DomainMessage, session: Session) -> _Sent:
     when the gateway never sent it to this department, or it is another graduate's."""
     doc = message.document
     registration_id = required(doc, "reg:RegistrationId")
-    record = session.execute(
-        _SENT_TO_DEPARTMENT,
-        {"university": message.recipient.id, "registration": registration_id, "department": message.sender.id},
-    ).one_or_none()
+    record = session.execute(_SENT, _named(message, registration_id)).one_or_none()
     if record is None:
         raise RegistrationUnknown(
             f"registration {registration_id} of university {message.recipient.id} was never sent to {message.sender.id}"
@@ -197,9 +194,23 @@ def _registration_for(message: DomainMessage, session: Session) -> _Sent:
     return _Sent(record.id, registration_id, record.identity_hash)
 
 
-def _update(session: Session, record: _Sent, **values: Any) -> None:
-    session.execute(_UPDATE, {"pk": record.pk, **values})
-    _expire_held(session, record.pk)
+def _named(message: DomainMessage, registration_id: str) -> dict[str, str]:
+    return {"university": message.recipient.id, "registration": registration_id, "department": message.sender.id}
+
+
+def _update(message: DomainMessage, session: Session, **values: Any) -> _Sent:
+    """Set ``values`` on the registration the message names, checking in the same statement what
+    :func:`_registration_for` checks; raises :class:`RegistrationUnknown` as it does."""
+    doc = message.document
+    registration_id = required(doc, "reg:RegistrationId")
+    identity_hash = message.hasher(required(doc, "reg:IdentityNumber"))
+    parameters = {**_named(message, registration_id), "identity": identity_hash, **values}
+    pk = session.execute(_UPDATE_SENT, parameters).scalar_one_or_none()
+    if pk is None:  # changed since the check, by a concurrent correction: say how
+        _registration_for(message, session)
+        raise RegistrationUnknown(f"registration {registration_id} changed while this message was accepted")
+    _expire_held(session, pk)
+    return _Sent(pk, registration_id, identity_hash)
 
 
 class RegistrationFiledRules:
@@ -207,12 +218,11 @@ class RegistrationFiledRules:
         _registration_for(message, session)
 
     def apply(self, message: DomainMessage, session: Session) -> None:
-        record = _registration_for(message, session)
         transfer_number = required(message.document, "reg:TransferNumber")
         verification_number = required(message.document, "reg:VerificationNumber")
-        _update(
+        record = _update(
+            message,
             session,
-            record,
             status=RegistrationStatus.FILED,
             transfer_number=transfer_number,
             verification_number=verification_number,
@@ -240,8 +250,7 @@ class RegistrationRejectedRules:
         _registration_for(message, session)
 
     def apply(self, message: DomainMessage, session: Session) -> None:
-        record = _registration_for(message, session)
-        _update(session, record, status=RegistrationStatus.REJECTED, updated_at=message.received_at)
+        record = _update(message, session, status=RegistrationStatus.REJECTED, updated_at=message.received_at)
         reasons = [
             (reason.findtext("reg:Text", namespaces=NS) or "").strip()
             for reason in message.document.iterfind("reg:Reason", NS)

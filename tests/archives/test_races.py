@@ -21,7 +21,7 @@ from gateway.archives.models import ArchiveTransfer
 from gateway.archives.services import ArchiveReceiptRules, ArchiveTransferManifestRules
 from gateway.bootstrap import demo_participant_inputs
 from gateway.domain.message import DomainMessage, ServiceRules
-from gateway.errors import ArchiveTransferDuplicate
+from gateway.errors import ArchiveTransferDuplicate, RegistrationUnknown
 from gateway.privacy import IdentityHasher
 from gateway.registrations.models import Registration
 from gateway.registrations.rules import DestinationRegistrationRules, RegistrationFiledRules
@@ -199,3 +199,27 @@ def test_the_same_registration_at_once_is_one_row(pg: Callable[[], Session], set
     with transaction(pg) as session:  # type: ignore[arg-type]
         [row] = session.scalars(select(Registration).where(Registration.registration_id == "REG-RACE-2"))
         assert row.name == "改正后"
+
+
+def test_a_filing_checked_before_a_correction_to_another_graduate_is_refused(
+    pg: Callable[[], Session], settings: Settings
+) -> None:
+    g, other = new_graduate(), new_graduate()
+    rules = DestinationRegistrationRules()
+    document = registration(g, "REG-RACE-3")
+    accept(pg, settings, rules, "DestinationRegistration", document, UNIVERSITY, EDUCATION_DEPARTMENT)
+    filing_session = pg()
+    filing_session.begin()
+    filed = message(
+        filing_session, settings, "RegistrationFiled", filing(g, "REG-RACE-3"), EDUCATION_DEPARTMENT, UNIVERSITY
+    )
+    RegistrationFiledRules().check(filed, filing_session)  # passes: still g's registration
+    corrected = registration(other, "REG-RACE-3")
+    accept(pg, settings, rules, "DestinationRegistration", corrected, UNIVERSITY, EDUCATION_DEPARTMENT)
+    with pytest.raises(RegistrationUnknown, match="REG-RACE-3 is for another graduate"):
+        RegistrationFiledRules().apply(filed, filing_session)
+    filing_session.rollback()
+    filing_session.close()
+    with transaction(pg) as session:  # type: ignore[arg-type]
+        [row] = session.scalars(select(Registration).where(Registration.registration_id == "REG-RACE-3"))
+        assert (row.status, row.identity_hash) == ("registered", HASHER(other.identity_number))
