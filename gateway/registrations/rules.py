@@ -14,8 +14,8 @@ Which filed registration counts is decided by the order the gateway received the
 The rules read and write the ``registrations`` table with Core statements built once, at import (or
 once per dialect, the upsert): building them for each message, and loading ORM objects the rules
 only read two columns of, cost several times what running them does (issue 13). A ``Registration``
-the session already holds is expired after such a write (:func:`_expire_held`), so that nothing
-read later in the transaction (several messages may share one) sees the row as it was before.
+the session already holds is expired after such a write (``gateway.store.db.expire_held``), so
+that nothing read later in the transaction (several messages may share one) sees the row as it was.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from gateway.errors import EmployerUnitNatureMismatch, RegistrationUnknown, Targ
 from gateway.notices.record import notify
 from gateway.registrations.models import Registration, RegistrationStatus
 from gateway.registry.models import Participant, ParticipantKind
+from gateway.store.db import expire_held
 
 _R = cast(Table, Registration.__table__)
 _P = cast(Table, Participant.__table__)
@@ -118,7 +119,7 @@ class DestinationRegistrationRules:
         key = {"university": message.sender.id, "registration": values["registration_id"]}
         corrected = session.execute(_REGISTERED, key).first() is not None
         upsert = _upsert(session.get_bind().dialect.name, tuple(values))
-        _expire_held(session, session.execute(upsert, values).scalar_one())
+        expire_held(session, Registration, session.execute(upsert, values).scalar_one())
         notify(
             session,
             "registration_submitted",
@@ -163,14 +164,6 @@ def _upsert(dialect: str, columns: tuple[str, ...]) -> Insert:
     return statement.on_conflict_do_update(index_elements=key, set_=changed).returning(_R.c.id)
 
 
-def _expire_held(session: Session, pk: int) -> None:
-    """Expire the ``Registration`` of row ``pk`` if ``session`` holds one: the row was just written
-    past the ORM, and the next read of it must load it again."""
-    held = session.identity_map.get(session.identity_key(Registration, pk))
-    if held is not None:
-        session.expire(held)
-
-
 class _Sent(NamedTuple):
     """The registration a filing or a rejection names, as far as its rules read it."""
 
@@ -209,7 +202,7 @@ def _update(message: DomainMessage, session: Session, **values: Any) -> _Sent:
     if pk is None:  # changed since the check, by a concurrent correction: say how
         _registration_for(message, session)
         raise RegistrationUnknown(f"registration {registration_id} changed while this message was accepted")
-    _expire_held(session, pk)
+    expire_held(session, Registration, pk)
     return _Sent(pk, registration_id, identity_hash)
 
 
