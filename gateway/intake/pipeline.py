@@ -1,9 +1,10 @@
 """The intake pipeline: a message passes through stages, each of which may refuse it with a Fault.
 
-    parse -> envelope -> schema -> service -> signature           (CPU only: no database yet)
+    parse -> envelope -> schema -> service -> signature           (CPU only, the request's thread)
           -> sender -> certificate registered, replay -> recipient -> domain check
           -> store -> domain effects -> plumbing answer -> verification answer
-          (commit) -> the acceptance's log position -> receipt, kept with the message
+                                                   (the writer's thread: a savepoint of a batch)
+          (the batch's commit) -> the acceptance's log position -> receipt signed -> kept
 
 A business document is stored with its delivery and earns a signed receipt. A graduate
 verification request is stored without a delivery: the gateway answers it itself, with the
@@ -12,14 +13,16 @@ signed facts and the receipt (``gateway.grants.answer``). A plumbing service
 addressed to the sender's own participant id, skips the domain stages, is stored without a
 delivery (as evidence, and so that replays are refused) and is answered by the plumbing stage.
 
-A stage is any callable ``stage(inbound, session)``. Stages that need no database simply ignore
-the session, which connects only when first used, so a malformed message costs no database work.
-All stages of one message share one transaction: a message is stored whole or not at all. The
-transaction begins at the first stage that reads the database (the sender's lookup), so parsing,
-schema validation and the signature's cryptography hold no lock (on SQLite, the process's one
-transaction at a time), and the audit log's counter row is taken only at the commit
-(``gateway.audit.log.sequence``), or, on PostgreSQL, not at all (``defer_indexes``): inside the
-transaction there is only database work. The receipt follows the commit (``Pipeline``).
+A stage is any callable ``stage(inbound, session)``. The CPU checks (parse, envelope, schema,
+service, signature) run first, in the request's own thread, and get no session at all
+(``NO_DATABASE``): a malformed or forged message costs no database work and holds no lock. The
+database stages of one message then run in the process's group commit
+(``gateway.intake.writer.BatchWriter``): with the database stages of the other messages that arrived
+meanwhile, in one transaction, each in a savepoint of its own, so a message is stored whole or not
+at all and a refused one is rolled back alone. Inside the transaction there is only database work;
+the audit log's counter row is taken once per batch, at its commit (``gateway.audit.log.sequence``),
+or, on PostgreSQL, not at all (``defer_indexes``). The receipt is signed after the commit
+(``Pipeline``) and kept in the writer's next batch.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
 
 from lxml import etree
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import PositionWaiter, RecordedEntry, defer_indexes, record, sequence_pending
+from gateway.audit.log import PositionWaiter, RecordedEntry, record, sequence_pending
+from gateway.audit.log import defer_indexes as _defer_indexes
 from gateway.errors import (
     DatabaseUnavailable,
     DuplicateMessage,
@@ -50,8 +55,9 @@ from gateway.errors import (
 )
 from gateway.intake.catalog import Service, ServiceCatalog
 from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_envelope
+from gateway.intake.writer import BatchWriter
 from gateway.messages.models import Delivery, Message
-from gateway.messages.payloads import PayloadCipher
+from gateway.messages.payloads import ENVELOPE, PayloadCipher, Sealed
 from gateway.registry.directory import SqlDirectory
 from gateway.registry.models import DeliveryMode, Participant
 from gateway.routing.resolve import resolve_recipient
@@ -77,7 +83,8 @@ class Inbound:
     sender: Participant | None = None
     recipient: Participant | None = None
     security: VerifiedSignature | None = None
-    stored: Message | None = None
+    stored: StoredMessage | None = None
+    sealed: Sealed | None = None  # the envelope sealed for storage (``SealEnvelope``)
     receipt: etree._Element | None = None
     answer: etree._Element | None = None  # the gateway's own answer (plumbing, verification), instead of the receipt
     acceptance: RecordedEntry | None = None  # the audit entry of the acceptance (indexed at the receipt)
@@ -134,51 +141,77 @@ class Accepted:
 class ReceiptIssuer(Protocol):
     """Signs the receipt of an accepted message and keeps it with the message (``gateway.security.receipt``).
 
-    ``__call__`` sets ``inbound.receipt`` and writes it in ``session``; ``again`` signs a stored
-    message's receipt anew when it was never kept, and keeps it.
+    ``sign`` sets ``inbound.receipt`` (CPU only, no database); ``keep`` writes it in ``session``;
+    ``again`` signs a stored message's receipt anew when it was never kept, and keeps it.
     """
 
-    def __call__(self, inbound: Inbound, session: Session) -> None: ...
+    def sign(self, inbound: Inbound) -> None: ...
+
+    def keep(self, inbound: Inbound, session: Session) -> None: ...
 
     def again(self, session: Session, sender: str, message_id: str) -> bytes | None: ...
 
 
+@dataclass(frozen=True)
+class Stages:
+    """The intake's stages: ``checks`` are CPU work and read no database (parse, schema, service,
+    signature); ``stages`` are the database work, run in the group commit's transaction."""
+
+    checks: Sequence[Stage]
+    stages: Sequence[Stage]
+
+
+class _NoDatabase:
+    """What a CPU check gets for a session: it must not use one (its work precedes any transaction)."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"a CPU check used the database (Session.{name}): make it a database stage")
+
+
+NO_DATABASE = cast(Session, _NoDatabase())
+
+
 class Pipeline:
-    """The stages in one transaction, then the receipt.
+    """The checks in the request's thread, the stages in a shared transaction, then the receipt.
+
+    The checks (parse, schema, service, signature) are CPU work and run in the request's own
+    thread, holding nothing. The database stages of every message then run in the process's
+    :class:`~gateway.intake.writer.BatchWriter`: many concurrent messages in one transaction,
+    each in a savepoint of its own, so a refused message is rolled back alone with its own fault
+    while the others commit (group commit).
 
     The receipt names the acceptance's place in the audit log, so it is signed after the commit,
-    once that place is known (``gateway.audit.log``: on PostgreSQL, with ``defer_indexes``, the
-    intake transaction takes no audit counter at all and one sequencer gives many messages their
-    indexes in one batch), and kept with the message in a short transaction of its own. If the
-    gateway stops in between, the message is stored without its receipt; the sender, told nothing,
-    sends again and gets the receipt signed anew from the stored message (``ReceiptIssuer.again``).
+    once that place is known (``gateway.audit.log``: the batch's entries get their indexes at its
+    commit, all at once; on PostgreSQL, with ``defer_indexes``, the batch takes no audit counter at
+    all and one sequencer gives many batches' entries their indexes afterwards), and kept with the
+    message in the writer's next batch. If the gateway stops in between, the message is stored
+    without its receipt; the sender, told nothing, sends again and gets the receipt signed anew
+    from the stored message (``ReceiptIssuer.again``).
     """
 
     def __init__(
         self,
-        stages: Sequence[Stage],
+        stages: Stages,
         sessions: sessionmaker[Session],
         receipts: ReceiptIssuer | None = None,
         defer_indexes: bool = False,
+        batch_limit: int = 64,
     ) -> None:
-        self.stages = tuple(stages)
+        self.checks = tuple(stages.checks)
+        self.stages = tuple(stages.stages)
         self._sessions = sessions
         self.receipts = receipts
         self.defer_indexes = defer_indexes
         self.positions = PositionWaiter(sessions)
+        self.writer = BatchWriter(sessions, limit=batch_limit, prepare=_defer_indexes if defer_indexes else None)
 
     def process(self, raw: bytes, received_at: datetime) -> Accepted:
         """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`."""
         inbound = Inbound(raw=raw, received_at=received_at)
         try:
-            with self._sessions() as session, session.begin():
-                if self.defer_indexes:
-                    defer_indexes(session)
-                for stage in self.stages:
-                    stage(inbound, session)
-                    if inbound.resent is not None:
-                        self._record_resend(inbound, inbound.resent, session)
-                        break
+            for check in self.checks:
+                check(inbound, NO_DATABASE)
+            self.writer.run(lambda session: self._in_transaction(inbound, session))
             if inbound.resent is not None:
                 return self._answer_again(inbound, inbound.resent)
             self._issue_receipt(inbound)
@@ -200,8 +233,16 @@ class Pipeline:
             service=service,
             received_at=stored.received_at,
             answer=answer,
-            push_delivery_ids=tuple(d.id for d in stored.deliveries if d.mode == DeliveryMode.PUSH),
+            push_delivery_ids=stored.push_delivery_ids,
         )
+
+    def _in_transaction(self, inbound: Inbound, session: Session) -> None:
+        """The database stages of one message (in the writer's thread, in a savepoint of its batch)."""
+        for stage in self.stages:
+            stage(inbound, session)
+            if inbound.resent is not None:
+                self._record_resend(inbound, inbound.resent, session)
+                return
 
     def _issue_receipt(self, inbound: Inbound) -> None:
         """After the commit: the acceptance's log position, then the receipt, kept with the message."""
@@ -213,12 +254,11 @@ class Pipeline:
         except TimeoutError:
             log.error("message %s is stored, but its audit entry got no leaf index in time", inbound.message_id)
             raise DatabaseUnavailable() from None  # the sender sends again and gets the receipt then
+        receipts = self.receipts
+        receipts.sign(inbound)  # in this thread: the writer holds its transaction for writes only
         try:
-            with self._sessions() as session, session.begin():
-                self.receipts(inbound, session)  # signs before its first statement: no lock held meanwhile
+            self.writer.run(lambda session: receipts.keep(inbound, session))
         except DBAPIError as exc:
-            if inbound.receipt is None:
-                raise
             # The message is accepted and the receipt is valid: answer it. It is signed again from
             # the stored message if the sender ever sends the message again.
             log.warning("the receipt of %s was not kept: %s", inbound.message_id, str(exc).splitlines()[0])
@@ -359,64 +399,95 @@ def resolve(inbound: Inbound, session: Session) -> None:
 
 
 @dataclass(frozen=True)
-class Store:
-    """Store the message, its envelope sealed, and its delivery record in the pipeline's transaction.
+class StoredMessage:
+    """What the later stages and the receipt need of a stored message."""
 
-    A plumbing request or a verification request is stored too (evidence, replay detection) but
-    has nothing to deliver: the gateway answers it.
-    """
+    id: int  # its primary key
+    message_id: str
+    sender_id: str
+    recipient_id: str
+    received_at: datetime
+    push_delivery_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SealEnvelope:
+    """The CPU half of storing: seal the envelope (``gateway.messages.payloads``) and digest the Body,
+    in the request's thread, so that the transaction holds only the INSERTs."""
 
     payloads: PayloadCipher
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
-        assert inbound.routing is not None and inbound.service is not None and inbound.parts is not None
-        assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
-        routing = inbound.routing
-        message = Message(
+        assert inbound.routing is not None
+        inbound.body_sha256()
+        inbound.sealed = self.payloads.seal(inbound.raw, ENVELOPE, inbound.routing.sender, inbound.routing.message_id)
+
+
+# Core statements built once: the message and its delivery are never read back through the ORM in
+# the transaction that writes them, and the unit of work cost several times the INSERTs themselves.
+_MESSAGES = cast(Table, Message.__table__)
+_DELIVERIES = cast(Table, Delivery.__table__)
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
+_INSERT_DELIVERY = insert(_DELIVERIES).returning(_DELIVERIES.c.id)
+
+
+def store(inbound: Inbound, session: Session) -> None:
+    """Store the message, its envelope sealed, and its delivery record in the batch's transaction.
+
+    A plumbing request or a verification request is stored too (evidence, replay detection) but
+    has nothing to deliver: the gateway answers it.
+    """
+    assert inbound.routing is not None and inbound.service is not None and inbound.sealed is not None
+    assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
+    routing, recipient = inbound.routing, inbound.recipient
+    values = {
+        "message_id": routing.message_id,
+        "sender_id": inbound.sender.id,
+        "recipient_id": recipient.id,
+        "service": inbound.service.name,
+        "service_version": inbound.service.version,
+        "correlation_id": routing.correlation_id,
+        "created_at": routing.created_at,
+        "received_at": inbound.received_at,
+        "size": len(inbound.raw),
+        "body_sha256": inbound.body_sha256(),
+        "certificate_sha256": inbound.security.certificate_sha256,
+        "signature_sha256": inbound.security.signature_sha256,
+        "envelope": inbound.sealed.data,
+        "envelope_key_id": inbound.sealed.key_id,
+    }
+    try:
+        pk = session.execute(_INSERT_MESSAGE, values).scalar_one()
+    except IntegrityError:
+        # Another request stored the same message id between the replay check and this insert.
+        raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
+    push: tuple[int, ...] = ()
+    if inbound.service.is_delivered:
+        delivery = Delivery.first_values(recipient.id, recipient.delivery_mode, inbound.received_at)
+        delivery_id = session.execute(_INSERT_DELIVERY, {**delivery, "message_pk": pk}).scalar_one()
+        push = (delivery_id,) if recipient.delivery_mode == DeliveryMode.PUSH else ()
+    inbound.stored = StoredMessage(
+        pk, routing.message_id, inbound.sender.id, recipient.id, inbound.received_at, push_delivery_ids=push
+    )
+    # Store and audit in one transaction: the acceptance's audit entry (its place in the log is
+    # given at the commit, or by the sequencer after it; the receipt names it).
+    inbound.acceptance = record(
+        session,
+        AuditEvent(
+            kind="message.accepted",
+            at=inbound.received_at,
             message_id=routing.message_id,
-            sender_id=inbound.sender.id,
-            recipient_id=inbound.recipient.id,
-            service=inbound.service.name,
-            service_version=inbound.service.version,
-            correlation_id=routing.correlation_id,
-            created_at=routing.created_at,
-            received_at=inbound.received_at,
-            size=len(inbound.raw),
-            body_sha256=inbound.body_sha256(),
-            certificate_sha256=inbound.security.certificate_sha256,
-            signature_sha256=inbound.security.signature_sha256,
-            deliveries=[Delivery.first(inbound.recipient.id, inbound.recipient.delivery_mode, inbound.received_at)]
-            if inbound.service.is_delivered
-            else [],
-        )
-        self.payloads.seal_envelope(message, inbound.raw)
-        session.add(message)
-        try:
-            session.flush()
-        except IntegrityError:
-            # Another request stored the same message id between the replay check and this insert. The
-            # failed flush expired the ORM objects: build the text from plain values only.
-            raise DuplicateMessage(f"message {routing.message_id} from {routing.sender} was already accepted") from None
-        inbound.stored = message
-        # Store and audit in one transaction: the acceptance's audit entry (its place in the log is
-        # given at the commit, or by the sequencer after it; the receipt names it).
-        inbound.acceptance = record(
-            session,
-            AuditEvent(
-                kind="message.accepted",
-                at=inbound.received_at,
-                message_id=routing.message_id,
-                facts={
-                    "message_id": routing.message_id,
-                    "sender": inbound.sender.id,
-                    "recipient": inbound.recipient.id,
-                    "service": inbound.service.name,
-                    "body_sha256": message.body_sha256,
-                    "signature_sha256": message.signature_sha256,
-                    "certificate_sha256": message.certificate_sha256,
-                },
-            ),
-        )
+            facts={
+                "message_id": routing.message_id,
+                "sender": inbound.sender.id,
+                "recipient": recipient.id,
+                "service": inbound.service.name,
+                "body_sha256": inbound.body_sha256(),
+                "signature_sha256": inbound.security.signature_sha256,
+                "certificate_sha256": inbound.security.certificate_sha256,
+            },
+        ),
+    )
 
 
 def default_stages(
@@ -429,8 +500,8 @@ def default_stages(
     plumbing: Stage,
     verification: Stage,
     payloads: PayloadCipher,
-) -> list[Stage]:
-    """The intake stages in order.
+) -> Stages:
+    """The intake stages in order: the CPU checks, then the database stages.
 
     ``verify``, ``registration`` and ``receipt`` are message security's (``gateway.security``:
     the signature's CPU work, then the certificate's registration and replay in the database); ``check_domain`` and
@@ -439,18 +510,23 @@ def default_stages(
     ``verification`` the graduate verification requests (``gateway.grants.answer``); ``payloads``
     seals the stored envelope (``gateway.messages.payloads``).
     """
-    return [
-        Parse(limits),
-        split,
-        ValidateSchema(catalog),
-        IdentifyService(catalog),
-        verify,  # no database before here: the transaction begins with the sender's lookup
-        check_sender,
-        registration,
-        resolve,
-        check_domain,
-        Store(payloads),
-        apply_domain,
-        plumbing,
-        verification,
-    ]
+    return Stages(
+        checks=[
+            Parse(limits),
+            split,
+            ValidateSchema(catalog),
+            IdentifyService(catalog),
+            verify,
+            SealEnvelope(payloads),
+        ],
+        stages=[
+            check_sender,
+            registration,
+            resolve,
+            check_domain,
+            store,
+            apply_domain,
+            plumbing,
+            verification,
+        ],
+    )

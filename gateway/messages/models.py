@@ -94,13 +94,18 @@ class Delivery(Base):
         A pull delivery waits in the recipient's mailbox from the start; a push delivery is queued
         once the broker has it (after the accepting transaction commits).
         """
+        return cls(**cls.first_values(recipient_id, mode, at))
+
+    @staticmethod
+    def first_values(recipient_id: str, mode: str, at: datetime) -> dict[str, object]:
+        """The columns of :meth:`first`'s delivery (less its message), for a Core INSERT."""
         pull = mode == DeliveryMode.PULL
-        return cls(
-            recipient_id=recipient_id,
-            mode=mode,
-            status=DeliveryStatus.QUEUED if pull else DeliveryStatus.ACCEPTED,
-            enqueued_at=at if pull else None,
-            attempts=0,
-            created_at=at,
-            updated_at=at,
-        )
+        return {
+            "recipient_id": recipient_id,
+            "mode": mode,
+            "status": DeliveryStatus.QUEUED if pull else DeliveryStatus.ACCEPTED,
+            "enqueued_at": at if pull else None,
+            "attempts": 0,
+            "created_at": at,
+            "updated_at": at,
+        }

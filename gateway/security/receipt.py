@@ -81,7 +81,8 @@ _KEEP = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("pk")).values(receip
 
 @dataclass(frozen=True)
 class IssueReceipt:
-    """Sign the receipt of an accepted message and keep it with the stored message (after its commit).
+    """Sign the receipt of an accepted message (``sign``: CPU only) and keep it with the stored message
+    (``keep``: in the group commit's next batch), both after the message's commit.
 
     ``payloads`` opens a stored envelope when a receipt that was never kept is signed anew.
     """
@@ -89,7 +90,8 @@ class IssueReceipt:
     signer: GatewaySigner
     payloads: PayloadCipher
 
-    def __call__(self, inbound: Inbound, session: Session) -> None:
+    def sign(self, inbound: Inbound) -> None:
+        """Sign the receipt of ``inbound`` (committed, its acceptance indexed) into ``inbound.receipt``."""
         stored, security, service = inbound.stored, inbound.security, inbound.service
         assert stored is not None and security is not None and service is not None
         assert inbound.acceptance is not None and inbound.acceptance.position is not None
@@ -106,9 +108,12 @@ class IssueReceipt:
             references=security.references,
             log_position=inbound.acceptance.position,
         )
-        receipt = build_receipt(facts, self.signer)
-        inbound.receipt = receipt
-        session.execute(_KEEP, {"pk": stored.id, "receipt": etree.tostring(receipt)})
+        inbound.receipt = build_receipt(facts, self.signer)
+
+    def keep(self, inbound: Inbound, session: Session) -> None:
+        """Keep the signed receipt with the stored message (one UPDATE)."""
+        assert inbound.stored is not None and inbound.receipt is not None
+        session.execute(_KEEP, {"pk": inbound.stored.id, "receipt": etree.tostring(inbound.receipt)})
 
     def again(self, session: Session, sender: str, message_id: str) -> bytes | None:
         """The receipt of a stored message whose receipt was never kept, signed anew and kept.

@@ -30,12 +30,12 @@ from gateway.grants.throttle import ShortCodeThrottle
 from gateway.grants.tokens import GrantTokens
 from gateway.intake import views as intake_views
 from gateway.intake.catalog import ServiceCatalog
-from gateway.intake.pipeline import Pipeline, default_stages
+from gateway.intake.pipeline import Pipeline, Stages, default_stages
 from gateway.messages.keyring import PayloadKeyRing
 from gateway.messages.payloads import PayloadCipher
 from gateway.messages.retention import PayloadRetention
 from gateway.monitoring import views as monitoring
-from gateway.monitoring.instruments import TimedStage, timed_stages
+from gateway.monitoring.instruments import TimedReceipts, timed_stages
 from gateway.notices.mail import Mailer
 from gateway.pki.keystore import PemKeyStore
 from gateway.portal import views as portal_views
@@ -100,9 +100,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         payloads=payloads,
     )
     pipeline = Pipeline(
-        timed_stages(stages),
+        Stages(checks=timed_stages(stages.checks), stages=timed_stages(stages.stages)),
         sessions,
-        receipts=TimedStage(IssueReceipt(signer, payloads), "issue_receipt"),
+        receipts=TimedReceipts(IssueReceipt(signer, payloads)),
         # On PostgreSQL the intake transaction takes no audit counter: the sequencer gives indexes in batches.
         defer_indexes=engine.dialect.name == "postgresql",
     )

@@ -95,16 +95,12 @@ def test_a_receipt_that_could_not_be_kept_is_answered_and_signed_anew_on_a_resen
     app = create_app(store_settings)
     message_id = str(uuid.uuid4())
     data = registration(sign, message_id)
-    issuer = app.extensions["gateway"].pipeline.receipts
-    keep = issuer.stage.__call__
+    issuer = app.extensions["gateway"].pipeline.receipts.receipts  # inside its TimedReceipts
 
-    def sign_but_lose_it(inbound: pipeline_module.Inbound, session: object) -> None:
-        keep(inbound, session)
+    def lose_it(inbound: pipeline_module.Inbound, session: object) -> None:
         raise pipeline_module.DBAPIError("UPDATE messages", {}, OSError("the connection was lost"))
 
-    monkeypatch.setattr(
-        type(issuer.stage), "__call__", lambda self, inbound, session: sign_but_lose_it(inbound, session)
-    )
+    monkeypatch.setattr(type(issuer), "keep", lambda self, inbound, session: lose_it(inbound, session))
     status, first = post(app, data)
     assert status == 200  # the message is accepted and its receipt valid: answered
     monkeypatch.undo()

@@ -25,6 +25,7 @@ from gateway.pki.keystore import load_private_key
 from gateway.sdk.signing import sign_envelope_bytes
 from gateway.settings import Settings
 from gateway.store.db import transaction
+from gateway.web.app import create_app
 from tests.conftest import AGENCY_CHAOYANG, UNIVERSITY, Credentials, Signer, credentials
 from tests.security.variants import (
     NS,
@@ -405,10 +406,15 @@ def audit_kinds(app: Flask) -> list[str]:
         return list(session.scalars(select(AuditEntry.kind).order_by(AuditEntry.leaf_index)))
 
 
+@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)
 def test_the_same_message_accepted_meanwhile_is_refused_as_a_duplicate_not_an_internal_error(
-    client: FlaskClient, app: Flask, sign: Signer, monkeypatch: pytest.MonkeyPatch
+    store_settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two deliveries of one message race: this one passes the replay check, then the other is stored.
+    # Two deliveries of one message race in two processes (two apps here, each with its own group
+    # commit): this one passes the replay check, then the other is stored and committed. In one
+    # process the writer runs one message's database work at a time, and on SQLite one transaction
+    # writes at a time, so the race exists only between processes on PostgreSQL.
+    app, other_process = create_app(store_settings), create_app(store_settings)
     data = sign(registration())
     find = verify_module._find_earlier
     other: dict[str, int] = {}
@@ -417,14 +423,19 @@ def test_the_same_message_accepted_meanwhile_is_refused_as_a_duplicate_not_an_in
         found = find(*args)
         if not other:
             other["started"] = 1
-            other["status"] = post(app.test_client(), data)[0]
+            other["status"] = post(other_process.test_client(), data)[0]
         return found
 
     monkeypatch.setattr(verify_module, "_find_earlier", find_then_let_the_other_delivery_in)
-    status, body = post(client, data)
+    try:
+        status, body = post(app.test_client(), data)
+    finally:
+        monkeypatch.undo()
     assert other["status"] == 200
     assert len(stored_ids(app)) == 1
     assert status == 500
+    for served in (app, other_process):
+        served.extensions["gateway"].engine.dispose()
     assert body.findtext(".//gw:FaultDetail/gw:Code", namespaces=NS) in ("REPLAY", "DUPLICATE_MESSAGE")
 
 

@@ -1,0 +1,198 @@
+"""Group commit: one thread per process runs the database work of many messages in one transaction.
+
+Every message's database stages (sender, certificate and replay, recipient, domain rules, store,
+answers) used to run in a transaction of their own, so each message paid for its own BEGIN, COMMIT
+(on PostgreSQL a write-ahead-log flush), connection checkout, audit counter and, on SQLite, its own
+turn at the process's one transaction. The request threads now do the CPU work (parse, schema,
+signature) on their own and hand the rest to the :class:`BatchWriter`, which takes whatever work is
+waiting when it becomes free (up to ``limit`` pieces) and runs it in one transaction:
+
+- each piece runs in a SAVEPOINT of its own, so a piece that fails (a :class:`~gateway.errors.Fault`
+  such as a duplicate id or a domain conflict, or any other error) is rolled back alone and gets
+  its own error, while the others commit. Its audit entries are forgotten with it;
+- the pieces of a batch run one after the other in the same transaction, so each sees what the
+  earlier ones wrote: two conflicting messages about one graduate in one batch behave exactly as
+  they would one after the other (the second meets the first's state);
+- the caller's ``run`` returns only after the commit (or raises the piece's error, or the batch's
+  when the commit itself fails: then nothing of the batch is stored and every piece is told);
+- a batch that PostgreSQL aborts as a deadlock or serialisation failure (two processes' batches
+  touching the same rows in different orders) is run again, one piece per transaction.
+
+No piece waits for a timer: the writer takes what queued while it committed the previous batch, so
+a lone message is committed at once and a burst shares its commits. The thread is started on first
+use, and again in a forked child (gunicorn's workers), where the parent's thread does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.audit.log import PENDING_KEY
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL's SQLSTATEs of a transaction aborted for a conflict with another, which succeeds when run again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+Work = Callable[[Session], None]
+
+
+@dataclass
+class _Piece:
+    work: Work
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class BatchWriter:
+    """Runs pieces of database work from many threads in shared transactions (group commit).
+
+    ``prepare`` is called on each batch's session before its first piece (``defer_indexes`` on
+    PostgreSQL, for instance).
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        limit: int = 64,
+        prepare: Callable[[Session], None] | None = None,
+        name: str = "gateway-writer",
+    ) -> None:
+        if limit < 1:
+            raise ValueError("a batch holds at least one piece of work")
+        self._sessions = sessions
+        self._limit = limit
+        self._prepare = prepare
+        self._name = name
+        self._queue: queue.SimpleQueue[_Piece] = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self.batches = 0  # committed or failed, since start (for tests and the benchmark)
+        self.pieces = 0
+
+    def run(self, work: Work) -> None:
+        """Run ``work(session)`` in the next batch; returns after its commit, or raises its error."""
+        piece = _Piece(work)
+        self._ensure_thread()
+        self._queue.put(piece)
+        piece.done.wait()
+        if piece.error is not None:
+            raise piece.error
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._thread is None or self._pid != os.getpid():  # first use, or a forked child
+                self._queue = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._pid = os.getpid()
+                self._thread.start()
+
+    def _loop(self) -> None:
+        pieces = self._queue
+        while True:
+            batch = [pieces.get()]
+            while len(batch) < self._limit:
+                try:
+                    batch.append(pieces.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # never leave a caller waiting, whatever happened
+                log.exception("the batch writer failed")
+                for piece in batch:
+                    if piece.error is None:
+                        piece.error = exc
+            finally:
+                for piece in batch:
+                    piece.done.set()
+
+    def _commit(self, batch: list[_Piece]) -> None:
+        self.batches += 1
+        self.pieces += len(batch)
+        try:
+            self._transaction(batch)
+        except DBAPIError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            if len(batch) > 1 and sqlstate in RETRYABLE_SQLSTATES:
+                log.info("a batch of %d met a concurrent one (%s): each runs alone", len(batch), sqlstate)
+                for piece in batch:
+                    piece.error = None
+                    try:
+                        self._transaction([piece])
+                    except Exception as alone:
+                        piece.error = alone
+                return
+            for piece in batch:
+                if piece.error is None:
+                    piece.error = exc
+        except Exception as exc:
+            for piece in batch:
+                if piece.error is None:
+                    piece.error = exc
+
+    def _transaction(self, batch: list[_Piece]) -> None:
+        with self._sessions() as session, session.begin():
+            _begin_for_savepoints(session)
+            if self._prepare is not None:
+                self._prepare(session)
+            for piece in batch:
+                piece.error = _run_piece(session, piece.work)
+        # committed: the pieces without an error are stored
+
+
+def _begin_for_savepoints(session: Session) -> None:
+    """On SQLite, begin the batch's transaction now, taking the write lock (``BEGIN IMMEDIATE``).
+
+    Python's sqlite3 begins a transaction only before its first INSERT, UPDATE or DELETE: a SAVEPOINT
+    issued before any would open the transaction itself, and its RELEASE would commit it. Taking the
+    write lock at once also means that the batch, which reads before it writes, never meets another
+    process's commit in between (SQLITE_BUSY at its first write): it waits at its BEGIN instead. In
+    this process the engine's lock (``gateway.store.db``) already runs one transaction at a time.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _run_piece(session: Session, work: Work) -> BaseException | None:
+    """``work`` in a savepoint; its error (after rolling it back alone), or None."""
+    recorded: list[object] = session.info.setdefault(PENDING_KEY, [])
+    mark = len(recorded)
+    try:
+        with session.begin_nested():
+            work(session)
+    except DBAPIError as exc:
+        if _transaction_lost(exc):
+            raise  # the whole batch failed: nothing of it is stored
+        _forget_entries(session, recorded, mark)
+        return exc
+    except Exception as exc:
+        _forget_entries(session, recorded, mark)
+        return exc
+    return None
+
+
+def _forget_entries(session: Session, recorded: list[object], mark: int) -> None:
+    """Keep the audit entries the batch's earlier pieces recorded (``gateway.audit.log.record``), and
+    only those: the rolled-back piece's are dropped. (The log's rollback listener drops the whole
+    list on any rollback, a savepoint's included.)"""
+    del recorded[mark:]
+    session.info[PENDING_KEY] = recorded
+
+
+def _transaction_lost(exc: DBAPIError) -> bool:
+    """The database or the connection failed, not the piece's own statement."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated
