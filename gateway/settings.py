@@ -73,6 +73,8 @@ class Settings:
     max_connections_per_client: int = 32
     max_connections: int = 4096
     keepalive_seconds: int = 5
+    # The group commit (gateway.intake.writer): most messages whose database work shares one transaction.
+    intake_batch_limit: int = 64
     max_message_bytes: int = 10 * 1024 * 1024
     max_xml_depth: int = 100
     max_xml_elements: int = 10_000
@@ -219,6 +221,7 @@ class Settings:
             max_connections_per_client=_int(env, "GATEWAY_MAX_CONNECTIONS_PER_CLIENT", 32, 1, 100_000),
             max_connections=_int(env, "GATEWAY_MAX_CONNECTIONS", 4096, 1, 1_000_000),
             keepalive_seconds=_int(env, "GATEWAY_KEEPALIVE", 5, 0, 300),
+            intake_batch_limit=_int(env, "GATEWAY_INTAKE_BATCH_LIMIT", 64, 1, 1024),
             max_message_bytes=_int(env, "GATEWAY_MAX_MESSAGE_BYTES", 10 * 1024 * 1024, 1024, 1 << 30),
             max_xml_depth=_int(env, "GATEWAY_MAX_XML_DEPTH", 100, 8, LIBXML_MAX_DEPTH),
             max_xml_elements=_int(env, "GATEWAY_MAX_XML_ELEMENTS", 10_000, 100, MAX_ELEMENTS_SETTING),

@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         receipts=TimedReceipts(IssueReceipt(signer, payloads)),
         # On PostgreSQL the intake transaction takes no audit counter: the sequencer gives indexes in batches.
         defer_indexes=engine.dialect.name == "postgresql",
+        batch_limit=settings.intake_batch_limit,
     )
     broker = make_broker(settings)
     delivery = DeliveryService(

@@ -382,7 +382,7 @@ def test_an_unexpected_failure_is_an_audited_internal_error(kit: Kit, monkeypatc
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(verify.XMLVerifier, "verify", broken)
+    monkeypatch.setattr(verify, "verify_signature", broken)
     outcome = post(kit.client, kit.sign(registration()))
     assert (outcome.status, outcome.code, outcome.faultcode) == (500, "INTERNAL_ERROR", "soapenv:Server")
     assert refusals(kit.app)[-1]["code"] == "INTERNAL_ERROR"
