@@ -8,6 +8,7 @@ service: identity numbers (GB 11643, ISO 7064 MOD 11-2, with python-stdnum), cre
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from lxml import etree
 from stdnum.cn import ric
@@ -30,6 +31,9 @@ def _identity(value: str) -> None:
         raise ValidationError("IdentityNumber", f"is not a valid resident identity number ({exc})") from None
 
 
+# The same schools, employers and agencies come back in message after message: their checked
+# credit codes are remembered (public organisation ids; identity numbers, personal data, never are).
+@lru_cache(maxsize=4096)
 def _credit(value: str) -> None:
     validate_credit_code(value, "credit code")
 

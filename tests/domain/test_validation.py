@@ -38,3 +38,11 @@ def test_type_and_method_outside_archive_documents_are_not_code_list_values() ->
 
 def test_valid_codes_pass() -> None:
     check_codes(document(ARC, "<d:Type>transcript</d:Type><d:Method>confidential_communication</d:Method>"))
+
+
+def test_a_credit_code_is_refused_every_time_and_a_valid_one_passes_every_time() -> None:
+    # Checked credit codes are remembered: only the valid ones, so a wrong one is refused again.
+    for _ in range(2):
+        with pytest.raises(CodeInvalid, match="CreditCode check character"):
+            check_codes(document(ARC, "<d:CreditCode>91110108500000006X</d:CreditCode>"))
+        check_codes(document(ARC, "<d:CreditCode>91110108500000006J</d:CreditCode>"))
