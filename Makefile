@@ -33,7 +33,7 @@ typecheck: $(STAMP)  ## mypy --strict on gateway/, connectors/, agencies/ and to
 pytest: $(STAMP)  ## the pytest suite only
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-bench-intake: $(STAMP)  ## bench/intake: gateway intake vs parse+XSD and parse+XSD+signxml baselines (BENCH_ARGS=...)
+bench-intake: $(STAMP)  ## bench/intake: gateway intake vs parse+XSD, +signxml and +its own signature check baselines (BENCH_ARGS=...)
 	$(BIN)/python bench/intake/run.py $(BENCH_ARGS)
 
 bench-delivery: $(STAMP)  ## bench/delivery: delivered/s (embedded; PostgreSQL+Redis) vs raw dramatiq drain

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import wrk_load
 from envelopes import signing_available
+from report import TARGETS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RUN_SETTINGS = {  # gateway settings the run chooses, and the option that changes them
@@ -44,6 +45,7 @@ class Options:
     lock_limit: float
     scaling_tolerance: float
     baseline_worker_class: str | None
+    servers: tuple[str, ...]  # the targets driven, in the order of report.TARGETS; the gateway always
     settings: tuple[str, ...]
     results_dir: Path
 
@@ -68,6 +70,16 @@ def _worker_counts(text: str) -> tuple[int, ...]:
     if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
         raise argparse.ArgumentTypeError("--workers: distinct counts of at least 1, e.g. 1,2,4")
     return counts
+
+
+def _servers(text: str) -> tuple[str, ...]:
+    """The targets named (the gateway is always driven), in the order of ``report.TARGETS``."""
+    named = {part.strip() for part in text.split(",") if part.strip()}
+    if unknown := named - set(TARGETS):
+        raise argparse.ArgumentTypeError(
+            f"unknown {', '.join(sorted(unknown))}; choose among {','.join(TARGETS)}"
+        )
+    return tuple(target for target in TARGETS if target in named | {"gateway"})
 
 
 def parse_options(argv: Sequence[str] | None = None, description: str | None = None) -> Options:
@@ -108,6 +120,10 @@ def parse_options(argv: Sequence[str] | None = None, description: str | None = N
                         help="largest change of accepted per server CPU-second across --workers counts (0.15)")
     parser.add_argument("--baseline-worker-class", default=None,
                         help="gunicorn worker class of the baselines (default: the one `gateway serve` logs)")
+    parser.add_argument("--servers", type=_servers, default=TARGETS,
+                        help="the servers to drive, separated by commas, among " + ",".join(TARGETS) + "; the "
+                             "gateway is always driven, and a baseline left out has no column or ratio (all: "
+                             + ",".join(TARGETS) + ")")
     parser.add_argument("--setting", dest="settings", action="append", default=[], metavar="GATEWAY_NAME=VALUE",
                         help="a gateway setting for `gateway init` and `gateway serve` (repeatable); the run's "
                              "environment's GATEWAY_* variables are not passed on, these are")
@@ -144,7 +160,7 @@ def _check(parser: argparse.ArgumentParser, options: Options) -> None:
         if name in RUN_SETTINGS:
             parser.error(f"--setting {name}: the run sets it itself ({RUN_SETTINGS[name]})")
     if options.signing == "off":
-        parser.error("--signing off: the parse + XSD + signxml baseline verifies the envelopes' signatures, "
+        parser.error("--signing off: the signature baselines verify the envelopes' signatures, "
                      "and the gateway requires them")
     if options.signing == "on" and not signing_available():
         parser.error("--signing on: this gateway has no gateway.sdk.signing")

@@ -10,8 +10,13 @@ from typing import Any
 
 from load import LoadResult
 
-TARGETS = ("gateway", "xsd", "xsd+sig")  # the gateway, parse + XSD, parse + XSD + signxml verify
+# the gateway, parse + XSD, parse + XSD + signxml verification, parse + XSD + the gateway's own
+# signature check (its VerifySignature)
+TARGETS = ("gateway", "xsd", "xsd+sig", "xsd+dsig")
 BASELINES = TARGETS[1:]
+LABELS = {"gateway": "gateway", "xsd": "parse+XSD", "xsd+sig": "+signxml", "xsd+dsig": "+dsig"}
+# summary key of the ratio gateway/baseline, and its column heading
+RATIOS = {"xsd": ("ratio", "gw/XSD"), "xsd+sig": ("ratio_sig", "gw/+sig"), "xsd+dsig": ("ratio_dsig", "gw/+dsig")}
 METRICS = (  # (key, label, format)
     ("rate", "accepted/s", "{:,.0f}"),
     ("p50_ms", "p50 latency ms", "{:.2f}"),
@@ -96,18 +101,29 @@ def _nearest_rank(ordered: Sequence[float], quantile: float) -> float:
 
 def summarise(rounds: Sequence[RoundFigures]) -> dict[str, Any]:
     """Medians over rounds per target, failure totals and the ratio gateway/baseline of each metric
-    for each baseline (``ratio`` against parse + XSD, ``ratio_sig`` against parse + XSD + signxml)."""
+    for each baseline (``ratio`` against parse + XSD, ``ratio_sig`` against parse + XSD + signxml,
+    ``ratio_dsig`` against parse + XSD + the gateway's own signature check). A baseline not driven
+    (``--servers``) has no entry, and its ratio is None."""
     summary: dict[str, Any] = {}
-    for target in TARGETS:
+    for target in targets(rounds):
         mine = [r for r in rounds if r.target == target]
         summary[target] = {key: statistics.median(getattr(r, key) for r in mine) for key, _, _ in METRICS}
         with_database = [r.per_cpu_with_database_s for r in mine if r.per_cpu_with_database_s is not None]
         summary[target]["per_cpu_with_database_s"] = statistics.median(with_database) if with_database else None
         summary[target]["requests"] = sum(r.requests for r in mine)
         summary[target]["failures"] = sum(r.failures for r in mine)
-    for name, baseline in (("ratio", "xsd"), ("ratio_sig", "xsd+sig")):
-        summary[name] = {key: _ratio(summary["gateway"][key], summary[baseline][key]) for key, _, _ in METRICS}
+    for baseline, (name, _) in RATIOS.items():
+        summary[name] = (
+            {key: _ratio(summary["gateway"][key], summary[baseline][key]) for key, _, _ in METRICS}
+            if baseline in summary else None
+        )
     return summary
+
+
+def targets(rounds: Sequence[RoundFigures]) -> tuple[str, ...]:
+    """The targets driven in ``rounds``, in the order of :data:`TARGETS`."""
+    driven = {r.target for r in rounds}
+    return tuple(target for target in TARGETS if target in driven)
 
 
 def _ratio(gateway: float, baseline: float) -> float:
@@ -116,13 +132,15 @@ def _ratio(gateway: float, baseline: float) -> float:
 
 def table(summary: dict[str, Any], rounds: Sequence[RoundFigures]) -> str:
     """The result as text: medians and ratios, then every round with its worker CPU split."""
-    lines = [f"{'median of rounds':<28}{'gateway':>11}{'parse+XSD':>11}{'+signxml':>11}"
-             f"{'gw/XSD':>9}{'gw/+sig':>9}"]
+    driven = targets(rounds)
+    ratios = [RATIOS[target] for target in driven if target in RATIOS]
+    lines = [f"{'median of rounds':<28}" + "".join(f"{LABELS[target]:>11}" for target in driven)
+             + "".join(f"{heading:>10}" for _, heading in ratios)]
     for key, label, fmt in METRICS:
-        values = "".join(f"{fmt.format(summary[target][key]):>11}" for target in TARGETS)
-        lines.append(f"{label:<28}{values}{summary['ratio'][key]:>9.2f}{summary['ratio_sig'][key]:>9.2f}")
+        values = "".join(f"{fmt.format(summary[target][key]):>11}" for target in driven)
+        lines.append(f"{label:<28}{values}" + "".join(f"{summary[name][key]:>10.2f}" for name, _ in ratios))
     lines.append(f"{'failures / requests':<28}" + "".join(
-        f"{summary[t]['failures']:>5}/{summary[t]['requests']:<5}" for t in TARGETS))
+        f"{summary[t]['failures']:>5}/{summary[t]['requests']:<5}" for t in driven))
     lines.append("")
     lines.append(f"{'round':<6}{'target':<9}{'req':>7}{'acc/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
                  f"{'acc/CPU-s':>10}{'fail':>6}  server CPU-s by process")
@@ -135,11 +153,14 @@ def table(summary: dict[str, Any], rounds: Sequence[RoundFigures]) -> str:
 
 
 def scaling(by_workers: dict[int, dict[str, Any]], tolerance: float) -> tuple[list[str], bool | None]:
-    """Accepted per server CPU-second of each server for each worker count, and whether the
-    gateway's stay within ``tolerance`` of the smallest count's; None when there is one count."""
+    """Accepted per server CPU-second of each server for each worker count, the ratios per server
+    CPU-second against the signature baselines (and against the gateway's own check per accepted/s
+    too), and whether the gateway's stay within ``tolerance`` of the smallest count's; None when
+    there is one count. A baseline that was not driven shows "-"."""
     counts = sorted(by_workers)
     lines = [f"{'workers':<9}{'gateway acc/s':>14}{'gateway /CPU-s':>16}{'parse+XSD /CPU-s':>18}"
-             f"{'+signxml /CPU-s':>17}{'gw/+sig':>9}{'gateway vs first':>18}{'gw+db /CPU-s':>14}"]
+             f"{'+signxml /CPU-s':>17}{'+dsig /CPU-s':>14}{'gw/+sig':>9}{'gw/+dsig':>10}{'gw/+dsig acc/s':>16}"
+             f"{'gateway vs first':>18}{'gw+db /CPU-s':>14}"]
     first = by_workers[counts[0]]["gateway"]["per_cpu_s"]
     worst = 0.0
     for count in counts:
@@ -147,9 +168,12 @@ def scaling(by_workers: dict[int, dict[str, Any]], tolerance: float) -> tuple[li
         gateway = summary["gateway"]
         change = gateway["per_cpu_s"] / first - 1 if first else float("nan")
         worst = max(worst, abs(change))
+        per_cpu = [_figure(summary.get(target, {}).get("per_cpu_s")) for target in BASELINES]
         lines.append(f"{count:<9}{gateway['rate']:>14,.0f}{gateway['per_cpu_s']:>16,.0f}"
-                     f"{summary['xsd']['per_cpu_s']:>18,.0f}{summary['xsd+sig']['per_cpu_s']:>17,.0f}"
-                     f"{summary['ratio_sig']['per_cpu_s']:>9.2f}{change:>+18.0%}"
+                     f"{per_cpu[0]:>18}{per_cpu[1]:>17}{per_cpu[2]:>14}"
+                     f"{_ratio_figure(summary, 'ratio_sig', 'per_cpu_s'):>9}"
+                     f"{_ratio_figure(summary, 'ratio_dsig', 'per_cpu_s'):>10}"
+                     f"{_ratio_figure(summary, 'ratio_dsig', 'rate'):>16}{change:>+18.0%}"
                      f"{_figure(gateway.get('per_cpu_with_database_s')):>14}")
     if len(counts) < 2:
         return lines, None
@@ -157,6 +181,11 @@ def scaling(by_workers: dict[int, dict[str, Any]], tolerance: float) -> tuple[li
     lines.append(f"gateway accepted per server CPU-second, {counts[0]} to {counts[-1]} workers: largest change "
                  f"{worst:.0%}, {'within' if within else 'NOT within'} {tolerance:.0%}")
     return lines, within
+
+
+def _ratio_figure(summary: dict[str, Any], name: str, key: str) -> str:
+    ratios = summary.get(name)
+    return "-" if ratios is None else f"{ratios[key]:.2f}"
 
 
 def lopsided(figures: RoundFigures, limit: float = 0.8) -> float | None:

@@ -1,18 +1,20 @@
-"""bench/intake: the gateway's SOAP intake against two baselines, side by side on one serving stack.
+"""bench/intake: the gateway's SOAP intake against three baselines, side by side on one serving stack.
 
 One run: initialise a throw-away gateway (``gateway init --demo``), pre-generate the (signed)
-envelopes, start three servers with the same workers and threads: the gateway (``gateway serve``),
-parse + XSD (``baseline_app.py``, ``BENCH_BASELINE=xsd``) and parse + XSD + signxml verification
-(``BENCH_BASELINE=xsd+sig``) under gunicorn with the gateway's own worker class; drive the three
-with the same envelopes, alternating, for several rounds, closed-loop (fixed connections) or
-open-loop (``--rate``), sampling the gateway's locks meanwhile. With ``--workers 1,2,4`` the whole
-run is repeated per worker count, each on a fresh database. Prints medians, the ratios
-gateway/baseline, the lock shares and the scaling, and writes ``bench/results/intake-<time>.json``.
-Exits 1 when a server failed a request, 2 when the gateway's stored rows differ from its
-acceptances. Every process it starts is stopped on the way out.
+envelopes, start four servers with the same workers and threads: the gateway (``gateway serve``),
+parse + XSD (``baseline_app.py``, ``BENCH_BASELINE=xsd``), parse + XSD + signxml verification
+(``BENCH_BASELINE=xsd+sig``) and parse + XSD + the gateway's own signature check, its
+``VerifySignature`` (``BENCH_BASELINE=xsd+dsig``), under gunicorn with the gateway's own worker
+class (``--servers`` drives fewer); drive them with the same envelopes, alternating, for several
+rounds, closed-loop (fixed connections) or open-loop (``--rate``), sampling the gateway's locks
+meanwhile. With ``--workers 1,2,4`` the whole run is repeated per worker count, each on a fresh
+database. Prints medians, the ratios gateway/baseline, the lock shares and the scaling, and writes
+``bench/results/intake-<time>.json``. Exits 1 when a server failed a request, 2 when the gateway's
+stored rows differ from its acceptances. Every process it starts is stopped on the way out.
 
     .venv/bin/python bench/intake/run.py [--duration 15] [--rounds 3] [--workers 1[,2,4]]
         [--database-url postgresql://...] [--rate N] [--connections N] [--threads 8]
+        [--servers gateway,xsd,xsd+sig,xsd+dsig]
 """
 
 from __future__ import annotations
@@ -95,14 +97,15 @@ def initialise(env: dict[str, str]) -> None:
 
 @contextmanager
 def running(setup: Setup, options: Options, env: dict[str, str]) -> Iterator[dict[str, servers.Server]]:
-    """The three servers, started and answering; stopped when the block ends, however it ends. The
-    baselines are served by ``baseline_serve.py`` on the gateway's serving stack, with its settings."""
+    """The servers of ``--servers``, started and answering; stopped when the block ends, however it
+    ends. The baselines are served by ``baseline_serve.py`` on the gateway's serving stack, with its
+    settings (``xsd+dsig`` builds its trust store from them, as the gateway does)."""
     started: dict[str, servers.Server] = {}
     try:
         started["gateway"] = servers.start(
             "gateway", [str(BIN / "gateway"), "serve"], env, int(env["GATEWAY_PORT"]),
             setup.workdir / f"gateway-{setup.workers}.log")
-        for mode in report.BASELINES:
+        for mode in options.servers[1:]:
             port = servers.free_port()
             baseline_env = {**env, "GATEWAY_PORT": str(port), "BENCH_BASELINE": mode,
                             "BENCH_CERTS_DIR": str(setup.keys_dir / "participants")}
@@ -187,7 +190,7 @@ def measure(started: dict[str, servers.Server], slices: list[Segment], options: 
     PostgreSQL server processes is read around them."""
     figures = []
     for number, segment in enumerate(slices, start=1):
-        order = report.TARGETS if number % 2 else tuple(reversed(report.TARGETS))
+        order = options.servers if number % 2 else tuple(reversed(options.servers))
         for target in order:
             server = started[target]
             gateway = target == "gateway"
@@ -401,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"result written to {write_result(result, options.results_dir)}")
     if not stored_ok:
         return EXIT_STORED_MISMATCH
-    failed = sum(run["summary"][target]["failures"] for run in runs for target in report.TARGETS)
+    failed = sum(run["summary"][target]["failures"] for run in runs for target in options.servers)
     return EXIT_FAILURES if failed else 0
 
 

@@ -22,3 +22,15 @@ class AccessOverride(Base):
     effect: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# An override's columns in the order of :class:`gateway.access.rules.Override`'s fields (read as
+# columns, not entities: nothing to put in an identity map).
+OVERRIDE_COLUMNS = (
+    AccessOverride.id,
+    AccessOverride.participant_id,
+    AccessOverride.service,
+    AccessOverride.counterpart_id,
+    AccessOverride.effect,
+    AccessOverride.reason,
+)

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.access.models import AccessOverride
-from gateway.access.rules import Rule
+from gateway.access.models import OVERRIDE_COLUMNS, AccessOverride
+from gateway.access.rules import Override, Rule
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.errors import NotFound, ValidationError
@@ -72,6 +72,15 @@ def list_overrides(session: Session, participant_id: str | None = None) -> list[
     if participant_id:
         query = query.where(AccessOverride.participant_id == participant_id.strip().upper())
     return list(session.scalars(query))
+
+
+def overrides_for(session: Session, participant_id: str) -> list[Override]:
+    """``participant_id``'s overrides as the access rules read them, by number (the intake reads
+    them from the registry snapshot instead: ``gateway.access.policy``)."""
+    rows = session.execute(
+        select(*OVERRIDE_COLUMNS).where(AccessOverride.participant_id == participant_id).order_by(AccessOverride.id)
+    )
+    return [Override(*row) for row in rows]
 
 
 def remove_override(session: Session, override_id: int, now: datetime) -> AccessOverride:

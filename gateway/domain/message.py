@@ -10,7 +10,7 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from gateway.privacy import IdentityHasher
-from gateway.registry.models import Participant
+from gateway.registry.snapshot import ParticipantEntry
 from gateway.settings import Settings
 
 
@@ -20,13 +20,14 @@ class DomainMessage:
 
     service: str
     document: etree._Element  # the signed Body's document
-    sender: Participant
-    recipient: Participant
+    sender: ParticipantEntry  # as the registry snapshot of the message's transaction has them
+    recipient: ParticipantEntry
     received_at: datetime
     message_pk: int | None  # set once the message is stored (for ``apply``)
     hasher: IdentityHasher
     settings: Settings
     message_id: str | None = None  # the routing header's MessageId
+    client: str | None = None  # the sending machine's address (short-code throttles)
 
 
 class ServiceRules(Protocol):

@@ -46,6 +46,7 @@ class DomainRules:
             hasher=self.hasher,
             settings=self.settings,
             message_id=inbound.message_id,
+            client=inbound.client,
         )
 
 

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import has_request_context, request
 from lxml import etree
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -175,7 +174,9 @@ class GraduateVerificationRules:
         request = VerificationRequest.read(message.document)
         grant: Grant | None = None
         try:
-            grant = self.grant_named(request.token, message.sender.id, session, count_failures=True)
+            grant = self.grant_named(
+                request.token, message.sender.id, session, count_failures=True, client=message.client
+            )
             fault = scope.refusal(
                 grant_view(session, grant),
                 scope.Request(message.sender.id, request.subject, request.facts, request.purpose),
@@ -196,11 +197,18 @@ class GraduateVerificationRules:
         attempt = self._attempt(message, request, session, grant)
         record_attempt(session, attempt, None, message.message_id, message.message_pk)
 
-    def grant_named(self, token: str | None, sender_id: str, session: Session, count_failures: bool = False) -> Grant:
+    def grant_named(
+        self,
+        token: str | None,
+        sender_id: str,
+        session: Session,
+        count_failures: bool = False,
+        client: str | None = None,
+    ) -> Grant:
         """The grant ``token`` (a grant token or a short code of ``sender_id``'s) names; raises the token's faults.
 
         With ``count_failures``, a short code that names no grant of the sender counts against the
-        sender and the client address, and a throttled sender or address is refused before any look-up.
+        sender and the client address ``client``, and a throttled sender or address is refused before any look-up.
         """
         if token is None:
             raise AuthorisationMissing(
@@ -209,7 +217,6 @@ class GraduateVerificationRules:
             )
         code = normalise_short_code(token)
         if code is not None:
-            client = request.remote_addr if has_request_context() else None
             if count_failures and not self.short_codes.allows(sender_id, client):
                 raise AuthorisationThrottled(
                     "too many short codes that name no authorisation came from this participant or address: "

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.access.policy import overrides_for
 from gateway.access.rules import load_rules
+from gateway.access.services import overrides_for
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.errors import GrantInvalid, GrantRefused

@@ -19,7 +19,10 @@ service, signature) run first, in the request's own thread, and get no session a
 database stages of one message then run in the process's group commit
 (``gateway.intake.writer.BatchWriter``): with the database stages of the other messages that arrived
 meanwhile, in one transaction, each in a savepoint of its own, so a message is stored whole or not
-at all and a refused one is rolled back alone. Inside the transaction there is only database work;
+at all and a refused one is rolled back alone. Who the sender and the recipient are, whose the
+certificate is and which access overrides apply is read from the process's registry snapshot
+(``gateway.registry.snapshot``), brought up to date once per batch by reading the registry's
+version in the batch's transaction. Inside the transaction there is only database work;
 the audit log's counter row is taken once per batch, at its commit (``gateway.audit.log.sequence``),
 or, on PostgreSQL, not at all (``defer_indexes``). The receipt is signed after the commit
 (``Pipeline``) and kept in the writer's next batch.
@@ -58,8 +61,8 @@ from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_
 from gateway.intake.writer import BatchWriter
 from gateway.messages.models import Delivery, Message
 from gateway.messages.payloads import ENVELOPE, PayloadCipher, Sealed
-from gateway.registry.directory import SqlDirectory
-from gateway.registry.models import DeliveryMode, Participant
+from gateway.registry.models import DeliveryMode
+from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.routing.resolve import resolve_recipient
 from gateway.xmlparse import XmlLimits, parse_untrusted
 
@@ -76,12 +79,13 @@ class Inbound:
 
     raw: bytes
     received_at: datetime
+    client: str | None = None  # the sender's address (as the trusted proxies report it), for throttles
     tree: etree._ElementTree | None = None
     parts: EnvelopeParts | None = None
     routing: Routing | None = None
     service: Service | None = None
-    sender: Participant | None = None
-    recipient: Participant | None = None
+    sender: ParticipantEntry | None = None
+    recipient: ParticipantEntry | None = None
     security: VerifiedSignature | None = None
     stored: StoredMessage | None = None
     sealed: Sealed | None = None  # the envelope sealed for storage (``SealEnvelope``)
@@ -205,9 +209,13 @@ class Pipeline:
         self.positions = PositionWaiter(sessions)
         self.writer = BatchWriter(sessions, limit=batch_limit, prepare=_defer_indexes if defer_indexes else None)
 
-    def process(self, raw: bytes, received_at: datetime) -> Accepted:
-        """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`."""
-        inbound = Inbound(raw=raw, received_at=received_at)
+    def process(self, raw: bytes, received_at: datetime, client: str | None = None) -> Accepted:
+        """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`.
+
+        ``client`` is the sending machine's address: the database stages run in the writer's thread,
+        outside the request, so what they need of it travels with the message.
+        """
+        inbound = Inbound(raw=raw, received_at=received_at, client=client)
         try:
             for check in self.checks:
                 check(inbound, NO_DATABASE)
@@ -372,30 +380,46 @@ class IdentifyService:
         inbound.service = named
 
 
-def check_sender(inbound: Inbound, session: Session) -> None:
-    """The sender is a registered, enabled participant."""
-    assert inbound.routing is not None
-    sender = session.get(Participant, inbound.routing.sender)
-    if sender is None:
-        raise UnknownSender(f"sender {inbound.routing.sender} is not a registered participant")
-    if not sender.enabled:
-        raise SenderDisabled(f"sender {sender.id} ({sender.name}) is disabled")
-    inbound.sender = sender
+@dataclass(frozen=True)
+class CheckSender:
+    """The sender is a registered, enabled participant (in the registry snapshot of this transaction).
+
+    The first message of a batch reads the registry's version here, bringing the process's
+    snapshot up to date in the batch's transaction (``RegistrySnapshot.view``); the batch's other
+    messages, and the later stages, reuse that view.
+    """
+
+    registry: RegistrySnapshot
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        assert inbound.routing is not None
+        sender = self.registry.view(session).participant(inbound.routing.sender)
+        if sender is None:
+            raise UnknownSender(f"sender {inbound.routing.sender} is not a registered participant")
+        if not sender.enabled:
+            raise SenderDisabled(f"sender {sender.id} ({sender.name}) is disabled")
+        inbound.sender = sender
 
 
-def resolve(inbound: Inbound, session: Session) -> None:
-    """Resolve the recipient through the directory; a plumbing request's is the sender's own mailbox."""
-    assert inbound.routing is not None and inbound.service is not None and inbound.sender is not None
-    if inbound.service.is_plumbing:
-        named = inbound.routing.recipient
-        if named.participant != inbound.sender.id:
-            raise PlumbingRecipient(
-                f"{inbound.service.name} is a request to the gateway about your own mailbox and messages: "
-                f"address it to your own participant id {inbound.sender.id}, not {named.describe()}"
-            )
-        inbound.recipient = inbound.sender
-        return
-    inbound.recipient = resolve_recipient(inbound.routing.recipient, SqlDirectory(session))
+@dataclass(frozen=True)
+class Resolve:
+    """Resolve the recipient through the directory (the registry snapshot of this transaction); a
+    plumbing request's is the sender's own mailbox."""
+
+    registry: RegistrySnapshot
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        assert inbound.routing is not None and inbound.service is not None and inbound.sender is not None
+        if inbound.service.is_plumbing:
+            named = inbound.routing.recipient
+            if named.participant != inbound.sender.id:
+                raise PlumbingRecipient(
+                    f"{inbound.service.name} is a request to the gateway about your own mailbox and messages: "
+                    f"address it to your own participant id {inbound.sender.id}, not {named.describe()}"
+                )
+            inbound.recipient = inbound.sender
+            return
+        inbound.recipient = resolve_recipient(inbound.routing.recipient, self.registry.view(session))
 
 
 @dataclass(frozen=True)
@@ -500,6 +524,7 @@ def default_stages(
     plumbing: Stage,
     verification: Stage,
     payloads: PayloadCipher,
+    registry: RegistrySnapshot,
 ) -> Stages:
     """The intake stages in order: the CPU checks, then the database stages.
 
@@ -508,7 +533,8 @@ def default_stages(
     ``apply_domain`` the domain's (``gateway.domain``: codes, access rights, service rules);
     ``plumbing`` answers the plumbing services (``gateway.delivery.plumbing``) and
     ``verification`` the graduate verification requests (``gateway.grants.answer``); ``payloads``
-    seals the stored envelope (``gateway.messages.payloads``).
+    seals the stored envelope (``gateway.messages.payloads``); ``registry`` is the process's
+    registry snapshot (``gateway.registry.snapshot``) that the sender's and the recipient's checks read.
     """
     return Stages(
         checks=[
@@ -520,9 +546,9 @@ def default_stages(
             SealEnvelope(payloads),
         ],
         stages=[
-            check_sender,
+            CheckSender(registry),  # the batch's first: the registry snapshot brought up to date
             registration,
-            resolve,
+            Resolve(registry),
             check_domain,
             store,
             apply_domain,

@@ -32,7 +32,7 @@ def receive() -> Response:
     try:
         raw = _read_limited(context.settings.max_message_bytes)
         try:
-            accepted = context.pipeline.process(raw, context.clock.now())
+            accepted = context.pipeline.process(raw, context.clock.now(), client=request.remote_addr)
         except DBAPIError as exc:
             if not _database_unavailable(exc):
                 raise

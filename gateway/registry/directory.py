@@ -1,4 +1,8 @@
-"""The registry as a :class:`gateway.routing.resolve.Directory` over one database session."""
+"""The registry as a :class:`gateway.routing.resolve.Directory` over one database session.
+
+The intake resolves through the process's snapshot instead (``gateway.registry.snapshot``); this
+one reads the tables directly, for the archive rules' agencies.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,18 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.registry.models import Participant, ServedRegion
+from gateway.registry.snapshot import ParticipantEntry
 
 
 class SqlDirectory:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def participant(self, participant_id: str) -> Participant | None:
-        return self._session.get(Participant, participant_id)
+    def participant(self, participant_id: str) -> ParticipantEntry | None:
+        found = self._session.get(Participant, participant_id)
+        return ParticipantEntry.of(found) if found is not None else None
 
-    def responsible_for(self, role: str, region: str) -> list[Participant]:
+    def responsible_for(self, role: str, region: str) -> list[ParticipantEntry]:
         # A participant that declares the regions it serves is responsible for exactly those;
         # one that declares none is responsible for the region it sits in.
         serves_region = select(ServedRegion.participant_id).where(ServedRegion.region == region)
@@ -24,4 +30,4 @@ class SqlDirectory:
             Participant.kind == role,
             or_(Participant.id.in_(serves_region), and_(Participant.region == region, ~declares_any.exists())),
         )
-        return list(self._session.scalars(query))
+        return [ParticipantEntry.of(found) for found in self._session.scalars(query)]

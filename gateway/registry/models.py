@@ -1,11 +1,11 @@
-"""Participants, the regions agencies serve, and the certificates registered to them."""
+"""Participants, the regions agencies serve, the certificates registered to them, and the registry's version."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, false
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.store.base import Base, UtcDateTime
@@ -86,3 +86,19 @@ class ParticipantCertificate(Base):
     added_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     participant: Mapped[Participant] = relationship(back_populates="certificates")
+
+
+class RegistryVersion(Base):
+    """One row: a counter that every write to the registry's tables moves, in its own transaction.
+
+    Database triggers move it (migration 0013), so no writer can forget to; the registry tables
+    are :data:`gateway.registry.snapshot.REGISTRY_TABLES` (of participants, the columns the
+    snapshot holds: a change of contact details moves nothing). Each process's
+    :class:`~gateway.registry.snapshot.RegistrySnapshot` reloads when it has moved.
+    """
+
+    __tablename__ = "registry_version"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_registry_version_one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)

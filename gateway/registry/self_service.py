@@ -6,9 +6,10 @@ sends about itself. Whose entry changes is the signed sender's, nobody else's: t
 participant id, and the document names no participant. What changes is only what the schema
 (``schemas/directory-1.xsd``) carries, the contact fields of
 :data:`gateway.registry.updates.CONTACT_FIELDS`; everything else in the entry stays with the
-operator. ``check`` validates the new entry with the registry's own rules (reads nothing beyond
-the sender, already loaded); ``apply`` writes the changed fields and one ``participant.updated``
-audit entry each, naming the message.
+operator. ``check`` validates the new entry with the registry's own rules (reads the sender's
+row: the message carries the registry snapshot's entry, which is not the row); ``apply`` writes
+the changed fields and one ``participant.updated`` audit entry each, naming the message (the
+write moves the registry's version: the snapshots reload).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from gateway.domain.message import DomainMessage
 from gateway.errors import AccessDenied, SchemaViolation, ValidationError
+from gateway.registry.models import Participant
+from gateway.registry.services import get_participant
 from gateway.registry.updates import CONTACT_FIELDS, ChangedBy, proposed_changes, update_participant
 
 DIRECTORY_NS = "urn:gradex:directory:1"
@@ -56,7 +59,7 @@ class DirectoryEntryUpdateRules:
                 f"not {message.recipient.id}"
             )
         try:
-            proposed_changes(session, message.sender, requested_changes(message), CONTACT_FIELDS)
+            proposed_changes(session, _row(message, session), requested_changes(message), CONTACT_FIELDS)
         except ValidationError as exc:
             raise SchemaViolation(f"DirectoryEntryUpdate: {exc.field}: {exc.rule}") from None
 
@@ -64,9 +67,14 @@ class DirectoryEntryUpdateRules:
         """Publish the new values at once, each change an audit entry naming this message."""
         update_participant(
             session,
-            message.sender,
+            _row(message, session),
             requested_changes(message),
             ChangedBy(who=message.sender.id, via=SERVICE, message_id=message.message_id),
             message.received_at,
             allowed=CONTACT_FIELDS,
         )
+
+
+def _row(message: DomainMessage, session: Session) -> Participant:
+    """The sender's registry row, in the message's transaction."""
+    return get_participant(session, message.sender.id)

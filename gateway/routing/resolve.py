@@ -1,6 +1,7 @@
 """Resolving a recipient: a participant id, or a role plus a region walked county -> city -> province.
 
-The walk is pure; the registry is behind the two-method :class:`Directory` interface.
+The walk is pure; the registry is behind the two-method :class:`Directory` interface: the intake's
+is the process's registry snapshot (``gateway.registry.snapshot.RegistryView``), read in no query.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Protocol, TypeVar
 from gateway.codes.regions import ancestry, validate_region_code
 from gateway.errors import CodeInvalid, RecipientDisabled, UnknownRecipient, ValidationError
 from gateway.intake.envelope import Recipient
-from gateway.registry.models import Participant
+from gateway.registry.snapshot import ParticipantEntry
 
 T = TypeVar("T")
 
@@ -33,16 +34,16 @@ def nearest_level(region: str, responsible: Callable[[str], Sequence[T]]) -> tup
 
 
 class Directory(Protocol):
-    def participant(self, participant_id: str) -> Participant | None:
+    def participant(self, participant_id: str) -> ParticipantEntry | None:
         """The participant with this id, enabled or not."""
         ...
 
-    def responsible_for(self, role: str, region: str) -> list[Participant]:
+    def responsible_for(self, role: str, region: str) -> Sequence[ParticipantEntry]:
         """Participants of kind ``role`` that serve exactly ``region`` (or sit in it), enabled or not."""
         ...
 
 
-def resolve_recipient(recipient: Recipient, directory: Directory) -> Participant:
+def resolve_recipient(recipient: Recipient, directory: Directory) -> ParticipantEntry:
     """The enabled participant ``recipient`` names.
 
     Raises :class:`CodeInvalid` for a region that is not a current GB/T 2260 code,

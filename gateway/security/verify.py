@@ -7,7 +7,9 @@ to a trust anchor, is valid and not revoked (``trust``), the ds:Signature agains
 (``dsig_schema``), then the signature itself: the digests of exactly the elements ``wsse`` resolved
 and the SignatureValue, with the certificate we checked (``dsig_verify``; python-xmlsec for a
 PrefixList naming ``#default``, ``default_prefix``). All of that is CPU work before any transaction;
-``CheckRegistration`` then checks the certificate's registration to the sender, and replay.
+``CheckRegistration`` then checks the certificate's registration to the sender (in the process's
+registry snapshot, ``gateway.registry.snapshot``: the transaction's view, no query), and replay
+(in the database).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from gateway.intake.envelope import stored_envelope
 from gateway.intake.pipeline import Inbound, Resent
 from gateway.messages.models import Message
 from gateway.messages.payloads import PayloadCipher
-from gateway.registry.models import ParticipantCertificate
+from gateway.registry.snapshot import RegistrySnapshot
 from gateway.security.default_prefix import names_default_prefix, verify_default_prefix_signature
 from gateway.security.dsig_schema import validate_signature_element
 from gateway.security.dsig_verify import verify_signature
@@ -46,10 +48,6 @@ from gateway.security.wsse import NS, WSSE_NS, SecurityHeader, SignedReference, 
 SIGNATURE_LOCATION = f"./{{{SOAP_ENV_NS}}}Header/{{{WSSE_NS}}}Security/"
 
 # Built once and run on the session's connection (Core: no ORM entities to load, nothing to compile twice).
-_certificates = ParticipantCertificate.__table__.c
-_REGISTERED = select(_certificates.id).where(
-    _certificates.fingerprint_sha256 == bindparam("fingerprint"), _certificates.participant_id == bindparam("sender")
-)
 _messages = Message.__table__.c
 _EARLIER = select(
     _messages.signature_sha256,
@@ -111,26 +109,25 @@ class VerifySignature:
 class CheckRegistration:
     """The verified certificate is registered to the sender, and the message is no replay.
 
-    The database half of verification, run after ``VerifySignature`` (which needs no database) so
-    that the transaction does not begin before the signature's CPU work is done. ``payloads`` opens
-    an earlier message's stored envelope when a resend must be told from a new message.
+    The transaction's half of verification, run after ``VerifySignature`` (which needs no database) so
+    that the transaction does not begin before the signature's CPU work is done. ``registry`` says
+    whose the certificate is (the transaction's view of the registry); ``payloads`` opens an earlier
+    message's stored envelope when a resend must be told from a new message.
     """
 
     payloads: PayloadCipher
+    registry: RegistrySnapshot
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
         assert inbound.routing is not None and inbound.security is not None
         security = inbound.security
-        connection = session.connection()
-        registered = connection.execute(
-            _REGISTERED, {"fingerprint": security.certificate_sha256, "sender": inbound.routing.sender}
-        ).scalar()
-        if registered is None:
+        holder = self.registry.view(session).certificate_holder(security.certificate_sha256)
+        if holder != inbound.routing.sender:
             raise CertificateNotRegistered(
                 f"certificate {security.certificate_sha256[:16]}… ({security.certificate_subject}) is not "
                 f"registered to sender {inbound.routing.sender}"
             )
-        earlier = _find_earlier(connection, inbound.routing.sender, inbound.routing.message_id)
+        earlier = _find_earlier(session.connection(), inbound.routing.sender, inbound.routing.message_id)
         if earlier is not None:
             self._earlier_copy(inbound, earlier, session)
 

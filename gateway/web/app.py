@@ -40,6 +40,7 @@ from gateway.notices.mail import Mailer
 from gateway.pki.keystore import PemKeyStore
 from gateway.portal import views as portal_views
 from gateway.privacy import IdentityHasher
+from gateway.registry.snapshot import RegistrySnapshot
 from gateway.security.receipt import IssueReceipt
 from gateway.security.response import ResponseSigner
 from gateway.security.signer import GatewaySigner
@@ -79,11 +80,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     hasher = IdentityHasher.from_file(settings.keys_dir / "secrets" / "identity-hash.key")
     grant_tokens = GrantTokens.from_keys_dir(settings.keys_dir, settings.key_passphrase)
+    registry = RegistrySnapshot()  # this process's: participants, certificates, overrides (loaded at first use)
     domain = DomainRules(
         services=service_rules(
             grant_tokens, ShortCodeThrottle(settings.short_code_rate_limit, settings.rate_limit_storage)
         ),
-        access=AccessPolicy(load_rules()),
+        access=AccessPolicy(load_rules(), registry),
         hasher=hasher,
         settings=settings,
     )
@@ -92,12 +94,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         catalog,
         settings.xml_limits,
         verify=verify,
-        registration=CheckRegistration(payloads),
+        registration=CheckRegistration(payloads, registry),
         check_domain=CheckDomain(domain),
         apply_domain=ApplyDomain(domain),
         plumbing=AnswerPlumbing(signer, payloads),
         verification=AnswerVerification(signer, hasher),
         payloads=payloads,
+        registry=registry,
     )
     pipeline = Pipeline(
         Stages(checks=timed_stages(stages.checks), stages=timed_stages(stages.stages)),

@@ -27,6 +27,7 @@ from gateway.registrations.models import Registration
 from gateway.registrations.rules import DestinationRegistrationRules, RegistrationFiledRules
 from gateway.registry.models import Participant
 from gateway.registry.services import add_participant
+from gateway.registry.snapshot import ParticipantEntry
 from gateway.settings import Settings
 from gateway.store.db import connect, migrate, session_factory, transaction
 from tests.conftest import AGENCY_CHAOYANG, EDUCATION_DEPARTMENT, UNIVERSITY
@@ -42,8 +43,8 @@ def message(
     return DomainMessage(
         service=service,
         document=etree.fromstring(document),
-        sender=session.get_one(Participant, sender),
-        recipient=session.get_one(Participant, recipient),
+        sender=ParticipantEntry.of(session.get_one(Participant, sender)),
+        recipient=ParticipantEntry.of(session.get_one(Participant, recipient)),
         received_at=NOW,
         message_pk=None,
         hasher=HASHER,

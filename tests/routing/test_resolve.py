@@ -1,7 +1,12 @@
-"""Recipient resolution: a participant id, or a role walked county -> city -> province."""
+"""Recipient resolution: a participant id, or a role walked county -> city -> province.
+
+Each test runs on both directories: the tables read directly (``SqlDirectory``) and the registry
+snapshot's view that the intake resolves through, loaded in the test's transaction.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +16,8 @@ from gateway.errors import RecipientDisabled, UnknownRecipient
 from gateway.intake.envelope import Recipient
 from gateway.registry.directory import SqlDirectory
 from gateway.registry.services import set_enabled
-from gateway.routing.resolve import resolve_recipient
+from gateway.registry.snapshot import RegistrySnapshot
+from gateway.routing.resolve import Directory, resolve_recipient
 from gateway.settings import Settings
 from gateway.store.db import connect, session_factory, transaction
 from tests.conftest import AGENCY_BEIJING, AGENCY_CHAOYANG, AGENCY_PUDONG, EDUCATION_DEPARTMENT
@@ -27,6 +33,15 @@ def session(store_settings: Settings) -> Session:
     engine.dispose()
 
 
+@pytest.fixture(params=["sql", "snapshot"])
+def directory(request: pytest.FixtureRequest) -> Callable[[Session], Directory]:
+    """The directory over ``session``, as it stands now (the snapshot refreshed in its transaction)."""
+    if request.param == "sql":
+        return SqlDirectory
+    snapshot = RegistrySnapshot()
+    return snapshot.refresh
+
+
 @pytest.mark.parametrize(
     ("role", "region", "expected"),
     [
@@ -38,27 +53,31 @@ def session(store_settings: Settings) -> Session:
     ],
 )
 def test_walk_finds_the_nearest_responsible_participant(
-    session: Session, role: str, region: str, expected: str
+    session: Session, directory: Callable[[Session], Directory], role: str, region: str, expected: str
 ) -> None:
-    assert resolve_recipient(Recipient(role=role, region=region), SqlDirectory(session)).id == expected
+    assert resolve_recipient(Recipient(role=role, region=region), directory(session)).id == expected
 
 
-def test_a_disabled_county_agency_is_refused_not_replaced_by_the_one_above(session: Session) -> None:
+def test_a_disabled_county_agency_is_refused_not_replaced_by_the_one_above(
+    session: Session, directory: Callable[[Session], Directory]
+) -> None:
     set_enabled(session, AGENCY_CHAOYANG, False, NOW)
     with pytest.raises(RecipientDisabled, match=AGENCY_CHAOYANG):
-        resolve_recipient(Recipient(role="talent_service_agency", region="110105"), SqlDirectory(session))
+        resolve_recipient(Recipient(role="talent_service_agency", region="110105"), directory(session))
 
 
-def test_only_disabled_participants_is_its_own_refusal(session: Session) -> None:
+def test_only_disabled_participants_is_its_own_refusal(
+    session: Session, directory: Callable[[Session], Directory]
+) -> None:
     set_enabled(session, AGENCY_PUDONG, False, NOW)
     with pytest.raises(RecipientDisabled):
-        resolve_recipient(Recipient(role="talent_service_agency", region="310115"), SqlDirectory(session))
+        resolve_recipient(Recipient(role="talent_service_agency", region="310115"), directory(session))
     with pytest.raises(RecipientDisabled):
-        resolve_recipient(Recipient(participant=AGENCY_PUDONG), SqlDirectory(session))
+        resolve_recipient(Recipient(participant=AGENCY_PUDONG), directory(session))
 
 
-def test_nobody_responsible(session: Session) -> None:
+def test_nobody_responsible(session: Session, directory: Callable[[Session], Directory]) -> None:
     with pytest.raises(UnknownRecipient):
-        resolve_recipient(Recipient(role="talent_service_agency", region="440305"), SqlDirectory(session))
+        resolve_recipient(Recipient(role="talent_service_agency", region="440305"), directory(session))
     with pytest.raises(UnknownRecipient):
-        resolve_recipient(Recipient(participant="91110000600037341L"), SqlDirectory(session))
+        resolve_recipient(Recipient(participant="91110000600037341L"), directory(session))
