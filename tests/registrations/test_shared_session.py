@@ -25,6 +25,7 @@ from gateway.registrations.rules import (
     filed_registration,
 )
 from gateway.registry.models import Participant
+from gateway.registry.snapshot import ParticipantEntry
 from gateway.settings import Settings
 from gateway.store.db import connect, session_factory, transaction
 from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY
@@ -47,8 +48,10 @@ def step(session: Session, settings: Settings, rules: ServiceRules, document: by
     message = DomainMessage(
         service=etree.QName(etree.fromstring(document)).localname,
         document=etree.fromstring(document),
-        sender=session.get_one(Participant, sender),
-        recipient=session.get_one(Participant, UNIVERSITY if sender == EDUCATION_DEPARTMENT else EDUCATION_DEPARTMENT),
+        sender=ParticipantEntry.of(session.get_one(Participant, sender)),
+        recipient=ParticipantEntry.of(
+            session.get_one(Participant, UNIVERSITY if sender == EDUCATION_DEPARTMENT else EDUCATION_DEPARTMENT)
+        ),
         received_at=NOW,
         message_pk=None,
         hasher=HASHER,
