@@ -3,7 +3,9 @@
 - ``DestinationRegistration`` (university -> education department) records the graduate's
   destination as registered; a corrected registration (same id) replaces it and must be filed again.
   The registry is the authority on who an employer is: a registration that declares another unit
-  nature for an employer registered with one is refused (``EMPLOYER_UNIT_NATURE_MISMATCH``). A
+  nature for an employer registered with one is refused (``EMPLOYER_UNIT_NATURE_MISMATCH``). The
+  employer is looked up in the registry snapshot of the message's transaction
+  (``gateway.registry.snapshot``), in no query. A
   graduate trained under a targeted agreement is registered to the targeted unit unless the
   registration carries the agreement's release (``TARGETED_TRAINING_NOT_RELEASED``).
 - ``RegistrationFiled`` marks it filed with its transfer and verification numbers.
@@ -20,6 +22,7 @@ that nothing read later in the transaction (several messages may share one) sees
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, NamedTuple, cast
 
@@ -34,12 +37,11 @@ from gateway.domain.message import DomainMessage
 from gateway.errors import EmployerUnitNatureMismatch, RegistrationUnknown, TargetedTrainingNotReleased
 from gateway.notices.record import notify
 from gateway.registrations.models import Registration, RegistrationStatus
-from gateway.registry.models import Participant, ParticipantKind
+from gateway.registry.models import ParticipantKind
+from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.store.db import expire_held
 
 _R = cast(Table, Registration.__table__)
-_P = cast(Table, Participant.__table__)
-_EMPLOYER = select(_P.c.id, _P.c.name, _P.c.kind, _P.c.unit_nature).where(_P.c.id == bindparam("employer"))
 _HELD_BY_UNIVERSITY = (_R.c.university_id == bindparam("university"), _R.c.registration_id == bindparam("registration"))
 _REGISTERED = select(_R.c.id).where(*_HELD_BY_UNIVERSITY)
 _SENT_TO_DEPARTMENT = (*_HELD_BY_UNIVERSITY, _R.c.education_department_id == bindparam("department"))
@@ -55,7 +57,10 @@ _FILED = (
 )
 
 
+@dataclass(frozen=True)
 class DestinationRegistrationRules:
+    registry: RegistrySnapshot  # the process's: the employer a registration names
+
     def check(self, message: DomainMessage, session: Session) -> None:
         """The employer's unit nature is the registry's; a targeted graduate goes to the targeted unit.
 
@@ -64,7 +69,8 @@ class DestinationRegistrationRules:
         doc = message.document
         employer_id = text(doc, "reg:Employer/c:CreditCode")
         if employer_id is not None:
-            _check_unit_nature(session, employer_id, required(doc, "reg:Employer/c:UnitNature"))
+            employer = self.registry.view(session).participant(employer_id)
+            _check_unit_nature(employer, required(doc, "reg:Employer/c:UnitNature"))
         targeted = text(doc, "reg:TargetedEmployment/reg:TargetedUnit/c:CreditCode")
         released = text(doc, "reg:TargetedEmployment/reg:ReleaseReference") is not None
         if targeted is not None and targeted != employer_id and not released:
@@ -134,8 +140,7 @@ class DestinationRegistrationRules:
         )
 
 
-def _check_unit_nature(session: Session, employer_id: str, declared: str) -> None:
-    employer = session.execute(_EMPLOYER, {"employer": employer_id}).one_or_none()
+def _check_unit_nature(employer: ParticipantEntry | None, declared: str) -> None:
     if employer is None or employer.kind != ParticipantKind.EMPLOYER or employer.unit_nature is None:
         return  # not registered as an employer: the registration's word stands
     if employer.unit_nature == declared:

@@ -27,7 +27,7 @@ from gateway.registrations.models import Registration
 from gateway.registrations.rules import DestinationRegistrationRules, RegistrationFiledRules
 from gateway.registry.models import Participant
 from gateway.registry.services import add_participant
-from gateway.registry.snapshot import ParticipantEntry
+from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.settings import Settings
 from gateway.store.db import connect, migrate, session_factory, transaction
 from tests.conftest import AGENCY_CHAOYANG, EDUCATION_DEPARTMENT, UNIVERSITY
@@ -127,7 +127,7 @@ def filed_graduate(sessions: Callable[[], Session], settings: Settings):  # type
     accept(
         sessions,
         settings,
-        DestinationRegistrationRules(),
+        DestinationRegistrationRules(RegistrySnapshot()),
         "DestinationRegistration",
         registration(g, "REG-RACE"),
         UNIVERSITY,
@@ -189,7 +189,7 @@ def test_the_same_registration_at_once_is_one_row(pg: Callable[[], Session], set
     raised = race(
         pg,
         settings,
-        DestinationRegistrationRules(),
+        DestinationRegistrationRules(RegistrySnapshot()),
         "DestinationRegistration",
         document,
         later,
@@ -206,7 +206,7 @@ def test_a_filing_checked_before_a_correction_to_another_graduate_is_refused(
     pg: Callable[[], Session], settings: Settings
 ) -> None:
     g, other = new_graduate(), new_graduate()
-    rules = DestinationRegistrationRules()
+    rules = DestinationRegistrationRules(RegistrySnapshot())
     document = registration(g, "REG-RACE-3")
     accept(pg, settings, rules, "DestinationRegistration", document, UNIVERSITY, EDUCATION_DEPARTMENT)
     filing_session = pg()

@@ -25,7 +25,7 @@ from gateway.registrations.rules import (
     filed_registration,
 )
 from gateway.registry.models import Participant
-from gateway.registry.snapshot import ParticipantEntry
+from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.settings import Settings
 from gateway.store.db import connect, session_factory, transaction
 from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY
@@ -76,7 +76,13 @@ def test_a_registration_the_session_holds_is_read_anew_after_every_step(
     session: Session, store_settings: Settings
 ) -> None:
     g = new_graduate()
-    step(session, store_settings, DestinationRegistrationRules(), registration(g, "REG-SHARED"), UNIVERSITY)
+    step(
+        session,
+        store_settings,
+        DestinationRegistrationRules(RegistrySnapshot()),
+        registration(g, "REG-SHARED"),
+        UNIVERSITY,
+    )
     held = session.scalars(select(Registration).where(Registration.registration_id == "REG-SHARED")).one()
     assert (held.status, held.name) == ("registered", g.name)
 
@@ -85,7 +91,7 @@ def test_a_registration_the_session_holds_is_read_anew_after_every_step(
     assert filed_registration(session, HASHER(g.identity_number)) is held
 
     corrected = registration(replace(g, name="改正后"), "REG-SHARED", destination="11")
-    step(session, store_settings, DestinationRegistrationRules(), corrected, UNIVERSITY)
+    step(session, store_settings, DestinationRegistrationRules(RegistrySnapshot()), corrected, UNIVERSITY)
     assert (held.status, held.name, held.destination_code, held.transfer_number) == ("registered", "改正后", "11", None)
     assert filed_registration(session, HASHER(g.identity_number)) is None
 
