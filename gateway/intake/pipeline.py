@@ -265,7 +265,7 @@ class Pipeline:
         receipts = self.receipts
         receipts.sign(inbound)  # in this thread: the writer holds its transaction for writes only
         try:
-            self.writer.run(lambda session: receipts.keep(inbound, session))
+            self.writer.run(lambda session: receipts.keep(inbound, session), savepoint=False)  # one UPDATE
         except DBAPIError as exc:
             # The message is accepted and the receipt is valid: answer it. It is signed again from
             # the stored message if the sender ever sends the message again.

@@ -48,6 +48,7 @@ Work = Callable[[Session], None]
 @dataclass
 class _Piece:
     work: Work
+    savepoint: bool = True
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -80,9 +81,14 @@ class BatchWriter:
         self.batches = 0  # committed or failed, since start (for tests and the benchmark)
         self.pieces = 0
 
-    def run(self, work: Work) -> None:
-        """Run ``work(session)`` in the next batch; returns after its commit, or raises its error."""
-        piece = _Piece(work)
+    def run(self, work: Work, *, savepoint: bool = True) -> None:
+        """Run ``work(session)`` in the next batch; returns after its commit, or raises its error.
+
+        ``savepoint=False`` spares a piece that can fail only with the database (an UPDATE by
+        primary key, say) its savepoint (about 0.1 ms): if it raises all the same, the whole
+        batch fails with it.
+        """
+        piece = _Piece(work, savepoint)
         self._ensure_thread()
         self._queue.put(piece)
         piece.done.wait()
@@ -149,7 +155,10 @@ class BatchWriter:
             if self._prepare is not None:
                 self._prepare(session)
             for piece in batch:
-                piece.error = _run_piece(session, piece.work)
+                if piece.savepoint:
+                    piece.error = _run_piece(session, piece.work)
+                else:
+                    piece.work(session)  # an error fails the batch
         # committed: the pieces without an error are stored
 
 

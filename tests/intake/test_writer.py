@@ -1,0 +1,133 @@
+"""The group commit's writer on its own: pieces of one batch, what fails alone and what fails together."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.intake.writer import BatchWriter
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    made = create_engine(f"sqlite:///{tmp_path / 'writer.db'}", connect_args={"check_same_thread": False})
+    with made.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (v TEXT PRIMARY KEY)")
+    yield made
+    made.dispose()
+
+
+def rows(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        return sorted(connection.execute(text("SELECT v FROM t")).scalars())
+
+
+def insert(value: str) -> Callable[[Session], None]:
+    return lambda session: session.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value}) and None
+
+
+def in_one_batch(
+    writer: BatchWriter, pieces: list[tuple[Callable[[Session], None], bool]]
+) -> list[BaseException | None]:
+    """Run ``pieces`` (work, savepoint) from threads of their own, queued behind a held piece so
+    that they share the next batch; what each raised."""
+    gate, entered = threading.Event(), threading.Event()
+
+    def hold(_session: Session) -> None:
+        entered.set()
+        assert gate.wait(30)
+
+    holder = threading.Thread(target=writer.run, args=(hold,))
+    holder.start()
+    assert entered.wait(30)
+    outcomes: list[BaseException | None] = [None] * len(pieces)
+
+    def run(i: int) -> None:
+        work, savepoint = pieces[i]
+        try:
+            writer.run(work, savepoint=savepoint)
+        except BaseException as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(pieces))]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while writer._queue.qsize() < len(pieces):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    batches = writer.batches
+    gate.set()
+    for thread in [holder, *threads]:
+        thread.join(30)
+    assert writer.batches == batches + 1, "the pieces did not share one batch"
+    return outcomes
+
+
+def test_a_failing_piece_is_rolled_back_alone(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+
+    def fails(session: Session) -> None:
+        insert("b")(session)
+        raise ValueError("refused")
+
+    outcomes = in_one_batch(writer, [(insert("a"), True), (fails, True), (insert("c"), True)])
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], ValueError)
+    assert rows(engine) == ["a", "c"]
+
+
+def test_a_piece_without_a_savepoint_that_fails_fails_its_batch(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+
+    def fails(session: Session) -> None:
+        insert("b")(session)
+        raise ValueError("the database went away")
+
+    outcomes = in_one_batch(writer, [(insert("a"), True), (fails, False)])
+    assert all(isinstance(outcome, ValueError) for outcome in outcomes)
+    assert rows(engine) == []
+
+
+def test_a_batch_aborted_as_a_deadlock_runs_again_one_piece_at_a_time(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+    attempts: list[int] = []
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    def meets_a_deadlock_once(session: Session) -> None:
+        attempts.append(1)
+        insert("b")(session)
+        if len(attempts) == 1:
+            raise OperationalError("UPDATE ...", {}, Deadlock("deadlock detected"))
+
+    outcomes = in_one_batch(writer, [(insert("a"), True), (meets_a_deadlock_once, True)])
+    assert outcomes == [None, None]
+    assert len(attempts) == 2
+    assert rows(engine) == ["a", "b"]
+
+
+def test_a_commit_that_fails_tells_every_piece(engine: Engine) -> None:
+    sessions = sessionmaker(engine)
+    writer = BatchWriter(sessions)
+
+    @event.listens_for(sessions, "before_commit")
+    def commit_fails(session: Session) -> None:
+        if session.info.get("fail"):
+            raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    def marks(session: Session) -> None:
+        insert("b")(session)
+        session.info["fail"] = True
+
+    outcomes = in_one_batch(writer, [(insert("a"), True), (marks, True)])
+    assert all(isinstance(outcome, OperationalError) for outcome in outcomes)
+    assert rows(engine) == []
