@@ -49,6 +49,7 @@ from gateway.errors import (
 from gateway.notices.record import notify
 from gateway.registrations.models import Registration
 from gateway.registrations.rules import filed_registration
+from gateway.registry.snapshot import RegistrySnapshot
 
 _T = cast(Table, ArchiveTransfer.__table__)
 _LATEST_RECEIVER = (
@@ -109,9 +110,10 @@ def _current_holder(session: Session, record: Registration, identity_hash: str) 
     return receiver if receiver is not None else record.university_id
 
 
-def _check_receiver(session: Session, record: Registration, receiver: str) -> None:
-    facts = registration_facts(record, registered_employer(session, record.employer_id))
-    refusal = allowed_receivers(facts, RegistryAgencies(session)).refusal(receiver)
+def _check_receiver(session: Session, registry: RegistrySnapshot, record: Registration, receiver: str) -> None:
+    view = registry.view(session)
+    facts = registration_facts(record, registered_employer(view, record.employer_id))
+    refusal = allowed_receivers(facts, RegistryAgencies(view)).refusal(receiver)
     if refusal is not None:
         raise ArchiveRuleViolation(refusal)
 
@@ -175,7 +177,10 @@ def _advance(session: Session, transfer_pk: int, from_status: str, values: dict[
 # --- request ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class ArchiveTransferRequestRules:
+    registry: RegistrySnapshot  # the process's: the registered employer and the agencies
+
     def check(self, message: DomainMessage, session: Session) -> None:
         """The requesting unit is the receiving unit, may receive the archive, and asks its holder.
 
@@ -231,7 +236,7 @@ class ArchiveTransferRequestRules:
         _check_receiving_unit(required(doc, "arc:ReceivingUnit/c:CreditCode"), message.sender.id, "sender")
         record = _filed(session, identity_hash, required(doc, "arc:TransferNumber"))
         _check_holder(session, record, identity_hash, message.recipient.id)
-        _check_receiver(session, record, message.sender.id)
+        _check_receiver(session, self.registry, record, message.sender.id)
         request_id = required(doc, "arc:RequestId")
         same_id = session.scalar(
             _REQUEST, {"holder": message.recipient.id, "receiver": message.sender.id, "request_id": request_id}
@@ -258,7 +263,10 @@ class _Dispatch:
     documents: int
 
 
+@dataclass(frozen=True)
 class ArchiveTransferManifestRules:
+    registry: RegistrySnapshot  # the process's: the registered employer and the agencies
+
     def check(self, message: DomainMessage, session: Session) -> None:
         """The archive rules: filed registration, holder, receiving unit, dispatch method, completeness.
 
@@ -326,7 +334,7 @@ class ArchiveTransferManifestRules:
         _check_receiving_unit(required(doc, "arc:ReceivingUnit/c:CreditCode"), receiver, "recipient")
         record = _filed(session, identity_hash, required(doc, "arc:TransferNumber"))
         _check_holder(session, record, identity_hash, sender)
-        _check_receiver(session, record, receiver)
+        _check_receiver(session, self.registry, record, receiver)
 
         refusal = dispatch_refusal(required(doc, "arc:Dispatch/arc:Method"), code_list("dispatch-methods"))
         if refusal is not None:

@@ -152,7 +152,7 @@ def test_two_manifests_at_once_open_one_transfer(pg: Callable[[], Session], sett
     raised = race(
         pg,
         settings,
-        ArchiveTransferManifestRules(),
+        ArchiveTransferManifestRules(RegistrySnapshot()),
         "ArchiveTransferManifest",
         first,
         second,
@@ -169,7 +169,7 @@ def test_two_receipts_at_once_close_the_transfer_once(pg: Callable[[], Session],
     accept(
         pg,
         settings,
-        ArchiveTransferManifestRules(),
+        ArchiveTransferManifestRules(RegistrySnapshot()),
         "ArchiveTransferManifest",
         manifest(g, "ATM-RACE-3", AGENCY_CHAOYANG),
         UNIVERSITY,
