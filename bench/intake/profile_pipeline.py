@@ -1,6 +1,8 @@
-"""Profile ``Pipeline.process`` in-process, one sending thread, on a throw-away demo gateway (SQLite).
+"""Profile ``Pipeline.process`` in-process, one sending thread, on a throw-away demo gateway.
 
-    .venv/bin/python bench/intake/profile_pipeline.py [--messages N] [--top N]
+    .venv/bin/python bench/intake/profile_pipeline.py [--messages N] [--top N] [--postgres URL]
+
+SQLite by default; with ``--postgres`` a fresh schema of that database, dropped afterwards.
 
 Initialises a demo gateway in a temporary directory (``gateway init --demo``), signs ``N``
 envelopes of the benchmark's traffic mix (``traffic.json``), runs them through the app's pipeline
@@ -28,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+from database import scratch_database  # noqa: E402
 from envelopes import SIGNATURE_TTL, generate, load_traffic  # noqa: E402
 
 
@@ -35,13 +38,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument("--postgres", metavar="URL", help="profile on a fresh schema of this PostgreSQL database")
     options = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="intake-profile-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="intake-profile-") as tmp,
+        scratch_database(Path(tmp) / "data", options.postgres) as database_url,
+    ):
         work = Path(tmp)
         os.environ.update(
             GATEWAY_DATA_DIR=str(work / "data"),
             GATEWAY_KEYS_DIR=str(work / "keys"),
-            GATEWAY_DATABASE_URL=f"sqlite:///{work / 'data' / 'gateway.db'}",
+            GATEWAY_DATABASE_URL=database_url,
             GATEWAY_TIMESTAMP_MAX_AGE=str(int(SIGNATURE_TTL.total_seconds())),
         )
         import subprocess
@@ -95,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stats.sort_stats("cumulative")
         stats.print_stats(options.top)
         stats.print_callees(r"verify\.py:\d+\(__call__\)")
+        app.extensions["gateway"].engine.dispose()  # before the scratch schema is dropped
     return 0
 
 

@@ -1,42 +1,41 @@
 """What the archive rules read from the store: the filed registration, the registry's employer, the agencies.
 
-Short indexed reads, in the message's transaction: the registry by primary key and by the regions
-agencies serve. The pure rules themselves are :mod:`gateway.archives.rules`.
+The registry is read through a :class:`~gateway.routing.resolve.Directory`: in the intake, the
+registry snapshot of the message's transaction (``gateway.registry.snapshot``, in no query). The
+pure rules themselves are :mod:`gateway.archives.rules`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.orm import Session
-
 from gateway.archives.rules import Agency, RegisteredEmployer, RegistrationFacts
 from gateway.codes.lists import code_list
 from gateway.registrations.models import Registration
-from gateway.registry.directory import SqlDirectory
-from gateway.registry.models import Participant, ParticipantKind
+from gateway.registry.models import ParticipantKind
+from gateway.routing.resolve import Directory
 
 
 class RegistryAgencies:
     """:class:`~gateway.archives.rules.AgencyDirectory` over the registry: talent service agencies,
     enabled or not (the rules refuse a disabled one where they point)."""
 
-    def __init__(self, session: Session) -> None:
-        self._directory = SqlDirectory(session)
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
 
     def talent_agencies(self, region: str) -> Sequence[Agency]:
         found = self._directory.responsible_for(ParticipantKind.TALENT_SERVICE_AGENCY, region)
         return [Agency(p.id, p.enabled) for p in found]
 
 
-def registered_employer(session: Session, employer_id: str | None) -> RegisteredEmployer | None:
+def registered_employer(directory: Directory, employer_id: str | None) -> RegisteredEmployer | None:
     """What the registry records of ``employer_id``, when it is registered as an employer."""
     if employer_id is None:
         return None
-    employer = session.get(Participant, employer_id)
+    employer = directory.participant(employer_id)
     if employer is None or employer.kind != ParticipantKind.EMPLOYER or employer.unit_nature is None:
         return None
-    agency = session.get(Participant, employer.archive_agency_id) if employer.archive_agency_id else None
+    agency = directory.participant(employer.archive_agency_id) if employer.archive_agency_id else None
     return RegisteredEmployer(
         id=employer.id,
         unit_nature=employer.unit_nature,

@@ -16,6 +16,9 @@ give the clear answer when nothing races): a new transfer is an insert under the
 constraints of :class:`~gateway.archives.models.ArchiveTransfer`, and answering a request or
 receipting a manifest is an ``UPDATE`` conditional on the transfer's status. The loser of a race
 is refused ``ARCHIVE_TRANSFER_DUPLICATE``.
+
+The reads are built once, with their values as parameters (issue 13); those that need one column
+select it alone instead of a whole transfer.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -46,6 +49,48 @@ from gateway.errors import (
 from gateway.notices.record import notify
 from gateway.registrations.models import Registration
 from gateway.registrations.rules import filed_registration
+from gateway.registry.snapshot import RegistrySnapshot
+
+_T = cast(Table, ArchiveTransfer.__table__)
+_LATEST_RECEIVER = (
+    select(_T.c.receiver_id)
+    .where(_T.c.identity_hash == bindparam("identity_hash"), _T.c.status == TransferStatus.RECEIVED)
+    .order_by(_T.c.received_at.desc(), _T.c.id.desc())
+    .limit(1)
+)
+_OPEN = (
+    select(ArchiveTransfer)
+    .where(ArchiveTransfer.identity_hash == bindparam("identity_hash"), ArchiveTransfer.status.in_(OPEN_STATUSES))
+    .limit(1)
+)
+_REQUEST = select(ArchiveTransfer).where(
+    ArchiveTransfer.holder_id == bindparam("holder"),
+    ArchiveTransfer.receiver_id == bindparam("receiver"),
+    ArchiveTransfer.request_id == bindparam("request_id"),
+)
+_DECLARED = select(_T.c.id).where(_T.c.holder_id == bindparam("holder"), _T.c.manifest_id == bindparam("manifest_id"))
+_REQUEST_TO_HOLDER = (
+    select(ArchiveTransfer)
+    .where(ArchiveTransfer.holder_id == bindparam("holder"), ArchiveTransfer.request_id == bindparam("request_id"))
+    .order_by(ArchiveTransfer.id.desc())
+    .limit(1)
+)
+_LATEST_REQUEST = (
+    select(ArchiveTransfer)
+    .where(
+        ArchiveTransfer.identity_hash == bindparam("identity_hash"),
+        ArchiveTransfer.holder_id == bindparam("holder"),
+        ArchiveTransfer.receiver_id == bindparam("receiver"),
+        ArchiveTransfer.status == TransferStatus.REQUESTED,
+    )
+    .order_by(ArchiveTransfer.id.desc())
+    .limit(1)
+)
+_MANIFEST = select(ArchiveTransfer).where(
+    ArchiveTransfer.manifest_id == bindparam("manifest_id"),
+    ArchiveTransfer.holder_id == bindparam("holder"),
+    ArchiveTransfer.receiver_id == bindparam("receiver"),
+)
 
 
 def _filed(session: Session, identity_hash: str, transfer_number: str) -> Registration:
@@ -61,18 +106,14 @@ def _filed(session: Session, identity_hash: str, transfer_number: str) -> Regist
 
 def _current_holder(session: Session, record: Registration, identity_hash: str) -> str:
     """The university, until a transfer is receipted; then the unit that receipted the latest one."""
-    latest = session.scalar(
-        select(ArchiveTransfer)
-        .where(ArchiveTransfer.identity_hash == identity_hash, ArchiveTransfer.status == TransferStatus.RECEIVED)
-        .order_by(ArchiveTransfer.received_at.desc(), ArchiveTransfer.id.desc())
-        .limit(1)
-    )
-    return latest.receiver_id if latest is not None else record.university_id
+    receiver: str | None = session.scalar(_LATEST_RECEIVER, {"identity_hash": identity_hash})
+    return receiver if receiver is not None else record.university_id
 
 
-def _check_receiver(session: Session, record: Registration, receiver: str) -> None:
-    facts = registration_facts(record, registered_employer(session, record.employer_id))
-    refusal = allowed_receivers(facts, RegistryAgencies(session)).refusal(receiver)
+def _check_receiver(session: Session, registry: RegistrySnapshot, record: Registration, receiver: str) -> None:
+    view = registry.view(session)
+    facts = registration_facts(record, registered_employer(view, record.employer_id))
+    refusal = allowed_receivers(facts, RegistryAgencies(view)).refusal(receiver)
     if refusal is not None:
         raise ArchiveRuleViolation(refusal)
 
@@ -92,11 +133,7 @@ def _check_receiving_unit(document_unit: str, party: str, role: str) -> None:
 
 def _open_transfer(session: Session, identity_hash: str) -> ArchiveTransfer | None:
     """The graduate's open (requested or dispatched) transfer; the database keeps at most one."""
-    return session.scalar(
-        select(ArchiveTransfer)
-        .where(ArchiveTransfer.identity_hash == identity_hash, ArchiveTransfer.status.in_(OPEN_STATUSES))
-        .limit(1)
-    )
+    return session.scalar(_OPEN, {"identity_hash": identity_hash})
 
 
 def _already_moving(transfer: ArchiveTransfer) -> ArchiveTransferDuplicate:
@@ -140,7 +177,10 @@ def _advance(session: Session, transfer_pk: int, from_status: str, values: dict[
 # --- request ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class ArchiveTransferRequestRules:
+    registry: RegistrySnapshot  # the process's: the registered employer and the agencies
+
     def check(self, message: DomainMessage, session: Session) -> None:
         """The requesting unit is the receiving unit, may receive the archive, and asks its holder.
 
@@ -196,14 +236,10 @@ class ArchiveTransferRequestRules:
         _check_receiving_unit(required(doc, "arc:ReceivingUnit/c:CreditCode"), message.sender.id, "sender")
         record = _filed(session, identity_hash, required(doc, "arc:TransferNumber"))
         _check_holder(session, record, identity_hash, message.recipient.id)
-        _check_receiver(session, record, message.sender.id)
+        _check_receiver(session, self.registry, record, message.sender.id)
         request_id = required(doc, "arc:RequestId")
         same_id = session.scalar(
-            select(ArchiveTransfer).where(
-                ArchiveTransfer.holder_id == message.recipient.id,
-                ArchiveTransfer.receiver_id == message.sender.id,
-                ArchiveTransfer.request_id == request_id,
-            )
+            _REQUEST, {"holder": message.recipient.id, "receiver": message.sender.id, "request_id": request_id}
         )
         if same_id is not None and same_id.identity_hash != identity_hash:
             raise ArchiveTransferDuplicate(f"request {request_id} was already made for another graduate")
@@ -227,7 +263,10 @@ class _Dispatch:
     documents: int
 
 
+@dataclass(frozen=True)
 class ArchiveTransferManifestRules:
+    registry: RegistrySnapshot  # the process's: the registered employer and the agencies
+
     def check(self, message: DomainMessage, session: Session) -> None:
         """The archive rules: filed registration, holder, receiving unit, dispatch method, completeness.
 
@@ -295,7 +334,7 @@ class ArchiveTransferManifestRules:
         _check_receiving_unit(required(doc, "arc:ReceivingUnit/c:CreditCode"), receiver, "recipient")
         record = _filed(session, identity_hash, required(doc, "arc:TransferNumber"))
         _check_holder(session, record, identity_hash, sender)
-        _check_receiver(session, record, receiver)
+        _check_receiver(session, self.registry, record, receiver)
 
         refusal = dispatch_refusal(required(doc, "arc:Dispatch/arc:Method"), code_list("dispatch-methods"))
         if refusal is not None:
@@ -311,11 +350,7 @@ class ArchiveTransferManifestRules:
             )
 
         manifest_id = required(doc, "arc:ManifestId")
-        declared = session.scalar(
-            select(ArchiveTransfer.id).where(
-                ArchiveTransfer.holder_id == sender, ArchiveTransfer.manifest_id == manifest_id
-            )
-        )
+        declared = session.scalar(_DECLARED, {"holder": sender, "manifest_id": manifest_id})
         if declared is not None:
             raise ArchiveTransferDuplicate(f"manifest {manifest_id} was already declared by {sender}")
         answered = self._answered(message, session, identity_hash)
@@ -334,12 +369,7 @@ class ArchiveTransferManifestRules:
         sender, receiver = message.sender.id, message.recipient.id
         request_id = text(message.document, "arc:RequestId")
         if request_id is not None:
-            named = session.scalar(
-                select(ArchiveTransfer)
-                .where(ArchiveTransfer.holder_id == sender, ArchiveTransfer.request_id == request_id)
-                .order_by(ArchiveTransfer.id.desc())
-                .limit(1)
-            )
+            named = session.scalar(_REQUEST_TO_HOLDER, {"holder": sender, "request_id": request_id})
             if named is not None:
                 if named.identity_hash != identity_hash:
                     raise ArchiveTransferUnknown(f"request {request_id} to {sender} is for another graduate")
@@ -352,17 +382,7 @@ class ArchiveTransferManifestRules:
                         f"request {request_id} was already answered by manifest {named.manifest_id}"
                     )
                 return named
-        return session.scalar(
-            select(ArchiveTransfer)
-            .where(
-                ArchiveTransfer.identity_hash == identity_hash,
-                ArchiveTransfer.holder_id == sender,
-                ArchiveTransfer.receiver_id == receiver,
-                ArchiveTransfer.status == TransferStatus.REQUESTED,
-            )
-            .order_by(ArchiveTransfer.id.desc())
-            .limit(1)
-        )
+        return session.scalar(_LATEST_REQUEST, {"identity_hash": identity_hash, "holder": sender, "receiver": receiver})
 
 
 # --- receipt ------------------------------------------------------------------------------------
@@ -412,11 +432,7 @@ class ArchiveReceiptRules:
         doc = message.document
         manifest_id = required(doc, "arc:ManifestId")
         transfer = session.scalar(
-            select(ArchiveTransfer).where(
-                ArchiveTransfer.manifest_id == manifest_id,
-                ArchiveTransfer.holder_id == message.recipient.id,
-                ArchiveTransfer.receiver_id == message.sender.id,
-            )
+            _MANIFEST, {"manifest_id": manifest_id, "holder": message.recipient.id, "receiver": message.sender.id}
         )
         if transfer is None:
             raise ArchiveTransferUnknown(

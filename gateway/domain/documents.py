@@ -1,8 +1,15 @@
-"""Reading values out of business documents by namespace and path (the one place that knows the prefixes)."""
+"""Reading values out of business documents by namespace and path (the one place that knows the prefixes).
+
+Each path is compiled once, as an XPath: ``findtext`` parses its path again on every call, and a
+registration's rules read some thirty values (issue 13). lxml locks an XPath while it evaluates,
+so the compiled paths are shared by every thread.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import cache
+from typing import cast
 
 from lxml import etree
 
@@ -17,9 +24,16 @@ NS = {
 }
 
 
+@cache
+def _compiled(path: str) -> etree.XPath:
+    return etree.XPath(path, namespaces=NS)
+
+
 def text(element: etree._Element, path: str) -> str | None:
-    """The stripped text at ``path`` (prefixes of :data:`NS`), or None when absent or empty."""
-    value = element.findtext(path, namespaces=NS)
+    """The stripped text of the first element at ``path`` (child steps with prefixes of :data:`NS`),
+    or None when there is none or its text is empty."""
+    found = cast(list[etree._Element], _compiled(path)(element))
+    value = found[0].text if found else None
     return value.strip() if value and value.strip() else None
 
 

@@ -36,6 +36,15 @@ class ServiceRules(Protocol):
     ``check`` runs before the message is stored and refuses it with a :class:`~gateway.errors.Fault`;
     ``apply`` runs after it is stored, in the same transaction, and records what it changes
     (a filed registration, an agreement's state, an archive's clock).
+
+    Both run in the intake's group commit (``gateway.intake.writer``): one writer thread, many
+    messages in one transaction, each message in a savepoint of its own. So a rule never commits,
+    never opens a session or transaction of its own, and keeps nothing between calls that belongs to
+    one transaction; what an earlier message of the batch wrote, it sees. Its statements are best
+    built once (module level, or cached per dialect), reading only the columns it needs; a rule
+    that writes a row with a Core statement expires the ORM object the session may hold for it
+    (``gateway.store.db.expire_held``). A race the check cannot see is decided by the write
+    itself: an ``UPDATE`` conditional on the state checked, or an insert under a unique key.
     """
 
     def check(self, message: DomainMessage, session: Session) -> None: ...

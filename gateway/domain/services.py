@@ -24,13 +24,16 @@ from gateway.registrations.rules import (
     RegistrationRejectedRules,
 )
 from gateway.registry.self_service import DirectoryEntryUpdateRules
+from gateway.registry.snapshot import RegistrySnapshot
 
 
-def service_rules(grant_tokens: GrantTokens, short_codes: ShortCodeThrottle) -> dict[str, ServiceRules]:
-    """The rules of each service; ``grant_tokens`` reads the graduates' authorisation tokens, and
-    ``short_codes`` counts wrong short codes."""
+def service_rules(
+    grant_tokens: GrantTokens, short_codes: ShortCodeThrottle, registry: RegistrySnapshot
+) -> dict[str, ServiceRules]:
+    """The rules of each service; ``grant_tokens`` reads the graduates' authorisation tokens,
+    ``short_codes`` counts wrong short codes, and ``registry`` is the process's registry snapshot."""
     return {
-        "DestinationRegistration": DestinationRegistrationRules(),
+        "DestinationRegistration": DestinationRegistrationRules(registry),
         "RegistrationFiled": RegistrationFiledRules(),
         "RegistrationRejected": RegistrationRejectedRules(),
         "AgreementOffer": AgreementOfferRules(),
@@ -38,8 +41,8 @@ def service_rules(grant_tokens: GrantTokens, short_codes: ShortCodeThrottle) -> 
         "AgreementReview": AgreementReviewRules(),
         "AgreementCancellation": AgreementCancellationRules(),
         "AgreementCancellationReview": AgreementCancellationReviewRules(),
-        "ArchiveTransferRequest": ArchiveTransferRequestRules(),
-        "ArchiveTransferManifest": ArchiveTransferManifestRules(),
+        "ArchiveTransferRequest": ArchiveTransferRequestRules(registry),
+        "ArchiveTransferManifest": ArchiveTransferManifestRules(registry),
         "ArchiveReceipt": ArchiveReceiptRules(),
         "GraduateVerificationRequest": GraduateVerificationRules(grant_tokens, short_codes),
         "DirectoryEntryUpdate": DirectoryEntryUpdateRules(),

@@ -6,6 +6,12 @@ stored, same transaction): the service's effects, and the index of which graduat
 about (``gateway.graduates.subjects``, for the graduate's access history). Services without rules
 of their own pass through the generic checks only; the gateway's own plumbing services (mailbox,
 status) skip both.
+
+Both run in the group commit's writer thread, each message in a savepoint of the batch's
+transaction (``gateway.intake.writer``); what a service's rules may do there is said in
+:class:`~gateway.domain.message.ServiceRules`. Their reads and writes are Core statements built
+once (a registration, for instance: one SELECT and one upsert, a notice and a subject row), and the
+parties and the access overrides come from the registry snapshot, in no query.
 """
 
 from __future__ import annotations

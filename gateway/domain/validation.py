@@ -8,6 +8,7 @@ service: identity numbers (GB 11643, ISO 7064 MOD 11-2, with python-stdnum), cre
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from lxml import etree
 from stdnum.cn import ric
@@ -19,6 +20,7 @@ from gateway.codes.regions import validate_region_code
 from gateway.errors import CodeInvalid, ValidationError
 
 ARCHIVE_NS = "urn:gradex:archive:1"
+_ARCHIVE_PREFIX = "{" + ARCHIVE_NS  # of a tag in Clark notation, "{namespace}name"
 
 
 def _identity(value: str) -> None:
@@ -29,6 +31,9 @@ def _identity(value: str) -> None:
         raise ValidationError("IdentityNumber", f"is not a valid resident identity number ({exc})") from None
 
 
+# The same schools, employers and agencies come back in message after message: their checked
+# credit codes are remembered (public organisation ids; identity numbers, personal data, never are).
+@lru_cache(maxsize=4096)
 def _credit(value: str) -> None:
     validate_credit_code(value, "credit code")
 
@@ -67,13 +72,14 @@ def check_codes(document: etree._Element) -> None:
     for element in document.iter(etree.Element):
         if len(element):  # only leaf elements hold codes (School is also an Organisation elsewhere)
             continue
-        qname = etree.QName(element)
-        check = _BY_NAME.get(qname.localname)
-        if check is None and qname.namespace == ARCHIVE_NS:
-            check = _ARCHIVE_ONLY.get(qname.localname)
+        # The tag split by hand: an etree.QName for every element was most of this walk's cost.
+        namespace, _, name = element.tag.rpartition("}")
+        check = _BY_NAME.get(name)
+        if check is None and namespace == _ARCHIVE_PREFIX:
+            check = _ARCHIVE_ONLY.get(name)
         if check is None:
             continue
         try:
             check((element.text or "").strip())
         except ValidationError as exc:
-            raise CodeInvalid(f"line {element.sourceline}: {qname.localname} {exc.rule}") from None
+            raise CodeInvalid(f"line {element.sourceline}: {name} {exc.rule}") from None

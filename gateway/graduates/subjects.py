@@ -6,11 +6,16 @@ steps (reviews and cancellations, by AgreementId between the two parties). The k
 number is stored beside the message (:class:`MessageSubject`), in the message's own transaction;
 the number itself never is. Verification requests are not indexed here: each is recorded as a use
 (or refused attempt) of the graduate's grant instead.
+
+Both statements are Core, built once (issue 13): the row is inserted at once, not through the ORM's
+unit of work at the commit, and nothing reads it back in the message's transaction.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from typing import cast
+
+from sqlalchemy import Table, and_, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.agreements.models import Agreement
@@ -18,6 +23,16 @@ from gateway.domain.documents import text
 from gateway.domain.message import DomainMessage
 from gateway.graduates.models import MessageSubject
 from gateway.grants.scope import SERVICE as VERIFICATION
+
+_A = cast(Table, Agreement.__table__)
+_STEPPED_AGREEMENT = select(_A.c.identity_hash).where(
+    _A.c.agreement_id == bindparam("agreement_id"),
+    or_(
+        and_(_A.c.employer_id == bindparam("a"), _A.c.university_id == bindparam("b")),
+        and_(_A.c.employer_id == bindparam("b"), _A.c.university_id == bindparam("a")),
+    ),
+)
+_INSERT = insert(cast(Table, MessageSubject.__table__))
 
 
 def subject_of(message: DomainMessage, session: Session) -> str | None:
@@ -34,15 +49,8 @@ def subject_of(message: DomainMessage, session: Session) -> str | None:
     agreement_id = text(message.document, "agr:AgreementId")
     if agreement_id is None:
         return None
-    a, b = message.sender.id, message.recipient.id
     return session.scalar(
-        select(Agreement.identity_hash).where(
-            Agreement.agreement_id == agreement_id,
-            or_(
-                and_(Agreement.employer_id == a, Agreement.university_id == b),
-                and_(Agreement.employer_id == b, Agreement.university_id == a),
-            ),
-        )
+        _STEPPED_AGREEMENT, {"agreement_id": agreement_id, "a": message.sender.id, "b": message.recipient.id}
     )
 
 
@@ -50,4 +58,4 @@ def record_subject(message: DomainMessage, session: Session) -> None:
     """Index the stored ``message`` under its graduate (no row when it is about none)."""
     identity_hash = subject_of(message, session)
     if identity_hash is not None and message.message_pk is not None:
-        session.add(MessageSubject(message_pk=message.message_pk, identity_hash=identity_hash))
+        session.execute(_INSERT, {"message_pk": message.message_pk, "identity_hash": identity_hash})

@@ -3,20 +3,30 @@
 - ``DestinationRegistration`` (university -> education department) records the graduate's
   destination as registered; a corrected registration (same id) replaces it and must be filed again.
   The registry is the authority on who an employer is: a registration that declares another unit
-  nature for an employer registered with one is refused (``EMPLOYER_UNIT_NATURE_MISMATCH``). A
+  nature for an employer registered with one is refused (``EMPLOYER_UNIT_NATURE_MISMATCH``). The
+  employer is looked up in the registry snapshot of the message's transaction
+  (``gateway.registry.snapshot``), in no query. A
   graduate trained under a targeted agreement is registered to the targeted unit unless the
   registration carries the agreement's release (``TARGETED_TRAINING_NOT_RELEASED``).
 - ``RegistrationFiled`` marks it filed with its transfer and verification numbers.
 - ``RegistrationRejected`` marks it rejected.
 Filing or rejecting a registration the gateway never saw, or for another graduate, is refused.
 Which filed registration counts is decided by the order the gateway received the filings.
+
+The rules read and write the ``registrations`` table with Core statements built once, at import (or
+once per dialect, the upsert): building them for each message, and loading ORM objects the rules
+only read two columns of, cost several times what running them does (issue 13). A ``Registration``
+the session already holds is expired after such a write (``gateway.store.db.expire_held``), so
+that nothing read later in the transaction (several messages may share one) sees the row as it was.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import select
+from sqlalchemy import Insert, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -27,10 +37,30 @@ from gateway.domain.message import DomainMessage
 from gateway.errors import EmployerUnitNatureMismatch, RegistrationUnknown, TargetedTrainingNotReleased
 from gateway.notices.record import notify
 from gateway.registrations.models import Registration, RegistrationStatus
-from gateway.registry.models import Participant, ParticipantKind
+from gateway.registry.models import ParticipantKind
+from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
+from gateway.store.db import expire_held
+
+_R = cast(Table, Registration.__table__)
+_HELD_BY_UNIVERSITY = (_R.c.university_id == bindparam("university"), _R.c.registration_id == bindparam("registration"))
+_REGISTERED = select(_R.c.id).where(*_HELD_BY_UNIVERSITY)
+_SENT_TO_DEPARTMENT = (*_HELD_BY_UNIVERSITY, _R.c.education_department_id == bindparam("department"))
+_SENT = select(_R.c.id, _R.c.identity_hash).where(*_SENT_TO_DEPARTMENT)
+# A filing or a rejection in one statement: the row only if it is still the graduate's. The
+# columns it sets are the parameters named after them (a filing sets more than a rejection).
+_UPDATE_SENT = update(_R).where(*_SENT_TO_DEPARTMENT, _R.c.identity_hash == bindparam("identity")).returning(_R.c.id)
+_FILED = (
+    select(Registration)
+    .where(Registration.identity_hash == bindparam("identity_hash"), Registration.status == RegistrationStatus.FILED)
+    .order_by(Registration.filed_received_at.desc(), Registration.id.desc())
+    .limit(1)
+)
 
 
+@dataclass(frozen=True)
 class DestinationRegistrationRules:
+    registry: RegistrySnapshot  # the process's: the employer a registration names
+
     def check(self, message: DomainMessage, session: Session) -> None:
         """The employer's unit nature is the registry's; a targeted graduate goes to the targeted unit.
 
@@ -39,7 +69,8 @@ class DestinationRegistrationRules:
         doc = message.document
         employer_id = text(doc, "reg:Employer/c:CreditCode")
         if employer_id is not None:
-            _check_unit_nature(session, employer_id, required(doc, "reg:Employer/c:UnitNature"))
+            employer = self.registry.view(session).participant(employer_id)
+            _check_unit_nature(employer, required(doc, "reg:Employer/c:UnitNature"))
         targeted = text(doc, "reg:TargetedEmployment/reg:TargetedUnit/c:CreditCode")
         released = text(doc, "reg:TargetedEmployment/reg:ReleaseReference") is not None
         if targeted is not None and targeted != employer_id and not released:
@@ -91,16 +122,10 @@ class DestinationRegistrationRules:
             "registered_at": instant(doc, "reg:RegisteredAt"),
             "updated_at": message.received_at,
         }
-        corrected = (
-            session.scalar(
-                select(Registration.id).where(
-                    Registration.university_id == message.sender.id,
-                    Registration.registration_id == values["registration_id"],
-                )
-            )
-            is not None
-        )
-        _upsert(session, values)
+        key = {"university": message.sender.id, "registration": values["registration_id"]}
+        corrected = session.execute(_REGISTERED, key).first() is not None
+        upsert = _upsert(session.get_bind().dialect.name, tuple(values))
+        expire_held(session, Registration, session.execute(upsert, values).scalar_one())
         notify(
             session,
             "registration_submitted",
@@ -115,8 +140,7 @@ class DestinationRegistrationRules:
         )
 
 
-def _check_unit_nature(session: Session, employer_id: str, declared: str) -> None:
-    employer = session.get(Participant, employer_id)
+def _check_unit_nature(employer: ParticipantEntry | None, declared: str) -> None:
     if employer is None or employer.kind != ParticipantKind.EMPLOYER or employer.unit_nature is None:
         return  # not registered as an employer: the registration's word stands
     if employer.unit_nature == declared:
@@ -130,39 +154,61 @@ def _check_unit_nature(session: Session, employer_id: str, declared: str) -> Non
     )
 
 
-def _upsert(session: Session, values: dict[str, Any]) -> None:
-    """Insert the registration, or update the university's row with the same registration id.
+@cache
+def _upsert(dialect: str, columns: tuple[str, ...]) -> Insert:
+    """Insert a registration's ``columns``, or set them (but the key) on the university's row with the
+    same registration id; returns the row's id.
 
-    ``populate_existing`` refreshes a ``Registration`` already loaded in this session, so that no
-    later read in the transaction sees the values from before.
+    One statement: two messages for the same registration at once cannot both insert it. Built once
+    per dialect (the ON CONFLICT clause is the dialect's) and set of columns (``apply`` has one).
     """
-    dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(Registration).values(**values)
-    changed = {key: statement.excluded[key] for key in values if key not in ("registration_id", "university_id")}
-    upsert = statement.on_conflict_do_update(
-        index_elements=[Registration.university_id, Registration.registration_id], set_=changed
-    ).returning(Registration)
-    session.scalars(upsert, execution_options={"populate_existing": True}).one()
+    statement = insert(_R)
+    key = ("university_id", "registration_id")
+    changed = {column: statement.excluded[column] for column in columns if column not in key}
+    return statement.on_conflict_do_update(index_elements=key, set_=changed).returning(_R.c.id)
 
 
-def _registration_for(message: DomainMessage, session: Session) -> Registration:
+class _Sent(NamedTuple):
+    """The registration a filing or a rejection names, as far as its rules read it."""
+
+    pk: int
+    registration_id: str
+    identity_hash: str
+
+
+def _registration_for(message: DomainMessage, session: Session) -> _Sent:
+    """The registration the education department's message names; raises :class:`RegistrationUnknown`
+    when the gateway never sent it to this department, or it is another graduate's."""
     doc = message.document
     registration_id = required(doc, "reg:RegistrationId")
-    record = session.scalar(
-        select(Registration).where(
-            Registration.university_id == message.recipient.id,
-            Registration.registration_id == registration_id,
-            Registration.education_department_id == message.sender.id,
-        )
-    )
+    record = session.execute(_SENT, _named(message, registration_id)).one_or_none()
     if record is None:
         raise RegistrationUnknown(
             f"registration {registration_id} of university {message.recipient.id} was never sent to {message.sender.id}"
         )
     if record.identity_hash != message.hasher(required(doc, "reg:IdentityNumber")):
         raise RegistrationUnknown(f"registration {registration_id} is for another graduate")
-    return record
+    return _Sent(record.id, registration_id, record.identity_hash)
+
+
+def _named(message: DomainMessage, registration_id: str) -> dict[str, str]:
+    return {"university": message.recipient.id, "registration": registration_id, "department": message.sender.id}
+
+
+def _update(message: DomainMessage, session: Session, **values: Any) -> _Sent:
+    """Set ``values`` on the registration the message names, checking in the same statement what
+    :func:`_registration_for` checks; raises :class:`RegistrationUnknown` as it does."""
+    doc = message.document
+    registration_id = required(doc, "reg:RegistrationId")
+    identity_hash = message.hasher(required(doc, "reg:IdentityNumber"))
+    parameters = {**_named(message, registration_id), "identity": identity_hash, **values}
+    pk = session.execute(_UPDATE_SENT, parameters).scalar_one_or_none()
+    if pk is None:  # changed since the check, by a concurrent correction: say how
+        _registration_for(message, session)
+        raise RegistrationUnknown(f"registration {registration_id} changed while this message was accepted")
+    expire_held(session, Registration, pk)
+    return _Sent(pk, registration_id, identity_hash)
 
 
 class RegistrationFiledRules:
@@ -170,13 +216,18 @@ class RegistrationFiledRules:
         _registration_for(message, session)
 
     def apply(self, message: DomainMessage, session: Session) -> None:
-        record = _registration_for(message, session)
-        record.status = RegistrationStatus.FILED
-        record.transfer_number = required(message.document, "reg:TransferNumber")
-        record.verification_number = required(message.document, "reg:VerificationNumber")
-        record.filed_at = instant(message.document, "reg:FiledAt")
-        record.filed_received_at = message.received_at
-        record.updated_at = message.received_at
+        transfer_number = required(message.document, "reg:TransferNumber")
+        verification_number = required(message.document, "reg:VerificationNumber")
+        record = _update(
+            message,
+            session,
+            status=RegistrationStatus.FILED,
+            transfer_number=transfer_number,
+            verification_number=verification_number,
+            filed_at=instant(message.document, "reg:FiledAt"),
+            filed_received_at=message.received_at,
+            updated_at=message.received_at,
+        )
         notify(
             session,
             "registration_filed",
@@ -186,8 +237,8 @@ class RegistrationFiledRules:
             facts={
                 "registration_id": record.registration_id,
                 "department": message.sender.id,
-                "transfer_number": record.transfer_number,
-                "verification_number": record.verification_number,
+                "transfer_number": transfer_number,
+                "verification_number": verification_number,
             },
         )
 
@@ -197,9 +248,7 @@ class RegistrationRejectedRules:
         _registration_for(message, session)
 
     def apply(self, message: DomainMessage, session: Session) -> None:
-        record = _registration_for(message, session)
-        record.status = RegistrationStatus.REJECTED
-        record.updated_at = message.received_at
+        record = _update(message, session, status=RegistrationStatus.REJECTED, updated_at=message.received_at)
         reasons = [
             (reason.findtext("reg:Text", namespaces=NS) or "").strip()
             for reason in message.document.iterfind("reg:Reason", NS)
@@ -221,9 +270,4 @@ def filed_registration(session: Session, identity_hash: str) -> Registration | N
     stored them), never by a date written inside a document: a filing that declares an earlier
     ``FiledAt`` but arrives later still counts.
     """
-    return session.scalar(
-        select(Registration)
-        .where(Registration.identity_hash == identity_hash, Registration.status == RegistrationStatus.FILED)
-        .order_by(Registration.filed_received_at.desc(), Registration.id.desc())
-        .limit(1)
-    )
+    return session.scalar(_FILED, {"identity_hash": identity_hash})

@@ -1,7 +1,8 @@
 """The registry as a :class:`gateway.routing.resolve.Directory` over one database session.
 
-The intake resolves through the process's snapshot instead (``gateway.registry.snapshot``); this
-one reads the tables directly, for the archive rules' agencies.
+The intake resolves through the process's snapshot instead (``gateway.registry.snapshot``), and
+the archive rules read the registered employer and the agencies from it too; this one reads the
+tables directly (the tests run the directory rules on both).
 """
 
 from __future__ import annotations

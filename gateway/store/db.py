@@ -111,3 +111,14 @@ def ping(engine: Engine) -> None:
     """Raise if the database cannot be reached."""
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+def expire_held(session: Session, entity: type[Any], pk: object) -> None:
+    """Expire the ``entity`` of primary key ``pk`` if ``session`` holds one.
+
+    For a row just written by a Core statement, past the ORM: the next read of it in the
+    transaction (which several messages may share) loads it again instead of the values from before.
+    """
+    held = session.identity_map.get(session.identity_key(entity, pk))
+    if held is not None:
+        session.expire(held)

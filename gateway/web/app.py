@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     registry = RegistrySnapshot()  # this process's: participants, certificates, overrides (loaded at first use)
     domain = DomainRules(
         services=service_rules(
-            grant_tokens, ShortCodeThrottle(settings.short_code_rate_limit, settings.rate_limit_storage)
+            grant_tokens, ShortCodeThrottle(settings.short_code_rate_limit, settings.rate_limit_storage), registry
         ),
         access=AccessPolicy(load_rules(), registry),
         hasher=hasher,

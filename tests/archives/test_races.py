@@ -21,13 +21,13 @@ from gateway.archives.models import ArchiveTransfer
 from gateway.archives.services import ArchiveReceiptRules, ArchiveTransferManifestRules
 from gateway.bootstrap import demo_participant_inputs
 from gateway.domain.message import DomainMessage, ServiceRules
-from gateway.errors import ArchiveTransferDuplicate
+from gateway.errors import ArchiveTransferDuplicate, RegistrationUnknown
 from gateway.privacy import IdentityHasher
 from gateway.registrations.models import Registration
 from gateway.registrations.rules import DestinationRegistrationRules, RegistrationFiledRules
 from gateway.registry.models import Participant
 from gateway.registry.services import add_participant
-from gateway.registry.snapshot import ParticipantEntry
+from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.settings import Settings
 from gateway.store.db import connect, migrate, session_factory, transaction
 from tests.conftest import AGENCY_CHAOYANG, EDUCATION_DEPARTMENT, UNIVERSITY
@@ -127,7 +127,7 @@ def filed_graduate(sessions: Callable[[], Session], settings: Settings):  # type
     accept(
         sessions,
         settings,
-        DestinationRegistrationRules(),
+        DestinationRegistrationRules(RegistrySnapshot()),
         "DestinationRegistration",
         registration(g, "REG-RACE"),
         UNIVERSITY,
@@ -152,7 +152,7 @@ def test_two_manifests_at_once_open_one_transfer(pg: Callable[[], Session], sett
     raised = race(
         pg,
         settings,
-        ArchiveTransferManifestRules(),
+        ArchiveTransferManifestRules(RegistrySnapshot()),
         "ArchiveTransferManifest",
         first,
         second,
@@ -169,7 +169,7 @@ def test_two_receipts_at_once_close_the_transfer_once(pg: Callable[[], Session],
     accept(
         pg,
         settings,
-        ArchiveTransferManifestRules(),
+        ArchiveTransferManifestRules(RegistrySnapshot()),
         "ArchiveTransferManifest",
         manifest(g, "ATM-RACE-3", AGENCY_CHAOYANG),
         UNIVERSITY,
@@ -189,7 +189,7 @@ def test_the_same_registration_at_once_is_one_row(pg: Callable[[], Session], set
     raised = race(
         pg,
         settings,
-        DestinationRegistrationRules(),
+        DestinationRegistrationRules(RegistrySnapshot()),
         "DestinationRegistration",
         document,
         later,
@@ -200,3 +200,27 @@ def test_the_same_registration_at_once_is_one_row(pg: Callable[[], Session], set
     with transaction(pg) as session:  # type: ignore[arg-type]
         [row] = session.scalars(select(Registration).where(Registration.registration_id == "REG-RACE-2"))
         assert row.name == "改正后"
+
+
+def test_a_filing_checked_before_a_correction_to_another_graduate_is_refused(
+    pg: Callable[[], Session], settings: Settings
+) -> None:
+    g, other = new_graduate(), new_graduate()
+    rules = DestinationRegistrationRules(RegistrySnapshot())
+    document = registration(g, "REG-RACE-3")
+    accept(pg, settings, rules, "DestinationRegistration", document, UNIVERSITY, EDUCATION_DEPARTMENT)
+    filing_session = pg()
+    filing_session.begin()
+    filed = message(
+        filing_session, settings, "RegistrationFiled", filing(g, "REG-RACE-3"), EDUCATION_DEPARTMENT, UNIVERSITY
+    )
+    RegistrationFiledRules().check(filed, filing_session)  # passes: still g's registration
+    corrected = registration(other, "REG-RACE-3")
+    accept(pg, settings, rules, "DestinationRegistration", corrected, UNIVERSITY, EDUCATION_DEPARTMENT)
+    with pytest.raises(RegistrationUnknown, match="REG-RACE-3 is for another graduate"):
+        RegistrationFiledRules().apply(filed, filing_session)
+    filing_session.rollback()
+    filing_session.close()
+    with transaction(pg) as session:  # type: ignore[arg-type]
+        [row] = session.scalars(select(Registration).where(Registration.registration_id == "REG-RACE-3"))
+        assert (row.status, row.identity_hash) == ("registered", HASHER(other.identity_number))

@@ -29,6 +29,7 @@ from gateway.codes.regions import lookup_region
 from gateway.demo.cast import Cast, load_cast
 from gateway.demo.graduates import make_graduates, minimum_graduates
 from gateway.grants.scope import FACTS, MAX_USES, MAX_VALID_DAYS, PURPOSES
+from gateway.registry.directory import SqlDirectory
 from gateway.registry.models import Participant
 from gateway.registry.services import add_participant
 from gateway.settings import Settings
@@ -118,7 +119,7 @@ def test_the_registry_and_the_archive_rules_agree_with_every_receiver(
                 if session.get(Participant, member.id) is None:
                     pulled = replace(member.participant, delivery_mode="pull", endpoint_url=None)
                     add_participant(session, pulled, datetime.now(UTC))
-            directory = RegistryAgencies(session)
+            directory = RegistryAgencies(SqlDirectory(session))
             natures = code_list("unit-nature-codes")
             destinations = code_list("destination-codes")
             first = [g.registered_first_as for g in season if g.registered_first_as is not None]

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from gateway.privacy import IdentityHasher
 from gateway.registrations.models import Registration
+from gateway.registry.models import Participant
 from gateway.settings import Settings
 from gateway.store.db import transaction
 from tests.conftest import EDUCATION_DEPARTMENT, PRIVATE_EMPLOYER, UNIVERSITY, Signer, example
@@ -77,3 +78,16 @@ def test_codes_in_documents_are_checked(client: FlaskClient, sign: Signer) -> No
         assert code == "CODE_INVALID", element
         assert element in message and "line " in message
         assert "110105200303150410" not in message
+
+
+def test_an_employers_unit_nature_changed_in_the_registry_counts_for_the_next_registration(
+    client: FlaskClient, app: Flask, sign: Signer
+) -> None:
+    # The rules read the employer from the process's registry snapshot: a change must reach it.
+    assert send(client, sign, "destination-registration", UNIVERSITY, EDUCATION_DEPARTMENT)[0] is None
+    with transaction(app.extensions["gateway"].sessions) as session:
+        session.get_one(Participant, PRIVATE_EMPLOYER).unit_nature = "31"
+    again = replace_text(example("destination-registration"), "reg:RegistrationId", "REG-2025-000124")
+    code, message = send(client, sign, again, UNIVERSITY, EDUCATION_DEPARTMENT)
+    assert code == "EMPLOYER_UNIT_NATURE_MISMATCH"
+    assert f"employer {PRIVATE_EMPLOYER}" in message and "unit nature 31" in message and "declares 39" in message
