@@ -9,6 +9,7 @@ every core; the signatures' Timestamps must stay acceptable for the run, hence a
 from __future__ import annotations
 
 import http.client
+import multiprocessing
 import os
 import threading
 import time
@@ -33,7 +34,10 @@ def sign_envelopes(keys_dir: Path, count: int) -> list[tuple[str, bytes]]:
     """``count`` signed destination registrations (message id, envelope), signed on every core."""
     ids = [str(uuid.uuid4()) for _ in range(count)]
     chunks = [(keys_dir, ids[i : i + 200]) for i in range(0, count, 200)]
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    # "spawn", not fork: the memory run signs its next chunk while other threads of this process
+    # parse, and a child forked while one of them held a compiled XPath's lock (lxml keeps one per
+    # evaluator) waited on it for ever.
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn")) as pool:
         signed = [envelope for chunk in pool.map(_sign_chunk, chunks) for envelope in chunk]
     return list(zip(ids, signed, strict=True))
 

@@ -44,7 +44,7 @@ def deliveries(app: Flask) -> list[Delivery]:
 def run_queue(app: Flask) -> None:
     """Work the in-process queue until it is empty, with a real dramatiq worker."""
     service = app.extensions["gateway"].delivery
-    worker = start_worker(service, threads=2)
+    worker = start_worker(service, threads=2, per_recipient=2)  # one recipient may use both threads
     try:
         service.broker.join(QUEUE, timeout=30_000)
         worker.join()
