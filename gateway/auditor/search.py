@@ -21,7 +21,6 @@ from typing import TypeVar
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
-from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as StdnumError
 
 from gateway.auditor.forms import FieldError, Invalid, day_range, parse_day
@@ -31,7 +30,7 @@ from gateway.errors import ValidationError
 from gateway.graduates.models import GraduateAccount, MessageSubject
 from gateway.grants.models import GrantUse
 from gateway.messages.models import Delivery, DeliveryStatus, Message
-from gateway.privacy import IdentityHasher
+from gateway.privacy import IdentityHasher, validate_identity_number
 from gateway.registrations.models import Registration
 
 PAGE_SIZE = 25
@@ -154,7 +153,7 @@ def graduate_hash(identity_number: str, hasher: IdentityHasher) -> str:
     """The keyed hash of a valid resident identity number; raises :class:`Invalid` (never echoing it)."""
     number = identity_number.strip().upper()
     try:
-        ric.validate(number)
+        validate_identity_number(number)
     except StdnumError as exc:
         reason = {
             "InvalidLength": "length",

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from lxml import etree
-from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as StdnumError
 
 from gateway.codes.credit_code import validate_credit_code
 from gateway.codes.lists import code_list
 from gateway.codes.regions import validate_region_code
 from gateway.errors import CodeInvalid, ValidationError
+from gateway.privacy import validate_identity_number
 
 ARCHIVE_NS = "urn:gradex:archive:1"
 _ARCHIVE_PREFIX = "{" + ARCHIVE_NS  # of a tag in Clark notation, "{namespace}name"
@@ -25,7 +25,7 @@ _ARCHIVE_PREFIX = "{" + ARCHIVE_NS  # of a tag in Clark notation, "{namespace}na
 
 def _identity(value: str) -> None:
     try:
-        ric.validate(value)
+        validate_identity_number(value)
     except StdnumError as exc:
         # The number itself is personal data: say what is wrong, never echo it.
         raise ValidationError("IdentityNumber", f"is not a valid resident identity number ({exc})") from None

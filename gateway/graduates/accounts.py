@@ -16,14 +16,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from stdnum.cn import ric
 
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.errors import ActivationRefused, SignInRefused
 from gateway.graduates.models import GraduateAccount
 from gateway.passwords import WeakPassword, check_strength, hash_password, needs_rehash, verify_password
-from gateway.privacy import IdentityHasher
+from gateway.privacy import IdentityHasher, is_identity_number
 from gateway.registrations.rules import filed_registration
 
 NO_MATCH = (
@@ -35,7 +34,7 @@ SIGN_IN_FAILED = "The identity number or the password is wrong, or the account i
 
 def _identity(identity_number: str) -> str | None:
     number = identity_number.strip().upper()
-    return number if ric.is_valid(number) else None
+    return number if is_identity_number(number) else None
 
 
 def check_password(password: str, *secrets_not_allowed: str) -> None:

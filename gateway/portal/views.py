@@ -18,7 +18,6 @@ from pathlib import Path
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
-from stdnum.cn import ric
 
 from gateway.audit.entries import AuditEvent, Value
 from gateway.audit.log import record
@@ -27,7 +26,7 @@ from gateway.graduates.accounts import check_password
 from gateway.graduates.services import activate, authenticate
 from gateway.portal import grant_views, history_views, notices_views, records_views
 from gateway.portal.session import REALM, ROLE, china_time, graduate_required
-from gateway.privacy import mask_identity
+from gateway.privacy import is_identity_number, mask_identity
 from gateway.store.db import transaction
 from gateway.web.context import gateway
 from gateway.web.i18n import current_language, translate
@@ -155,7 +154,7 @@ def activation_errors(
         if not value:
             errors[field] = translate(f"graduate.activate.missing.{field}")
     number = identity_number.strip().upper()
-    if number and not ric.is_valid(number):
+    if number and not is_identity_number(number):
         errors["identity_number"] = translate(ACTIVATION_REFUSALS["identity_number_invalid"])
     if password:
         try:
