@@ -61,3 +61,21 @@ def test_serve_does_not_start_without_them(home: Path, tmp_path: Path, module: s
     assert done.stdout == ""
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(message), done.stderr[-2000:]
+
+
+def test_a_serving_worker_hands_the_interpreter_lock_over_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The group commit's writer thread must win the interpreter lock back after every statement.
+    import sys
+
+    from gunicorn.workers.gasgi import ASGIWorker
+
+    from gateway.serving.worker import SWITCH_INTERVAL_SECONDS, GatewayWorker
+
+    before = sys.getswitchinterval()
+    monkeypatch.setattr(ASGIWorker, "init_process", lambda self: None)
+    try:
+        GatewayWorker.init_process(object.__new__(GatewayWorker))
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_SECONDS)
+        assert before > SWITCH_INTERVAL_SECONDS
+    finally:
+        sys.setswitchinterval(before)
