@@ -205,7 +205,6 @@ class Pipeline:
         self.stages = tuple(stages.stages)
         self._sessions = sessions
         self.receipts = receipts
-        self.defer_indexes = defer_indexes
         self.positions = PositionWaiter(sessions)
         self.writer = BatchWriter(sessions, limit=batch_limit, prepare=_defer_indexes if defer_indexes else None)
 

@@ -78,8 +78,7 @@ class BatchWriter:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        self.batches = 0  # committed or failed, since start (for tests and the benchmark)
-        self.pieces = 0
+        self.batches = 0  # committed or failed, since start (for tests)
 
     def run(self, work: Work, *, savepoint: bool = True) -> None:
         """Run ``work(session)`` in the next batch; returns after its commit, or raises its error.
@@ -127,7 +126,6 @@ class BatchWriter:
 
     def _commit(self, batch: list[_Piece]) -> None:
         self.batches += 1
-        self.pieces += len(batch)
         try:
             self._transaction(batch)
         except DBAPIError as exc:
