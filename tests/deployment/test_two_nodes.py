@@ -183,6 +183,9 @@ def _accepted_metric(cluster: Cluster, node: str) -> float:
 
 
 def _audit_integrated(cluster: Cluster) -> bool:
+    """Every entry indexed and integrated: none still waiting in audit_pending (the delivery
+    outcomes wait there for the periodic sequencer) and the tree as large as the log."""
     with cluster.engine.connect() as connection:
         size, integrated = connection.execute(text("SELECT size, integrated FROM audit_log_state")).one()
-    return bool(size == integrated)
+        waiting = connection.execute(text("SELECT count(*) FROM audit_pending WHERE leaf_index IS NULL")).scalar()
+    return bool(size == integrated and waiting == 0)
