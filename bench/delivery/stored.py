@@ -5,7 +5,8 @@ take half an hour; the worker delivers about three times faster. :class:`StoredI
 what the intake's ``Store`` stage writes for an accepted message, with the gateway's own parts:
 the envelope parsed by the hardened parser and split (``gateway.intake.envelope``), its routing
 header read, its WS-Security header read for the signature's digest, the ``Message`` with its
-envelope sealed (``PayloadCipher``) and its ``Delivery``, the ``message.accepted`` audit entry,
+envelope sealed (``PayloadCipher``) and its ``Delivery``, the ``message.accepted`` audit entry
+(``gateway.intake.pipeline.acceptance_event``, as the intake records it),
 500 messages to a transaction; then it queues the deliveries with the gateway's own
 ``DeliveryService.enqueue``. What it leaves out is the intake's checking: signature verification,
 certificate chain, replay, schema and domain rules (``bench/intake`` measures those).
@@ -30,6 +31,7 @@ from traffic import SENDER
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import record
 from gateway.intake.envelope import read_routing, split_envelope
+from gateway.intake.pipeline import acceptance_event
 from gateway.messages.models import Delivery, Message
 from gateway.registry.models import Participant
 from gateway.security.wsse import read_security_header
@@ -101,17 +103,14 @@ class StoredIntake:
 
 
 def _accepted(message: Message) -> AuditEvent:
-    return AuditEvent(
-        kind="message.accepted",
-        at=message.received_at,
+    assert message.signature_sha256 is not None and message.certificate_sha256 is not None
+    return acceptance_event(
         message_id=message.message_id,
-        facts={
-            "message_id": message.message_id,
-            "sender": message.sender_id,
-            "recipient": message.recipient_id,
-            "service": message.service,
-            "body_sha256": message.body_sha256,
-            "signature_sha256": message.signature_sha256,
-            "certificate_sha256": message.certificate_sha256,
-        },
+        sender=message.sender_id,
+        recipient=message.recipient_id,
+        service=message.service,
+        received_at=message.received_at,
+        body_sha256=message.body_sha256,
+        signature_sha256=message.signature_sha256,
+        certificate_sha256=message.certificate_sha256,
     )

@@ -3,7 +3,6 @@ steps meets the first's state in the batch's transaction and is refused alone.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,23 +11,14 @@ from sqlalchemy import select
 
 from gateway.agreements.machine import china_day
 from gateway.agreements.models import Agreement
-from gateway.settings import Settings
 from gateway.store.db import transaction
-from gateway.web.app import create_app
 from tests.agreements.test_races import document
 from tests.conftest import PRIVATE_EMPLOYER, UNIVERSITY, Signer
-from tests.intake.test_group_commit import envelope, post, send_in_one_batch
-
-
-@pytest.fixture
-def app(store_settings: Settings) -> Iterator[Flask]:
-    served = create_app(store_settings)
-    yield served
-    served.extensions["gateway"].engine.dispose()
+from tests.intake.test_group_commit import app, envelope, post, send_in_one_batch  # noqa: F401 (app: the fixture)
 
 
 @pytest.mark.parametrize("store_settings", ["sqlite", "postgresql"], indirect=True)
-def test_an_approval_and_a_rejection_in_one_batch_step_the_agreement_once(app: Flask, sign: Signer) -> None:
+def test_an_approval_and_a_rejection_in_one_batch_step_the_agreement_once(app: Flask, sign: Signer) -> None:  # noqa: F811
     today = china_day(datetime.now(UTC))
     period = {"ValidFrom": str(today - timedelta(days=1)), "ValidUntil": str(today + timedelta(days=30))}
     offer = document("agreement-offer", "AGR-BATCH-1", **period)
