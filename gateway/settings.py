@@ -66,6 +66,8 @@ class Settings:
     port: int = 8080
     workers: int = 1
     threads: int = 8
+    # Each worker process on one CPU of its own: auto, on or off (gateway.serving.affinity).
+    cpu_affinity: str = "auto"
     # Serving limits (gateway.serving): read deadlines for a request's head and body, open
     # connections per client address and per worker process, idle seconds of a kept-alive connection.
     request_head_timeout_seconds: int = 10
@@ -218,6 +220,7 @@ class Settings:
             port=_int(env, "GATEWAY_PORT", 8080, 1, 65535),
             workers=_int(env, "GATEWAY_WORKERS", 1, 1, 64),
             threads=_int(env, "GATEWAY_THREADS", 8, 1, 256),
+            cpu_affinity=_choice(env, "GATEWAY_CPU_AFFINITY", "auto", ("auto", "on", "off")),
             request_head_timeout_seconds=_int(env, "GATEWAY_REQUEST_HEAD_TIMEOUT", 10, 1, 300),
             request_body_timeout_seconds=_int(env, "GATEWAY_REQUEST_BODY_TIMEOUT", 30, 1, 3600),
             max_connections_per_client=_int(env, "GATEWAY_MAX_CONNECTIONS_PER_CLIENT", 32, 1, 100_000),

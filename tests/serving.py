@@ -31,6 +31,15 @@ def add_staff_user(home: Path, username: str, role: str, password: str) -> None:
 @contextmanager
 def served_gateway(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """``gateway serve`` on a free loopback port for the gateway home ``home``; yields the base URL."""
+    with served_process(home, extra_env) as (base, _process):
+        yield base
+
+
+@contextmanager
+def served_process(
+    home: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As :func:`served_gateway`, and the ``gateway serve`` process (gunicorn's arbiter) too."""
     port = free_port()
     env = {
         **os.environ,
@@ -57,7 +66,7 @@ def served_gateway(home: Path, extra_env: dict[str, str] | None = None) -> Itera
             if time.monotonic() > deadline:
                 raise RuntimeError("gateway serve did not answer /healthz within 30 s")
             time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import time
 from typing import Any
@@ -15,6 +16,7 @@ from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
 from gateway.errors import ConfigurationError
 from gateway.monitoring.serving import gunicorn_options as monitoring_options
+from gateway.serving.affinity import AffinityPlan, cpu_quota, plan, pre_fork_hook
 from gateway.serving.bridge import GatewayASGI
 from gateway.serving.worker import GatewayWorker, ServingLimits, serving_stack_problem
 from gateway.settings import Settings
@@ -77,7 +79,16 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # over them. On one shared socket an idle event loop accepts every connection it can, and a
         # proxy's kept-alive connections then stay with one worker: one core serving, the rest idle.
         "reuse_port": settings.workers > 1,
+        # Each worker on one CPU of its own (GATEWAY_CPU_AFFINITY; gateway.serving.affinity): the
+        # arbiter picks the CPU before forking, the worker pins itself before starting its threads.
+        "pre_fork": pre_fork_hook(cpu_affinity(settings)),
     }
+
+
+def cpu_affinity(settings: Settings) -> AffinityPlan:
+    """Where ``gateway serve``'s workers run, from ``GATEWAY_CPU_AFFINITY``, the CPUs this process
+    may use and its cgroup's CPU quota."""
+    return plan(settings.cpu_affinity, os.sched_getaffinity(0), cpu_quota())
 
 
 def check_free(host: str, port: int, patience: float = 5.0) -> None:
@@ -140,6 +151,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     click.echo(f"  graduate portal {base}/graduate/")
     click.echo(f"  auditor UI      {base}/audit/   (accounts: gateway users add NAME --role auditor)")
     click.echo(f"  audit log       {base}/log/checkpoint   proofs {base}/log/proof/inclusion?index=0")
+    click.echo(f"  CPU affinity    {cpu_affinity(settings).reason}")
     options: dict[str, Any] = {}
     if settings.is_embedded:
         # The in-process broker lives in the serving process: start its worker and sweep there

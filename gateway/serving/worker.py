@@ -32,6 +32,7 @@ from typing import Any
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers.gasgi import ASGIWorker
 
+from gateway.serving.affinity import pin_this_process
 from gateway.serving.guard import ConnectionLimits
 
 
@@ -150,6 +151,8 @@ class GatewayWorker(ASGIWorker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+        # the CPU the arbiter chose (gateway.serving.affinity), before any of the worker's threads starts
+        pin_this_process(getattr(self, "gateway_cpu", None))
         super().init_process()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
