@@ -285,7 +285,6 @@ class Settings:
         )
 
 
-
 def _paths(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
     raw = env.get(name, "")
     return tuple(Path(part).resolve() for part in raw.split(os.pathsep) if part)

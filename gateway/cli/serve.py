@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import time
 from typing import Any
@@ -16,7 +15,7 @@ from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
 from gateway.errors import ConfigurationError
 from gateway.monitoring.serving import gunicorn_options as monitoring_options
-from gateway.serving.affinity import AffinityPlan, cpu_quota, plan, pre_fork_hook
+from gateway.serving.affinity import AffinityPlan, machine_plan, pre_fork_hook
 from gateway.serving.bridge import GatewayASGI
 from gateway.serving.worker import GatewayWorker, ServingLimits, serving_stack_problem
 from gateway.settings import Settings
@@ -88,7 +87,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
 def cpu_affinity(settings: Settings) -> AffinityPlan:
     """Where ``gateway serve``'s workers run, from ``GATEWAY_CPU_AFFINITY``, the CPUs this process
     may use and its cgroup's CPU quota."""
-    return plan(settings.cpu_affinity, os.sched_getaffinity(0), cpu_quota())
+    return machine_plan(settings.cpu_affinity)
 
 
 def check_free(host: str, port: int, patience: float = 5.0) -> None:

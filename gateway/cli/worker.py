@@ -11,6 +11,7 @@ import redis
 from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
 from gateway.errors import ConfigurationError
+from gateway.serving.affinity import AffinityPlan, ClaimedCpu, claim_cpu, machine_plan, pin_this_process
 from gateway.web.app import create_app
 
 
@@ -55,6 +56,12 @@ def worker(threads: int, prefetch: int, per_recipient: int, sweep_interval: floa
     if settings.is_embedded:
         raise click.ClickException("the embedded default delivers inside `gateway serve`; set GATEWAY_BROKER_URL")
     broker = settings.broker_url.split("@")[-1]
+    # One CPU of its own before any thread starts (GATEWAY_CPU_AFFINITY; gateway.serving.affinity):
+    # the claim is held until the process exits.
+    affinity = machine_plan(settings.cpu_affinity)
+    claimed = claim_cpu(affinity.cpus) if affinity.cpus else None
+    if claimed is not None:
+        pin_this_process(claimed.cpu)
     try:  # the configuration first (keys, revocation lists): it says what to fix on this machine
         app = create_app(settings)
     except ConfigurationError as exc:
@@ -71,7 +78,7 @@ def worker(threads: int, prefetch: int, per_recipient: int, sweep_interval: floa
     sweeper.start()
     click.echo(
         f"delivery worker: {threads} threads on {broker}, at most {service.gate.max_in_flight} "
-        f"per recipient; sweeping every {sweep_interval:g} s"
+        f"per recipient; sweeping every {sweep_interval:g} s; {_placement(affinity, claimed)}"
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -84,3 +91,11 @@ def worker(threads: int, prefetch: int, per_recipient: int, sweep_interval: floa
     service.broker.close()
     app.extensions["gateway"].engine.dispose()
     click.echo("delivery worker stopped")
+
+
+def _placement(affinity: AffinityPlan, claimed: ClaimedCpu | None) -> str:
+    if claimed is not None:
+        return f"on CPU {claimed.cpu}"
+    if affinity.cpus:
+        return "on any CPU (every CPU is held by another delivery worker of this machine)"
+    return f"CPU affinity {affinity.reason}"

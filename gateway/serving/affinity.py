@@ -25,12 +25,14 @@ never pins. Reading the quota is hand-written (cgroup v2 ``cpu.max``, v1
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,11 @@ def plan(mode: str, allowed: Iterable[int], quota: float | None) -> AffinityPlan
     return AffinityPlan(cpus, f"each worker on one of CPUs {_cpu_list(cpus)}")
 
 
+def machine_plan(mode: str) -> AffinityPlan:
+    """The plan for this process: ``mode`` over the CPUs it may use and its cgroup's CPU quota."""
+    return plan(mode, os.sched_getaffinity(0), cpu_quota())
+
+
 def assign_cpu(cpus: tuple[int, ...], taken: Iterable[int | None]) -> int:
     """The CPU for the next worker: the one with the fewest live workers, the lowest first."""
     load = dict.fromkeys(cpus, 0)
@@ -94,6 +101,41 @@ def pin_this_process(cpu: int | None) -> None:
         os.sched_setaffinity(0, {cpu})
     except OSError as exc:  # the CPU went away (hot-unplugged, cpuset changed): run unpinned
         log.warning("could not pin the worker to CPU %d: %s; it runs on any CPU", cpu, exc)
+
+
+@dataclass
+class ClaimedCpu:
+    """A CPU a ``gateway worker`` holds for its life (the lock goes with the process, SIGKILL included)."""
+
+    cpu: int
+    lock: IO[str]
+
+
+def claim_cpu(cpus: tuple[int, ...], directory: Path | None = None) -> ClaimedCpu | None:
+    """For ``gateway worker``: the highest of ``cpus`` that no other worker of this machine holds.
+
+    Delivery workers are separate processes, not one arbiter's children, so they agree through
+    lock files (``flock``, in a directory of the user's own under the temporary directory): each
+    takes the highest CPU whose lock is free and holds it until it exits, so the workers of a
+    machine get a CPU each and a restarted one takes its predecessor's. ``gateway serve``'s arbiter
+    hands out CPUs from the lowest, so on a machine running both they meet last. None when every
+    CPU is held (more workers than CPUs: the rest run unpinned) or the directory cannot be used.
+    """
+    if directory is None:
+        directory = Path(tempfile.gettempdir()) / f"gateway-cpus-{os.getuid()}"
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        for cpu in sorted(cpus, reverse=True):
+            lock = (directory / f"cpu-{cpu}.lock").open("a", encoding="ascii")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            return ClaimedCpu(cpu, lock)
+    except OSError as exc:
+        log.warning("could not claim a CPU in %s: %s; the worker runs on any CPU", directory, exc)
+    return None
 
 
 def cpu_quota(root: Path = CGROUP_ROOT, membership: str | None = None) -> float | None:

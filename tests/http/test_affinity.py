@@ -1,8 +1,11 @@
-"""``GATEWAY_CPU_AFFINITY``: each ``gateway serve`` worker on one CPU of its own (gateway.serving.affinity)."""
+"""``GATEWAY_CPU_AFFINITY``: each ``gateway serve`` worker, and each ``gateway worker``, on one CPU of
+its own (gateway.serving.affinity)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +14,7 @@ import pytest
 import redis
 
 from gateway.errors import ConfigurationError
-from gateway.serving.affinity import assign_cpu, cpu_quota, plan, pre_fork_hook
+from gateway.serving.affinity import assign_cpu, claim_cpu, cpu_quota, plan, pre_fork_hook
 from gateway.settings import Settings
 from tests.conftest import REDIS_URL, require
 from tests.serving import served_process
@@ -68,6 +71,24 @@ def test_the_arbiters_hook_notes_the_cpu_on_the_worker_it_forks() -> None:
     unpinned = SimpleNamespace()
     pre_fork_hook(plan("off", {0, 1, 2}, None))(arbiter, unpinned)
     assert not hasattr(unpinned, "gateway_cpu")
+
+
+def test_delivery_workers_claim_cpus_from_the_highest_and_free_them_when_they_exit(tmp_path: Path) -> None:
+    first, second = claim_cpu((0, 1, 2), tmp_path), claim_cpu((0, 1, 2), tmp_path)
+    third = claim_cpu((0, 1, 2), tmp_path)
+    assert first is not None and second is not None and third is not None
+    assert (first.cpu, second.cpu, third.cpu) == (2, 1, 0)
+    assert claim_cpu((0, 1, 2), tmp_path) is None  # every CPU held: the next one runs unpinned
+    second.lock.close()  # its process exited (the kernel drops the lock, SIGKILL included)
+    again = claim_cpu((0, 1, 2), tmp_path)
+    assert again is not None and again.cpu == 1
+    for claimed in (first, third, again):
+        claimed.lock.close()
+
+
+def test_an_unusable_lock_directory_leaves_the_worker_unpinned(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    assert claim_cpu((0, 1), tmp_path / "file" / "locks") is None
 
 
 # --- the cgroup's CPU quota ---------------------------------------------------------------------------
@@ -162,3 +183,38 @@ def test_two_workers_get_a_cpu_each(home: Path) -> None:
         placed = [cpus_of_threads(worker) for worker in workers]
     assert all(len(threads) == 1 and len(next(iter(threads))) == 1 for threads in placed), placed
     assert placed[0] != placed[1], placed
+
+
+def test_two_delivery_workers_each_run_on_a_cpu_of_their_own(home: Path, tmp_path: Path) -> None:
+    require("Redis", lambda: redis.Redis.from_url(REDIS_URL).ping())
+    cpus = sorted(machine_cpus())
+    env = {
+        **os.environ,
+        "GATEWAY_DATA_DIR": str(home / "data"),
+        "GATEWAY_KEYS_DIR": str(home / "keys"),
+        "GATEWAY_BROKER_URL": REDIS_URL,
+        "TMPDIR": str(tmp_path),  # the CPU claims of this test's workers only
+    }
+    started: list[tuple[subprocess.Popen[str], Path]] = []
+    try:
+        for n in range(2):
+            log = tmp_path / f"worker-{n}.log"
+            argv = [sys.executable, "-m", "gateway", "worker", "--threads", "2"]
+            with log.open("w") as output:
+                process = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+            started.append((process, log))
+            deadline = time.monotonic() + 30
+            while "delivery worker:" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "delivery worker:" in log.read_text(), log.read_text()
+        banners = [log.read_text() for _, log in started]
+        placed = [cpus_of_threads(process.pid) for process, _ in started]
+    finally:
+        for process, _ in started:
+            process.terminate()
+            process.wait(timeout=30)
+    if len(cpus) < 2:
+        assert all("CPU affinity not pinned: the process may run on one CPU only" in b for b in banners), banners
+        return
+    assert placed == [{frozenset({cpus[-1]})}, {frozenset({cpus[-2]})}], placed  # all threads, highest CPU first
+    assert f"on CPU {cpus[-1]}" in banners[0] and f"on CPU {cpus[-2]}" in banners[1], banners
