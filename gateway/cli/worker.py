@@ -11,7 +11,7 @@ import redis
 from gateway.cli.common import load_settings
 from gateway.delivery.service import Sweeper, start_worker
 from gateway.errors import ConfigurationError
-from gateway.serving.affinity import AffinityPlan, ClaimedCpu, claim_cpu, machine_plan, pin_this_process
+from gateway.serving.affinity import AffinityPlan, ClaimedCpu, claim_cpu, delivery_plan, pin_this_process
 from gateway.web.app import create_app
 
 
@@ -56,9 +56,9 @@ def worker(threads: int, prefetch: int, per_recipient: int, sweep_interval: floa
     if settings.is_embedded:
         raise click.ClickException("the embedded default delivers inside `gateway serve`; set GATEWAY_BROKER_URL")
     broker = settings.broker_url.split("@")[-1]
-    # One CPU of its own before any thread starts (GATEWAY_CPU_AFFINITY; gateway.serving.affinity):
-    # the claim is held until the process exits.
-    affinity = machine_plan(settings.cpu_affinity)
+    # With GATEWAY_CPU_AFFINITY=on, one CPU of its own before any thread starts (the claim is held
+    # until the process exits); `auto` leaves it unpinned (gateway.serving.affinity.delivery_plan).
+    affinity = delivery_plan(settings.cpu_affinity)
     claimed = claim_cpu(affinity.cpus) if affinity.cpus else None
     if claimed is not None:
         pin_this_process(claimed.cpu)

@@ -185,19 +185,22 @@ def test_two_workers_get_a_cpu_each(home: Path) -> None:
     assert placed[0] != placed[1], placed
 
 
-def test_two_delivery_workers_each_run_on_a_cpu_of_their_own(home: Path, tmp_path: Path) -> None:
+def start_delivery_workers(
+    home: Path, tmp_path: Path, count: int, affinity: str | None
+) -> list[tuple[str, set[frozenset[int]]]]:
+    """Start ``count`` ``gateway worker``s one after the other; each one's banner and its threads' CPUs."""
     require("Redis", lambda: redis.Redis.from_url(REDIS_URL).ping())
-    cpus = sorted(machine_cpus())
     env = {
         **os.environ,
         "GATEWAY_DATA_DIR": str(home / "data"),
         "GATEWAY_KEYS_DIR": str(home / "keys"),
         "GATEWAY_BROKER_URL": REDIS_URL,
         "TMPDIR": str(tmp_path),  # the CPU claims of this test's workers only
+        **({"GATEWAY_CPU_AFFINITY": affinity} if affinity else {}),
     }
     started: list[tuple[subprocess.Popen[str], Path]] = []
     try:
-        for n in range(2):
+        for n in range(count):
             log = tmp_path / f"worker-{n}.log"
             argv = [sys.executable, "-m", "gateway", "worker", "--threads", "2"]
             with log.open("w") as output:
@@ -207,14 +210,25 @@ def test_two_delivery_workers_each_run_on_a_cpu_of_their_own(home: Path, tmp_pat
             while "delivery worker:" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert "delivery worker:" in log.read_text(), log.read_text()
-        banners = [log.read_text() for _, log in started]
-        placed = [cpus_of_threads(process.pid) for process, _ in started]
+        return [(log.read_text(), cpus_of_threads(process.pid)) for process, log in started]
     finally:
         for process, _ in started:
             process.terminate()
             process.wait(timeout=30)
+
+
+def test_a_delivery_worker_is_not_pinned_by_default(home: Path, tmp_path: Path) -> None:
+    ((banner, threads),) = start_delivery_workers(home, tmp_path, 1, None)
+    assert threads == {frozenset(machine_cpus())}
+    assert "CPU affinity not pinned (GATEWAY_CPU_AFFINITY=auto; `on` pins delivery workers too)" in banner
+
+
+def test_with_on_two_delivery_workers_each_run_on_a_cpu_of_their_own(home: Path, tmp_path: Path) -> None:
+    cpus = sorted(machine_cpus())
+    (first, first_threads), (second, second_threads) = start_delivery_workers(home, tmp_path, 2, "on")
     if len(cpus) < 2:
-        assert all("CPU affinity not pinned: the process may run on one CPU only" in b for b in banners), banners
+        assert "CPU affinity not pinned: the process may run on one CPU only" in first + second
         return
-    assert placed == [{frozenset({cpus[-1]})}, {frozenset({cpus[-2]})}], placed  # all threads, highest CPU first
-    assert f"on CPU {cpus[-1]}" in banners[0] and f"on CPU {cpus[-2]}" in banners[1], banners
+    # every thread of each, the highest CPU first
+    assert [first_threads, second_threads] == [{frozenset({cpus[-1]})}, {frozenset({cpus[-2]})}]
+    assert f"on CPU {cpus[-1]}" in first and f"on CPU {cpus[-2]}" in second, (first, second)
