@@ -3,11 +3,12 @@
 A worker is one Python process: its request threads, the event loop and the group commit's
 writer thread (``gateway.intake.writer``) take turns at one interpreter lock, handing it over
 thousands of times a second. Left to the kernel, those threads are spread over all the CPUs, so
-nearly every hand-over moves the work to another CPU with cold caches and wakes it through an
-inter-processor interrupt. Measured with bench/intake on the 2-core machine (2026-12-06, three
-alternating rounds): SQLite, one worker, 137 -> 209 accepted/s (121 -> 214 per server
-CPU-second); PostgreSQL, two workers, 135-140 -> 173-253 accepted/s. A pinned worker uses about one
-CPU, which is all the interpreter lock lets it use anyway.
+nearly every hand-over moves the work to another CPU with cold caches. Measured with bench/intake
+on the 2-core machine (2026-12-06, on main, alternating ``on`` and ``off``): SQLite, one worker,
+130 - 149 -> 166 - 226 accepted/s (115 - 131 -> 170 - 232 per server CPU-second); PostgreSQL,
+two workers, 135 - 140 -> 173 - 253. A pinned worker uses about one CPU, which is all the
+interpreter lock lets it use anyway. ``gateway worker`` is pinned only with ``on``
+(``delivery_plan`` says why).
 
 The arbiter gives each worker it forks the CPU with the fewest live workers (``assign_cpu``, as
 gunicorn's ``pre_fork`` hook), so N workers on N CPUs get one each, a worker that is replaced gets
@@ -75,11 +76,11 @@ def machine_plan(mode: str) -> AffinityPlan:
 def delivery_plan(mode: str) -> AffinityPlan:
     """For ``gateway worker``: pinned only with ``GATEWAY_CPU_AFFINITY=on``, not by ``auto``.
 
-    A pinned delivery worker drains a full queue faster (bench/delivery, 2026-12-06: 270 - 304
-    against 213 - 219 deliveries a second with the default prefetch), but cannot spread a burst of
-    work over the CPUs: with one recipient timing out, the sweep defers its deliveries by the
-    hundred, and the other recipients' p99 rose to 2.4 - 6.1 x the run without it (1.8 x
-    unpinned; issue 13 asks for at most 2 x). Fairness comes first, so ``auto`` leaves it unpinned.
+    A delivery worker spends most of its time waiting for recipients, not at the interpreter
+    lock, and pinning it showed no steady gain: bench/delivery (2026-12-06, three runs each) drained
+    219 / 270 / 304 deliveries a second pinned against 244 / 258 / 262 unpinned (default prefetch),
+    and its p99 with one recipient timing out was as noisy either way. Pinned, it would also hold a
+    CPU that a serve worker of the same machine may be pinned to. So ``auto`` leaves it to the kernel.
     """
     if mode != "on":
         return AffinityPlan((), f"not pinned (GATEWAY_CPU_AFFINITY={mode}; `on` pins delivery workers too)")
