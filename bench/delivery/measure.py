@@ -77,7 +77,18 @@ def figures(rows: list[tuple[datetime, datetime, int]], mode: str) -> dict[str, 
         "latency_ms_p50": statistics.median(latencies),
         "latency_ms_p99": latencies[int(0.99 * (len(latencies) - 1))],
         "attempts_max": max(r[2] for r in rows),
+        "slowest_percent_accepted_s": slowest_percent(rows),
     }
+
+
+def slowest_percent(rows: list[tuple[datetime, datetime, int]]) -> list[float]:
+    """When the slowest 1 % of the messages (at least one) were accepted: seconds after the first
+    acceptance, in order. Tells a burst at a phase's start (a queue in front of them) from
+    stalls spread over it."""
+    first = min(r[0] for r in rows)
+    by_latency = sorted(rows, key=lambda r: r[1] - r[0], reverse=True)
+    slowest = by_latency[: max(1, len(rows) // 100)]
+    return sorted(round((a - first).total_seconds(), 2) for a, _, _ in slowest)
 
 
 class Meter:

@@ -159,6 +159,10 @@ def phase(
         f"{sent['failures']} refused, recipient handled {handled}",
         flush=True,
     )
+    if mode == "end-to-end":
+        late = result["slowest_percent_accepted_s"]
+        middle = late[len(late) // 2]
+        print(f"  the slowest 1 % were accepted {late[0]:g} - {late[-1]:g} s into the phase (median {middle:g} s)")
     return result
 
 
