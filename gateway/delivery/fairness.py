@@ -51,9 +51,6 @@ class Admission:
     allowed: bool
     until: datetime | None = None
     reason: str = ""
-    # the recipient's other waiting deliveries should be deferred with this one (it is failing, or
-    # none of its pushes has ended for a slot wait): DeliveryService defers them in one statement
-    backlog: bool = False
 
 
 @dataclass
@@ -64,7 +61,6 @@ class _Recipient:
     trips: int = 0  # times the circuit opened since it last closed
     saturated: bool = False  # a delivery found no free slot in time since the last push ended
     push_timeout: float = 0.0  # the last one given (for the sweep, which does not read it)
-    admitted_at: float = 0.0  # time.monotonic() of its last admission
 
 
 @dataclass
@@ -125,7 +121,6 @@ class RecipientGate:
                     return refusal
                 if self.max_in_flight is None or state.in_flight < self.max_in_flight:
                     state.in_flight += 1
-                    state.admitted_at = time.monotonic()
                     return Admission(True)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -176,24 +171,18 @@ class RecipientGate:
                 state.open_until,
                 f"deferred: {recipient_id} failed to answer {state.failures} times in a row; "
                 f"its circuit is open until {state.open_until.isoformat(timespec='seconds')}",
-                backlog=True,
             )
         if state.failures and state.in_flight >= 1:
             return Admission(
                 False,
                 now + timedelta(seconds=state.push_timeout + 1.0),  # that delivery has ended by then
                 f"deferred: {recipient_id} did not answer its last delivery; one delivery at a time until it does",
-                backlog=True,
             )
         if state.saturated and self.max_in_flight is not None and state.in_flight >= self.max_in_flight:
-            # Saturated and slow: none of its pushes ended since the last one began, a slot wait
-            # ago or more (a recipient that answers in milliseconds frees a slot long before).
-            slow = time.monotonic() - state.admitted_at >= min(self.slot_wait, state.push_timeout / 2)
             return Admission(
                 False,
                 now + timedelta(seconds=self.saturated_seconds),  # the sweep defers it again if need be
                 f"deferred: {recipient_id} has {state.in_flight} deliveries in flight, its share of this "
                 "worker's threads, and none has ended in time",
-                backlog=slow,
             )
         return None

@@ -188,23 +188,6 @@ def defer(
     )
 
 
-def defer_backlog(connection: Connection, recipient_id: str, now: datetime, until: datetime, reason: str) -> list[int]:
-    """Put every push delivery to ``recipient_id`` that waits for a worker (accepted or queued) back
-    until ``until``, without an attempt; their ids. One statement, for a recipient held back: its
-    deliveries already on the broker are then skipped without a query (``DeliveryService``)."""
-    rows = connection.execute(
-        update(_D)
-        .where(
-            _D.c.recipient_id == recipient_id,
-            _D.c.mode == "push",
-            _D.c.status.in_([S.ACCEPTED.value, S.QUEUED.value]),
-        )
-        .values(status=S.WAITING_FOR_RETRY.value, next_attempt_at=until, last_error=reason[:500], updated_at=now)
-        .returning(_D.c.id)
-    )
-    return [row.id for row in rows]
-
-
 def unclaim(connection: Connection, delivery_id: int, now: datetime, until: datetime, reason: str) -> None:
     """Undo a claim whose attempt never started (the push was not admitted) and defer the delivery."""
     connection.execute(

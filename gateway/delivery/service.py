@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Connector, Outbound
@@ -78,13 +78,11 @@ class DeliveryService:
     accepted_grace: timedelta = timedelta(seconds=60)
     gate: RecipientGate = field(init=False)
     outcomes: OutcomeRecorder = field(init=False)
-    deferred: DeferredBacklog = field(init=False)
 
     def __post_init__(self) -> None:
         self.actor = delivery_actor(self.broker, self.deliver)
         # A circuit stays open six retry delays (30 s by default): the recovery settings scale both.
         self.gate = RecipientGate(open_seconds=6 * self.policy.base_seconds)
-        self.deferred = DeferredBacklog()
         self.outcomes = OutcomeRecorder(
             self.sessions, self.clock, self.policy, defer_indexes=self.engine.dialect.name == "postgresql"
         )
@@ -128,31 +126,15 @@ class DeliveryService:
     def _claim(self, delivery_id: int) -> outbox.PushJob | None:
         """The claim, or None: deferred, delivered already, not due yet, or another worker's."""
         now = self.clock.now()
-        if self.deferred.skip(delivery_id, now):  # deferred with its recipient's backlog: no query
-            return None
         with self.engine.begin() as connection:
             if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
                 target = outbox.push_target(connection, delivery_id)
                 refusal = target and self.gate.held(target.recipient_id, now, target.push_timeout_seconds)
                 if refusal:
-                    assert target is not None and refusal.until is not None
+                    assert refusal.until is not None
                     outbox.defer(connection, [delivery_id], now, refusal.until, refusal.reason, self.policy)
-                    self._defer_backlog(connection, target.recipient_id, now, refusal)
                     return None
             return outbox.claim(connection, delivery_id, now, self.policy)
-
-    def _defer_backlog(self, connection: Connection, recipient_id: str, now: datetime, refusal: Admission) -> None:
-        """With a refusal that says so, defer the recipient's other waiting deliveries in one statement.
-
-        Otherwise each would be taken from the queue, looked up and deferred in a transaction of
-        its own, in front of the other recipients' deliveries: with one recipient timing out and
-        200 of its deliveries queued, that held every thread for about a second (bench/delivery).
-        Their broker messages are then skipped without a query until their deferral ends; the
-        sweep sends them again when they are due.
-        """
-        if refusal.backlog and refusal.until is not None:
-            ids = outbox.defer_backlog(connection, recipient_id, now, refusal.until, refusal.reason)
-            self.deferred.note(ids, refusal.until, now)
 
     def _push_and_record(self, job: outbox.PushJob) -> None:
         started = time.perf_counter()
@@ -202,10 +184,8 @@ class DeliveryService:
 
     def _unclaim(self, job: outbox.PushJob, refusal: Admission) -> None:
         assert refusal.until is not None
-        now = self.clock.now()
         with self.engine.begin() as connection:
-            outbox.unclaim(connection, job.delivery_id, now, refusal.until, refusal.reason)
-            self._defer_backlog(connection, job.recipient_id, now, refusal)
+            outbox.unclaim(connection, job.delivery_id, self.clock.now(), refusal.until, refusal.reason)
         log.info("delivery %s to %s %s", job.message.message_id, job.recipient_id, refusal.reason)
 
     def sweep(self) -> int:
@@ -255,35 +235,6 @@ class DeliveryService:
             else:
                 resend += ids
         return sorted(resend), deferred
-
-
-class DeferredBacklog:
-    """Deliveries deferred in bulk with their recipient's backlog, until when: their broker
-    messages are skipped without a query until then (the database says the same: they wait as
-    ``waiting_for_retry`` until that time, and the sweep sends them again once it has passed)."""
-
-    def __init__(self) -> None:
-        self._until: dict[int, datetime] = {}
-        self._lock = threading.Lock()
-        self._tidy_at = 1024  # entries whose broker message another worker took are dropped once expired
-
-    def note(self, delivery_ids: list[int], until: datetime, now: datetime) -> None:
-        with self._lock:
-            for delivery_id in delivery_ids:
-                self._until[delivery_id] = until
-            if len(self._until) > self._tidy_at:
-                self._until = {i: t for i, t in self._until.items() if t > now}
-                self._tidy_at = max(1024, 2 * len(self._until))
-
-    def skip(self, delivery_id: int, now: datetime) -> bool:
-        """True if the delivery is still deferred; each id is answered once (its broker message)."""
-        with self._lock:
-            until = self._until.pop(delivery_id, None)
-        return until is not None and now < until
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._until)
 
 
 class Sweeper(threading.Thread):
