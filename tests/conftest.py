@@ -22,6 +22,7 @@ from cryptography import x509
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
 from gateway.bootstrap import demo_participant_inputs, initialise
 from gateway.clock import SystemClock
@@ -147,6 +148,15 @@ def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settin
             register_certificate(session, data.id, pem, datetime.now(UTC))
     engine.dispose()
     return pg_settings
+
+
+@pytest.fixture
+def session(store_settings: Settings) -> Iterator[Session]:
+    """A session in a transaction on ``store_settings``' database (SQLite, then PostgreSQL)."""
+    engine = connect(store_settings.database_url)
+    with transaction(session_factory(engine)) as session:
+        yield session
+    engine.dispose()
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ already holds must not keep the values from before any of those writes. On SQLit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import pytest
 from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,20 +25,11 @@ from gateway.registrations.rules import (
 from gateway.registry.models import Participant
 from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.settings import Settings
-from gateway.store.db import connect, session_factory, transaction
 from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY
 from tests.domain.documents import filing, new_graduate, registration
 
 HASHER = IdentityHasher(b"s" * 32)
 NOW = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def session(store_settings: Settings) -> Iterator[Session]:
-    engine = connect(store_settings.database_url)
-    with transaction(session_factory(engine)) as session:
-        yield session
-    engine.dispose()
 
 
 def step(session: Session, settings: Settings, rules: ServiceRules, document: bytes, sender: str) -> None:

@@ -19,7 +19,6 @@ from gateway.registry.services import (
     set_enabled,
 )
 from gateway.settings import Settings
-from gateway.store.db import connect, session_factory, transaction
 from tests.conftest import AGENCY_CHAOYANG, UNIVERSITY
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -32,14 +31,6 @@ EMPLOYER = ParticipantInput(
     contact_phone="010-12345678",
     contact_email="hr@example.cn",
 )
-
-
-@pytest.fixture
-def session(store_settings: Settings) -> Session:
-    engine = connect(store_settings.database_url)
-    with transaction(session_factory(engine)) as session:
-        yield session  # type: ignore[misc]
-    engine.dispose()
 
 
 def test_add_show_list_disable(session: Session) -> None:

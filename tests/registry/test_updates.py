@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,20 +18,10 @@ from gateway.cli import main
 from gateway.errors import ValidationError
 from gateway.registry.services import ParticipantInput, add_participant, get_participant
 from gateway.registry.updates import CONTACT_FIELDS, ChangedBy, update_participant
-from gateway.settings import Settings
-from gateway.store.db import connect, session_factory, transaction
 from tests.conftest import AGENCY_BEIJING, AGENCY_CHAOYANG, PRIVATE_EMPLOYER, SOE_EMPLOYER, UNIVERSITY
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 BY = ChangedBy("operator tester", "command line")
-
-
-@pytest.fixture
-def session(store_settings: Settings) -> Iterator[Session]:
-    engine = connect(store_settings.database_url)
-    with transaction(session_factory(engine)) as session:
-        yield session
-    engine.dispose()
 
 
 def updates(session: Session) -> list[dict[str, object]]:

@@ -18,19 +18,9 @@ from gateway.registry.directory import SqlDirectory
 from gateway.registry.services import set_enabled
 from gateway.registry.snapshot import RegistrySnapshot
 from gateway.routing.resolve import Directory, resolve_recipient
-from gateway.settings import Settings
-from gateway.store.db import connect, session_factory, transaction
 from tests.conftest import AGENCY_BEIJING, AGENCY_CHAOYANG, AGENCY_PUDONG, EDUCATION_DEPARTMENT
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def session(store_settings: Settings) -> Session:
-    engine = connect(store_settings.database_url)
-    with transaction(session_factory(engine)) as session:
-        yield session  # type: ignore[misc]
-    engine.dispose()
 
 
 @pytest.fixture(params=["sql", "snapshot"])
