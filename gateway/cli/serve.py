@@ -56,8 +56,12 @@ def serving_limits(settings: Settings) -> ServingLimits:
     )
 
 
-def gunicorn_options(settings: Settings) -> dict[str, Any]:
-    """gunicorn's settings for ``gateway serve`` (an asyncio worker: a waiting socket holds no thread)."""
+def gunicorn_options(settings: Settings, affinity: AffinityPlan | None = None) -> dict[str, Any]:
+    """gunicorn's settings for ``gateway serve`` (an asyncio worker: a waiting socket holds no thread).
+
+    ``affinity``: where the workers run, if the caller has already worked it out (the banner
+    prints it); otherwise from ``GATEWAY_CPU_AFFINITY``, the CPUs and the cgroup's quota.
+    """
     return {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,
@@ -80,14 +84,8 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "reuse_port": settings.workers > 1,
         # Each worker on one CPU of its own (GATEWAY_CPU_AFFINITY; gateway.serving.affinity): the
         # arbiter picks the CPU before forking, the worker pins itself before starting its threads.
-        "pre_fork": pre_fork_hook(cpu_affinity(settings)),
+        "pre_fork": pre_fork_hook(affinity or machine_plan(settings.cpu_affinity)),
     }
-
-
-def cpu_affinity(settings: Settings) -> AffinityPlan:
-    """Where ``gateway serve``'s workers run, from ``GATEWAY_CPU_AFFINITY``, the CPUs this process
-    may use and its cgroup's CPU quota."""
-    return machine_plan(settings.cpu_affinity)
 
 
 def check_free(host: str, port: int, patience: float = 5.0) -> None:
@@ -150,7 +148,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     click.echo(f"  graduate portal {base}/graduate/")
     click.echo(f"  auditor UI      {base}/audit/   (accounts: gateway users add NAME --role auditor)")
     click.echo(f"  audit log       {base}/log/checkpoint   proofs {base}/log/proof/inclusion?index=0")
-    click.echo(f"  CPU affinity    {cpu_affinity(settings).reason}")
+    affinity = machine_plan(settings.cpu_affinity)
+    click.echo(f"  CPU affinity    {affinity.reason}")
     options: dict[str, Any] = {}
     if settings.is_embedded:
         # The in-process broker lives in the serving process: start its worker and sweep there
@@ -158,7 +157,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         options["post_worker_init"] = lambda _worker: _start_embedded_delivery(app)
         click.echo("  delivery        in-process worker and sweep (embedded default)")
     options.update(monitoring_options(settings))  # metrics across workers (and their port), JSON request log
-    _Gunicorn(served_app(app, settings), {**gunicorn_options(settings), **options}, serving_limits(settings)).run()
+    options = {**gunicorn_options(settings, affinity), **options}
+    _Gunicorn(served_app(app, settings), options, serving_limits(settings)).run()
 
 
 def _start_embedded_delivery(app: Flask) -> None:
