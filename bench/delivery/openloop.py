@@ -107,7 +107,7 @@ def originate_slow(env: dict[str, str], count: int) -> list[int]:
                 document = etree.fromstring(f'<note xmlns="urn:bench:fairness">{n}</note>')
                 message = context.originator.send(session, document, "AgreementResponse", recipient, now)
                 ids += [d.id for d in message.deliveries]
-        context.delivery.enqueue(ids)
+        context.delivery.enqueue(ids, dict.fromkeys(ids, SLOW_RECIPIENT))
         return ids
     finally:
         context.delivery.broker.close()

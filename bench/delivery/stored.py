@@ -72,8 +72,8 @@ class StoredIntake:
                 session.flush()
                 for message in messages:
                     record(session, _accepted(message))
-                delivery_ids = [d.id for m in messages for d in m.deliveries]
-            self.context.delivery.enqueue(delivery_ids)
+                deliveries = {d.id: d.recipient_id for m in messages for d in m.deliveries}
+            self.context.delivery.enqueue(list(deliveries), deliveries)
             accepted += [message_id for message_id, _ in batch]
         return accepted
 

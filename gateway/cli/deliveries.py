@@ -173,7 +173,7 @@ def _retry_all(recipient: str | None, since: datetime | None, as_json: bool) -> 
         try:
             for start in range(0, len(done.push_ids), ENQUEUE_BATCH):
                 batch = done.push_ids[start : start + ENQUEUE_BATCH]
-                send_batch(actor, batch, now)
+                send_batch(actor, batch, now, done.recipients)
                 sent += len(batch)
                 if not as_json:
                     click.echo(f"  queued {sent}/{len(done.push_ids)} on the broker")
@@ -202,7 +202,7 @@ def _retry_all(recipient: str | None, since: datetime | None, as_json: bool) -> 
         )
 
 
-def _sent_from_here(_delivery_id: int) -> None:
+def _sent_from_here(_delivery_id: int, _recipient_id: str | None = None) -> None:
     raise RuntimeError("gateway deliveries retry only sends; workers deliver")
 
 

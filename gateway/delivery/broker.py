@@ -9,12 +9,16 @@ Besides choosing the broker, this module knows two things about how delivery use
   sending it again: in a backlog, every queued delivery is still waiting.
 - **Sends go out in batches**: on Redis, one pipeline (one round trip) runs dramatiq's own
   ``enqueue`` script for every message of the batch.
+- **A message names the delivery's recipient** when the sender knows it (``args``: the delivery
+  id, then the recipient's id), so that a worker holding that recipient back defers the delivery
+  without asking the database whom it goes to. A message with the id alone (from ``gateway
+  deliveries retry --all``, or queued by an older version) is delivered all the same.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import dramatiq
@@ -51,16 +55,26 @@ def message_key(delivery_id: int, queued_at: datetime) -> str:
     return f"gw.{delivery_id}.{(queued_at - _EPOCH) // _MICROSECOND}"
 
 
-def send_batch(actor: dramatiq.Actor[[int], None], delivery_ids: Sequence[int], queued_at: datetime) -> None:
-    """Put one message per delivery on ``actor``'s queue, keyed by :func:`message_key`.
+def send_batch(
+    actor: dramatiq.Actor[..., None],
+    delivery_ids: Sequence[int],
+    queued_at: datetime,
+    recipients: Mapping[int, str] | None = None,
+) -> None:
+    """Put one message per delivery on ``actor``'s queue, keyed by :func:`message_key`, naming
+    the delivery's recipient when ``recipients`` has it.
 
     On Redis the whole batch is one pipeline; raises what the broker raises (nothing is marked).
     """
     if not delivery_ids:
         return
     broker = actor.broker
+    known = recipients or {}
     messages = [
-        actor.message_with_options(args=(delivery_id,), redis_message_id=message_key(delivery_id, queued_at))
+        actor.message_with_options(
+            args=(delivery_id, known[delivery_id]) if delivery_id in known else (delivery_id,),
+            redis_message_id=message_key(delivery_id, queued_at),
+        )
         for delivery_id in delivery_ids
     ]
     if not isinstance(broker, RedisBroker):

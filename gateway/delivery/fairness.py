@@ -7,12 +7,17 @@ the recipients it delivers to, bounds that in two ways:
 
 - **a share of the threads**: at most ``max_in_flight`` pushes to one recipient at a time (half the
   worker's threads, :func:`share_of`). A delivery over that limit waits for one of the recipient's
-  pushes to end, but only briefly (``slot_wait``, a quarter of a second); if none ends by then
-  the recipient is *saturated*, and its deliveries are deferred (``saturated_seconds``) without
-  waiting, until one of its pushes ends. So a recipient that answers in milliseconds keeps its
-  share of the threads busy (each slot free again almost at once), and one that is slow or has
-  stopped answering holds at most its share (and, now and then, a thread waiting that quarter of
-  a second), from its very first deliveries, before anything is known about it;
+  pushes to end, but only briefly; if none ends by then the recipient is *saturated*, and its
+  deliveries are deferred (``saturated_seconds``) without waiting, until one of its pushes ends.
+  How briefly: ``slot_wait`` (a quarter of a second) for a recipient that has answered before,
+  whatever its pushes took (a healthy recipient slowed by a loaded machine must not be taken for
+  a dead one); for a recipient that has never answered this worker, four times what this worker's
+  pushes typically take (``cold_wait_factor``, at least ``cold_wait_floor``, at most
+  ``slot_wait``): its pushes have already outlasted most others', and every thread waiting for
+  its slot is a thread the other recipients' deliveries queue behind. So a recipient that answers
+  in milliseconds keeps its share of the threads busy (each slot free again almost at once), and
+  one that is slow or has stopped answering holds at most its share (and, once, the threads
+  waiting that moment), from its very first deliveries, before anything is known about it;
 - **a circuit breaker**, from what its pushes taught:
 
   - *closed* (the recipient answers): only the share above;
@@ -61,6 +66,7 @@ class _Recipient:
     trips: int = 0  # times the circuit opened since it last closed
     saturated: bool = False  # a delivery found no free slot in time since the last push ended
     push_timeout: float = 0.0  # the last one given (for the sweep, which does not read it)
+    answered: bool = False  # it has answered a push of this worker (then a slot is worth a full wait)
 
 
 @dataclass
@@ -71,6 +77,9 @@ class RecipientGate:
     max_in_flight: int | None = None  # per recipient; None: no limit (a worker sets it: share_of)
     slot_wait: float = 0.25  # how long a delivery over the limit waits for a slot (at most half the push timeout)
     saturated_seconds: float = 1.0  # a delivery refused for want of a slot is deferred this long
+    cold_wait_factor: float = 4.0  # a recipient that never answered: this many typical pushes' wait
+    cold_wait_floor: float = 0.05  # ... but at least this long
+    typical_push: float | None = None  # seconds: moving average of this worker's answered pushes
     _recipients: dict[str, _Recipient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slot_freed: threading.Condition = field(init=False)
@@ -78,15 +87,10 @@ class RecipientGate:
     def __post_init__(self) -> None:
         self._slot_freed = threading.Condition(self._lock)
 
-    def troubled(self) -> bool:
-        """True while any recipient is held back (only then must a delivery be checked before its claim)."""
-        with self._lock:
-            return any(state.failures or state.saturated for state in self._recipients.values())
-
     def held(self, recipient_id: str, now: datetime, push_timeout: float | None = None) -> Admission | None:
         """The refusal a delivery to ``recipient_id`` would meet now without waiting, or None.
 
-        Takes nothing: for deciding before a claim (or in the sweep) that a delivery is deferred.
+        Takes nothing: for the sweep, deciding which deliveries to send and which to defer.
         ``push_timeout`` None: the one last given for this recipient.
         """
         with self._lock:
@@ -104,16 +108,20 @@ class RecipientGate:
             state = self._recipients.get(recipient_id)
             return state is not None and state.failures > 0 and state.in_flight == 0
 
-    def admit(self, recipient_id: str, now: datetime, push_timeout: float, wait: bool = True) -> Admission:
+    def admit(
+        self, recipient_id: str, now: datetime, push_timeout: float | None = None, wait: bool = True
+    ) -> Admission:
         """Take a slot for a push to ``recipient_id`` now, or say until when the delivery must wait.
 
         At the recipient's limit it first waits (with ``wait``) a moment for one of its pushes to end.
-        Every allowed admission must be followed by one :meth:`release`.
+        ``push_timeout`` None: the one last given for this recipient (a worker admits before its
+        claim has read it). Every allowed admission must be followed by one :meth:`release`.
         """
         with self._lock:
             state = self._recipients.setdefault(recipient_id, _Recipient())
-            state.push_timeout = push_timeout
-            patience = min(self.slot_wait, push_timeout / 2) if wait else 0.0
+            if push_timeout is not None:
+                state.push_timeout = push_timeout
+            patience = self._patience(state) if wait else 0.0
             deadline = time.monotonic() + patience
             while True:
                 refusal = self._refusal(recipient_id, state, now)
@@ -128,9 +136,14 @@ class RecipientGate:
                     return self._refusal(recipient_id, state, now) or Admission(False)
                 self._slot_freed.wait(remaining)
 
-    def release(self, recipient_id: str, answered: bool | None, now: datetime) -> None:
+    def learn_timeout(self, recipient_id: str, push_timeout: float) -> None:
+        """The recipient's push timeout, as its claim read it (for the deferrals that depend on it)."""
+        with self._lock:
+            self._recipients.setdefault(recipient_id, _Recipient()).push_timeout = push_timeout
+
+    def release(self, recipient_id: str, answered: bool | None, now: datetime, took: float | None = None) -> None:
         """The admitted push is over: ``answered`` True unless it failed in transport, None when it
-        was never pushed (nothing learnt about the recipient)."""
+        was never pushed (nothing learnt about the recipient); ``took``, the push's seconds."""
         with self._lock:
             state = self._recipients.setdefault(recipient_id, _Recipient())
             state.in_flight = max(state.in_flight - 1, 0)
@@ -139,6 +152,10 @@ class RecipientGate:
             if answered is None:
                 return
             if answered:
+                state.answered = True
+                if took is not None:  # an exponential moving average over about the last 16 pushes
+                    typical = self.typical_push
+                    self.typical_push = took if typical is None else typical + (took - typical) / 16
                 if state.failures:
                     state.failures, state.open_until, state.trips = 0, None, 0
                 return
@@ -163,6 +180,15 @@ class RecipientGate:
             }
 
     # --- under the lock -----------------------------------------------------------------------
+
+    def _patience(self, state: _Recipient) -> float:
+        """How long a delivery over the recipient's limit waits for one of its slots."""
+        patience = self.slot_wait
+        if state.push_timeout:
+            patience = min(patience, state.push_timeout / 2)
+        if not state.answered and self.typical_push is not None:
+            patience = min(patience, max(self.cold_wait_floor, self.cold_wait_factor * self.typical_push))
+        return patience
 
     def _refusal(self, recipient_id: str, state: _Recipient, now: datetime) -> Admission | None:
         if state.open_until is not None and now < state.open_until:

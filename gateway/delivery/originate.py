@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -114,16 +114,19 @@ class Originator:
         return message
 
 
-def enqueue_after_commit(session: Session, delivery_ids: list[int], enqueue: Callable[[list[int]], None]) -> None:
-    """Hand ``delivery_ids`` to ``enqueue`` (``DeliveryService.enqueue``) once ``session`` commits.
+def enqueue_after_commit(
+    session: Session, deliveries: Mapping[int, str], enqueue: Callable[[list[int], Mapping[int, str]], None]
+) -> None:
+    """Hand ``deliveries`` (delivery id: recipient id) to ``enqueue`` (``DeliveryService.enqueue``)
+    once ``session`` commits.
 
     Nothing is sent if the transaction rolls back; a push delivery the broker never gets is picked
     up by the outbox sweep.
     """
-    if not delivery_ids:
+    if not deliveries:
         return
 
     def after_commit(_session: Session) -> None:
-        enqueue(delivery_ids)
+        enqueue(list(deliveries), deliveries)
 
     event.listen(session, "after_commit", after_commit, once=True)

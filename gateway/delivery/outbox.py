@@ -188,21 +188,6 @@ def defer(
     )
 
 
-def unclaim(connection: Connection, delivery_id: int, now: datetime, until: datetime, reason: str) -> None:
-    """Undo a claim whose attempt never started (the push was not admitted) and defer the delivery."""
-    connection.execute(
-        update(_D)
-        .where(_D.c.id == delivery_id, _D.c.status == S.IN_DELIVERY.value)
-        .values(
-            status=S.WAITING_FOR_RETRY.value,
-            attempts=_D.c.attempts - 1,
-            next_attempt_at=until,
-            last_error=reason[:500],
-            updated_at=now,
-        )
-    )
-
-
 def delivered(session: Session, delivery_id: int, now: datetime) -> None:
     session.connection().execute(_DELIVERED, {"delivery_id": delivery_id, "now": now})
 
@@ -324,6 +309,7 @@ class BulkRetry:
     push_ids: list[int]
     pull: int
     purged: int
+    recipients: dict[int, str]  # of the push deliveries: delivery id: recipient id
 
 
 def retry_dead_letters(
@@ -356,17 +342,20 @@ def retry_dead_letters(
             "next_attempt_at": now,
         }
     )
-    push_ids = session.scalars(
-        update(Delivery)
-        .where(*retriable, Delivery.mode == "push")
-        .values(**fresh, **push)
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    recipients = {
+        row.id: row.recipient_id
+        for row in session.execute(
+            update(Delivery)
+            .where(*retriable, Delivery.mode == "push")
+            .values(**fresh, **push)
+            .returning(Delivery.id, Delivery.recipient_id)
+            .execution_options(synchronize_session=False)
+        )
+    }
     pull = session.execute(
         update(Delivery)
         .where(*retriable, Delivery.mode == "pull")
         .values(**fresh, status=S.QUEUED, next_attempt_at=None)
         .execution_options(synchronize_session=False)
     )
-    return BulkRetry(sorted(push_ids), int(pull.rowcount), int(purged or 0))  # type: ignore[attr-defined]
+    return BulkRetry(sorted(recipients), int(pull.rowcount), int(purged or 0), recipients)  # type: ignore[attr-defined]

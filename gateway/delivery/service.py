@@ -8,13 +8,16 @@
   or ``failed`` (dead letter) past the recipient's attempt limit. An envelope that cannot be
   decrypted (its key lost from the key ring) counts as a failed attempt, retried like the others.
   Outcomes of threads that finish together share a transaction (``gateway.delivery.outcomes``);
-  a recipient that stops answering has its deliveries deferred (``gateway.delivery.fairness``).
+  a recipient that stops answering, or takes its share of the threads, has its deliveries
+  deferred before they are claimed (``gateway.delivery.fairness``), in batches
+  (``gateway.delivery.deferrals``).
 - ``sweep`` re-enqueues what a crash or a lost broker message left behind: deliveries accepted but
   never enqueued, queued ones whose broker message is gone, retries that are due, and claims whose
   worker died. It runs every few seconds in every worker (``gateway worker``, or the embedded
   in-process worker).
 
-Messages on the broker carry only the delivery id (JSON), never payloads.
+Messages on the broker carry only the delivery id and, where the sender knows it, the recipient's
+id (JSON), never payloads.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +38,7 @@ from connectors.base import Connector, Outbound
 from gateway.clock import Clock
 from gateway.delivery import outbox
 from gateway.delivery.broker import beat, send_batch, still_held
+from gateway.delivery.deferrals import Deferral, Deferrals
 from gateway.delivery.fairness import Admission, RecipientGate, share_of
 from gateway.delivery.forward import delivery_element
 from gateway.delivery.outcomes import Outcome, OutcomeRecorder
@@ -52,7 +56,9 @@ QUEUE = "deliveries"
 ACTOR_NAME = "gateway.deliver"
 
 
-def delivery_actor(broker: dramatiq.Broker, deliver: Callable[[int], None]) -> dramatiq.Actor[[int], None]:
+def delivery_actor(
+    broker: dramatiq.Broker, deliver: Callable[[int, str | None], None]
+) -> dramatiq.Actor[[int, str | None], None]:
     """The delivery actor on ``broker``: what a worker runs, or (with any ``deliver``) what a process
     that only sends to the queue, such as ``gateway deliveries retry --all``, sends with."""
     return dramatiq.Actor(
@@ -78,6 +84,7 @@ class DeliveryService:
     accepted_grace: timedelta = timedelta(seconds=60)
     gate: RecipientGate = field(init=False)
     outcomes: OutcomeRecorder = field(init=False)
+    deferrals: Deferrals = field(init=False)
 
     def __post_init__(self) -> None:
         self.actor = delivery_actor(self.broker, self.deliver)
@@ -86,14 +93,17 @@ class DeliveryService:
         self.outcomes = OutcomeRecorder(
             self.sessions, self.clock, self.policy, defer_indexes=self.engine.dialect.name == "postgresql"
         )
+        self.deferrals = Deferrals(self.engine, self.clock, self.policy)
 
-    def enqueue(self, delivery_ids: list[int]) -> None:
-        """Hand push deliveries to the broker; a broker that is down leaves them to the sweep."""
+    def enqueue(self, delivery_ids: list[int], recipients: Mapping[int, str] | None = None) -> None:
+        """Hand push deliveries to the broker, each message naming its recipient when ``recipients``
+        does (then a worker holding that recipient back defers it without a query); a broker that
+        is down leaves them to the sweep."""
         if not delivery_ids:
             return
         queued_at = self.clock.now()
         try:
-            send_batch(self.actor, delivery_ids, queued_at)
+            send_batch(self.actor, delivery_ids, queued_at, recipients)
         except Exception:
             log.warning("broker unreachable; %d deliveries wait for the sweep", len(delivery_ids), exc_info=True)
             return
@@ -108,61 +118,61 @@ class DeliveryService:
                 "could not mark %d deliveries queued; the sweep will recover them", len(delivery_ids), exc_info=True
             )
 
-    def deliver(self, delivery_id: int) -> None:
+    def deliver(self, delivery_id: int, recipient_id: str | None = None) -> None:
         """The actor: deliver one push delivery, once, and record the outcome.
 
-        Two transactions at most: the claim (with what the push needs), then the outcome with its
-        audit entry, in one transaction with the other threads' outcomes of the moment
+        First the recipient's gate (:mod:`gateway.delivery.fairness`): a delivery to a recipient
+        held back (it stopped answering, or it has its share of the threads and none of its pushes
+        ends) is deferred without a claim, an attempt or a thread held, its deferral written with
+        the others' of the moment (:mod:`gateway.delivery.deferrals`). ``recipient_id`` comes with
+        the broker message; a message without it costs one query to find it.
+
+        Then two transactions at most: the claim (with what the push needs), then the outcome with
+        its audit entry, in one transaction with the other threads' outcomes of the moment
         (:mod:`gateway.delivery.outcomes`). Building and signing the ``gw:Delivery`` and the push
-        happen between them, outside any transaction. A delivery to a recipient held back
-        (:mod:`gateway.delivery.fairness`: it stopped answering, or it has its share of the threads
-        and none of its pushes ends) is deferred instead, without an attempt counted and without
-        holding a thread.
+        happen between them, outside any transaction.
         """
-        job = self._claim(delivery_id)
-        if job is not None:
-            self._push_and_record(job)
+        recipient = recipient_id or self._recipient_of(delivery_id)
+        if recipient is None:
+            return  # no such push delivery (any more)
+        admission = self.gate.admit(recipient, self.clock.now())
+        if not admission.allowed:
+            assert admission.until is not None
+            self.deferrals.add(Deferral(delivery_id, recipient, admission.until, admission.reason))
+            return
+        answered: bool | None = None  # None: never pushed, nothing learnt about the recipient
+        took: float | None = None
+        try:
+            job = self._claim(delivery_id)
+            if job is None:
+                return
+            self.gate.learn_timeout(recipient, job.timeout_seconds)
+            started = time.perf_counter()
+            error, answered = self._build_and_push(job)
+            took = time.perf_counter() - started
+        finally:
+            self.gate.release(recipient, answered, self.clock.now(), took)
+        self._record(job, error, started)
+
+    def _recipient_of(self, delivery_id: int) -> str | None:
+        with self.engine.connect() as connection:
+            target = outbox.push_target(connection, delivery_id)
+        return None if target is None else target.recipient_id
 
     def _claim(self, delivery_id: int) -> outbox.PushJob | None:
-        """The claim, or None: deferred, delivered already, not due yet, or another worker's."""
-        now = self.clock.now()
+        """The claim, or None: delivered already, not due yet, or another worker's."""
         with self.engine.begin() as connection:
-            if self.gate.troubled():  # only then is it worth asking whom it goes to before claiming
-                target = outbox.push_target(connection, delivery_id)
-                refusal = target and self.gate.held(target.recipient_id, now, target.push_timeout_seconds)
-                if refusal:
-                    assert refusal.until is not None
-                    outbox.defer(connection, [delivery_id], now, refusal.until, refusal.reason, self.policy)
-                    return None
-            return outbox.claim(connection, delivery_id, now, self.policy)
+            return outbox.claim(connection, delivery_id, self.clock.now(), self.policy)
 
-    def _push_and_record(self, job: outbox.PushJob) -> None:
-        started = time.perf_counter()
-        message, recipient_id = job.message, job.recipient_id
-        error: str | None = None
-        try:
-            payload = envelope(delivery_element(message, recipient_id, job.attempts, self.signer, self.payloads))
-        except PayloadUnavailable as exc:  # a lost key or a purged payload: an attempt that fails here
-            log.error("cannot deliver %s to %s: %s", message.message_id, recipient_id, exc)
-            error = f"{type(exc).__name__}: {exc}"
-        if error is None:
-            admission = self.gate.admit(recipient_id, self.clock.now(), job.timeout_seconds)
-            if not admission.allowed:  # held back since the claim: the attempt never started
-                self._unclaim(job, admission)
-                return
-            error = self._push(job, payload)
-        outcome = Outcome(job.delivery_id, message.message_id, recipient_id, job.attempts, job.max_attempts, error)
-        status = self.outcomes.record(outcome)  # with the other threads' outcomes of the moment
-        if error is None:
-            log.info("delivered %s to %s", message.message_id, recipient_id)
-        else:
-            log.info("delivery %s to %s failed (%s): %s", message.message_id, recipient_id, status, error)
-        # its JSON log line (the attempt's time, from building the Delivery to the recorded outcome)
-        events.delivery_attempt(message, recipient_id, job.attempts, status, error, time.perf_counter() - started)
-
-    def _push(self, job: outbox.PushJob, payload: bytes) -> str | None:
-        """Push an admitted delivery and give its slot back; the error, None if acknowledged."""
+    def _build_and_push(self, job: outbox.PushJob) -> tuple[str | None, bool | None]:
+        """Build the signed ``gw:Delivery`` and push it: the error (None if acknowledged), and
+        whether the recipient answered (None: never pushed)."""
         message = job.message
+        try:
+            payload = envelope(delivery_element(message, job.recipient_id, job.attempts, self.signer, self.payloads))
+        except PayloadUnavailable as exc:  # a lost key or a purged payload: an attempt that fails here
+            log.error("cannot deliver %s to %s: %s", message.message_id, job.recipient_id, exc)
+            return f"{type(exc).__name__}: {exc}", None
         outbound = Outbound(
             message_id=message.message_id,
             sender_id=message.sender_id,
@@ -171,22 +181,22 @@ class DeliveryService:
             envelope=payload,
             timeout_seconds=float(job.timeout_seconds),
         )
-        answered: bool | None = None  # None: never pushed
         try:
             acknowledgement = self.connector.deliver(outbound)
-            answered = True
-            return None if acknowledgement.positive else acknowledgement.detail
         except Exception as exc:  # the recipient is down, refuses, times out: all retried
-            answered = False
-            return f"{type(exc).__name__}: {exc}"
-        finally:
-            self.gate.release(job.recipient_id, answered, self.clock.now())
+            return f"{type(exc).__name__}: {exc}", False
+        return (None if acknowledgement.positive else acknowledgement.detail), True
 
-    def _unclaim(self, job: outbox.PushJob, refusal: Admission) -> None:
-        assert refusal.until is not None
-        with self.engine.begin() as connection:
-            outbox.unclaim(connection, job.delivery_id, self.clock.now(), refusal.until, refusal.reason)
-        log.info("delivery %s to %s %s", job.message.message_id, job.recipient_id, refusal.reason)
+    def _record(self, job: outbox.PushJob, error: str | None, started: float) -> None:
+        message, recipient_id = job.message, job.recipient_id
+        outcome = Outcome(job.delivery_id, message.message_id, recipient_id, job.attempts, job.max_attempts, error)
+        status = self.outcomes.record(outcome)  # with the other threads' outcomes of the moment
+        if error is None:
+            log.info("delivered %s to %s", message.message_id, recipient_id)
+        else:
+            log.info("delivery %s to %s failed (%s): %s", message.message_id, recipient_id, status, error)
+        # its JSON log line (the attempt's time, from building the Delivery to the recorded outcome)
+        events.delivery_attempt(message, recipient_id, job.attempts, status, error, time.perf_counter() - started)
 
     def sweep(self) -> int:
         """Re-enqueue everything due; returns how many deliveries were sent to the broker.
@@ -208,7 +218,7 @@ class DeliveryService:
         now = self.clock.now()
         resend, deferred = self._fair_share([d for d in due if d.id not in held], now)
         queued_at = self.clock.now()
-        send_batch(self.actor, resend, queued_at)
+        send_batch(self.actor, resend, queued_at, {d.id: d.recipient_id for d in due})
         with transaction(self.sessions) as session:
             if resend:
                 outbox.mark_resent(session, resend, queued_at)

@@ -9,7 +9,7 @@ and delivers like any other (``gateway.delivery.originate``), in the caller's tr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -93,7 +93,7 @@ def respond_to_offer(
     agreement_pk: int,
     accept: bool,
     now: datetime,
-    enqueue: Callable[[list[int]], None] | None = None,
+    enqueue: Callable[[list[int], Mapping[int, str]], None] | None = None,
 ) -> OfferAnswer:
     """Accept (or decline) the offer ``agreement_pk`` for the graduate and send the answer on.
 
@@ -128,7 +128,7 @@ def respond_to_offer(
     session.expire(record)
     document = answer_document(record.agreement_id, record.employer_id, step, now)
     sent = []
-    push: list[int] = []
+    push: dict[int, str] = {}  # delivery id: recipient id
     for recipient_id in (record.university_id, record.employer_id):
         recipient = session.get(Participant, recipient_id)
         assert recipient is not None  # agreements refer to registered participants
@@ -143,9 +143,11 @@ def respond_to_offer(
         )
         session.add(MessageSubject(message_pk=message.id, identity_hash=account.identity_hash))
         sent.append(message.message_id)
-        push += [
-            d.id for d in message.deliveries if d.mode == DeliveryMode.PUSH and d.status == DeliveryStatus.ACCEPTED
-        ]
+        push |= {
+            d.id: d.recipient_id
+            for d in message.deliveries
+            if d.mode == DeliveryMode.PUSH and d.status == DeliveryStatus.ACCEPTED
+        }
     if enqueue is not None:
         enqueue_after_commit(session, push, enqueue)
     return OfferAnswer(state, tuple(sent))

@@ -71,7 +71,8 @@ def receive() -> Response:
     else:
         log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
     note_intake(accepted=accepted)
-    context.delivery.enqueue(list(accepted.push_delivery_ids))
+    push = list(accepted.push_delivery_ids)  # all to the message's recipient
+    context.delivery.enqueue(push, dict.fromkeys(push, accepted.recipient_id))
     return _answer(accepted.answer, 200)  # the receipt, or a plumbing service's answer
 
 

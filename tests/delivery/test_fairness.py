@@ -43,7 +43,7 @@ def test_a_recipient_that_answers_is_never_held_back_without_a_limit() -> None:
         assert gate.admit("A", T0, 10).allowed
     for _ in range(20):
         gate.release("A", True, T0)  # rejections count as answers too
-    assert not gate.troubled()
+    assert gate.held("A", T0) is None and gate.snapshot() == {}
 
 
 def test_a_recipient_keeps_to_its_share_of_the_threads() -> None:
@@ -53,12 +53,12 @@ def test_a_recipient_keeps_to_its_share_of_the_threads() -> None:
     third = gate.admit("A", T0, 10, wait=False)
     assert not third.allowed and third.until == T0 + timedelta(seconds=1)
     assert "2 deliveries in flight, its share" in third.reason
-    assert gate.troubled()  # saturated: checked before the next claim...
+    assert gate.snapshot()["A"]["saturated"]  # saturated: the next delivery...
     refusal = gate.held("A", T0)
     assert refusal is not None and not refusal.allowed  # ...and deferred without waiting
     assert gate.admit("B", T0, 10).allowed  # others are not affected
     gate.release("A", True, T0)  # a push ended: a slot is free, nothing is held back
-    assert not gate.troubled() and gate.held("A", T0) is None
+    assert not gate.snapshot()["A"]["saturated"] and gate.held("A", T0) is None
     assert gate.admit("A", T0, 10, wait=False).allowed
 
 
@@ -85,7 +85,7 @@ def test_silence_limits_a_recipient_to_one_delivery_then_opens_its_circuit_with_
     gate = RecipientGate(trip_after=3, open_seconds=30, cap_seconds=100)
     assert gate.admit("A", T0, 10).allowed
     gate.release("A", False, T0)  # a timeout: suspect
-    assert gate.troubled()
+    assert gate.snapshot()["A"]["failures"] == 1
     assert gate.admit("A", T0, 10).allowed  # one probe at a time...
     second = gate.admit("A", T0, 10)
     assert not second.allowed and second.until == T0 + timedelta(seconds=11)  # ...the next waits a push timeout
@@ -104,7 +104,7 @@ def test_silence_limits_a_recipient_to_one_delivery_then_opens_its_circuit_with_
     assert gate.admit("A", T0 + timedelta(seconds=100), 10).until == T0 + timedelta(seconds=192)
     assert gate.admit("A", T0 + timedelta(seconds=192), 10).allowed
     gate.release("A", True, T0 + timedelta(seconds=193))  # it answers: closed, no limit
-    assert not gate.troubled()
+    assert "A" not in gate.snapshot()
     assert all(gate.admit("A", T0 + timedelta(seconds=194), 10).allowed for _ in range(5))
 
 
@@ -112,7 +112,36 @@ def test_a_delivery_never_pushed_teaches_nothing() -> None:
     gate = RecipientGate()
     assert gate.admit("A", T0, 10).allowed
     gate.release("A", None, T0)
-    assert not gate.troubled() and gate.snapshot() == {}
+    assert gate.snapshot() == {}
+
+
+def test_a_recipient_that_never_answered_is_waited_for_only_a_few_typical_pushes() -> None:
+    gate = RecipientGate(max_in_flight=1, slot_wait=0.5, cold_wait_floor=0.05)
+    for _ in range(3):  # B answers in 20 ms: this worker's pushes typically take 20 ms
+        assert gate.admit("B", T0, 10).allowed
+        gate.release("B", True, T0, took=0.02)
+    assert gate.typical_push == pytest.approx(0.02)
+    assert gate.admit("A", T0).allowed  # A's first push hangs
+    started = time.monotonic()
+    refused = gate.admit("A", T0)  # waits 4 x 20 ms, not the 0.5 s slot wait
+    waited = time.monotonic() - started
+    assert not refused.allowed and 0.07 < waited < 0.4, waited
+    gate.release("A", True, T0, took=3.0)  # A answers at last (slowly): from now on, the full wait
+    assert gate.admit("A", T0).allowed
+    started = time.monotonic()
+    assert not gate.admit("A", T0).allowed
+    assert 0.45 < time.monotonic() - started < 2.0
+    assert gate.typical_push == pytest.approx(0.02 + (3.0 - 0.02) / 16)  # a moving average
+
+
+def test_a_push_timeout_learnt_from_a_claim_sets_how_long_a_suspect_recipient_is_deferred() -> None:
+    gate = RecipientGate()
+    gate.learn_timeout("A", 7)
+    assert gate.admit("A", T0).allowed  # admitted before its claim: no timeout given
+    gate.release("A", False, T0)  # a timeout: one delivery at a time
+    assert gate.admit("A", T0).allowed
+    refused = gate.admit("A", T0)
+    assert refused.until == T0 + timedelta(seconds=8)  # its push timeout and a second
 
 
 # --- a worker with a dead recipient and a healthy one ------------------------------------------------

@@ -163,7 +163,7 @@ def test_the_sweep_delivers_what_was_accepted_but_never_enqueued(
     app: Flask, client: FlaskClient, sign: Signer, recipient: RecordingRecipient
 ) -> None:
     service = app.extensions["gateway"].delivery
-    service.enqueue = lambda ids: None  # the process "crashes" between commit and enqueue
+    service.enqueue = lambda ids, recipients=None: None  # the process "crashes" between commit and enqueue
     registration(client, sign)
     [delivery] = deliveries(app)
     assert delivery.status == "accepted"

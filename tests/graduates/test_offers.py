@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -174,18 +175,23 @@ def test_push_deliveries_are_enqueued_after_the_commit_only(
             .where(Participant.id == PRIVATE_EMPLOYER)
             .values(delivery_mode="push", endpoint_url="http://127.0.0.1:9/deliver")
         )
-    enqueued: list[list[int]] = []
+    enqueued: list[tuple[list[int], Mapping[int, str]]] = []
+
+    def enqueue(ids: list[int], recipients: Mapping[int, str]) -> None:
+        enqueued.append((ids, recipients))
+
     with pytest.raises(RuntimeError), transaction(gateway.sessions) as session:
         services.respond_to_offer(
-            session, gateway.originator, li_ming, offer.agreement_pk, True, datetime.now(UTC), enqueued.append
+            session, gateway.originator, li_ming, offer.agreement_pk, True, datetime.now(UTC), enqueue
         )
         raise RuntimeError("the portal fails before the commit")
     assert enqueued == []
-    answer = respond(app, li_ming, offer.agreement_pk, enqueue=enqueued.append)
+    answer = respond(app, li_ming, offer.agreement_pk, enqueue=enqueue)
     with transaction(gateway.sessions) as session:
         employer_message = session.scalar(select(Message).where(Message.message_id == answer.message_ids[1]))
         assert employer_message is not None
-        assert enqueued == [[d.id for d in employer_message.deliveries]]
+        ids = [d.id for d in employer_message.deliveries]
+        assert enqueued == [(ids, dict.fromkeys(ids, PRIVATE_EMPLOYER))]  # each broker message names its recipient
         assert [d.mode for d in employer_message.deliveries] == ["push"]
 
 
