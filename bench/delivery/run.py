@@ -78,6 +78,11 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--rss-only", action="store_true", help="only the worker memory run (PostgreSQL + Redis), no other phase"
     )
     parser.add_argument(
+        "--fairness-only",
+        action="store_true",
+        help="only the two fixed-rate phases (without and with the slow recipient) on PostgreSQL + Redis",
+    )
+    parser.add_argument(
         "--database-url",
         default="postgresql://postgres@127.0.0.1:5432/test",
         help="PostgreSQL; the run works in a fresh schema and drops it afterwards",
@@ -85,6 +90,8 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--phase-timeout", type=float, default=120.0, help="seconds a phase may take (120)")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     options = parser.parse_args(argv)
+    if options.rss_only and options.fairness_only:
+        parser.error("--rss-only and --fairness-only are two different runs: choose one")
     if options.rss_only and options.rss_messages <= 0:
         parser.error("--rss-only needs --rss-messages N")
     if shutil.which("redis-server") is None:
@@ -255,6 +262,54 @@ def memory_only(options: argparse.Namespace, run: Exchange) -> dict[str, Any]:
 # --- the run ------------------------------------------------------------------------------------
 
 
+def fairness_phases(run: Exchange, production: Gateway, at_rate: list[Sequence[tuple[str, bytes]]]) -> dict[str, Any]:
+    """The fixed-rate phase, then the same with a recipient timing out (a ``gateway worker`` runs)."""
+    options, results = run.options, {}
+    rate = options.offered_rate
+    results["postgres_fixed_rate"] = phase(
+        run, production, f"PostgreSQL + Redis, {rate:g}/s offered", at_rate[0], None, rate=rate
+    )
+    slow_endpoint = run.start_recipient(slow_seconds=options.slow_seconds)
+    push_to(production.database_url, slow_endpoint, SLOW_RECIPIENT, timeout=1)
+    slow_ids = originate_slow(production.env, options.slow_messages)
+    print(f"{len(slow_ids)} deliveries queued to a recipient that answers after {options.slow_seconds:g} s")
+    results["postgres_fixed_rate_slow_recipient"] = phase(
+        run,
+        production,
+        f"PostgreSQL + Redis, {rate:g}/s offered, one recipient timing out",
+        at_rate[1],
+        None,
+        rate=rate,
+    )
+    results["slow_recipient"] = slow_states(production.database_url)
+    print(f"  the slow recipient's deliveries: {results['slow_recipient']}", flush=True)
+    return results
+
+
+WARM_UP = 600  # messages sent before the --fairness-only phases, not measured
+
+
+def fairness_only(options: argparse.Namespace, run: Exchange) -> dict[str, Any]:
+    """``--fairness-only``: the recipients, Redis, PostgreSQL, ``gateway serve`` and a ``gateway
+    worker``; a warm-up, the two fixed-rate phases and nothing else (about a minute and a half)."""
+    endpoint = run.start_recipient()
+    run.start_redis()
+    r = options.rate_messages
+    with scratch_schema(options.database_url) as pg_url:
+        env = run.env(pg_url, processes.free_port())
+        gateway_cli(env, "init", "--demo")  # the participants' keys the envelopes are signed with too
+        envelopes = sign_envelopes(run.keys_dir, 2 * r + WARM_UP)
+        push_to(pg_url, endpoint)
+        production = Gateway(pg_url, env, run.serve(env))
+        worker = run.worker(env, options.prefetch)
+        # warm: in the whole run these phases follow others, and a fresh gateway's first second is slower
+        phase(run, production, "warm-up", envelopes[2 * r :], None, rate=options.offered_rate)
+        results = fairness_phases(run, production, [envelopes[:r], envelopes[r : 2 * r]])
+        run.stop(worker)
+        run.stop(production.serve)
+    return results
+
+
 def benchmark(options: argparse.Namespace, run: Exchange) -> dict[str, Any]:
     m, tuned = options.messages, options.prefetch
     endpoint = run.start_recipient()
@@ -295,24 +350,7 @@ def benchmark(options: argparse.Namespace, run: Exchange) -> dict[str, Any]:
         results["postgres_end_to_end"] = phase(
             run, production, f"PostgreSQL + Redis, end to end, prefetch {tuned}", batches[3], None
         )
-        rate = options.offered_rate
-        results["postgres_fixed_rate"] = phase(
-            run, production, f"PostgreSQL + Redis, {rate:g}/s offered", at_rate[0], None, rate=rate
-        )
-        slow_endpoint = run.start_recipient(slow_seconds=options.slow_seconds)
-        push_to(pg_url, slow_endpoint, SLOW_RECIPIENT, timeout=1)
-        slow_ids = originate_slow(env, options.slow_messages)
-        print(f"{len(slow_ids)} deliveries queued to a recipient that answers after {options.slow_seconds:g} s")
-        results["postgres_fixed_rate_slow_recipient"] = phase(
-            run,
-            production,
-            f"PostgreSQL + Redis, {rate:g}/s offered, one recipient timing out",
-            at_rate[1],
-            None,
-            rate=rate,
-        )
-        results["slow_recipient"] = slow_states(pg_url)
-        print(f"  the slow recipient's deliveries: {results['slow_recipient']}", flush=True)
+        results.update(fairness_phases(run, production, at_rate))
         results["worker_rss"] = rss_run(run, pg_url, env, worker, rss_start)
         run.stop(worker)
         run.stop(production.serve)
@@ -330,9 +368,28 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         "postgres_drain_tuned_vs_tuned_drain": results["postgres_drain_tuned_prefetch"]["delivered_per_s"] / tuned,
         "postgres_drain_default_vs_default_drain": results["postgres_drain_default_prefetch"]["delivered_per_s"]
         / default,
-        "fixed_rate_p99_slow_vs_without": results["postgres_fixed_rate_slow_recipient"]["latency_ms_p99"]
-        / results["postgres_fixed_rate"]["latency_ms_p99"],
+        "fixed_rate_p99_slow_vs_without": fairness_ratio(results),
     }
+
+
+def fairness_ratio(results: dict[str, Any]) -> float:
+    """The healthy recipient's p99 with one recipient timing out / without (issue 13: at most 2)."""
+    slow: float = results["postgres_fixed_rate_slow_recipient"]["latency_ms_p99"]
+    return slow / results["postgres_fixed_rate"]["latency_ms_p99"]
+
+
+def fairness_table(results: dict[str, Any]) -> str:
+    """``--fairness-only``: the two fixed-rate phases and the ratio."""
+    rows = [f"{'':<66} {'delivered/s':>11} {'p50/p99 ms':>13}"]
+    for key in ("postgres_fixed_rate", "postgres_fixed_rate_slow_recipient"):
+        r = results[key]
+        latency = f"{r['latency_ms_p50']:,.0f}/{r['latency_ms_p99']:,.0f}"
+        rows.append(f"{r['label']:<66} {r['delivered_per_s']:>11,.0f} {latency:>13}")
+    rows.append(
+        f"fairness: p99 with one recipient timing out / without: {fairness_ratio(results):.2f} "
+        f"(the slow recipient's deliveries: {results['slow_recipient']})"
+    )
+    return "\n".join(rows)
 
 
 def table(results: dict[str, Any], rates: dict[str, float], options: argparse.Namespace) -> str:
@@ -377,12 +434,26 @@ def memory_table(results: dict[str, Any]) -> str:
 
 
 def check(results: dict[str, Any], options: argparse.Namespace) -> list[str]:
-    problems = []
-    for key, count in (
+    phases = [
         ("embedded_end_to_end", options.messages),
         ("postgres_drain_default_prefetch", options.messages),
         ("postgres_drain_tuned_prefetch", options.messages),
         ("postgres_end_to_end", options.messages),
+    ]
+    problems = fixed_rate_check(results, options, phases)
+    for key in ("baseline_default_prefetch", "baseline_tuned_before", "baseline_tuned_after"):
+        if not results[key]["complete"]:
+            problems.append(f"{key}: the drain did not complete")
+    return problems + memory_check(results)
+
+
+def fixed_rate_check(
+    results: dict[str, Any], options: argparse.Namespace, before: Sequence[tuple[str, int]] = ()
+) -> list[str]:
+    """Every message of the phases (``before``, then the two fixed-rate ones) stored and handled once."""
+    problems = []
+    for key, count in (
+        *before,
         ("postgres_fixed_rate", options.rate_messages),
         ("postgres_fixed_rate_slow_recipient", options.rate_messages),
     ):
@@ -391,10 +462,7 @@ def check(results: dict[str, Any], options: argparse.Namespace) -> list[str]:
             problems.append(f"{key}: {r['sent']['failures']} sends refused, first: {r['sent']['first_failure']}")
         if r["messages"] != count or r["recipient_handled"] != count:
             problems.append(f"{key}: {r['messages']} stored, {r['recipient_handled']} handled, {count} sent")
-    for key in ("baseline_default_prefetch", "baseline_tuned_before", "baseline_tuned_after"):
-        if not results[key]["complete"]:
-            problems.append(f"{key}: the drain did not complete")
-    return problems + memory_check(results)
+    return problems
 
 
 def memory_check(results: dict[str, Any]) -> list[str]:
@@ -420,17 +488,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-delivery-"))
     run = Exchange(options, workdir)
     try:
-        results = memory_only(options, run) if options.rss_only else benchmark(options, run)
+        if options.rss_only:
+            results = memory_only(options, run)
+        elif options.fairness_only:
+            results = fairness_only(options, run)
+        else:
+            results = benchmark(options, run)
     except KeyboardInterrupt:
         print("interrupted: everything started is stopped, nothing was written", file=sys.stderr)
         return 130
     finally:
         run.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    rates = {} if options.rss_only else ratios(results)
     print()
-    print(memory_table(results) if options.rss_only else table(results, rates, options))
-    problems = memory_check(results) if options.rss_only else check(results, options)
+    if options.rss_only:
+        rates: dict[str, float] = {}
+        print(memory_table(results))
+        problems = memory_check(results)
+    elif options.fairness_only:
+        rates = {"fixed_rate_p99_slow_vs_without": fairness_ratio(results)}
+        print(fairness_table(results))
+        problems = fixed_rate_check(results, options)
+    else:
+        rates = ratios(results)
+        print(table(results, rates, options))
+        problems = check(results, options)
     for problem in problems:
         print(f"PROBLEM: {problem}")
     document = {
