@@ -6,8 +6,10 @@ recipients' deliveries wait behind them. :class:`RecipientGate`, kept by each wo
 the recipients it delivers to, bounds that in two ways:
 
 - **a share of the threads**: at most ``max_in_flight`` pushes to one recipient at a time (half the
-  worker's threads, :func:`share_of`). A delivery over that limit waits for one of the recipient's
-  pushes to end, but only briefly; if none ends by then the recipient is *saturated*, and its
+  worker's threads, :func:`share_of`), and half of that until the recipient has answered this
+  worker once (a new recipient that answers has its full share a push later; a dead one holds a
+  quarter of the threads for its first push timeout, not half). A delivery over that limit waits
+  for one of the recipient's pushes to end, but only briefly; if none ends by then the recipient is *saturated*, and its
   deliveries are deferred (``saturated_seconds``) without waiting, until one of its pushes ends.
   How briefly: ``slot_wait`` (a quarter of a second) for a recipient that has answered before,
   whatever its pushes took (a healthy recipient slowed by a loaded machine must not be taken for
@@ -30,7 +32,9 @@ the recipients it delivers to, bounds that in two ways:
 
 A deferred delivery does not occupy a thread: it is put back ``waiting_for_retry`` until then,
 without an attempt counted, and the sweep sends it again when it is due (or, while the recipient
-is still held back then, defers it again in bulk: :meth:`RecipientGate.held`). An answer of any
+is still held back then, defers it again in bulk). A worker asks :meth:`RecipientGate.held`
+before claiming a delivery (the broker message names its recipient), and :meth:`RecipientGate.admit`
+for the push itself, which alone takes a slot. An answer of any
 kind, even a rejection, counts as the recipient answering: only silence is held against it.
 """
 
@@ -90,7 +94,7 @@ class RecipientGate:
     def held(self, recipient_id: str, now: datetime, push_timeout: float | None = None) -> Admission | None:
         """The refusal a delivery to ``recipient_id`` would meet now without waiting, or None.
 
-        Takes nothing: for the sweep, deciding which deliveries to send and which to defer.
+        Takes nothing: for deciding before a claim (or in the sweep) that a delivery is deferred.
         ``push_timeout`` None: the one last given for this recipient.
         """
         with self._lock:
@@ -108,26 +112,23 @@ class RecipientGate:
             state = self._recipients.get(recipient_id)
             return state is not None and state.failures > 0 and state.in_flight == 0
 
-    def admit(
-        self, recipient_id: str, now: datetime, push_timeout: float | None = None, wait: bool = True
-    ) -> Admission:
+    def admit(self, recipient_id: str, now: datetime, push_timeout: float, wait: bool = True) -> Admission:
         """Take a slot for a push to ``recipient_id`` now, or say until when the delivery must wait.
 
         At the recipient's limit it first waits (with ``wait``) a moment for one of its pushes to end.
-        ``push_timeout`` None: the one last given for this recipient (a worker admits before its
-        claim has read it). Every allowed admission must be followed by one :meth:`release`.
+        Every allowed admission must be followed by one :meth:`release`.
         """
         with self._lock:
             state = self._recipients.setdefault(recipient_id, _Recipient())
-            if push_timeout is not None:
-                state.push_timeout = push_timeout
+            state.push_timeout = push_timeout
             patience = self._patience(state) if wait else 0.0
             deadline = time.monotonic() + patience
             while True:
                 refusal = self._refusal(recipient_id, state, now)
                 if refusal is not None:
                     return refusal
-                if self.max_in_flight is None or state.in_flight < self.max_in_flight:
+                limit = self._limit(state)
+                if limit is None or state.in_flight < limit:
                     state.in_flight += 1
                     return Admission(True)
                 remaining = deadline - time.monotonic()
@@ -135,11 +136,6 @@ class RecipientGate:
                     state.saturated = True
                     return self._refusal(recipient_id, state, now) or Admission(False)
                 self._slot_freed.wait(remaining)
-
-    def learn_timeout(self, recipient_id: str, push_timeout: float) -> None:
-        """The recipient's push timeout, as its claim read it (for the deferrals that depend on it)."""
-        with self._lock:
-            self._recipients.setdefault(recipient_id, _Recipient()).push_timeout = push_timeout
 
     def release(self, recipient_id: str, answered: bool | None, now: datetime, took: float | None = None) -> None:
         """The admitted push is over: ``answered`` True unless it failed in transport, None when it
@@ -181,6 +177,12 @@ class RecipientGate:
 
     # --- under the lock -----------------------------------------------------------------------
 
+    def _limit(self, state: _Recipient) -> int | None:
+        """The pushes the recipient may have in flight: half its share until it has answered once."""
+        if self.max_in_flight is None or state.answered:
+            return self.max_in_flight
+        return max(1, self.max_in_flight // 2)
+
     def _patience(self, state: _Recipient) -> float:
         """How long a delivery over the recipient's limit waits for one of its slots."""
         patience = self.slot_wait
@@ -204,7 +206,8 @@ class RecipientGate:
                 now + timedelta(seconds=state.push_timeout + 1.0),  # that delivery has ended by then
                 f"deferred: {recipient_id} did not answer its last delivery; one delivery at a time until it does",
             )
-        if state.saturated and self.max_in_flight is not None and state.in_flight >= self.max_in_flight:
+        limit = self._limit(state)
+        if state.saturated and limit is not None and state.in_flight >= limit:
             return Admission(
                 False,
                 now + timedelta(seconds=self.saturated_seconds),  # the sweep defers it again if need be

@@ -160,20 +160,9 @@ def claim(connection: Connection, delivery_id: int, now: datetime, policy: Retry
     )
 
 
-@dataclass(frozen=True)
-class PushTarget:
-    recipient_id: str
-    push_timeout_seconds: int
-
-
-def push_target(connection: Connection, delivery_id: int) -> PushTarget | None:
-    """Whom ``delivery_id`` goes to, and how long a push to them may take (before claiming it)."""
-    row = connection.execute(
-        select(_D.c.recipient_id, _P.c.push_timeout_seconds)
-        .join_from(_D, _P, _P.c.id == _D.c.recipient_id)
-        .where(_D.c.id == delivery_id)
-    ).first()
-    return None if row is None else PushTarget(row.recipient_id, row.push_timeout_seconds)
+def recipient_of(connection: Connection, delivery_id: int) -> str | None:
+    """Whom ``delivery_id`` goes to (for a broker message that does not say)."""
+    return connection.execute(select(_D.c.recipient_id).where(_D.c.id == delivery_id)).scalar()
 
 
 def defer(
@@ -185,6 +174,21 @@ def defer(
         update(_D)
         .where(_D.c.id.in_(delivery_ids), _claimable(now, policy))
         .values(status=S.WAITING_FOR_RETRY.value, next_attempt_at=until, last_error=reason[:500], updated_at=now)
+    )
+
+
+def unclaim(connection: Connection, delivery_id: int, now: datetime, until: datetime, reason: str) -> None:
+    """Undo a claim whose attempt never started (the push was not admitted) and defer the delivery."""
+    connection.execute(
+        update(_D)
+        .where(_D.c.id == delivery_id, _D.c.status == S.IN_DELIVERY.value)
+        .values(
+            status=S.WAITING_FOR_RETRY.value,
+            attempts=_D.c.attempts - 1,
+            next_attempt_at=until,
+            last_error=reason[:500],
+            updated_at=now,
+        )
     )
 
 

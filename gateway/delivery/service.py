@@ -130,65 +130,45 @@ class DeliveryService:
         Then two transactions at most: the claim (with what the push needs), then the outcome with
         its audit entry, in one transaction with the other threads' outcomes of the moment
         (:mod:`gateway.delivery.outcomes`). Building and signing the ``gw:Delivery`` and the push
-        happen between them, outside any transaction.
+        happen between them, outside any transaction; only the push takes one of the recipient's
+        slots (a delivery that finds none in time is put back, its claim undone).
         """
         recipient = recipient_id or self._recipient_of(delivery_id)
         if recipient is None:
             return  # no such push delivery (any more)
-        admission = self.gate.admit(recipient, self.clock.now())
-        if not admission.allowed:
-            assert admission.until is not None
-            self.deferrals.add(Deferral(delivery_id, recipient, admission.until, admission.reason))
+        refusal = self.gate.held(recipient, self.clock.now())
+        if refusal is not None:
+            assert refusal.until is not None
+            self.deferrals.add(Deferral(delivery_id, recipient, refusal.until, refusal.reason))
             return
-        answered: bool | None = None  # None: never pushed, nothing learnt about the recipient
-        took: float | None = None
-        try:
-            job = self._claim(delivery_id)
-            if job is None:
-                return
-            self.gate.learn_timeout(recipient, job.timeout_seconds)
-            started = time.perf_counter()
-            error, answered = self._build_and_push(job)
-            took = time.perf_counter() - started
-        finally:
-            self.gate.release(recipient, answered, self.clock.now(), took)
-        self._record(job, error, started)
+        job = self._claim(delivery_id)
+        if job is not None:
+            self._push_and_record(job)
 
     def _recipient_of(self, delivery_id: int) -> str | None:
         with self.engine.connect() as connection:
-            target = outbox.push_target(connection, delivery_id)
-        return None if target is None else target.recipient_id
+            return outbox.recipient_of(connection, delivery_id)
 
     def _claim(self, delivery_id: int) -> outbox.PushJob | None:
         """The claim, or None: delivered already, not due yet, or another worker's."""
         with self.engine.begin() as connection:
             return outbox.claim(connection, delivery_id, self.clock.now(), self.policy)
 
-    def _build_and_push(self, job: outbox.PushJob) -> tuple[str | None, bool | None]:
-        """Build the signed ``gw:Delivery`` and push it: the error (None if acknowledged), and
-        whether the recipient answered (None: never pushed)."""
-        message = job.message
-        try:
-            payload = envelope(delivery_element(message, job.recipient_id, job.attempts, self.signer, self.payloads))
-        except PayloadUnavailable as exc:  # a lost key or a purged payload: an attempt that fails here
-            log.error("cannot deliver %s to %s: %s", message.message_id, job.recipient_id, exc)
-            return f"{type(exc).__name__}: {exc}", None
-        outbound = Outbound(
-            message_id=message.message_id,
-            sender_id=message.sender_id,
-            recipient_id=job.recipient_id,
-            endpoint_url=job.endpoint_url,
-            envelope=payload,
-            timeout_seconds=float(job.timeout_seconds),
-        )
-        try:
-            acknowledgement = self.connector.deliver(outbound)
-        except Exception as exc:  # the recipient is down, refuses, times out: all retried
-            return f"{type(exc).__name__}: {exc}", False
-        return (None if acknowledgement.positive else acknowledgement.detail), True
-
-    def _record(self, job: outbox.PushJob, error: str | None, started: float) -> None:
+    def _push_and_record(self, job: outbox.PushJob) -> None:
+        started = time.perf_counter()
         message, recipient_id = job.message, job.recipient_id
+        error: str | None = None
+        try:
+            payload = envelope(delivery_element(message, recipient_id, job.attempts, self.signer, self.payloads))
+        except PayloadUnavailable as exc:  # a lost key or a purged payload: an attempt that fails here
+            log.error("cannot deliver %s to %s: %s", message.message_id, recipient_id, exc)
+            error = f"{type(exc).__name__}: {exc}"
+        if error is None:
+            admission = self.gate.admit(recipient_id, self.clock.now(), job.timeout_seconds)
+            if not admission.allowed:  # no slot in time, or held back since: the attempt never started
+                self._unclaim(job, admission)
+                return
+            error = self._push(job, payload)
         outcome = Outcome(job.delivery_id, message.message_id, recipient_id, job.attempts, job.max_attempts, error)
         status = self.outcomes.record(outcome)  # with the other threads' outcomes of the moment
         if error is None:
@@ -197,6 +177,35 @@ class DeliveryService:
             log.info("delivery %s to %s failed (%s): %s", message.message_id, recipient_id, status, error)
         # its JSON log line (the attempt's time, from building the Delivery to the recorded outcome)
         events.delivery_attempt(message, recipient_id, job.attempts, status, error, time.perf_counter() - started)
+
+    def _push(self, job: outbox.PushJob, payload: bytes) -> str | None:
+        """Push an admitted delivery and give its slot back; the error, None if acknowledged."""
+        message = job.message
+        outbound = Outbound(
+            message_id=message.message_id,
+            sender_id=message.sender_id,
+            recipient_id=job.recipient_id,
+            endpoint_url=job.endpoint_url,
+            envelope=payload,
+            timeout_seconds=float(job.timeout_seconds),
+        )
+        answered: bool | None = None  # None: never pushed
+        started = time.perf_counter()
+        try:
+            acknowledgement = self.connector.deliver(outbound)
+            answered = True
+            return None if acknowledgement.positive else acknowledgement.detail
+        except Exception as exc:  # the recipient is down, refuses, times out: all retried
+            answered = False
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            self.gate.release(job.recipient_id, answered, self.clock.now(), time.perf_counter() - started)
+
+    def _unclaim(self, job: outbox.PushJob, refusal: Admission) -> None:
+        assert refusal.until is not None
+        with self.engine.begin() as connection:
+            outbox.unclaim(connection, job.delivery_id, self.clock.now(), refusal.until, refusal.reason)
+        log.info("delivery %s to %s %s", job.message.message_id, job.recipient_id, refusal.reason)
 
     def sweep(self) -> int:
         """Re-enqueue everything due; returns how many deliveries were sent to the broker.
