@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from gateway.bootstrap import ensure_platform, gateway_key_paths
 from gateway.delivery.fairness import RecipientGate
 from gateway.delivery.policy import RetryPolicy
-from gateway.delivery.service import QUEUE, DeliveryService, Sweeper, start_worker
+from gateway.delivery.service import IDLE_POLL_MS, QUEUE, DeliveryService, Sweeper, start_worker
 from gateway.messages.models import Delivery
 from gateway.registry.models import Participant
 from gateway.settings import Settings
@@ -302,6 +302,25 @@ def test_a_recipient_that_sleeps_holds_only_its_share_of_the_threads(
         rows = session.execute(select(Delivery.attempts, Delivery.last_error).where(Delivery.id.in_(slow_ids))).all()
     # The two pushes that timed out were tried again; the deferred ones cost no attempt.
     assert sum(r.attempts for r in rows) <= 12 + 2 + 2, [r.attempts for r in rows]
+
+
+@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)
+def test_an_idle_worker_looks_for_new_messages_every_tenth_of_a_second(
+    production: tuple[Flask, DeliveryService],
+) -> None:
+    """dramatiq's Redis consumer polls an empty queue again after a backoff that grows to its
+    worker timeout (1 s by default): the first delivery after a quiet moment waited up to a
+    second. bench/delivery measures the effect; this checks what the consumer was given."""
+    _, service = production
+    worker = start_worker(service, threads=2)
+    try:
+        consumer = worker.consumers[QUEUE]
+        deadline = time.monotonic() + 10
+        while getattr(consumer, "consumer", None) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert consumer.consumer.timeout == IDLE_POLL_MS == 100  # ms, the most an idle poll backs off
+    finally:
+        worker.stop()
 
 
 # --- the sweep and a recipient held back ---------------------------------------------------------
