@@ -160,39 +160,40 @@ def _retry_all(recipient: str | None, since: datetime | None, as_json: bool) -> 
     enqueue_now = settings.broker_url != EMBEDDED_BROKER  # the in-process broker lives in `gateway serve`
     with store(settings) as session:
         done = outbox.retry_dead_letters(session, now, recipient=recipient, since=since, enqueue_now=enqueue_now)
-    retried = len(done.push_ids) + done.pull
+    push_ids = done.push_ids
+    retried = len(push_ids) + done.pull
     if not as_json:
         click.echo(
             f"{retried} dead letter{'' if retried == 1 else 's'} retried with a fresh attempt count: "
-            f"{len(done.push_ids)} push, {done.pull} pull (back in their mailboxes)"
+            f"{len(push_ids)} push, {done.pull} pull (back in their mailboxes)"
             + (f"; {done.purged} left failed: their envelopes were purged" if done.purged else "")
         )
     sent, broker_error = 0, None
-    if enqueue_now and done.push_ids:
+    if enqueue_now and push_ids:
         actor = delivery_actor(make_broker(settings), _sent_from_here)
         try:
-            for start in range(0, len(done.push_ids), ENQUEUE_BATCH):
-                batch = done.push_ids[start : start + ENQUEUE_BATCH]
+            for start in range(0, len(push_ids), ENQUEUE_BATCH):
+                batch = push_ids[start : start + ENQUEUE_BATCH]
                 send_batch(actor, batch, now, done.recipients)
                 sent += len(batch)
                 if not as_json:
-                    click.echo(f"  queued {sent}/{len(done.push_ids)} on the broker")
+                    click.echo(f"  queued {sent}/{len(push_ids)} on the broker")
         except Exception as exc:  # the broker is down: the sweep sends what is left once it is back
-            broker_error = f"the broker failed after {sent} of {len(done.push_ids)}: {type(exc).__name__}: {exc}"
+            broker_error = f"the broker failed after {sent} of {len(push_ids)}: {type(exc).__name__}: {exc}"
             click.echo(f"  {broker_error}; the workers' sweep sends the rest after the grace period", err=True)
         finally:
             actor.broker.close()
-    elif done.push_ids and not as_json:
+    elif push_ids and not as_json:
         click.echo("  the next sweep of `gateway serve` sends the push deliveries (embedded broker)")
     if as_json:
         click.echo(
             json.dumps(
                 {
                     "retried": retried,
-                    "push": len(done.push_ids),
+                    "push": len(push_ids),
                     "pull": done.pull,
                     "queued_on_broker": sent,
-                    "left_to_the_sweep": len(done.push_ids) - sent,
+                    "left_to_the_sweep": len(push_ids) - sent,
                     "skipped_purged": done.purged,
                     "broker_error": broker_error,
                     "seconds": round(time.perf_counter() - started, 3),

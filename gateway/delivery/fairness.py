@@ -9,8 +9,9 @@ the recipients it delivers to, bounds that in two ways:
   worker's threads, :func:`share_of`), and half of that until the recipient has answered this
   worker once (a new recipient that answers has its full share a push later; a dead one holds a
   quarter of the threads for its first push timeout, not half). A delivery over that limit waits
-  for one of the recipient's pushes to end, but only briefly; if none ends by then the recipient is *saturated*, and its
-  deliveries are deferred (``saturated_seconds``) without waiting, until one of its pushes ends.
+  for one of the recipient's pushes to end, but only briefly; if none ends by then the recipient
+  is *saturated*, and its deliveries are deferred (``saturated_seconds``) without waiting, until
+  one of its pushes ends.
   How briefly: ``slot_wait`` (a quarter of a second) for a recipient that has answered before,
   whatever its pushes took (a healthy recipient slowed by a loaded machine must not be taken for
   a dead one); for a recipient that has never answered this worker, four times what this worker's
@@ -69,7 +70,7 @@ class _Recipient:
     open_until: datetime | None = None
     trips: int = 0  # times the circuit opened since it last closed
     saturated: bool = False  # a delivery found no free slot in time since the last push ended
-    push_timeout: float = 0.0  # the last one given (for the sweep, which does not read it)
+    push_timeout: float = 0.0  # the last one admit() was given (for held(), whose callers do not read it)
     answered: bool = False  # it has answered a push of this worker (then a slot is worth a full wait)
 
 
@@ -91,18 +92,15 @@ class RecipientGate:
     def __post_init__(self) -> None:
         self._slot_freed = threading.Condition(self._lock)
 
-    def held(self, recipient_id: str, now: datetime, push_timeout: float | None = None) -> Admission | None:
+    def held(self, recipient_id: str, now: datetime) -> Admission | None:
         """The refusal a delivery to ``recipient_id`` would meet now without waiting, or None.
 
         Takes nothing: for deciding before a claim (or in the sweep) that a delivery is deferred.
-        ``push_timeout`` None: the one last given for this recipient.
         """
         with self._lock:
             state = self._recipients.get(recipient_id)
             if state is None:
                 return None
-            if push_timeout is not None:
-                state.push_timeout = push_timeout
             return self._refusal(recipient_id, state, now)
 
     def probing(self, recipient_id: str) -> bool:

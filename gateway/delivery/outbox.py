@@ -310,10 +310,13 @@ class BulkRetry:
     """What :func:`retry_dead_letters` did: push deliveries to send (ids), pull ones back in their
     mailbox, and dead letters left alone because their envelope was purged."""
 
-    push_ids: list[int]
+    recipients: dict[int, str]  # the push deliveries: delivery id: recipient id
     pull: int
     purged: int
-    recipients: dict[int, str]  # of the push deliveries: delivery id: recipient id
+
+    @property
+    def push_ids(self) -> list[int]:
+        return sorted(self.recipients)
 
 
 def retry_dead_letters(
@@ -362,4 +365,4 @@ def retry_dead_letters(
         .values(**fresh, status=S.QUEUED, next_attempt_at=None)
         .execution_options(synchronize_session=False)
     )
-    return BulkRetry(sorted(recipients), int(pull.rowcount), int(purged or 0), recipients)  # type: ignore[attr-defined]
+    return BulkRetry(recipients, int(pull.rowcount), int(purged or 0))  # type: ignore[attr-defined]
