@@ -6,11 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gateway.demo.season import CRL_RELOAD_SECONDS
 from tests.conftest import EDUCATION_DEPARTMENT, EXAMPLES, UNIVERSITY
 from tests.serving import served_gateway
 
@@ -82,6 +84,7 @@ def test_revoked_certificate_is_refused_in_the_running_gateway(served: tuple[Pat
     revoked = gateway(home, "keys", "revoke", UNIVERSITY)
     assert revoked.returncode == 0, revoked.stderr
     assert "revoked serial" in revoked.stdout
+    time.sleep(CRL_RELOAD_SECONDS)  # a running gateway re-reads the revocation list once a second
     after = gateway(home, "send", document, "--as", UNIVERSITY, "--to", EDUCATION_DEPARTMENT, "--url", base)
     assert after.returncode == 2
     assert "refused: CERT_REVOKED" in after.stderr
