@@ -23,9 +23,12 @@ of samples (hence of wall time) in which it was held or waited on, and the trans
   but SQLite's locks are POSIX file locks, listed in ``/proc/locks``. In WAL mode a writer holds a
   write lock on byte 120 of the ``-shm`` file (WAL_WRITE_LOCK) from its first write to its commit,
   and every open transaction holds a read mark (bytes 123-127). The sampler reads those. The
-  gateway also serialises its SQLite transactions on a ``threading.RLock`` taken at the first
-  statement (reads included) and released at commit (``gateway.store.db``): that lock lives in the
-  server's memory and cannot be sampled from outside; it is held at least as long as the write lock.
+  gateway also serialises its SQLite transactions, from the first statement (reads included) to
+  the commit (``gateway.store.db.DatabaseLock``): threads of one process on a lock in its memory,
+  which cannot be sampled from outside, and processes on an ``flock`` of ``<database>.lock``,
+  held while any thread of a process has a transaction open. ``/proc/locks`` lists that one too,
+  with the processes waiting for it (``->`` lines): the sampler reports it as the gateway's
+  transaction lock, held or waited on, the waits of threads inside one process excepted.
 """
 
 from __future__ import annotations
@@ -241,6 +244,7 @@ def _resource(row: Any) -> str:
 
 
 WAL_WRITE_LOCK = 120
+GATEWAY_LOCK = "the gateway's transaction lock (flock on gateway.db.lock)"
 WAL_READ_LOCKS = range(123, 128)
 
 
@@ -251,23 +255,35 @@ class SqliteSampler(_SamplingThread):
         super().__init__(interval)
         self.figures = LockFigures(
             database="sqlite",
-            note="the gateway's process-wide SQLite transaction lock (a threading.RLock in gateway.store.db, "
-                 "taken at the first statement, reads included) is in the server's memory and cannot be "
-                 "sampled from outside; it is held at least as long as the WAL write lock shown",
+            note="the gateway's transaction lock (gateway.store.db.DatabaseLock, taken at the first statement, "
+                 "reads included) is sampled as its flock on gateway.db.lock, which a worker process holds "
+                 "while any of its threads has a transaction open; a thread waiting for another thread of its "
+                 "own process is not seen",
         )
         self._shm = Path(f"{database}-shm")
+        self._lock_file = Path(f"{database}.lock")
         self._key: str | None = None
+        self._lock_key: str | None = None
 
     def _sample(self) -> None:
         if self._key is None:
-            info = os.stat(self._shm)
-            self._key = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+            self._key = _file_key(self._shm)
+        if self._lock_key is None and self._lock_file.exists():  # made by the gateway's first transaction
+            self._lock_key = _file_key(self._lock_file)
         writing = reading = 0
+        held = waited = False
         for line in Path("/proc/locks").read_text().splitlines():
             fields = line.split()
-            if "->" in fields or len(fields) < 8:
-                continue  # a waiter line ("-> POSIX ...") or an odd one
-            if fields[5] != self._key:
+            waiter = "->" in fields
+            if waiter:
+                fields.remove("->")
+            if len(fields) < 8:
+                continue  # an odd line
+            if fields[5] == self._lock_key and fields[1] == "FLOCK":
+                held = held or not waiter
+                waited = waited or waiter
+                continue
+            if waiter or fields[5] != self._key:
                 continue
             start = int(fields[6])
             if start == WAL_WRITE_LOCK and fields[3] == "WRITE":
@@ -278,8 +294,17 @@ class SqliteSampler(_SamplingThread):
         figures.samples += 1
         if writing:
             figures.resources["SQLite write lock (WAL_WRITE_LOCK)"] += 1
+        if held or waited:
+            figures.resources[GATEWAY_LOCK] += 1
+            figures.waited[GATEWAY_LOCK] += waited
         # the read marks are per process, not per connection: they tell whether any transaction is open
         figures.transaction_open_samples += bool(reading or writing)
+
+
+def _file_key(path: Path) -> str:
+    """How ``/proc/locks`` names a file: device (major:minor, in hex) and inode."""
+    info = os.stat(path)
+    return f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
 
 
 def _process_cpu(pid: int) -> float | None:
@@ -311,8 +336,12 @@ def describe(figures: LockFigures, limit: float) -> list[str]:
         if share > limit and figures.database == "postgresql" and waited <= limit:
             verdict = f"held, though waited on no more than {limit:.0%} of the time (a lock taken with a try, " \
                       "or one few requests need); OVER"
-        waiters = (f" (a waiter present {waited:.0%})" if figures.database == "postgresql"
-                   else " (its waiters wait inside the server process and cannot be seen)")
+        if figures.database == "postgresql":
+            waiters = f" (a waiter present {waited:.0%})"
+        elif name == GATEWAY_LOCK:
+            waiters = f" (another process waiting {waited:.0%}; threads waiting inside a process are not seen)"
+        else:
+            waiters = " (its waiters wait for the gateway's transaction lock, which is held longer)"
         lines.append(f"  most-held resource: {name}: held or waited on {share:.0%} of wall time{waiters}; "
                      f"{verdict} the {limit:.0%} limit")
         for name, share, waited in top[1:]:

@@ -95,7 +95,7 @@ def parse_options(argv: Sequence[str] | None = None, description: str | None = N
                              f"{OPEN_LOOP_CONNECTIONS} with --rate)")
     parser.add_argument("--workers", type=_worker_counts, default=(1,),
                         help="gunicorn worker processes of every server; several counts (1,2,4) run one after "
-                             "the other, each on a fresh database; more than 1 needs --database-url (1)")
+                             "the other, each on a fresh database (1)")
     parser.add_argument("--threads", type=int, default=8, help="threads per worker (GATEWAY_THREADS) (8)")
     parser.add_argument("--database-url", default=None,
                         help="e.g. postgresql://postgres@127.0.0.1:5432/test; each worker count runs in a fresh "
@@ -139,8 +139,6 @@ def parse_options(argv: Sequence[str] | None = None, description: str | None = N
 
 
 def _check(parser: argparse.ArgumentParser, options: Options) -> None:
-    if max(options.workers) > 1 and options.database_url is None:
-        parser.error("the embedded default (SQLite) runs one worker process; --workers 2 needs --database-url")
     if options.generator == "wrk" and not wrk_load.available():
         parser.error("--load wrk: wrk is not installed (the default Python generator needs nothing)")
     if options.generator == "wrk" and options.open_loop:

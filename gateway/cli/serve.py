@@ -128,8 +128,6 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = settings.with_overrides(
         host=host or settings.host, port=port or settings.port, workers=workers or settings.workers
     )
-    if settings.is_embedded and settings.workers > 1:
-        raise click.ClickException("the embedded default runs one worker process; set GATEWAY_BROKER_URL for more")
     if (problem := serving_stack_problem()) is not None:
         raise click.ClickException(problem)
     check_free(settings.host, settings.port)
@@ -155,7 +153,15 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         # The in-process broker lives in the serving process: start its worker and sweep there
         # (after gunicorn forks), so accepted messages are delivered without any other process.
         options["post_worker_init"] = lambda _worker: _start_embedded_delivery(app)
-        click.echo("  delivery        in-process worker and sweep (embedded default)")
+        each = f" in each of the {settings.workers} worker processes" if settings.workers > 1 else ""
+        click.echo(f"  delivery        in-process worker and sweep{each} (embedded default)")
+        if settings.workers > 1:
+            click.echo(f"  SQLite          {settings.workers} worker processes take turns at its transactions")
+    if settings.workers > 1 and settings.rate_limit_storage.startswith("memory://"):
+        click.echo(
+            f"  rate limits     counted by each of the {settings.workers} worker processes on its own; "
+            "GATEWAY_RATE_LIMIT_STORAGE=redis://... counts them together"
+        )
     options.update(monitoring_options(settings))  # metrics across workers (and their port), JSON request log
     options = {**gunicorn_options(settings, affinity), **options}
     _Gunicorn(served_app(app, settings), options, serving_limits(settings)).run()

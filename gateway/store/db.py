@@ -7,6 +7,9 @@ that several gunicorn threads and the delivery worker can share it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,13 +50,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _serialise_transactions(engine: Engine) -> None:
-    """One transaction at a time per process on SQLite.
+    """One transaction at a time on a SQLite database, across threads and processes.
 
-    SQLite has one writer; threads that collide wait in its busy handler, which sleeps and retries
-    and turned concurrent intake into second-long stalls. Waiting on a lock in the process instead
-    hands the database over as soon as it is free. (Other processes still meet the busy handler.)
+    SQLite has one writer; threads or processes that collide wait in its busy handler, which sleeps
+    and retries (1, 2, 5, 10 ... 100 ms) and turned concurrent intake into second-long stalls.
+    Waiting on a lock instead hands the database over as soon as it is free: a lock in the process
+    (shared by every engine of the process on the same file), and an ``flock`` on a file beside the
+    database (``gateway.db.lock``) held while a thread of the process has a transaction open, so
+    that several serving processes (``GATEWAY_WORKERS``) and the command line take turns the same
+    way. A database in memory gets the lock in the process only.
     """
-    lock = threading.RLock()
+    lock = _database_lock(engine.url.database)
 
     def acquire(_connection: Any) -> None:
         lock.acquire()
@@ -64,6 +71,82 @@ def _serialise_transactions(engine: Engine) -> None:
     event.listen(engine, "begin", acquire)
     event.listen(engine, "commit", release)
     event.listen(engine, "rollback", release)
+
+
+class DatabaseLock:
+    """A re-entrant lock of one SQLite database, held across processes while any thread here holds it.
+
+    The first acquisition in the process (depth 0 -> 1) takes an exclusive ``flock`` on the lock
+    file; the last release lets it go. Each process opens the file itself: a descriptor inherited
+    through ``fork`` shares its open file description, and so its lock, with the parent's.
+    ``flock`` waits in the kernel (the interpreter lock released) and is let go by the kernel
+    when the process ends, however it ends.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._pid = 0
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+        if self._depth == 0 and self.path is not None:
+            try:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+            except BaseException:
+                self._lock.release()
+                raise
+        self._depth += 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            assert self.path is not None
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: the parent's descriptor and holders are not this process's."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # the description stays open (and locked, if so) in the parent
+        self._fd = None
+        self._lock = threading.RLock()
+        self._depth = 0
+
+
+_LOCKS: dict[str, DatabaseLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _database_lock(database: str | None) -> DatabaseLock:
+    """The process's lock of the SQLite database file ``database`` (one per file, whatever the engine)."""
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return DatabaseLock(None)  # each engine in memory is a database of its own
+    path = Path(database).resolve()
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(str(path))
+        if lock is None:
+            lock = _LOCKS[str(path)] = DatabaseLock(path.with_name(path.name + ".lock"))
+        return lock
+
+
+def _after_fork_in_child() -> None:
+    global _LOCKS_GUARD
+    _LOCKS_GUARD = threading.Lock()
+    for lock in _LOCKS.values():
+        lock._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,0 +1,46 @@
+"""bench/intake's SQLite sampler sees the gateway's transaction lock (its flock) while it is held, and only then."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from sqlalchemy import text
+
+from gateway.settings import PROJECT_ROOT
+from gateway.store.db import connect
+
+LOCKS = PROJECT_ROOT / "bench" / "intake" / "locks.py"
+
+
+def _locks_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_intake_locks", LOCKS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks")
+def test_the_sqlite_sampler_counts_the_gateways_transaction_lock_while_held(tmp_path: Path) -> None:
+    locks = _locks_module()
+    database = tmp_path / "gateway.db"
+    engine = connect(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE marks (who TEXT)"))  # and WAL's -shm file with it
+    sampler = locks.SqliteSampler(database)
+    sampler._sample()  # nothing open
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO marks (who) VALUES ('a')"))
+        sampler._sample()  # a transaction open: the flock held, the WAL write lock too
+    sampler._sample()
+    figures = sampler.figures
+    assert figures.samples == 3
+    assert figures.resources[locks.GATEWAY_LOCK] == 1
+    assert figures.waited[locks.GATEWAY_LOCK] == 0  # nobody else wanted it
+    assert figures.resources["SQLite write lock (WAL_WRITE_LOCK)"] == 1
+    engine.dispose()
