@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gateway.store.db import DatabaseLock, connect
+from gateway.store.db import DatabaseLock, connect, database_turn
 
 HOLDER = """
 import sys, time
@@ -117,3 +117,22 @@ def test_every_engine_of_a_process_on_one_file_shares_one_lock(tmp_path: Path) -
             nested.execute(text("SELECT 1"))
     first.dispose()
     second.dispose()
+
+
+def test_the_database_turn_is_the_lock_its_transactions_take(tmp_path: Path) -> None:
+    """The group commit holds the turn across its batch: another thread's transaction waits for it."""
+    engine = connect(f"sqlite:///{tmp_path / 'gateway.db'}")
+    entered = threading.Event()
+
+    def transaction() -> None:
+        with engine.begin() as connection:
+            entered.set()
+            connection.execute(text("SELECT 1"))
+
+    with database_turn(engine):
+        thread = threading.Thread(target=transaction)
+        thread.start()
+        assert not entered.wait(0.3), "a transaction began while the database's turn was held"
+    assert entered.wait(5)
+    thread.join(5)
+    engine.dispose()

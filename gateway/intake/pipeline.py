@@ -30,6 +30,7 @@ or, on PostgreSQL, not at all (``defer_indexes``). The receipt is signed after t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -38,7 +39,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
 
 from lxml import etree
-from sqlalchemy import Table, insert
+from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +65,7 @@ from gateway.messages.payloads import ENVELOPE, PayloadCipher, Sealed
 from gateway.registry.models import DeliveryMode
 from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.routing.resolve import resolve_recipient
+from gateway.store.db import database_turn
 from gateway.xmlparse import XmlLimits, parse_untrusted
 
 if TYPE_CHECKING:
@@ -206,7 +208,13 @@ class Pipeline:
         self._sessions = sessions
         self.receipts = receipts
         self.positions = PositionWaiter(sessions)
-        self.writer = BatchWriter(sessions, limit=batch_limit, prepare=_defer_indexes if defer_indexes else None)
+        engine = sessions.kw.get("bind")
+        self.writer = BatchWriter(
+            sessions,
+            limit=batch_limit,
+            prepare=_defer_indexes if defer_indexes else None,
+            turn=(lambda: database_turn(engine)) if isinstance(engine, Engine) else contextlib.nullcontext,
+        )
 
     def process(self, raw: bytes, received_at: datetime, client: str | None = None) -> Accepted:
         """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`.

@@ -11,8 +11,9 @@ import contextlib
 import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,7 @@ def _serialise_transactions(engine: Engine) -> None:
     way. A database in memory gets the lock in the process only.
     """
     lock = _database_lock(engine.url.database)
+    _ENGINE_LOCKS[engine] = lock
 
     def acquire(_connection: Any) -> None:
         lock.acquire()
@@ -106,6 +108,13 @@ class DatabaseLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._lock.release()
 
+    def __enter__(self) -> DatabaseLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
     def _descriptor(self) -> int:
         if self._fd is None or self._pid != os.getpid():
             assert self.path is not None
@@ -124,6 +133,7 @@ class DatabaseLock:
 
 
 _LOCKS: dict[str, DatabaseLock] = {}
+_ENGINE_LOCKS: weakref.WeakKeyDictionary[Engine, DatabaseLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 
@@ -137,6 +147,17 @@ def _database_lock(database: str | None) -> DatabaseLock:
         if lock is None:
             lock = _LOCKS[str(path)] = DatabaseLock(path.with_name(path.name + ".lock"))
         return lock
+
+
+def database_turn(engine: Engine) -> AbstractContextManager[object]:
+    """Hold the database for several transactions in a row: on SQLite, its :class:`DatabaseLock`
+    (each transaction begun meanwhile re-enters it); elsewhere nothing (PostgreSQL locks rows).
+
+    The intake's group commit takes its turn before it gathers a batch, so that on a database file
+    shared by several processes what queued while it waited for the others joins the batch.
+    """
+    lock = _ENGINE_LOCKS.get(engine)
+    return lock if lock is not None else contextlib.nullcontext()
 
 
 def _after_fork_in_child() -> None:

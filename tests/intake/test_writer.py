@@ -131,3 +131,29 @@ def test_a_commit_that_fails_tells_every_piece(engine: Engine) -> None:
     outcomes = in_one_batch(writer, [(insert("a"), True), (marks, True)])
     assert all(isinstance(outcome, OperationalError) for outcome in outcomes)
     assert rows(engine) == []
+
+
+def test_what_queues_while_the_writer_waits_for_its_turn_joins_the_batch(engine: Engine) -> None:
+    """On a database shared by processes the writer waits for its turn before gathering its batch:
+    what queued meanwhile is committed with the first piece, in one transaction."""
+    other_process = threading.Lock()  # stands for another process's hold of the database
+    writer = BatchWriter(sessionmaker(engine), turn=lambda: other_process)
+    waiting = threading.Event()
+    other_process.acquire()
+    first = threading.Thread(target=writer.run, args=(lambda _session: waiting.set(),))
+    first.start()
+    deadline = time.monotonic() + 10
+    while writer._queue.qsize() and time.monotonic() < deadline:  # the writer took it and waits for its turn
+        time.sleep(0.01)
+    others = [threading.Thread(target=writer.run, args=(insert(f"v{i}"),)) for i in range(4)]
+    for thread in others:
+        thread.start()
+    while writer._queue.qsize() < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not waiting.is_set(), "the first piece ran before the writer had its turn"
+    other_process.release()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert waiting.is_set()
+    assert rows(engine) == ["v0", "v1", "v2", "v3"]
+    assert writer.batches == 1, "the pieces that queued during the wait went into a batch of their own"
