@@ -22,8 +22,10 @@ No piece waits for a timer: the writer takes what queued while it committed the 
 a lone message is committed at once and a burst shares its commits. On SQLite it first takes the
 database's turn (``gateway.store.db.database_turn``: the lock that several worker processes on one
 file take turns at) and only then gathers its batch, so that what queued while another process held
-the file joins it: measured with two workers, 441 - 468 accepted/s before, 532 - 560 after. The thread is started on first
-use, and again in a forked child (gunicorn's workers), where the parent's thread does not exist.
+the file joins it: measured with two workers, 441 - 468 accepted/s before, 532 - 560 after.
+
+The thread is started on first use, and again in a forked child (gunicorn's workers), where the
+parent's thread does not exist.
 """
 
 from __future__ import annotations
