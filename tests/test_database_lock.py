@@ -136,3 +136,14 @@ def test_the_database_turn_is_the_lock_its_transactions_take(tmp_path: Path) -> 
     assert entered.wait(5)
     thread.join(5)
     engine.dispose()
+
+
+def test_a_database_named_by_uri_is_locked_by_its_path(tmp_path: Path) -> None:
+    from gateway.store.db import _database_lock
+
+    database = tmp_path / "read only.db"
+    by_uri = _database_lock(f"file:{str(database).replace(' ', '%20')}?mode=ro&uri=true")
+    assert by_uri.path == tmp_path / "read only.db.lock"
+    assert by_uri is _database_lock(str(database))  # one lock per file, however it is named
+    assert _database_lock("file::memory:?cache=shared").path is None
+    assert _database_lock("file:whatever?mode=memory&cache=shared").path is None

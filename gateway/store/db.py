@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 # Alembic is imported where it is used (a sixth of the command line's start-up): `--help` and the
 # web app's import do not need it.
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -96,7 +99,9 @@ class DatabaseLock:
         self._lock.acquire()
         if self._depth == 0 and self.path is not None:
             try:
-                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+                descriptor = self._descriptor()
+                if descriptor is not None:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX)
             except BaseException:
                 self._lock.release()
                 raise
@@ -115,11 +120,18 @@ class DatabaseLock:
     def __exit__(self, *_exc: object) -> None:
         self.release()
 
-    def _descriptor(self) -> int:
-        if self._fd is None or self._pid != os.getpid():
-            assert self.path is not None
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def _descriptor(self) -> int | None:
+        """This process's descriptor of the lock file; None if it cannot be made (a read-only folder)."""
+        if self._pid != os.getpid():
             self._pid = os.getpid()
+            assert self.path is not None
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                # A database nobody can write to here (read-only): its transactions only read, and
+                # the lock in the process keeps this process's threads in turn.
+                log.warning("no lock file %s (%s): transactions take turns in this process only", self.path, exc)
+                self._fd = None
         return self._fd
 
     def _forget_after_fork(self) -> None:
@@ -128,6 +140,7 @@ class DatabaseLock:
             with contextlib.suppress(OSError):
                 os.close(self._fd)  # the description stays open (and locked, if so) in the parent
         self._fd = None
+        self._pid = 0
         self._lock = threading.RLock()
         self._depth = 0
 
@@ -138,8 +151,18 @@ _LOCKS_GUARD = threading.Lock()
 
 
 def _database_lock(database: str | None) -> DatabaseLock:
-    """The process's lock of the SQLite database file ``database`` (one per file, whatever the engine)."""
-    if not database or database == ":memory:" or database.startswith("file::memory:"):
+    """The process's lock of the SQLite database file ``database`` (one per file, whatever the engine).
+
+    ``database`` is a path or, with ``uri=true``, a ``file:`` URI (``file:/srv/gateway.db?mode=ro``).
+    """
+    if database and database.startswith("file:"):
+        name, _, query = database.removeprefix("file:").partition("?")
+        if "mode=memory" in query.split("&"):
+            name = ":memory:"
+        elif name.startswith("//"):  # file://host/path: the path after the (local) authority
+            name = "/" + name[2:].partition("/")[2]
+        database = urllib.parse.unquote(name)
+    if not database or database == ":memory:":
         return DatabaseLock(None)  # each engine in memory is a database of its own
     path = Path(database).resolve()
     with _LOCKS_GUARD:

@@ -81,6 +81,8 @@ def held(writer: BatchWriter, waiting: int) -> Iterator[list[int]]:
             time.sleep(0.01)
         gate.set()
         holder.join(30)
+        while not sizes and time.monotonic() < deadline:  # the writer's next batch, counted before it goes
+            time.sleep(0.01)
     finally:
         gate.set()
         del writer._transaction  # type: ignore[attr-defined]
