@@ -22,7 +22,8 @@ No piece waits for a timer: the writer takes what queued while it committed the 
 a lone message is committed at once and a burst shares its commits. On SQLite it first takes the
 database's turn (``gateway.store.db.database_turn``: the lock that several worker processes on one
 file take turns at) and only then gathers its batch, so that what queued while another process held
-the file joins it: measured with two workers, 441 - 468 accepted/s before, 532 - 560 after.
+the file joins it: measured with two workers, a median of 444 accepted/s before (6 runs), 497 after
+(10 runs, 385 - 560; bench/intake/README.md, fifth pass).
 
 The thread is started on first use, and again in a forked child (gunicorn's workers), where the
 parent's thread does not exist.

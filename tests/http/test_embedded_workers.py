@@ -85,6 +85,7 @@ def test_two_embedded_workers_accept_concurrent_messages_into_one_consistent_log
     banner = (home / "serve.log").read_text()
     assert "in-process worker and sweep in each of the 2 worker processes" in banner
     assert "2 worker processes take turns at its transactions" in banner
+    assert "rate limits     counted by each of the 2 worker processes on its own" in banner
     refused = [content[:300] for status, content in answers if status != 200 or b"Fault>" in content]
     assert not refused, refused
     with sqlite3.connect(home / "data" / "gateway.db") as database:
