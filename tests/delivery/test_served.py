@@ -22,7 +22,12 @@ pytestmark = pytest.mark.slow
 PUSH_RECIPIENT = "91110000600037341L"
 
 
-def test_served_gateway_pushes_accepted_messages_and_reports_them(template_home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_served_gateway_pushes_accepted_messages_and_reports_them(
+    template_home: Path, tmp_path: Path, workers: str
+) -> None:
+    """With two worker processes, each runs its in-process delivery and sweep: the message is pushed
+    once all the same (one claims it)."""
     home = tmp_path / "home"
     shutil.copytree(template_home, home)
     recipient = RecordingRecipient()
@@ -52,7 +57,7 @@ def test_served_gateway_pushes_accepted_messages_and_reports_them(template_home:
             "3",
         )
         assert added.returncode == 0, added.stderr
-        with served_gateway(home) as base:
+        with served_gateway(home, {"GATEWAY_WORKERS": workers}) as base:
             document = home / "registration.xml"
             document.write_text(
                 (Path(__file__).parents[2] / "examples" / "destination-registration.xml").read_text("utf-8"),
@@ -77,7 +82,8 @@ def test_served_gateway_pushes_accepted_messages_and_reports_them(template_home:
             while time.monotonic() < deadline and not recipient.received:
                 time.sleep(0.2)
             assert [d.message_id for d in recipient.received] == [message_id]
-            time.sleep(0.5)
+            time.sleep(0.5 if workers == "1" else 6)  # two workers: past a sweep of each (every 5 s)
+            assert len(recipient.received) == 1
             shown = json.loads(gateway(home, "deliveries", "show", message_id, "--json").stdout)
             assert [(d["status"], d["attempts"], d["mode"]) for d in shown] == [("delivered", 1, "push")]
             listed = gateway(home, "deliveries", "list", "--status", "delivered")
