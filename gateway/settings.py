@@ -104,7 +104,8 @@ class Settings:
     session_max_hours: int = 8
     secure_cookies: bool = False
     # Rate limits on sign-in and activation (Flask-Limiter syntax) on failed attempts, counted in
-    # ``rate_limit_storage`` (in memory for one process, or ``redis://...`` shared by all): per account
+    # ``rate_limit_storage`` (in memory for one process, ``redis://...`` shared by all, or
+    # ``gateway+sqlite:///path`` shared by one machine's processes, gateway.store.rate_counts): per account
     # from one client address, per account from anywhere, and per client address over all accounts.
     sign_in_rate_limit: str = "10 per minute;100 per day"
     sign_in_account_rate_limit: str = "30 per hour;200 per day"

@@ -19,6 +19,7 @@ from gateway.serving.affinity import AffinityPlan, machine_plan, pre_fork_hook
 from gateway.serving.bridge import GatewayASGI
 from gateway.serving.worker import GatewayWorker, ServingLimits, serving_stack_problem
 from gateway.settings import Settings
+from gateway.store import rate_counts
 from gateway.web.app import create_app
 
 
@@ -128,6 +129,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = settings.with_overrides(
         host=host or settings.host, port=port or settings.port, workers=workers or settings.workers
     )
+    settings = shared_rate_counts(settings)
+    shared_file = settings.rate_limit_storage.removeprefix(SHARED_COUNTS)
     if (problem := serving_stack_problem()) is not None:
         raise click.ClickException(problem)
     check_free(settings.host, settings.port)
@@ -157,7 +160,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         click.echo(f"  delivery        in-process worker and sweep{each} (embedded default)")
         if settings.workers > 1:
             click.echo(f"  SQLite          {settings.workers} worker processes take turns at its transactions")
-    if settings.workers > 1 and settings.rate_limit_storage.startswith("memory://"):
+    if settings.workers > 1 and settings.rate_limit_storage.startswith(SHARED_COUNTS):
+        click.echo(f"  rate limits     counted together by the {settings.workers} worker processes in {shared_file}")
+    elif settings.workers > 1 and settings.rate_limit_storage.startswith("memory://"):
         click.echo(
             f"  rate limits     counted by each of the {settings.workers} worker processes on its own; "
             "GATEWAY_RATE_LIMIT_STORAGE=redis://... counts them together"
@@ -165,6 +170,18 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     options.update(monitoring_options(settings))  # metrics across workers (and their port), JSON request log
     options = {**gunicorn_options(settings, affinity), **options}
     _Gunicorn(served_app(app, settings), options, serving_limits(settings)).run()
+
+
+SHARED_COUNTS = f"{rate_counts.SCHEME}://"
+
+
+def shared_rate_counts(settings: Settings) -> Settings:
+    """``settings`` with the sign-in and short-code counts in ``data/rate-limits.db`` when several
+    embedded workers would otherwise each count in memory alone (production shares a Redis)."""
+    if settings.is_embedded and settings.workers > 1 and settings.rate_limit_storage.startswith("memory://"):
+        shared = (settings.data_dir / "rate-limits.db").resolve()
+        return settings.with_overrides(rate_limit_storage=f"{SHARED_COUNTS}{shared}")
+    return settings
 
 
 def _start_embedded_delivery(app: Flask) -> None:

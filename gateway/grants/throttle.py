@@ -8,8 +8,9 @@ every short code is refused with ``AUTHORISATION_THROTTLED`` before it is looked
 so that a guesser learns nothing more until the window passes. Grant tokens are not counted: their
 ES256 signature cannot be guessed.
 
-Counts live where the sign-in limits do (``GATEWAY_RATE_LIMIT_STORAGE``: one process's memory, or a
-Redis shared by every process and node), through ``limits``, the library under Flask-Limiter.
+Counts live where the sign-in limits do (``GATEWAY_RATE_LIMIT_STORAGE``: one process's memory, a
+Redis shared by every process and node, or a SQLite file shared by the processes of one machine,
+``gateway.store.rate_counts``), through ``limits``, the library under Flask-Limiter.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from gateway.errors import ConfigurationError
+from gateway.store import rate_counts  # noqa: F401  (registers gateway+sqlite:// with limits)
 
 _NAMESPACE = "short-code-failures"
 

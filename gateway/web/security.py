@@ -37,6 +37,7 @@ from sqlalchemy import delete
 
 from gateway.clock import Clock
 from gateway.settings import Settings
+from gateway.store import rate_counts  # noqa: F401  (registers gateway+sqlite:// with limits)
 from gateway.store.db import transaction
 from gateway.web.context import gateway
 from gateway.web.models import WebSession

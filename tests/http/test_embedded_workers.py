@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
 import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -85,7 +88,7 @@ def test_two_embedded_workers_accept_concurrent_messages_into_one_consistent_log
     banner = (home / "serve.log").read_text()
     assert "in-process worker and sweep in each of the 2 worker processes" in banner
     assert "2 worker processes take turns at its transactions" in banner
-    assert "rate limits     counted by each of the 2 worker processes on its own" in banner
+    assert "rate limits     counted together by the 2 worker processes in " in banner
     refused = [content[:300] for status, content in answers if status != 200 or b"Fault>" in content]
     assert not refused, refused
     with sqlite3.connect(home / "data" / "gateway.db") as database:
@@ -96,3 +99,37 @@ def test_two_embedded_workers_accept_concurrent_messages_into_one_consistent_log
     verified = gateway(home, "audit", "verify", "--json")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(verified.stdout)["ok"]
+
+
+def _sign_in(base: str, password: str) -> int:
+    """One staff sign-in over a connection of its own (so the two workers share the attempts)."""
+    with requests.Session() as browser:
+        page = browser.get(f"{base}/staff/sign-in", timeout=30)
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
+        assert token, "no CSRF token on the sign-in page"
+        answer = browser.post(
+            f"{base}/staff/sign-in",
+            data={"username": "ada", "password": password, "csrf_token": token.group(1)},
+            allow_redirects=False,
+            timeout=30,
+        )
+        return answer.status_code
+
+
+def test_two_embedded_workers_count_sign_in_failures_together(template_home: Path, tmp_path: Path) -> None:
+    """Each worker counting alone would allow about twice the limit: the counts are shared."""
+    home = tmp_path / "home"
+    shutil.copytree(template_home, home)
+    added = subprocess.run(
+        [sys.executable, "-m", "gateway", "users", "add", "ada", "--role", "auditor", "--password-stdin"],
+        input="the-right-password-1\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GATEWAY_DATA_DIR": str(home / "data"), "GATEWAY_KEYS_DIR": str(home / "keys")},
+    )
+    assert added.returncode == 0, added.stderr
+    limits = {"GATEWAY_WORKERS": "2", "GATEWAY_SIGN_IN_RATE_LIMIT": "4 per hour"}
+    with served_process(home, limits) as (base, _arbiter):
+        codes = [_sign_in(base, "a-wrong-password-1") for _ in range(8)]
+    assert codes == [401] * 4 + [429] * 4, codes
+    assert (home / "data" / "rate-limits.db").exists()
