@@ -18,13 +18,22 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from gateway.store import db
 from gateway.store.db import DatabaseLock, connect, database_turn
+
+
+@pytest.fixture(autouse=True)
+def across_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the processes of ``gateway serve`` (``take_turns_across_processes``)."""
+    monkeypatch.setattr(db, "_ACROSS_PROCESSES", True)
+
 
 HOLDER = """
 import sys, time
 from pathlib import Path
 from sqlalchemy import text
-from gateway.store.db import connect
+from gateway.store.db import connect, take_turns_across_processes
+take_turns_across_processes()  # as gateway serve does
 database, held, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 engine = connect(f"sqlite:///{database}")
 with engine.begin() as connection:
@@ -147,3 +156,18 @@ def test_a_database_named_by_uri_is_locked_by_its_path(tmp_path: Path) -> None:
     assert by_uri is _database_lock(str(database))  # one lock per file, however it is named
     assert _database_lock("file::memory:?cache=shared").path is None
     assert _database_lock("file:whatever?mode=memory&cache=shared").path is None
+
+
+def test_the_command_line_takes_no_file_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside ``gateway serve`` a long read (``gateway audit verify``) must not stop the intake."""
+    monkeypatch.setattr(db, "_ACROSS_PROCESSES", False)
+    lock = DatabaseLock(tmp_path / "db.lock")
+    other = DatabaseLock(tmp_path / "db.lock")
+    lock.acquire()
+    took = threading.Event()
+    thread = threading.Thread(target=lambda: (other.acquire(), took.set(), other.release()))
+    thread.start()
+    assert took.wait(5), "a lock without the switch waited for another's"
+    thread.join(5)
+    lock.release()
+    assert not (tmp_path / "db.lock").exists()

@@ -20,6 +20,7 @@ from gateway.serving.bridge import GatewayASGI
 from gateway.serving.worker import GatewayWorker, ServingLimits, serving_stack_problem
 from gateway.settings import Settings
 from gateway.store import rate_counts
+from gateway.store.db import take_turns_across_processes
 from gateway.web.app import create_app
 
 
@@ -136,6 +137,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     check_free(settings.host, settings.port)
     if settings.metrics_port is not None:
         check_free(settings.metrics_host or settings.host, settings.metrics_port)
+    take_turns_across_processes()  # the workers share the SQLite file (gateway.store.db.DatabaseLock)
     try:
         app = create_app(settings)
     except ConfigurationError as exc:

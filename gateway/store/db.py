@@ -59,10 +59,13 @@ def _serialise_transactions(engine: Engine) -> None:
     SQLite has one writer; threads or processes that collide wait in its busy handler, which sleeps
     and retries (1, 2, 5, 10 ... 100 ms) and turned concurrent intake into second-long stalls.
     Waiting on a lock instead hands the database over as soon as it is free: a lock in the process
-    (shared by every engine of the process on the same file), and an ``flock`` on a file beside the
+    (shared by every engine of the process on the same file) and, in the processes of
+    ``gateway serve`` (:func:`take_turns_across_processes`), an ``flock`` on a file beside the
     database (``gateway.db.lock``) held while a thread of the process has a transaction open, so
-    that several serving processes (``GATEWAY_WORKERS``) and the command line take turns the same
-    way. A database in memory gets the lock in the process only.
+    that its worker processes (``GATEWAY_WORKERS``) take turns the same way. The command line does
+    not take it: a long read of its own (``gateway audit verify``) must not stop the intake, and
+    its rare writes meet the servers' in SQLite's busy handler, as before. A database in memory
+    gets the lock in the process only.
     """
     lock = _database_lock(engine.url.database)
     _ENGINE_LOCKS[engine] = lock
@@ -97,7 +100,7 @@ class DatabaseLock:
 
     def acquire(self) -> None:
         self._lock.acquire()
-        if self._depth == 0 and self.path is not None:
+        if self._depth == 0 and self.path is not None and _ACROSS_PROCESSES:
             try:
                 descriptor = self._descriptor()
                 if descriptor is not None:
@@ -145,6 +148,7 @@ class DatabaseLock:
         self._depth = 0
 
 
+_ACROSS_PROCESSES = False
 _LOCKS: dict[str, DatabaseLock] = {}
 _ENGINE_LOCKS: weakref.WeakKeyDictionary[Engine, DatabaseLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -170,6 +174,13 @@ def _database_lock(database: str | None) -> DatabaseLock:
         if lock is None:
             lock = _LOCKS[str(path)] = DatabaseLock(path.with_name(path.name + ".lock"))
         return lock
+
+
+def take_turns_across_processes() -> None:
+    """From now on this process's SQLite transactions also hold the file's ``flock`` (and so do
+    the processes it forks): called by ``gateway serve`` before its workers start."""
+    global _ACROSS_PROCESSES
+    _ACROSS_PROCESSES = True
 
 
 def database_turn(engine: Engine) -> AbstractContextManager[object]:

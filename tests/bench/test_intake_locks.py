@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from gateway.settings import PROJECT_ROOT
+from gateway.store import db
 from gateway.store.db import connect
 
 LOCKS = PROJECT_ROOT / "bench" / "intake" / "locks.py"
@@ -26,7 +27,10 @@ def _locks_module() -> ModuleType:
 
 
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks")
-def test_the_sqlite_sampler_counts_the_gateways_transaction_lock_while_held(tmp_path: Path) -> None:
+def test_the_sqlite_sampler_counts_the_gateways_transaction_lock_while_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "_ACROSS_PROCESSES", True)  # as in gateway serve
     locks = _locks_module()
     database = tmp_path / "gateway.db"
     engine = connect(f"sqlite:///{database}")
