@@ -1,15 +1,19 @@
 """Reading values out of business documents by namespace and path (the one place that knows the prefixes).
 
-Each path is compiled once, as an XPath: ``findtext`` parses its path again on every call, and a
-registration's rules read some thirty values (issue 13). lxml locks an XPath while it evaluates,
-so the compiled paths are shared by every thread.
+A path is split once into its elements' names (``{namespace}local``), then walked child by child
+with ``iterchildren(tag)``, which matches in C and keeps the interpreter lock. Not a compiled XPath:
+an XPath lets go of the lock while it evaluates, so the thread has to win it back after every value
+it reads. The domain rules read some thirty values of a registration in the group commit's writer,
+inside the batch's transaction: with the request threads busy, each read took about 60 µs of
+waiting for 1.5 µs of work while the database (on SQLite, the file the worker processes share)
+stayed held (bench/intake/README.md, fifth pass). Not ``findtext`` either: ElementPath forgets
+every parsed path once it holds a hundred, fewer than the gateway uses.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from functools import cache
-from typing import cast
 
 from lxml import etree
 
@@ -25,16 +29,33 @@ NS = {
 
 
 @cache
-def _compiled(path: str) -> etree.XPath:
-    return etree.XPath(path, namespaces=NS)
+def _steps(path: str) -> tuple[str, ...]:
+    """``reg:Graduate/c:Name`` as the names of its elements in Clark notation, ``{namespace}local``."""
+    steps = []
+    for step in path.split("/"):
+        prefix, _, local = step.partition(":")
+        if not local or prefix not in NS:
+            raise ValueError(f"{path!r}: each step is prefix:name with a prefix of documents.NS")
+        steps.append(f"{{{NS[prefix]}}}{local}")
+    return tuple(steps)
+
+
+def first(element: etree._Element, path: str) -> etree._Element | None:
+    """The first element at ``path`` (child steps with prefixes of :data:`NS`), or None."""
+    for tag in _steps(path):
+        child = next(element.iterchildren(tag), None)
+        if child is None:
+            return None
+        element = child
+    return element
 
 
 def text(element: etree._Element, path: str) -> str | None:
     """The stripped text of the first element at ``path`` (child steps with prefixes of :data:`NS`),
     or None when there is none or its text is empty."""
-    found = cast(list[etree._Element], _compiled(path)(element))
-    value = found[0].text if found else None
-    return value.strip() if value and value.strip() else None
+    found = first(element, path)
+    value = found.text if found is not None else None
+    return value.strip() or None if value else None
 
 
 def required(element: etree._Element, path: str) -> str:
