@@ -92,6 +92,7 @@ class Inbound:
     stored: StoredMessage | None = None
     sealed: Sealed | None = None  # the envelope sealed for storage (``SealEnvelope``)
     receipt: etree._Element | None = None
+    receipt_bytes: bytes | None = None  # the receipt serialised where it is signed, for ``ReceiptIssuer.keep``
     answer: etree._Element | None = None  # the gateway's own answer (plumbing, verification), instead of the receipt
     acceptance: RecordedEntry | None = None  # the audit entry of the acceptance (indexed at the receipt)
     resent: Resent | None = None  # an accepted message sent again unchanged: answered with its receipt
@@ -147,7 +148,7 @@ class Accepted:
 class ReceiptIssuer(Protocol):
     """Signs the receipt of an accepted message and keeps it with the message (``gateway.security.receipt``).
 
-    ``sign`` sets ``inbound.receipt`` (CPU only, no database); ``keep`` writes it in ``session``;
+    ``sign`` sets ``inbound.receipt`` and its bytes (CPU only, no database); ``keep`` writes them in ``session``;
     ``again`` signs a stored message's receipt anew when it was never kept, and keeps it.
     """
 
