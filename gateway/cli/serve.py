@@ -131,7 +131,6 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         host=host or settings.host, port=port or settings.port, workers=workers or settings.workers
     )
     settings = shared_rate_counts(settings)
-    shared_file = settings.rate_limit_storage.removeprefix(SHARED_COUNTS)
     if (problem := serving_stack_problem()) is not None:
         raise click.ClickException(problem)
     check_free(settings.host, settings.port)
@@ -163,7 +162,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         if settings.workers > 1:
             click.echo(f"  SQLite          {settings.workers} worker processes take turns at its transactions")
     if settings.workers > 1 and settings.rate_limit_storage.startswith(SHARED_COUNTS):
-        click.echo(f"  rate limits     counted together by the {settings.workers} worker processes in {shared_file}")
+        shared = settings.rate_limit_storage.removeprefix(SHARED_COUNTS)
+        click.echo(f"  rate limits     counted together by the {settings.workers} worker processes in {shared}")
     elif settings.workers > 1 and settings.rate_limit_storage.startswith("memory://"):
         click.echo(
             f"  rate limits     counted by each of the {settings.workers} worker processes on its own; "

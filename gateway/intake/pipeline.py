@@ -30,7 +30,6 @@ or, on PostgreSQL, not at all (``defer_indexes``). The receipt is signed after t
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -39,7 +38,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
 
 from lxml import etree
-from sqlalchemy import Engine, Table, insert
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -209,12 +208,11 @@ class Pipeline:
         self._sessions = sessions
         self.receipts = receipts
         self.positions = PositionWaiter(sessions)
-        engine = sessions.kw.get("bind")
         self.writer = BatchWriter(
             sessions,
             limit=batch_limit,
             prepare=_defer_indexes if defer_indexes else None,
-            turn=(lambda: database_turn(engine)) if isinstance(engine, Engine) else contextlib.nullcontext,
+            turn=database_turn(sessions.kw.get("bind")),
         )
 
     def process(self, raw: bytes, received_at: datetime, client: str | None = None) -> Accepted:

@@ -76,14 +76,14 @@ class BatchWriter:
         limit: int = 64,
         prepare: Callable[[Session], None] | None = None,
         name: str = "gateway-writer",
-        turn: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+        turn: AbstractContextManager[object] | None = None,
     ) -> None:
         if limit < 1:
             raise ValueError("a batch holds at least one piece of work")
         self._sessions = sessions
         self._limit = limit
         self._prepare = prepare
-        self._turn = turn
+        self._turn = turn or contextlib.nullcontext()
         self._name = name
         self._queue: queue.SimpleQueue[_Piece] = queue.SimpleQueue()
         self._start_lock = threading.Lock()
@@ -122,7 +122,7 @@ class BatchWriter:
             try:
                 # The database's turn first (``turn``: on SQLite, its lock across processes), then
                 # whatever queued meanwhile: the longer the wait for another process, the larger the batch.
-                with self._turn():
+                with self._turn:
                     while len(batch) < self._limit:
                         try:
                             batch.append(pieces.get_nowait())

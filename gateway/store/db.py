@@ -183,14 +183,15 @@ def take_turns_across_processes() -> None:
     _ACROSS_PROCESSES = True
 
 
-def database_turn(engine: Engine) -> AbstractContextManager[object]:
+def database_turn(engine: object) -> AbstractContextManager[object]:
     """Hold the database for several transactions in a row: on SQLite, its :class:`DatabaseLock`
-    (each transaction begun meanwhile re-enters it); elsewhere nothing (PostgreSQL locks rows).
+    (each transaction begun meanwhile re-enters it); elsewhere nothing (PostgreSQL locks rows), and
+    nothing for what is not an engine (a session factory bound to none).
 
     The intake's group commit takes its turn before it gathers a batch, so that on a database file
     shared by several processes what queued while it waited for the others joins the batch.
     """
-    lock = _ENGINE_LOCKS.get(engine)
+    lock = _ENGINE_LOCKS.get(engine) if isinstance(engine, Engine) else None
     return lock if lock is not None else contextlib.nullcontext()
 
 

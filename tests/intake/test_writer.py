@@ -137,7 +137,7 @@ def test_what_queues_while_the_writer_waits_for_its_turn_joins_the_batch(engine:
     """On a database shared by processes the writer waits for its turn before gathering its batch:
     what queued meanwhile is committed with the first piece, in one transaction."""
     other_process = threading.Lock()  # stands for another process's hold of the database
-    writer = BatchWriter(sessionmaker(engine), turn=lambda: other_process)
+    writer = BatchWriter(sessionmaker(engine), turn=other_process)
     waiting = threading.Event()
     other_process.acquire()
     first = threading.Thread(target=writer.run, args=(lambda _session: waiting.set(),))
