@@ -90,8 +90,7 @@ class Inbound:
     security: VerifiedSignature | None = None
     stored: StoredMessage | None = None
     sealed: Sealed | None = None  # the envelope sealed for storage (``SealEnvelope``)
-    receipt: etree._Element | None = None
-    receipt_bytes: bytes | None = None  # the receipt serialised where it is signed, for ``ReceiptIssuer.keep``
+    receipt_bytes: bytes | None = None  # the signed receipt, in exclusive canonical form (``ReceiptIssuer.sign``)
     answer: etree._Element | None = None  # the gateway's own answer (plumbing, verification), instead of the receipt
     acceptance: RecordedEntry | None = None  # the audit entry of the acceptance (indexed at the receipt)
     resent: Resent | None = None  # an accepted message sent again unchanged: answered with its receipt
@@ -131,7 +130,10 @@ class Accepted:
 
     ``answer`` is what goes back in the SOAP Body: the signed receipt for a business document
     that is delivered, the gateway's own answer for the others (a plumbing service's, without a
-    receipt; a verification's, holding its receipt).
+    receipt; a verification's, holding its receipt). A receipt is bytes, spliced into the response
+    as they are: as signed now, in exclusive canonical form (``canonical``: the signed response
+    digests them without parsing them, ``ResponseSigner.envelope``), or as stored, for a message
+    sent again. The other answers are elements.
     """
 
     message_id: str
@@ -139,15 +141,17 @@ class Accepted:
     recipient_id: str
     service: Service
     received_at: datetime
-    answer: etree._Element
+    answer: etree._Element | bytes
     push_delivery_ids: tuple[int, ...] = ()
+    canonical: bool = False  # ``answer`` is bytes in exclusive canonical form
     resent: bool = False  # sent again unchanged: the answer is the original receipt, nothing new stored
 
 
 class ReceiptIssuer(Protocol):
     """Signs the receipt of an accepted message and keeps it with the message (``gateway.security.receipt``).
 
-    ``sign`` sets ``inbound.receipt`` and its bytes (CPU only, no database); ``keep`` writes them in ``session``;
+    ``sign`` sets ``inbound.receipt_bytes``, in exclusive canonical form (CPU only, no database); ``keep``
+    writes them in ``session``;
     ``again`` signs a stored message's receipt anew when it was never kept, and keeps it.
     """
 
@@ -237,7 +241,10 @@ class Pipeline:
                 fault.service = inbound.routing.service_name
             raise
         stored, service = inbound.stored, inbound.service
-        answer = inbound.receipt if service is not None and service.answered_with_receipt else inbound.answer
+        answer: etree._Element | bytes | None = inbound.answer
+        receipt = service is not None and service.answered_with_receipt
+        if receipt:
+            answer = inbound.receipt_bytes
         if stored is None or service is None or answer is None:
             raise RuntimeError("the pipeline has no store, receipt or answering stage for this service")
         return Accepted(
@@ -248,6 +255,7 @@ class Pipeline:
             received_at=stored.received_at,
             answer=answer,
             push_delivery_ids=stored.push_delivery_ids,
+            canonical=receipt,
         )
 
     def _in_transaction(self, inbound: Inbound, session: Session) -> None:
@@ -276,9 +284,9 @@ class Pipeline:
             # The message is accepted and the receipt is valid: answer it. It is signed again from
             # the stored message if the sender ever sends the message again.
             log.warning("the receipt of %s was not kept: %s", inbound.message_id, str(exc).splitlines()[0])
-        assert inbound.receipt is not None
+        assert inbound.receipt_bytes is not None
         if inbound.answer_with_receipt is not None:
-            inbound.answer = inbound.answer_with_receipt(inbound.receipt)
+            inbound.answer = inbound.answer_with_receipt(etree.fromstring(inbound.receipt_bytes, parser=_STORED_XML))
 
     @staticmethod
     def _record_resend(inbound: Inbound, resent: Resent, session: Session) -> None:
@@ -317,7 +325,7 @@ class Pipeline:
             recipient_id=resent.recipient_id,
             service=inbound.service,
             received_at=resent.received_at,
-            answer=etree.fromstring(receipt, parser=_STORED_XML),
+            answer=receipt,  # as stored: a receipt signed as a tree by an earlier version is not canonical
             push_delivery_ids=(),
             resent=True,
         )

@@ -73,20 +73,31 @@ def receive() -> Response:
     note_intake(accepted=accepted)
     push = list(accepted.push_delivery_ids)  # all to the message's recipient
     context.delivery.enqueue(push, dict.fromkeys(push, accepted.recipient_id))
-    return _answer(accepted.answer, 200)  # the receipt, or a plumbing service's answer
+    return _answer(accepted.answer, 200, canonical=accepted.canonical)  # the receipt, or another answer
 
 
-def _answer(body_child: etree._Element, status: int) -> Response:
-    """The SOAP response with ``body_child``, signed by the gateway (gateway.security.response)."""
+def _answer(body_child: etree._Element | bytes, status: int, canonical: bool = False) -> Response:
+    """The SOAP response with ``body_child``, signed by the gateway (gateway.security.response).
+
+    Bytes are an answer already serialised (a receipt: ``Accepted.answer``), spliced in as they are;
+    ``canonical``: in exclusive canonical form.
+    """
     context = gateway()
-    if context.responses is None:
-        return _soap(envelope(body_child), status)
     try:
-        body = etree.tostring(body_child, encoding="UTF-8", xml_declaration=False)
-        return _soap(context.responses.envelope(body, context.clock.now()), status)
+        if context.responses is not None:
+            now = context.clock.now()
+            if isinstance(body_child, bytes):
+                return _soap(context.responses.envelope(body_child, now, canonical=canonical), status)
+            body = etree.tostring(body_child, encoding="UTF-8", xml_declaration=False)
+            return _soap(context.responses.envelope(body, now), status)
     except Exception:  # the answer goes out all the same, unsigned; the operator sees why
         log.exception("could not sign the SOAP response")
-        return _soap(envelope(body_child), status)
+    element = etree.fromstring(body_child, parser=_ANSWER_XML) if isinstance(body_child, bytes) else body_child
+    return _soap(envelope(element), status)
+
+
+# The gateway's own answers, read back when a response goes out unsigned (no need to be permissive).
+_ANSWER_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 READ_ONLY_TRANSACTION = "25006"  # PostgreSQL: a read-only server (a standby, default_transaction_read_only)

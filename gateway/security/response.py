@@ -65,12 +65,15 @@ class ResponseSigner:
         )
         self._ttl = ttl
 
-    def envelope(self, body_child: bytes, now: datetime) -> bytes:
+    def envelope(self, body_child: bytes, now: datetime, canonical: bool = False) -> bytes:
         """The SOAP 1.1 envelope with ``body_child`` (serialised, an answer or a soapenv:Fault) in its
         Body, signed: a Timestamp of ``now`` and the Body under the gateway's WS-Security signature.
 
         ``body_child`` is spliced in as it is, never re-serialised (signed elements inside it keep
         their prefixes). Raises ``lxml.etree.XMLSyntaxError`` if it is not well-formed.
+        ``canonical``: the caller wrote ``body_child`` in exclusive canonical form (a receipt,
+        ``gateway.security.receipt.build_receipt``), so the Body, whose start tag is written
+        canonical too, is digested as it is, without being parsed and canonicalised.
         """
         suffix = uuid.uuid4().hex  # unique: a mailbox answer carries other messages' Ids in its Body
         body = (
@@ -78,7 +81,10 @@ class ResponseSigner:
             + body_child
             + b"</soapenv:Body>"
         )
-        body_digest = _digest(etree.tostring(etree.fromstring(body, _PARSER), method="c14n", exclusive=True))
+        if not canonical:
+            body_digest = _digest(etree.tostring(etree.fromstring(body, _PARSER), method="c14n", exclusive=True))
+        else:
+            body_digest = _digest(body)
         # Written in canonical form: the namespace declaration its exclusive C14N puts on it, an
         # end tag for every element, times with milliseconds and Z.
         timestamp = (
