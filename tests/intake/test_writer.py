@@ -82,6 +82,49 @@ def test_a_failing_piece_is_rolled_back_alone(engine: Engine) -> None:
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], ValueError)
     assert rows(engine) == ["a", "c"]
+    assert writer.reruns == 1  # first without savepoints, then again with them
+
+
+def test_a_batch_that_refuses_nothing_runs_without_savepoints_once(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cu, statement, *_: statements.append(statement))
+    runs: list[str] = []
+
+    def counted(value: str) -> Callable[[Session], None]:
+        def work(session: Session) -> None:
+            runs.append(value)
+            insert(value)(session)
+
+        return work
+
+    outcomes = in_one_batch(writer, [(counted("a"), True), (counted("b"), True), (counted("c"), True)])
+    assert outcomes == [None, None, None]
+    assert rows(engine) == ["a", "b", "c"]
+    assert sorted(runs) == ["a", "b", "c"] and writer.reruns == 0
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()]
+
+
+def test_after_a_refusal_the_batch_runs_again_and_each_piece_sees_only_what_committed(engine: Engine) -> None:
+    """The first attempt's writes of the pieces before the failing one are rolled back with it, not
+    kept twice: each piece runs again from the start (a second insert of "a" would break its key)."""
+    writer = BatchWriter(sessionmaker(engine))
+    runs: list[str] = []
+
+    def counted(value: str) -> Callable[[Session], None]:
+        def work(session: Session) -> None:
+            runs.append(value)
+            insert(value)(session)
+
+        return work
+
+    outcomes = in_one_batch(writer, [(counted("a"), True), (counted("a"), True), (counted("b"), True)])
+    assert (outcomes[0] is None) != (outcomes[1] is None)  # the later "a": the duplicate key, its own error
+    assert outcomes[2] is None
+    assert rows(engine) == ["a", "b"]
+    assert runs.count("a") == 3  # twice in the first attempt, which stopped at the duplicate; it is not run again
+    assert runs.count("b") in (1, 2)  # in the first attempt only if queued before the duplicate
+    assert writer.reruns == 1
 
 
 def test_a_piece_without_a_savepoint_that_fails_fails_its_batch(engine: Engine) -> None:
