@@ -7,8 +7,9 @@ number is stored beside the message (:class:`MessageSubject`), in the message's 
 the number itself never is. Verification requests are not indexed here: each is recorded as a use
 (or refused attempt) of the graduate's grant instead.
 
-Both statements are Core, built once (issue 13): the row is inserted at once, not through the ORM's
-unit of work at the commit, and nothing reads it back in the message's transaction.
+Both statements are Core, built once (issue 13): the row is inserted without the ORM's unit of
+work. Nothing reads it back in the message's transaction, so in the intake's group commit it waits
+for the commit and goes with the batch's other subjects in one statement (``gateway.store.deferred``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gateway.domain.documents import text
 from gateway.domain.message import DomainMessage
 from gateway.graduates.models import MessageSubject
 from gateway.grants.scope import SERVICE as VERIFICATION
+from gateway.store.deferred import write
 
 _A = cast(Table, Agreement.__table__)
 _STEPPED_AGREEMENT = select(_A.c.identity_hash).where(
@@ -58,4 +60,4 @@ def record_subject(message: DomainMessage, session: Session) -> None:
     """Index the stored ``message`` under its graduate (no row when it is about none)."""
     identity_hash = subject_of(message, session)
     if identity_hash is not None and message.message_pk is not None:
-        session.execute(_INSERT, {"message_pk": message.message_pk, "identity_hash": identity_hash})
+        write(session, _INSERT, {"message_pk": message.message_pk, "identity_hash": identity_hash})

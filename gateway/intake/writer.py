@@ -53,6 +53,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.log import PENDING_KEY
+from gateway.store.deferred import DEFERRED_KEY, defer_writes
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,7 @@ class BatchWriter:
     def _attempt(self, batch: list[_Piece], *, savepoints: bool) -> None:
         with self._sessions() as session, session.begin():
             _begin_for_savepoints(session)
+            defer_writes(session)  # the notices', subjects' and receipts' rows: one statement each at the commit
             if self._prepare is not None:
                 self._prepare(session)
             for piece in batch:
@@ -231,30 +233,36 @@ def _run_bare(session: Session, piece: _Piece) -> None:
         raise _RunAgain(piece, exc) from None
 
 
+# What a piece leaves in its session for the commit: audit entries (``gateway.audit.log.record``)
+# and deferred rows (``gateway.store.deferred.write``).
+_KEPT_FOR_COMMIT = (PENDING_KEY, DEFERRED_KEY)
+
+
 def _run_piece(session: Session, work: Work) -> BaseException | None:
     """``work`` in a savepoint; its error (after rolling it back alone), or None."""
-    recorded: list[object] = session.info.setdefault(PENDING_KEY, [])
-    mark = len(recorded)
+    kept = {key: session.info.setdefault(key, []) for key in _KEPT_FOR_COMMIT}
+    marks = {key: len(items) for key, items in kept.items()}
     try:
         with session.begin_nested():
             work(session)
     except DBAPIError as exc:
         if _transaction_lost(exc):
             raise  # the whole batch failed: nothing of it is stored
-        _forget_entries(session, recorded, mark)
+        _forget_since(session, kept, marks)
         return exc
     except Exception as exc:
-        _forget_entries(session, recorded, mark)
+        _forget_since(session, kept, marks)
         return exc
     return None
 
 
-def _forget_entries(session: Session, recorded: list[object], mark: int) -> None:
-    """Keep the audit entries the batch's earlier pieces recorded (``gateway.audit.log.record``), and
-    only those: the rolled-back piece's are dropped. (The log's rollback listener drops the whole
-    list on any rollback, a savepoint's included.)"""
-    del recorded[mark:]
-    session.info[PENDING_KEY] = recorded
+def _forget_since(session: Session, kept: dict[str, list[object]], marks: dict[str, int]) -> None:
+    """Keep what the batch's earlier pieces left for the commit (audit entries, deferred rows), and
+    only that: the rolled-back piece's is dropped. (Their rollback listeners drop the whole lists on
+    any rollback, a savepoint's included.)"""
+    for key, items in kept.items():
+        del items[marks[key] :]
+        session.info[key] = items
 
 
 def _transaction_lost(exc: DBAPIError) -> bool:

@@ -2,8 +2,9 @@
 
 It inserts one row into ``graduate_notices`` in the caller's transaction and does nothing else (no
 read, no e-mail): the intake's transaction stays one short write. The insert is a Core statement
-built once, run at once: through the ORM's unit of work the row cost several times as much at the
-commit (issue 13), and nobody reads a notice back in the transaction that writes it. The e-mail,
+built once: through the ORM's unit of work the row cost several times as much at the commit
+(issue 13). Nobody reads a notice back in the transaction that writes it, so in the intake's group
+commit it waits for the commit and goes with the batch's other notices (``gateway.store.deferred``). The e-mail,
 when the graduate confirmed an address, is made and sent later by the sweep (``gateway.notices.mail``).
 """
 
@@ -18,6 +19,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from gateway.notices.models import MailState, Notice
+from gateway.store.deferred import write
 
 Fact = str | int | bool | None | Sequence[str]
 
@@ -58,7 +60,8 @@ def notify(
         raise ValueError(f"no notice kind {kind!r}")
     if identity_hash is None and account_id is None:
         raise ValueError("a notice is about a graduate: give identity_hash or account_id")
-    session.execute(
+    write(
+        session,
         _INSERT,
         {
             "identity_hash": identity_hash,

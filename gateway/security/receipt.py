@@ -26,6 +26,7 @@ from gateway.messages.models import Message
 from gateway.messages.payloads import PayloadCipher
 from gateway.security.signer import GatewaySigner, canonical_attribute, canonical_text
 from gateway.security.wsse import SignedReference, read_security_header
+from gateway.store.deferred import write
 
 
 @dataclass(frozen=True)
@@ -124,9 +125,10 @@ class IssueReceipt:
         inbound.receipt_bytes = build_receipt(facts, self.signer)
 
     def keep(self, inbound: Inbound, session: Session) -> None:
-        """Keep the signed receipt with the stored message (one UPDATE)."""
+        """Keep the signed receipt with the stored message (one UPDATE; in the group commit, one for
+        the batch's receipts, at its commit: ``gateway.store.deferred``)."""
         assert inbound.stored is not None and inbound.receipt_bytes is not None
-        session.execute(_KEEP, {"pk": inbound.stored.id, "receipt": inbound.receipt_bytes})
+        write(session, _KEEP, {"pk": inbound.stored.id, "receipt": inbound.receipt_bytes})
 
     def again(self, session: Session, sender: str, message_id: str) -> bytes | None:
         """The receipt of a stored message whose receipt was never kept, signed anew and kept.

@@ -8,11 +8,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, column, create_engine, event, table, text
+from sqlalchemy import insert as insert_into
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.intake.writer import BatchWriter
+from gateway.store.deferred import defer_writes, write
 
 
 @pytest.fixture
@@ -200,3 +202,56 @@ def test_what_queues_while_the_writer_waits_for_its_turn_joins_the_batch(engine:
     assert waiting.is_set()
     assert rows(engine) == ["v0", "v1", "v2", "v3"]
     assert writer.batches == 1, "the pieces that queued during the wait went into a batch of their own"
+
+
+T = table("t", column("v"))
+INSERT_T = insert_into(T)
+
+
+def deferred(value: str) -> Callable[[Session], None]:
+    return lambda session: write(session, INSERT_T, {"v": value})
+
+
+def test_the_batchs_deferred_rows_go_in_one_statement_at_its_commit(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+    executed: list[tuple[str, bool]] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cu, sql, _p, _x, many: executed.append((sql, many)))
+    outcomes = in_one_batch(writer, [(deferred("a"), True), (deferred("b"), True), (deferred("c"), False)])
+    assert outcomes == [None, None, None]
+    assert rows(engine) == ["a", "b", "c"]
+    inserts = [(sql, many) for sql, many in executed if sql.startswith("INSERT INTO t")]
+    assert inserts == [(inserts[0][0], True)]  # one executemany for the three rows
+
+
+def test_a_refused_piece_forgets_its_deferred_rows_and_the_others_keep_theirs(engine: Engine) -> None:
+    """Two refusals: the first ends the first attempt; the second is rolled back to its savepoint in
+    the batch's second attempt, and its deferred row with it."""
+    writer = BatchWriter(sessionmaker(engine))
+
+    def fails(value: str) -> Callable[[Session], None]:
+        def work(session: Session) -> None:
+            deferred(value)(session)
+            raise ValueError("refused")
+
+        return work
+
+    outcomes = in_one_batch(writer, [(deferred("a"), True), (fails("b"), True), (fails("c"), True)])
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], ValueError) and isinstance(outcomes[2], ValueError)
+    assert rows(engine) == ["a"]
+    assert writer.reruns == 1
+
+
+def test_outside_the_writer_a_write_runs_at_once_and_a_rollback_forgets_deferred_rows(engine: Engine) -> None:
+    with sessionmaker(engine)() as session, session.begin():
+        write(session, INSERT_T, {"v": "now"})
+        assert session.execute(text("SELECT count(*) FROM t")).scalar_one() == 1  # not deferred
+    with sessionmaker(engine)() as session:
+        with session.begin():
+            defer_writes(session)
+            write(session, INSERT_T, {"v": "later"})
+            assert session.execute(text("SELECT count(*) FROM t")).scalar_one() == 1  # waits for the commit
+            session.rollback()
+        with session.begin():
+            pass  # a commit after the rollback writes nothing left over
+    assert rows(engine) == ["now"]
