@@ -73,6 +73,19 @@ def in_one_batch(
     return outcomes
 
 
+def counting(runs: list[str]) -> Callable[[str], Callable[[Session], None]]:
+    """``counted(value)``: a piece that inserts ``value`` and notes in ``runs`` that it ran."""
+
+    def counted(value: str) -> Callable[[Session], None]:
+        def work(session: Session) -> None:
+            runs.append(value)
+            insert(value)(session)
+
+        return work
+
+    return counted
+
+
 def test_a_failing_piece_is_rolled_back_alone(engine: Engine) -> None:
     writer = BatchWriter(sessionmaker(engine))
 
@@ -92,14 +105,7 @@ def test_a_batch_that_refuses_nothing_runs_without_savepoints_once(engine: Engin
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda _c, _cu, statement, *_: statements.append(statement))
     runs: list[str] = []
-
-    def counted(value: str) -> Callable[[Session], None]:
-        def work(session: Session) -> None:
-            runs.append(value)
-            insert(value)(session)
-
-        return work
-
+    counted = counting(runs)
     outcomes = in_one_batch(writer, [(counted("a"), True), (counted("b"), True), (counted("c"), True)])
     assert outcomes == [None, None, None]
     assert rows(engine) == ["a", "b", "c"]
@@ -112,14 +118,7 @@ def test_after_a_refusal_the_batch_runs_again_and_each_piece_sees_only_what_comm
     kept twice: each piece runs again from the start (a second insert of "a" would break its key)."""
     writer = BatchWriter(sessionmaker(engine))
     runs: list[str] = []
-
-    def counted(value: str) -> Callable[[Session], None]:
-        def work(session: Session) -> None:
-            runs.append(value)
-            insert(value)(session)
-
-        return work
-
+    counted = counting(runs)
     outcomes = in_one_batch(writer, [(counted("a"), True), (counted("a"), True), (counted("b"), True)])
     assert (outcomes[0] is None) != (outcomes[1] is None)  # the later "a": the duplicate key, its own error
     assert outcomes[2] is None
@@ -178,25 +177,41 @@ def test_a_commit_that_fails_tells_every_piece(engine: Engine) -> None:
     assert rows(engine) == []
 
 
+class Turn:
+    """A turn at the database whose ``asked`` is set once the writer waits for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.asked = threading.Event()
+
+    def __enter__(self) -> None:
+        self.asked.set()
+        self.lock.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.lock.release()
+
+
 def test_what_queues_while_the_writer_waits_for_its_turn_joins_the_batch(engine: Engine) -> None:
     """On a database shared by processes the writer waits for its turn before gathering its batch:
     what queued meanwhile is committed with the first piece, in one transaction."""
-    other_process = threading.Lock()  # stands for another process's hold of the database
+    other_process = Turn()  # stands for another process's hold of the database
     writer = BatchWriter(sessionmaker(engine), turn=other_process)
     waiting = threading.Event()
-    other_process.acquire()
+    other_process.lock.acquire()
     first = threading.Thread(target=writer.run, args=(lambda _session: waiting.set(),))
     first.start()
     deadline = time.monotonic() + 10
-    while writer._queue.qsize() and time.monotonic() < deadline:  # the writer took it and waits for its turn
-        time.sleep(0.01)
+    # the writer took the first piece and waits for its turn (not: the queue looked empty, which it
+    # also does before the first piece is queued; then one of the others could miss the batch)
+    assert other_process.asked.wait(10)
     others = [threading.Thread(target=writer.run, args=(insert(f"v{i}"),)) for i in range(4)]
     for thread in others:
         thread.start()
     while writer._queue.qsize() < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not waiting.is_set(), "the first piece ran before the writer had its turn"
-    other_process.release()
+    other_process.lock.release()
     for thread in [first, *others]:
         thread.join(10)
     assert waiting.is_set()
