@@ -96,6 +96,9 @@ class Inbound:
     resent: Resent | None = None  # an accepted message sent again unchanged: answered with its receipt
     # The answer of a service answered with more than its receipt (a verification), given the receipt.
     answer_with_receipt: Callable[[etree._Element], etree._Element] | None = None
+    # The database stages' times (``gateway.monitoring.instruments.TimedStage``), observed after the
+    # batch's commit by the request's thread rather than in the writer, inside the database's lock.
+    stage_times: list[tuple[Callable[[float], None], float]] | None = None
     _body_sha256: str | None = None
 
     @property
@@ -229,7 +232,10 @@ class Pipeline:
         try:
             for check in self.checks:
                 check(inbound, NO_DATABASE)
-            self.writer.run(lambda session: self._in_transaction(inbound, session))
+            try:
+                self.writer.run(lambda session: self._in_transaction(inbound, session))
+            finally:
+                _observe_stage_times(inbound)
             if inbound.resent is not None:
                 return self._answer_again(inbound, inbound.resent)
             self._issue_receipt(inbound)
@@ -259,7 +265,8 @@ class Pipeline:
         )
 
     def _in_transaction(self, inbound: Inbound, session: Session) -> None:
-        """The database stages of one message (in the writer's thread, in a savepoint of its batch)."""
+        """The database stages of one message (in the writer's thread, in its batch's transaction)."""
+        inbound.stage_times = []  # this attempt's (a batch that meets a refusal runs again)
         for stage in self.stages:
             stage(inbound, session)
             if inbound.resent is not None:
@@ -329,6 +336,13 @@ class Pipeline:
             push_delivery_ids=(),
             resent=True,
         )
+
+
+def _observe_stage_times(inbound: Inbound) -> None:
+    """Observe the database stages' times that the writer noted (``Inbound.stage_times``)."""
+    noted, inbound.stage_times = inbound.stage_times, None
+    for observe, seconds in noted or ():
+        observe(seconds)
 
 
 # The gateway's own stored receipts, read back (trusted, but parsed no more permissively than needed).

@@ -44,8 +44,12 @@ def scrape(client: FlaskClient) -> dict[str, float]:
 
 def registration(sign: Signer) -> bytes:
     return sign(
-        wrap(example("destination-registration"), sender=UNIVERSITY, recipient=EDUCATION_DEPARTMENT,
-             service="DestinationRegistration"),
+        wrap(
+            example("destination-registration"),
+            sender=UNIVERSITY,
+            recipient=EDUCATION_DEPARTMENT,
+            service="DestinationRegistration",
+        ),
         as_=UNIVERSITY,
     )
 
@@ -104,7 +108,7 @@ def test_store_gauges(app: Flask, sign: Signer) -> None:
     assert unfinished >= 1
     assert samples[f'gateway_delivery_queue_depth{{recipient="{EDUCATION_DEPARTMENT}"}}'] >= 1
     assert samples[f'gateway_delivery_oldest_age_seconds{{recipient="{EDUCATION_DEPARTMENT}"}}'] >= 0
-    assert samples['gateway_dead_letters{}'] == 0
+    assert samples["gateway_dead_letters{}"] == 0
     assert samples["gateway_audit_log_size{}"] >= 1
     assert samples["gateway_audit_entries_not_integrated{}"] >= 1  # nothing ran the sequencer
     assert samples["gateway_audit_integration_lag_seconds{}"] >= 0
@@ -154,3 +158,21 @@ def test_one_json_line_per_request(app: Flask, sign: Signer) -> None:
     assert isinstance(accepted["duration_ms"], float)
     assert refused["outcome"] == "refused" and refused["fault_code"] == "XML_MALFORMED"
     assert page["path"] == "/directory/" and "q=1" not in json.dumps(page)
+
+
+def test_the_database_stages_times_are_observed_after_the_commit_not_in_the_writer(app: Flask, sign: Signer) -> None:
+    """In the writer an observation made the database's lock wait: the request's thread makes it."""
+    import threading
+
+    from gateway.monitoring.instruments import TimedStage
+
+    pipeline = app.extensions["gateway"].pipeline
+    observed: dict[str, list[str]] = {}
+    for stage in (*pipeline.checks, *pipeline.stages):
+        assert isinstance(stage, TimedStage)
+        stage._observe = lambda _seconds, name=stage.name: observed.setdefault(name, []).append(
+            threading.current_thread().name
+        )
+    assert app.test_client().post("/soap", data=registration(sign), content_type="text/xml").status_code == 200
+    assert observed["store"] == observed["check_sender"] == observed["parse"] == [threading.current_thread().name]
+    assert set(observed) == {stage.name for stage in (*pipeline.checks, *pipeline.stages)}
