@@ -248,8 +248,8 @@ class Pipeline:
             raise
         stored, service = inbound.stored, inbound.service
         answer: etree._Element | bytes | None = inbound.answer
-        receipt = service is not None and service.answered_with_receipt
-        if receipt:
+        with_receipt = service is not None and service.answered_with_receipt
+        if with_receipt:
             answer = inbound.receipt_bytes
         if stored is None or service is None or answer is None:
             raise RuntimeError("the pipeline has no store, receipt or answering stage for this service")
@@ -261,7 +261,7 @@ class Pipeline:
             received_at=stored.received_at,
             answer=answer,
             push_delivery_ids=stored.push_delivery_ids,
-            canonical=receipt,
+            canonical=with_receipt,
         )
 
     def _in_transaction(self, inbound: Inbound, session: Session) -> None:

@@ -19,7 +19,7 @@ from gateway.intake.soap import envelope, fault_element
 from gateway.monitoring.views import note_intake
 from gateway.store.db import transaction
 from gateway.web.context import gateway
-from gateway.xmlparse import schema_parser
+from gateway.xmlparse import hardened_parser, schema_parser
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("intake", __name__)
@@ -92,12 +92,8 @@ def _answer(body_child: etree._Element | bytes, status: int, canonical: bool = F
             return _soap(context.responses.envelope(body, now), status)
     except Exception:  # the answer goes out all the same, unsigned; the operator sees why
         log.exception("could not sign the SOAP response")
-    element = etree.fromstring(body_child, parser=_ANSWER_XML) if isinstance(body_child, bytes) else body_child
+    element = etree.fromstring(body_child, parser=hardened_parser()) if isinstance(body_child, bytes) else body_child
     return _soap(envelope(element), status)
-
-
-# The gateway's own answers, read back when a response goes out unsigned (no need to be permissive).
-_ANSWER_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 READ_ONLY_TRANSACTION = "25006"  # PostgreSQL: a read-only server (a standby, default_transaction_read_only)

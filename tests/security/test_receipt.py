@@ -22,7 +22,7 @@ from gateway.sdk.envelope import wrap
 from gateway.sdk.receipts import ReceiptInvalid, verify_receipt, verify_signed_response
 from gateway.security.receipt import ReceiptFacts, build_receipt
 from gateway.security.signer import GatewaySigner, canonical_attribute, canonical_text
-from gateway.security.wsse import DS_NS, SignedReference
+from gateway.security.wsse import DS_NS, WSSE_NS, SignedReference
 from gateway.settings import Settings
 from gateway.store.db import connect
 from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer, example, receipt_bytes
@@ -161,3 +161,24 @@ def test_the_intakes_receipt_is_canonical_and_sent_as_it_is_stored(
     finally:
         engine.dispose()
     assert stored == sent
+
+
+def test_a_response_that_cannot_be_signed_still_carries_the_receipt(
+    client: FlaskClient, settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fall-back when the response's signature fails: the receipt (bytes) goes out, unsigned."""
+    responses = client.application.extensions["gateway"].responses
+
+    def broken(*_args: object, **_options: object) -> bytes:
+        raise RuntimeError("no key")
+
+    monkeypatch.setattr(responses, "envelope", broken)
+    routing = {"sender": UNIVERSITY, "recipient": EDUCATION_DEPARTMENT, "service": "DestinationRegistration"}
+    envelope = sign(wrap(example("destination-registration"), **routing))
+    response = client.post("/soap", data=envelope, content_type="text/xml")
+    assert response.status_code == 200, response.data
+    answer = etree.fromstring(response.data, PARSER)
+    assert answer.find("soapenv:Header/wsse:Security", {**NS, "wsse": WSSE_NS}) is None  # unsigned
+    receipt = answer.find("soapenv:Body/gw:Receipt", NS)
+    assert receipt is not None
+    verify_receipt(etree.fromstring(etree.tostring(receipt), PARSER), anchors(settings))
