@@ -145,6 +145,21 @@ def cpus_of_threads(pid: int) -> set[frozenset[int]]:
     return {frozenset(os.sched_getaffinity(int(tid.name))) for tid in (Path("/proc") / str(pid) / "task").iterdir()}
 
 
+def placement_once_pinned(workers: list[int]) -> list[set[frozenset[int]]]:
+    """Each worker's threads' CPU sets, once every worker runs on one CPU (or after 30 s, as they are).
+
+    The server answers as soon as one worker is up; a worker forked just before may not have reached
+    its ``init_process``, where it pins itself, when the test first looks.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        placed = [cpus_of_threads(worker) for worker in workers]
+        pinned = all(len(threads) == 1 and len(next(iter(threads))) == 1 for threads in placed)
+        if pinned or time.monotonic() > deadline:
+            return placed
+        time.sleep(0.1)
+
+
 def machine_cpus() -> set[int]:
     return set(os.sched_getaffinity(0))
 
@@ -179,7 +194,7 @@ def test_two_workers_get_a_cpu_each(home: Path) -> None:
     with served_process(home, {"GATEWAY_BROKER_URL": REDIS_URL, "GATEWAY_WORKERS": "2"}) as (_base, arbiter):
         workers = workers_of(arbiter.pid, 2)
         assert len(workers) == 2, workers
-        placed = [cpus_of_threads(worker) for worker in workers]
+        placed = placement_once_pinned(workers)
     assert all(len(threads) == 1 and len(next(iter(threads))) == 1 for threads in placed), placed
     assert placed[0] != placed[1], placed
 
