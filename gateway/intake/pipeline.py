@@ -65,7 +65,7 @@ from gateway.registry.models import DeliveryMode
 from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.routing.resolve import resolve_recipient
 from gateway.store.db import database_turn
-from gateway.xmlparse import XmlLimits, parse_untrusted
+from gateway.xmlparse import XmlLimits, hardened_parser, parse_untrusted
 
 if TYPE_CHECKING:
     from gateway.security.verify import VerifiedSignature
@@ -293,7 +293,8 @@ class Pipeline:
             log.warning("the receipt of %s was not kept: %s", inbound.message_id, str(exc).splitlines()[0])
         assert inbound.receipt_bytes is not None
         if inbound.answer_with_receipt is not None:
-            inbound.answer = inbound.answer_with_receipt(etree.fromstring(inbound.receipt_bytes, parser=_STORED_XML))
+            receipt = etree.fromstring(inbound.receipt_bytes, parser=hardened_parser())  # the gateway's own
+            inbound.answer = inbound.answer_with_receipt(receipt)
 
     @staticmethod
     def _record_resend(inbound: Inbound, resent: Resent, session: Session) -> None:
@@ -343,10 +344,6 @@ def _observe_stage_times(inbound: Inbound) -> None:
     noted, inbound.stage_times = inbound.stage_times, None
     for observe, seconds in noted or ():
         observe(seconds)
-
-
-# The gateway's own stored receipts, read back (trusted, but parsed no more permissively than needed).
-_STORED_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 # --- the stages -------------------------------------------------------------------------------

@@ -154,10 +154,14 @@ def placement_once_pinned(workers: list[int]) -> list[set[frozenset[int]]]:
     deadline = time.monotonic() + 30
     while True:
         placed = [cpus_of_threads(worker) for worker in workers]
-        pinned = all(len(threads) == 1 and len(next(iter(threads))) == 1 for threads in placed)
-        if pinned or time.monotonic() > deadline:
+        if each_on_one_cpu(placed) or time.monotonic() > deadline:
             return placed
         time.sleep(0.1)
+
+
+def each_on_one_cpu(placed: list[set[frozenset[int]]]) -> bool:
+    """Every worker's threads share one CPU set, of one CPU."""
+    return all(len(threads) == 1 and len(next(iter(threads))) == 1 for threads in placed)
 
 
 def machine_cpus() -> set[int]:
@@ -195,7 +199,7 @@ def test_two_workers_get_a_cpu_each(home: Path) -> None:
         workers = workers_of(arbiter.pid, 2)
         assert len(workers) == 2, workers
         placed = placement_once_pinned(workers)
-    assert all(len(threads) == 1 and len(next(iter(threads))) == 1 for threads in placed), placed
+    assert each_on_one_cpu(placed), placed
     assert placed[0] != placed[1], placed
 
 
