@@ -87,7 +87,7 @@ class AnswerVerification:
             Id=f"verification-{inbound.stored.message_id}",
         )
         signed = self.signer.sign_enveloped(response)
-        # The receipt is signed after the commit, once the acceptance's place in the log is known.
+        # The receipt is signed once the acceptance's place in the log is known (at the batch's end).
         inbound.answer_with_receipt = lambda receipt: answer_element(signed, receipt)
 
 

@@ -4,7 +4,7 @@
           -> sender -> certificate registered, replay -> recipient -> domain check
           -> store -> domain effects -> plumbing answer -> verification answer
                                                    (the writer's thread: a savepoint of a batch)
-          (the batch's commit) -> the acceptance's log position -> receipt signed -> kept
+          -> the batch's log positions -> receipt signed and kept -> (the batch's commit)
 
 A business document is stored with its delivery and earns a signed receipt. A graduate
 verification request is stored without a delivery: the gateway answers it itself, with the
@@ -22,10 +22,12 @@ meanwhile, in one transaction, each in a savepoint of its own, so a message is s
 at all and a refused one is rolled back alone. Who the sender and the recipient are, whose the
 certificate is and which access overrides apply is read from the process's registry snapshot
 (``gateway.registry.snapshot``), brought up to date once per batch by reading the registry's
-version in the batch's transaction. Inside the transaction there is only database work;
-the audit log's counter row is taken once per batch, at its commit (``gateway.audit.log.sequence``),
-or, on PostgreSQL, not at all (``defer_indexes``). The receipt is signed after the commit
-(``Pipeline``) and kept in the writer's next batch.
+version in the batch's transaction. Inside the transaction there is only database work, and
+the receipts' signatures: the audit log's counter row is taken once per batch, just before its
+commit (``gateway.audit.log.sequence``), and each accepted message's receipt, which names its place
+in the log, is signed then and stored with it. On PostgreSQL the batch takes no counter at all
+(``defer_indexes``): the receipt is signed after the commit and kept in the writer's next batch
+(``Pipeline``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import PositionWaiter, RecordedEntry, record, sequence_pending
+from gateway.audit.log import PositionWaiter, RecordedEntry, record, sequence, sequence_pending
 from gateway.audit.log import defer_indexes as _defer_indexes
 from gateway.errors import (
     DatabaseUnavailable,
@@ -90,6 +92,7 @@ class Inbound:
     security: VerifiedSignature | None = None
     stored: StoredMessage | None = None
     sealed: Sealed | None = None  # the envelope sealed for storage (``SealEnvelope``)
+    receipt_parts: str | None = None  # the receipt's copy of the sender's references (``ReceiptIssuer.prepare``)
     receipt_bytes: bytes | None = None  # the signed receipt, in exclusive canonical form (``ReceiptIssuer.sign``)
     answer: etree._Element | None = None  # the gateway's own answer (plumbing, verification), instead of the receipt
     acceptance: RecordedEntry | None = None  # the audit entry of the acceptance (indexed at the receipt)
@@ -153,10 +156,13 @@ class Accepted:
 class ReceiptIssuer(Protocol):
     """Signs the receipt of an accepted message and keeps it with the message (``gateway.security.receipt``).
 
-    ``sign`` sets ``inbound.receipt_bytes``, in exclusive canonical form (CPU only, no database); ``keep``
-    writes them in ``session``;
-    ``again`` signs a stored message's receipt anew when it was never kept, and keeps it.
+    ``prepare`` does the receipt's CPU work that needs no log position, before the transaction (it
+    may set ``inbound.receipt_parts``); ``sign`` sets ``inbound.receipt_bytes``, in exclusive
+    canonical form (CPU only, no database); ``keep`` writes them in ``session``; ``again`` signs a
+    stored message's receipt anew when it was never kept, and keeps it.
     """
+
+    def prepare(self, inbound: Inbound) -> None: ...
 
     def sign(self, inbound: Inbound) -> None: ...
 
@@ -193,13 +199,21 @@ class Pipeline:
     each in a savepoint of its own, so a refused message is rolled back alone with its own fault
     while the others commit (group commit).
 
-    The receipt names the acceptance's place in the audit log, so it is signed after the commit,
-    once that place is known (``gateway.audit.log``: the batch's entries get their indexes at its
-    commit, all at once; on PostgreSQL, with ``defer_indexes``, the batch takes no audit counter at
-    all and one sequencer gives many batches' entries their indexes afterwards), and kept with the
-    message in the writer's next batch. If the gateway stops in between, the message is stored
-    without its receipt; the sender, told nothing, sends again and gets the receipt signed anew
-    from the stored message (``ReceiptIssuer.again``).
+    The receipt names the acceptance's place in the audit log, so it is signed once that place is
+    known:
+
+    - in the message's own batch, by default: once every piece of the batch has done its work, the
+      batch's audit entries get their indexes, all at once (``gateway.audit.log.sequence``), and
+      each accepted message's receipt is signed and written with it, just before the commit (the
+      writer's ``finish``). A message is stored with its receipt or not at all, and its request
+      waits for one commit, not two. The receipt's lxml work, the copy of the sender's references,
+      is done before, in the request's thread (``ReceiptIssuer.prepare``): in the writer, lxml's
+      letting go of the interpreter lock would make the batch wait for the request threads;
+    - after the commit, with ``defer_indexes`` (PostgreSQL: the batch takes no audit counter at
+      all, and one sequencer gives many batches' entries their indexes afterwards): signed in the
+      request's thread and kept with the message in the writer's next batch. If the gateway stops
+      in between, the message is stored without its receipt; the sender, told nothing, sends again
+      and gets the receipt signed anew from the stored message (``ReceiptIssuer.again``).
     """
 
     def __init__(
@@ -214,6 +228,7 @@ class Pipeline:
         self.stages = tuple(stages.stages)
         self._sessions = sessions
         self.receipts = receipts
+        self.receipt_in_batch = receipts is not None and not defer_indexes  # else after the commit
         self.positions = PositionWaiter(sessions)
         self.writer = BatchWriter(
             sessions,
@@ -232,8 +247,13 @@ class Pipeline:
         try:
             for check in self.checks:
                 check(inbound, NO_DATABASE)
+            finish = None
+            if self.receipt_in_batch and inbound.service is not None and not inbound.service.is_plumbing:
+                assert self.receipts is not None
+                self.receipts.prepare(inbound)
+                finish = lambda session: self._receipt_in_batch(inbound, session)  # noqa: E731
             try:
-                self.writer.run(lambda session: self._in_transaction(inbound, session))
+                self.writer.run(lambda session: self._in_transaction(inbound, session), finish=finish)
             finally:
                 _observe_stage_times(inbound)
             if inbound.resent is not None:
@@ -273,17 +293,34 @@ class Pipeline:
                 self._record_resend(inbound, inbound.resent, session)
                 return
 
+    def _receipt_in_batch(self, inbound: Inbound, session: Session) -> None:
+        """The writer's ``finish``: once the batch's work is done, sign the receipt and write it with the message."""
+        if inbound.resent is not None or inbound.acceptance is None:
+            return  # a resend is answered with its original receipt
+        assert self.receipts is not None
+        sequence(session)  # the batch's entries, at the first finish (the counter row held to the commit)
+        self.receipts.sign(inbound)
+        self.receipts.keep(inbound, session)
+
     def _issue_receipt(self, inbound: Inbound) -> None:
-        """After the commit: the acceptance's log position, then the receipt, kept with the message."""
+        """After the commit: the receipt, unless it was signed in the batch (then only the answer
+        that holds it); signed now once the acceptance has its log position, and kept with the message."""
         if self.receipts is None or inbound.service is None or inbound.service.is_plumbing:
             return
+        if inbound.receipt_bytes is None:  # the indexes are given after the commit (``defer_indexes``)
+            self._sign_after_commit(inbound, self.receipts)
+        assert inbound.receipt_bytes is not None
+        if inbound.answer_with_receipt is not None:
+            receipt = etree.fromstring(inbound.receipt_bytes, parser=hardened_parser())  # the gateway's own
+            inbound.answer = inbound.answer_with_receipt(receipt)
+
+    def _sign_after_commit(self, inbound: Inbound, receipts: ReceiptIssuer) -> None:
         assert inbound.acceptance is not None
         try:
             self.positions.wait([inbound.acceptance], inbound.received_at)
         except TimeoutError:
             log.error("message %s is stored, but its audit entry got no leaf index in time", inbound.message_id)
             raise DatabaseUnavailable() from None  # the sender sends again and gets the receipt then
-        receipts = self.receipts
         receipts.sign(inbound)  # in this thread: the writer holds its transaction for writes only
         try:
             self.writer.run(lambda session: receipts.keep(inbound, session), savepoint=False)  # one UPDATE
@@ -291,10 +328,6 @@ class Pipeline:
             # The message is accepted and the receipt is valid: answer it. It is signed again from
             # the stored message if the sender ever sends the message again.
             log.warning("the receipt of %s was not kept: %s", inbound.message_id, str(exc).splitlines()[0])
-        assert inbound.receipt_bytes is not None
-        if inbound.answer_with_receipt is not None:
-            receipt = etree.fromstring(inbound.receipt_bytes, parser=hardened_parser())  # the gateway's own
-            inbound.answer = inbound.answer_with_receipt(receipt)
 
     @staticmethod
     def _record_resend(inbound: Inbound, resent: Resent, session: Session) -> None:

@@ -22,6 +22,11 @@ waiting when it becomes free (up to ``limit`` pieces) and runs it in one transac
 - the pieces of a batch run one after the other in the same transaction, so each sees what the
   earlier ones wrote: two conflicting messages about one graduate in one batch behave exactly as
   they would one after the other (the second meets the first's state);
+- a piece may bring a ``finish``, run once every piece of the batch has done its work, just before
+  the commit: the intake gives the batch's audit entries their indexes there and signs each
+  accepted message's receipt, which names its index, so that the receipt is stored with its
+  message in one commit (a request waits for one batch, not two: bench/intake/README.md, eighth
+  pass). A finish that fails fails its piece alone, as its work would: the batch runs again without it;
 - the caller's ``run`` returns only after the commit (or raises the piece's error, or the batch's
   when the commit itself fails: then nothing of the batch is stored and every piece is told);
 - a batch that PostgreSQL aborts as a deadlock or serialisation failure (two processes' batches
@@ -67,6 +72,7 @@ Work = Callable[[Session], None]
 class _Piece:
     work: Work
     savepoint: bool = True
+    finish: Work | None = None  # run after every piece's work, before the commit (``BatchWriter.run``)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -111,14 +117,20 @@ class BatchWriter:
         self.batches = 0  # committed or failed, since start (for tests)
         self.reruns = 0  # batches run again with savepoints after a piece failed without (for tests)
 
-    def run(self, work: Work, *, savepoint: bool = True) -> None:
+    def run(self, work: Work, *, savepoint: bool = True, finish: Work | None = None) -> None:
         """Run ``work(session)`` in the next batch; returns after its commit, or raises its error.
 
         ``savepoint=False``: a piece that can fail only with the database (an UPDATE by primary
         key, say); if it raises all the same, the whole batch fails with it. Otherwise a failing
         piece is rolled back alone (see the module's docstring).
+
+        ``finish(session)``, if given, runs once every piece of the batch has done its work, just
+        before the commit, when this piece's work succeeded: what needs the whole batch written
+        first (the intake signs a receipt there, once the batch's audit entries have their leaf
+        indexes). If it raises, the batch is rolled back and runs again without this piece, which
+        gets the error, as a failing ``work`` does.
         """
-        piece = _Piece(work, savepoint)
+        piece = _Piece(work, savepoint, finish)
         self._ensure_thread()
         self._queue.put(piece)
         piece.done.wait()
@@ -182,14 +194,22 @@ class BatchWriter:
                     piece.error = exc
 
     def _transaction(self, batch: list[_Piece]) -> None:
-        """The batch without savepoints; if a piece fails, rolled back and run again with them."""
-        try:
-            self._attempt(batch, savepoints=False)
-            return
-        except _RunAgain as failed:
-            self.reruns += 1
-            failed.piece.error = failed.error  # not run again (the module's docstring)
-            self._attempt([piece for piece in batch if piece is not failed.piece], savepoints=True)
+        """The batch without savepoints; if a piece fails, rolled back and run again with them.
+
+        With savepoints a failing piece's work is rolled back alone; only a failing ``finish`` (run
+        after the savepoints are released) makes a batch run again from there, without its piece:
+        each run leaves one piece out, so a batch runs at most once more than it has pieces.
+        """
+        savepoints = False
+        while True:
+            try:
+                self._attempt(batch, savepoints=savepoints)
+                return
+            except _RunAgain as failed:
+                self.reruns += 1
+                failed.piece.error = failed.error  # not run again (the module's docstring)
+                batch = [piece for piece in batch if piece is not failed.piece]
+                savepoints = True
 
     def _attempt(self, batch: list[_Piece], *, savepoints: bool) -> None:
         with self._sessions() as session, session.begin():
@@ -204,6 +224,9 @@ class BatchWriter:
                     piece.error = _run_piece(session, piece.work)
                 else:
                     _run_bare(session, piece)
+            for piece in batch:
+                if piece.finish is not None and piece.error is None:
+                    _run_bare(session, piece, piece.finish)
         # committed: the pieces without an error are stored
 
 
@@ -221,10 +244,11 @@ def _begin_for_savepoints(session: Session) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _run_bare(session: Session, piece: _Piece) -> None:
-    """``piece`` without a savepoint: if it fails, the batch's attempt is rolled back (``_RunAgain``)."""
+def _run_bare(session: Session, piece: _Piece, work: Work | None = None) -> None:
+    """``piece``'s work (or ``work``, its finish) without a savepoint: if it fails, the batch's attempt
+    is rolled back (``_RunAgain``)."""
     try:
-        piece.work(session)
+        (work or piece.work)(session)
     except DBAPIError as exc:
         if _transaction_lost(exc):
             raise  # the whole batch failed: nothing of it is stored

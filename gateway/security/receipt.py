@@ -44,7 +44,23 @@ class ReceiptFacts:
     log_position: LogPosition | None = None
 
 
-def build_receipt(facts: ReceiptFacts, signer: GatewaySigner) -> bytes:
+def signed_parts(references: tuple[SignedReference, ...]) -> str:
+    """The receipt's ``gw:Part`` elements, in exclusive canonical form: a copy of each of the
+    sender's verified references, canonicalised on its own (they use no namespace of the receipt's).
+
+    The lxml part of a receipt (``build_receipt``): the intake writes it in the request's thread
+    (``IssueReceipt.prepare``), since lxml lets go of the interpreter lock while it serialises, and
+    a thread that must win it back from the busy request threads waits (bench/intake/README.md,
+    fifth pass); the rest of the receipt is string work and one signature.
+    """
+    return "".join(
+        f'<gw:Part name="{canonical_attribute(reference.part)}">'
+        f"{etree.tostring(reference.reference, method='c14n', exclusive=True).decode()}</gw:Part>"
+        for reference in references
+    )
+
+
+def build_receipt(facts: ReceiptFacts, signer: GatewaySigner, parts: str | None = None) -> bytes:
     """The gateway-signed ``gw:Receipt`` for ``facts``, serialised in exclusive canonical form (UTF-8).
 
     Written as text in its canonical form and signed so (``GatewaySigner.sign_canonical``) rather
@@ -53,13 +69,11 @@ def build_receipt(facts: ReceiptFacts, signer: GatewaySigner) -> bytes:
     canonicalised on their own, which is how the receipt's canonical form renders them (they use no
     namespace of the receipt's). Being canonical, the receipt goes into the signed SOAP response as
     it is (``ResponseSigner.envelope``). ``tests/security/test_receipt.py`` checks that lxml's
-    exclusive C14N of the parsed receipt is the receipt itself.
+    exclusive C14N of the parsed receipt is the receipt itself. ``parts``: ``signed_parts`` of
+    ``facts.references``, if the caller wrote them already.
     """
-    parts = "".join(
-        f'<gw:Part name="{canonical_attribute(reference.part)}">'
-        f"{etree.tostring(reference.reference, method='c14n', exclusive=True).decode()}</gw:Part>"
-        for reference in facts.references
-    )
+    if parts is None:
+        parts = signed_parts(facts.references)
     position = ""
     if facts.log_position is not None:
         position = (
@@ -93,13 +107,21 @@ _KEEP = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("pk")).values(receip
 @dataclass(frozen=True)
 class IssueReceipt:
     """Sign the receipt of an accepted message (``sign``: CPU only) and keep it with the stored message
-    (``keep``: in the group commit's next batch), both after the message's commit.
+    (``keep``: one UPDATE). The intake does both in the message's own batch, once its acceptance has
+    its leaf index, or, when indexes are given after the commit (PostgreSQL's deferred indexes),
+    after the commit and in the group commit's next batch (``gateway.intake.pipeline.Pipeline``).
 
     ``payloads`` opens a stored envelope when a receipt that was never kept is signed anew.
     """
 
     signer: GatewaySigner
     payloads: PayloadCipher
+
+    def prepare(self, inbound: Inbound) -> None:
+        """Before the transaction, in the request's thread: the receipt's part that needs no log
+        position (``signed_parts``), into ``inbound.receipt_parts``."""
+        assert inbound.security is not None
+        inbound.receipt_parts = signed_parts(inbound.security.references)
 
     def sign(self, inbound: Inbound) -> None:
         """Sign the receipt of ``inbound`` (committed, its acceptance indexed) into ``inbound.receipt_bytes``."""
@@ -119,10 +141,10 @@ class IssueReceipt:
             references=security.references,
             log_position=inbound.acceptance.position,
         )
-        # Written here, in the request's thread, and kept as it is in ``keep`` (the writer, in the
-        # batch's transaction), where serialising a tree cost about 0.3 ms a receipt: lxml lets go of
-        # the interpreter lock while it serialises, and winning it back waited for the busy request threads.
-        inbound.receipt_bytes = build_receipt(facts, self.signer)
+        # Text, not a tree serialised: in the writer's thread, lxml's serialising cost about 0.3 ms a
+        # receipt, since lxml lets go of the interpreter lock and winning it back waited for the busy
+        # request threads; the one lxml part, the sender's references, was written by ``prepare``.
+        inbound.receipt_bytes = build_receipt(facts, self.signer, inbound.receipt_parts)
 
     def keep(self, inbound: Inbound, session: Session) -> None:
         """Keep the signed receipt with the stored message (one UPDATE; in the group commit, one for

@@ -1,6 +1,9 @@
-"""The receipt follows the commit: the intake transaction can take no audit counter on PostgreSQL
-(GATEWAY_INTAKE_DEFERRED_INDEXES), and a receipt that was never kept or never answered is signed
-anew when the sender sends again."""
+"""Where the receipt is signed and kept.
+
+By default in the message's own batch, just before its commit: a message is stored with its receipt
+or not at all. With deferred indexes (GATEWAY_INTAKE_DEFERRED_INDEXES, PostgreSQL) the intake
+transaction takes no audit counter, and the receipt follows the commit: a receipt that was never
+kept or never answered is signed anew when the sender sends again."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest
 from flask import Flask
 from lxml import etree
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import OperationalError
 
 import gateway.intake.pipeline as pipeline_module
 from gateway.audit.models import AuditEntry, AuditPending
@@ -90,10 +94,70 @@ def test_with_deferred_indexes_the_intake_commits_while_the_audit_counter_is_loc
     app.extensions["gateway"].engine.dispose()
 
 
-def test_a_receipt_that_could_not_be_kept_is_answered_and_signed_anew_on_a_resend(
+def test_a_message_is_stored_with_its_receipt_in_one_commit(
     store_settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = create_app(store_settings)
+    assert app.extensions["gateway"].pipeline.receipt_in_batch
+    kept_at: list[int] = []
+    writer = app.extensions["gateway"].pipeline.writer
+    message_id = str(uuid.uuid4())
+    issuer = app.extensions["gateway"].pipeline.receipts.receipts
+    keep = type(issuer).keep
+
+    def noting(self: object, inbound: pipeline_module.Inbound, session: object) -> None:
+        kept_at.append(writer.batches)
+        keep(self, inbound, session)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(issuer), "keep", noting)
+    before = writer.batches
+    status, body = post(app, registration(sign, message_id))
+    assert status == 200
+    assert writer.batches == before + 1 and kept_at == [before + 1]  # one batch: the message and its receipt
+    kept = stored(app, message_id)
+    assert kept is not None and kept.receipt is not None
+    assert b"<gw:LeafIndex>" + str(leaf_index_of_acceptance(app, message_id)).encode() in kept.receipt
+    answered = body.find(".//gw:Receipt", namespaces=NS)
+    assert answered is not None
+    assert etree.tostring(answered, method="c14n", exclusive=True) == kept.receipt  # the answered one is kept
+    app.extensions["gateway"].engine.dispose()
+
+
+def test_a_receipt_that_cannot_be_written_fails_its_batch_and_nothing_is_stored(
+    store_settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(store_settings)
+    message_id = str(uuid.uuid4())
+    data = registration(sign, message_id)
+    issuer = app.extensions["gateway"].pipeline.receipts.receipts
+
+    def lose_it(inbound: pipeline_module.Inbound, session: object) -> None:
+        raise OperationalError("UPDATE messages", {}, OSError("the connection was lost"))
+
+    monkeypatch.setattr(type(issuer), "keep", lambda self, inbound, session: lose_it(inbound, session))
+    answer = app.test_client().post("/soap", data=data, content_type="text/xml; charset=utf-8")
+    assert answer.status_code == 503 and b"DATABASE_UNAVAILABLE" in answer.data  # send again, it says
+    monkeypatch.undo()
+    assert stored(app, message_id) is None  # not stored without its receipt
+    with transaction(app.extensions["gateway"].sessions) as session:
+        entries = select(func.count()).select_from(AuditEntry).where(AuditEntry.message_id == message_id)
+        assert session.scalar(entries) == 0
+    status, body = post(app, data)
+    assert status == 200
+    assert body.findtext(".//gw:Receipt/gw:LogPosition/gw:LeafIndex", namespaces=NS) == str(
+        leaf_index_of_acceptance(app, message_id)
+    )
+    kept = stored(app, message_id)
+    assert kept is not None and kept.receipt is not None
+    app.extensions["gateway"].engine.dispose()
+
+
+@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)  # deferred indexes: PostgreSQL's only
+def test_with_deferred_indexes_a_receipt_that_could_not_be_kept_is_answered_and_signed_anew_on_a_resend(
+    store_settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(store_settings.with_overrides(intake_deferred_indexes=True))
+    assert not app.extensions["gateway"].pipeline.receipt_in_batch
     message_id = str(uuid.uuid4())
     data = registration(sign, message_id)
     issuer = app.extensions["gateway"].pipeline.receipts.receipts  # inside its TimedReceipts
@@ -123,10 +187,11 @@ def test_a_receipt_that_could_not_be_kept_is_answered_and_signed_anew_on_a_resen
     app.extensions["gateway"].engine.dispose()
 
 
-def test_a_message_whose_place_in_the_log_came_too_late_gets_its_receipt_when_sent_again(
+@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)  # deferred indexes: PostgreSQL's only
+def test_with_deferred_indexes_a_message_whose_place_in_the_log_came_too_late_gets_its_receipt_when_sent_again(
     store_settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = create_app(store_settings)
+    app = create_app(store_settings.with_overrides(intake_deferred_indexes=True))
     message_id = str(uuid.uuid4())
     data = registration(sign, message_id)
 

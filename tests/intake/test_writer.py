@@ -36,10 +36,12 @@ def insert(value: str) -> Callable[[Session], None]:
 
 
 def in_one_batch(
-    writer: BatchWriter, pieces: list[tuple[Callable[[Session], None], bool]]
+    writer: BatchWriter,
+    pieces: list[tuple[Callable[[Session], None], bool]],
+    finishes: list[Callable[[Session], None] | None] | None = None,
 ) -> list[BaseException | None]:
-    """Run ``pieces`` (work, savepoint) from threads of their own, queued behind a held piece so
-    that they share the next batch; what each raised."""
+    """Run ``pieces`` (work, savepoint), with ``finishes`` if given, from threads of their own,
+    queued behind a held piece so that they share the next batch; what each raised."""
     gate, entered = threading.Event(), threading.Event()
 
     def hold(_session: Session) -> None:
@@ -54,7 +56,7 @@ def in_one_batch(
     def run(i: int) -> None:
         work, savepoint = pieces[i]
         try:
-            writer.run(work, savepoint=savepoint)
+            writer.run(work, savepoint=savepoint, finish=finishes[i] if finishes else None)
         except BaseException as exc:
             outcomes[i] = exc
 
@@ -98,6 +100,76 @@ def test_a_failing_piece_is_rolled_back_alone(engine: Engine) -> None:
     assert isinstance(outcomes[1], ValueError)
     assert rows(engine) == ["a", "c"]
     assert writer.reruns == 1  # first without savepoints, then again with them
+
+
+def noting_finish(runs: list[str], value: str, fail: bool = False) -> Callable[[Session], None]:
+    """A finish that notes ``value`` and the rows its batch has written so far, then writes ``value!``."""
+
+    def finish(session: Session) -> None:
+        seen = ",".join(sorted(session.execute(text("SELECT v FROM t")).scalars()))
+        runs.append(f"{value} saw {seen}")
+        if fail:
+            raise ValueError("the finish refused")
+        insert(f"{value}!")(session)
+
+    return finish
+
+
+def test_the_finishes_run_after_every_pieces_work_and_commit_with_them(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+    runs: list[str] = []
+    outcomes = in_one_batch(
+        writer,
+        [(insert("a"), True), (insert("b"), True), (insert("c"), True)],
+        [noting_finish(runs, "a"), None, noting_finish(runs, "c")],
+    )
+    assert outcomes == [None, None, None]
+    assert sorted(runs)[0].startswith("a saw a,b,c")  # every piece's work was done before the first finish
+    assert len(runs) == 2 and {run.split()[0] for run in runs} == {"a", "c"}
+    assert rows(engine) == ["a", "a!", "b", "c", "c!"]
+    assert writer.reruns == 0
+
+
+def test_a_refused_pieces_finish_does_not_run(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+    runs: list[str] = []
+
+    def fails(session: Session) -> None:
+        insert("b")(session)
+        raise ValueError("refused")
+
+    outcomes = in_one_batch(
+        writer,
+        [(insert("a"), True), (fails, True), (insert("c"), True)],
+        [noting_finish(runs, "a"), noting_finish(runs, "b"), noting_finish(runs, "c")],
+    )
+    assert outcomes[0] is None and outcomes[2] is None and isinstance(outcomes[1], ValueError)
+    assert sorted(runs) == ["a saw a,c", "c saw a,a!,c"] or sorted(runs) == ["a saw a,c,c!", "c saw a,c"]
+    assert rows(engine) == ["a", "a!", "c", "c!"]
+
+
+@pytest.mark.parametrize("with_a_refusal", [False, True])
+def test_a_failing_finish_fails_its_piece_alone(engine: Engine, with_a_refusal: bool) -> None:
+    """The batch is rolled back and runs again without the piece: it gets the finish's error, and none
+    of its work is stored. After a refusal the batch already runs with savepoints, and runs once more."""
+    writer = BatchWriter(sessionmaker(engine))
+    runs: list[str] = []
+
+    def refused(session: Session) -> None:
+        raise LookupError("refused")
+
+    pieces: list[tuple[Callable[[Session], None], bool]] = [(insert("a"), True), (insert("b"), True)]
+    finishes = [noting_finish(runs, "a"), noting_finish(runs, "b", fail=True)]
+    if with_a_refusal:
+        pieces.insert(0, (refused, True))
+        finishes.insert(0, None)
+    outcomes = in_one_batch(writer, pieces, finishes)
+    assert outcomes[-2] is None
+    assert isinstance(outcomes[-1], ValueError) and str(outcomes[-1]) == "the finish refused"
+    if with_a_refusal:
+        assert isinstance(outcomes[0], LookupError)
+    assert rows(engine) == ["a", "a!"]
+    assert writer.reruns == (2 if with_a_refusal else 1)
 
 
 def test_a_batch_that_refuses_nothing_runs_without_savepoints_once(engine: Engine) -> None:
