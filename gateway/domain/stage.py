@@ -1,11 +1,12 @@
 """The domain stages of the intake pipeline.
 
-``CheckDomain`` (after the recipient is resolved, before the message is stored): the codes in the
-document, the access rights, then the service's own rules. ``ApplyDomain`` (after the message is
-stored, same transaction): the service's effects, and the index of which graduate the message is
-about (``gateway.graduates.subjects``, for the graduate's access history). Services without rules
-of their own pass through the generic checks only; the gateway's own plumbing services (mailbox,
-status) skip both.
+``CheckCodes`` (a CPU check, after the signature, before any transaction): the codes in the
+document against their check characters and code lists. ``CheckDomain`` (after the recipient is
+resolved, before the message is stored): the access rights, then the service's own rules.
+``ApplyDomain`` (after the message is stored, same transaction): the service's effects, and the
+index of which graduate the message is about (``gateway.graduates.subjects``, for the graduate's
+access history). Services without rules of their own pass through the generic checks only; the
+gateway's own plumbing services (mailbox, status) skip all three.
 
 Both run in the group commit's writer thread, each message in a savepoint of the batch's
 transaction (``gateway.intake.writer``); what a service's rules may do there is said in
@@ -56,15 +57,34 @@ class DomainRules:
         )
 
 
+class CheckCodes:
+    """The document's codes (identity numbers, credit codes, regions, code lists: ``check_codes``).
+
+    CPU work that reads nothing but the document, so it runs with the CPU checks, in the request's
+    thread, once the signature has shown whose document it is, rather than in the group commit's
+    writer: there it lengthened the serial work that every message of the process, and on SQLite
+    of every worker process, waits for (bench/intake/README.md, eighth pass). A message with a bad
+    code is therefore refused before the database is asked whether its sender, certificate or
+    recipient are known.
+    """
+
+    def __call__(self, inbound: Inbound, session: Session) -> None:
+        if inbound.service is None or inbound.service.is_plumbing:
+            return
+        assert inbound.parts is not None
+        check_codes(inbound.parts.document)
+
+
 @dataclass(frozen=True)
 class CheckDomain:
+    """The access rights, then the service's own rules (the codes were checked before: ``CheckCodes``)."""
+
     rules: DomainRules
 
     def __call__(self, inbound: Inbound, session: Session) -> None:
         if inbound.service is not None and inbound.service.is_plumbing:
             return
         message = self.rules.message(inbound)
-        check_codes(message.document)
         self.rules.access.check(message, session)
         service_rules = self.rules.services.get(message.service)
         if service_rules is not None:

@@ -1,6 +1,6 @@
 """The intake pipeline: a message passes through stages, each of which may refuse it with a Fault.
 
-    parse -> envelope -> schema -> service -> signature           (CPU only, the request's thread)
+    parse -> envelope -> schema -> service -> signature -> codes  (CPU only, the request's thread)
           -> sender -> certificate registered, replay -> recipient -> domain check
           -> store -> domain effects -> plumbing answer -> verification answer
                                                    (the writer's thread: a savepoint of a batch)
@@ -14,7 +14,7 @@ addressed to the sender's own participant id, skips the domain stages, is stored
 delivery (as evidence, and so that replays are refused) and is answered by the plumbing stage.
 
 A stage is any callable ``stage(inbound, session)``. The CPU checks (parse, envelope, schema,
-service, signature) run first, in the request's own thread, and get no session at all
+service, signature, the document's codes) run first, in the request's own thread, and get no session at all
 (``NO_DATABASE``): a malformed or forged message costs no database work and holds no lock. The
 database stages of one message then run in the process's group commit
 (``gateway.intake.writer.BatchWriter``): with the database stages of the other messages that arrived
@@ -605,6 +605,7 @@ def default_stages(
     limits: XmlLimits,
     verify: Stage,
     registration: Stage,
+    codes: Stage,
     check_domain: Stage,
     apply_domain: Stage,
     plumbing: Stage,
@@ -615,8 +616,9 @@ def default_stages(
     """The intake stages in order: the CPU checks, then the database stages.
 
     ``verify``, ``registration`` and ``receipt`` are message security's (``gateway.security``:
-    the signature's CPU work, then the certificate's registration and replay in the database); ``check_domain`` and
-    ``apply_domain`` the domain's (``gateway.domain``: codes, access rights, service rules);
+    the signature's CPU work, then the certificate's registration and replay in the database); ``codes`` (a CPU
+    check: the document's codes), ``check_domain`` and ``apply_domain`` the domain's (``gateway.domain``:
+    access rights, service rules, their effects);
     ``plumbing`` answers the plumbing services (``gateway.delivery.plumbing``) and
     ``verification`` the graduate verification requests (``gateway.grants.answer``); ``payloads``
     seals the stored envelope (``gateway.messages.payloads``); ``registry`` is the process's
@@ -629,6 +631,7 @@ def default_stages(
             ValidateSchema(catalog),
             IdentifyService(catalog),
             verify,
+            codes,  # after the signature: only an authentic document is read
             SealEnvelope(payloads),
         ],
         stages=[

@@ -23,7 +23,7 @@ from gateway.delivery.policy import RetryPolicy
 from gateway.delivery.service import DeliveryService
 from gateway.directory import views as directory_views
 from gateway.domain.services import service_rules
-from gateway.domain.stage import ApplyDomain, CheckDomain, DomainRules
+from gateway.domain.stage import ApplyDomain, CheckCodes, CheckDomain, DomainRules
 from gateway.errors import ConfigurationError
 from gateway.grants.answer import AnswerVerification
 from gateway.grants.throttle import ShortCodeThrottle
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         settings.xml_limits,
         verify=verify,
         registration=CheckRegistration(payloads, registry),
+        codes=CheckCodes(),
         check_domain=CheckDomain(domain),
         apply_domain=ApplyDomain(domain),
         plumbing=AnswerPlumbing(signer, payloads),
