@@ -67,6 +67,7 @@ from gateway.registry.models import DeliveryMode
 from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.routing.resolve import resolve_recipient
 from gateway.store.db import database_turn
+from gateway.store.deferred import write
 from gateway.xmlparse import XmlLimits, hardened_parser, parse_untrusted
 
 if TYPE_CHECKING:
@@ -511,13 +512,16 @@ _MESSAGES = cast(Table, Message.__table__)
 _DELIVERIES = cast(Table, Delivery.__table__)
 _INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
 _INSERT_DELIVERY = insert(_DELIVERIES).returning(_DELIVERIES.c.id)
+_INSERT_MAILBOX_DELIVERY = insert(_DELIVERIES)  # with the batch's others at its commit: nobody needs its id
 
 
 def store(inbound: Inbound, session: Session) -> None:
     """Store the message, its envelope sealed, and its delivery record in the batch's transaction.
 
     A plumbing request or a verification request is stored too (evidence, replay detection) but
-    has nothing to deliver: the gateway answers it.
+    has nothing to deliver: the gateway answers it. A delivery to a pull mailbox is written at the
+    batch's commit, with the batch's others (``gateway.store.deferred``); a push delivery at once,
+    since its id goes to the broker.
     """
     assert inbound.routing is not None and inbound.service is not None and inbound.sealed is not None
     assert inbound.sender is not None and inbound.recipient is not None and inbound.security is not None
@@ -546,8 +550,14 @@ def store(inbound: Inbound, session: Session) -> None:
     push: tuple[int, ...] = ()
     if inbound.service.is_delivered:
         delivery = Delivery.first_values(recipient.id, recipient.delivery_mode, inbound.received_at)
-        delivery_id = session.execute(_INSERT_DELIVERY, {**delivery, "message_pk": pk}).scalar_one()
-        push = (delivery_id,) if recipient.delivery_mode == DeliveryMode.PUSH else ()
+        delivery["message_pk"] = pk
+        if recipient.delivery_mode == DeliveryMode.PUSH:  # its id goes to the broker after the commit
+            push = (session.execute(_INSERT_DELIVERY, delivery).scalar_one(),)
+        else:
+            # A mailbox's delivery waits for its recipient's fetch; nothing in the batch reads it back
+            # (a fetch in the same batch finds it at the next) and it can break no key: it is written
+            # with the batch's other mailbox deliveries, in one statement at the commit.
+            write(session, _INSERT_MAILBOX_DELIVERY, delivery)
     inbound.stored = StoredMessage(
         pk, routing.message_id, inbound.sender.id, recipient.id, inbound.received_at, push_delivery_ids=push
     )

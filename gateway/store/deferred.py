@@ -2,9 +2,10 @@
 
 The intake's group commit (``gateway.intake.writer``) runs many messages in one transaction, and a
 message used to run each of its rows through SQLAlchemy on its own: a notice, the index of its
-graduate, its receipt. Where nothing reads such a row back in the same transaction, it can wait
-for the commit and go with the other messages' rows as one ``executemany``: one statement's
-bookkeeping for the batch instead of one for each message (bench/intake/README.md, sixth pass).
+graduate, its receipt, its delivery to a pull mailbox. Where nothing reads such a row back in the
+same transaction, it can wait for the commit and go with the other messages' rows as one
+``executemany``: one statement's bookkeeping for the batch instead of one for each message
+(bench/intake/README.md, sixth and eighth passes).
 
 A session opts in with :func:`defer_writes` (the writer's sessions do); in any other session
 :func:`write` runs the statement at once, as before. A piece of a batch that is rolled back to its

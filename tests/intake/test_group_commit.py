@@ -16,13 +16,14 @@ from contextlib import contextmanager
 import pytest
 from flask import Flask
 from lxml import etree
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from gateway.archives.models import ArchiveTransfer
 from gateway.audit.models import AuditEntry
 from gateway.intake.writer import BatchWriter
-from gateway.messages.models import Message
+from gateway.messages.models import Delivery, DeliveryStatus, Message
+from gateway.registry.models import DeliveryMode
 from gateway.sdk.envelope import wrap
 from gateway.settings import Settings
 from gateway.store.db import transaction
@@ -219,3 +220,47 @@ def test_a_refused_message_in_a_batch_leaves_the_others_accepted_and_nothing_of_
     # the three acceptances and the refusal (its own transaction); nothing the refused message began
     assert sorted(kinds) == sorted(["message.accepted"] * 3 + ["message.refused"])
     assert indexes == list(range(len(indexes)))  # contiguous: the rolled-back piece took no index
+
+
+@pytest.mark.parametrize("store_settings", ["sqlite", "postgresql"], indirect=True)
+def test_a_batchs_mailbox_deliveries_are_written_together_at_its_commit(app: Flask, sign: Signer) -> None:
+    """A delivery to a pull mailbox is nobody's to read before the commit: the batch's go in one
+    statement at its end, one for each accepted message and none for the one refused among them."""
+    bodies = [
+        envelope(
+            sign,
+            registration(new_graduate(), f"REG-MB-{n}-{uuid.uuid4().hex[:6]}"),
+            UNIVERSITY,
+            EDUCATION_DEPARTMENT,
+            "DestinationRegistration",
+        )
+        for n in range(3)
+    ]
+    stray = envelope(
+        sign, filing(new_graduate(), "REG-NEVER-MADE"), EDUCATION_DEPARTMENT, UNIVERSITY, "RegistrationFiled"
+    )
+    inserts: list[str] = []
+
+    def note(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO DELIVERIES"):
+            inserts.append(statement)
+
+    engine = app.extensions["gateway"].engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        answers = send_in_one_batch(app, [bodies[0], stray, bodies[1], bodies[2]])
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert [status for status, _ in answers] == [200, 500, 200, 200]
+    assert len(inserts) == 1  # the batch's three deliveries, in one statement
+    message_ids = [etree.fromstring(data).findtext(".//{urn:gradex:gateway:1}MessageId") for data in bodies]
+    with transaction(app.extensions["gateway"].sessions) as session:
+        rows = session.execute(
+            select(Message.message_id, Delivery.recipient_id, Delivery.mode, Delivery.status)
+            .join(Delivery, Delivery.message_pk == Message.id)
+            .where(Message.message_id.in_(message_ids))
+        ).all()
+    assert sorted(row.message_id for row in rows) == sorted(message_ids)  # one each
+    assert {(row.recipient_id, row.mode, row.status) for row in rows} == {
+        (EDUCATION_DEPARTMENT, DeliveryMode.PULL, DeliveryStatus.QUEUED)
+    }
