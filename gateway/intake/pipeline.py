@@ -25,9 +25,9 @@ certificate is and which access overrides apply is read from the process's regis
 version in the batch's transaction. Inside the transaction there is only database work, and
 the receipts' signatures: the audit log's counter row is taken once per batch, just before its
 commit (``gateway.audit.log.sequence``), and each accepted message's receipt, which names its place
-in the log, is signed then and stored with it. On PostgreSQL the batch takes no counter at all
-(``defer_indexes``): the receipt is signed after the commit and kept in the writer's next batch
-(``Pipeline``).
+in the log, is signed then and stored with it. With ``defer_indexes`` (an option on PostgreSQL)
+the batch takes no counter at all: the receipt is signed after the commit and kept in the writer's
+next batch (``Pipeline``).
 """
 
 from __future__ import annotations
@@ -210,8 +210,8 @@ class Pipeline:
       waits for one commit, not two. The receipt's lxml work, the copy of the sender's references,
       is done before, in the request's thread (``ReceiptIssuer.prepare``): in the writer, lxml's
       letting go of the interpreter lock would make the batch wait for the request threads;
-    - after the commit, with ``defer_indexes`` (PostgreSQL: the batch takes no audit counter at
-      all, and one sequencer gives many batches' entries their indexes afterwards): signed in the
+    - after the commit, with ``defer_indexes`` (an option on PostgreSQL: the batch takes no audit
+      counter at all, and one sequencer gives many batches' entries their indexes afterwards): signed in the
       request's thread and kept with the message in the writer's next batch. If the gateway stops
       in between, the message is stored without its receipt; the sender, told nothing, sends again
       and gets the receipt signed anew from the stored message (``ReceiptIssuer.again``).
