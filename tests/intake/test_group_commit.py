@@ -108,6 +108,20 @@ def send_in_one_batch(app: Flask, bodies: list[bytes]) -> list[tuple[int, bytes]
     return [answer for answer in answers if answer is not None]
 
 
+def registrations(sign: Signer, prefix: str, count: int) -> list[bytes]:
+    """``count`` signed destination registrations of new graduates, each under an id of its own."""
+    return [
+        envelope(
+            sign,
+            registration(new_graduate(), f"{prefix}-{n}-{uuid.uuid4().hex[:6]}"),
+            UNIVERSITY,
+            EDUCATION_DEPARTMENT,
+            "DestinationRegistration",
+        )
+        for n in range(count)
+    ]
+
+
 def filed(app: Flask, sign: Signer) -> Graduate:
     """A graduate whose destination registration is filed (so that an archive manifest may follow)."""
     g = new_graduate()
@@ -184,16 +198,7 @@ def test_a_message_id_twice_in_one_batch_is_stored_once(app: Flask, sign: Signer
 def test_a_refused_message_in_a_batch_leaves_the_others_accepted_and_nothing_of_its_own(
     app: Flask, sign: Signer
 ) -> None:
-    good = [
-        envelope(
-            sign,
-            registration(new_graduate(), f"REG-OK-{n}-{uuid.uuid4().hex[:6]}"),
-            UNIVERSITY,
-            EDUCATION_DEPARTMENT,
-            "DestinationRegistration",
-        )
-        for n in range(3)
-    ]
+    good = registrations(sign, "REG-OK", 3)
     # A filing of a registration nobody made: refused by the domain rules, after the sender's and
     # the recipient's checks ran in the batch.
     stray_id = str(uuid.uuid4())
@@ -226,16 +231,7 @@ def test_a_refused_message_in_a_batch_leaves_the_others_accepted_and_nothing_of_
 def test_a_batchs_mailbox_deliveries_are_written_together_at_its_commit(app: Flask, sign: Signer) -> None:
     """A delivery to a pull mailbox is nobody's to read before the commit: the batch's go in one
     statement at its end, one for each accepted message and none for the one refused among them."""
-    bodies = [
-        envelope(
-            sign,
-            registration(new_graduate(), f"REG-MB-{n}-{uuid.uuid4().hex[:6]}"),
-            UNIVERSITY,
-            EDUCATION_DEPARTMENT,
-            "DestinationRegistration",
-        )
-        for n in range(3)
-    ]
+    bodies = registrations(sign, "REG-MB", 3)
     stray = envelope(
         sign, filing(new_graduate(), "REG-NEVER-MADE"), EDUCATION_DEPARTMENT, UNIVERSITY, "RegistrationFiled"
     )
