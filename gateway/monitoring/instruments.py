@@ -126,11 +126,17 @@ class TimedStage:
         finally:
             if self._observe is None:
                 self._observe = instruments().stage_seconds.labels(stage=self.name).observe
-            noted = getattr(inbound, "stage_times", None)
-            if noted is None:
-                self._observe(time.perf_counter() - started)
-            else:
-                noted.append((self._observe, time.perf_counter() - started))
+            _observe_or_note(inbound, self._observe, time.perf_counter() - started)
+
+
+def _observe_or_note(inbound: Inbound, observe: Callable[[float], None], seconds: float) -> None:
+    """Observe ``seconds`` now, or, in the writer (``inbound.stage_times`` is a list there), note them
+    for the request's thread to observe after the batch's commit."""
+    noted = getattr(inbound, "stage_times", None)
+    if noted is None:
+        observe(seconds)
+    else:
+        noted.append((observe, seconds))
 
 
 class TimedReceipts:
@@ -153,12 +159,7 @@ class TimedReceipts:
         finally:
             if self._observe is None:
                 self._observe = instruments().stage_seconds.labels(stage=self.name).observe
-            observe = self._observe
-            noted = getattr(inbound, "stage_times", None)
-            if noted is None:
-                observe(time.perf_counter() - started)
-            else:
-                noted.append((observe, time.perf_counter() - started))
+            _observe_or_note(inbound, self._observe, time.perf_counter() - started)
 
     def keep(self, inbound: Inbound, session: Session) -> None:
         self.receipts.keep(inbound, session)

@@ -93,7 +93,7 @@ def test_accepted_and_refused_messages_are_counted_and_timed(app: Flask, sign: S
     assert after[accepted] == before.get(accepted, 0) + 1
     assert after[refused] == before.get(refused, 0) + 1
     # Every stage of the accepted message was timed once more; parsing twice (the refused one too).
-    for stage in ("parse", "split", "validate_schema", "verify_signature", "store", "issue_receipt"):
+    for stage in ("parse", "split", "validate_schema", "verify_signature", "check_codes", "store", "issue_receipt"):
         key = f'gateway_intake_stage_seconds_count{{stage="{stage}"}}'
         grew = after[key] - before.get(key, 0)
         assert grew == (2 if stage == "parse" else 1), (stage, grew)
