@@ -223,7 +223,7 @@ class BatchWriter:
                 elif savepoints:
                     piece.error = _run_piece(session, piece.work)
                 else:
-                    _run_bare(session, piece)
+                    _run_bare(session, piece, piece.work)
             for piece in batch:
                 if piece.finish is not None and piece.error is None:
                     _run_bare(session, piece, piece.finish)
@@ -244,11 +244,11 @@ def _begin_for_savepoints(session: Session) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _run_bare(session: Session, piece: _Piece, work: Work | None = None) -> None:
-    """``piece``'s work (or ``work``, its finish) without a savepoint: if it fails, the batch's attempt
-    is rolled back (``_RunAgain``)."""
+def _run_bare(session: Session, piece: _Piece, work: Work) -> None:
+    """``work`` of ``piece`` (its work or its finish) without a savepoint: if it fails, the batch's
+    attempt is rolled back (``_RunAgain``), and ``piece`` gets the error."""
     try:
-        (work or piece.work)(session)
+        work(session)
     except DBAPIError as exc:
         if _transaction_lost(exc):
             raise  # the whole batch failed: nothing of it is stored
