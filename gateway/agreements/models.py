@@ -16,7 +16,8 @@ class Agreement(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     agreement_id: Mapped[str] = mapped_column(String(64), index=True)
-    employer_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    # No index of its own: the unique key (employer_id, agreement_id) leads with it (migration 0014).
+    employer_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
     university_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
     identity_hash: Mapped[str] = mapped_column(String(64), index=True)
     graduate_name: Mapped[str] = mapped_column(String(100))

@@ -46,7 +46,8 @@ class ArchiveTransfer(Base):
     transfer_number: Mapped[str] = mapped_column(String(32), index=True)
     request_id: Mapped[str | None] = mapped_column(String(64), index=True)
     manifest_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    holder_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    # No index of its own: both unique keys lead with it (migration 0014).
+    holder_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
     receiver_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
     leaves_late: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(12), index=True)

@@ -47,7 +47,8 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(36))
-    sender_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    # No index of its own: the unique key (sender_id, message_id) leads with it (migration 0014).
+    sender_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
     recipient_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
     service: Mapped[str] = mapped_column(String(64), index=True)
     service_version: Mapped[str] = mapped_column(String(16))

@@ -25,7 +25,8 @@ class Registration(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     registration_id: Mapped[str] = mapped_column(String(64))
-    university_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    # No index of its own: the unique key (university_id, registration_id) leads with it (migration 0014).
+    university_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
     education_department_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
     identity_hash: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(100))
