@@ -310,6 +310,25 @@ def test_the_batchs_deferred_rows_go_in_one_statement_at_its_commit(engine: Engi
     assert inserts == [(inserts[0][0], True)]  # one executemany for the three rows
 
 
+def test_the_pieces_deferred_rows_are_written_before_the_finishes_and_the_finishes_at_the_commit(
+    engine: Engine,
+) -> None:
+    """The finishes take the audit log's counter row, held to the commit: what the pieces deferred
+    is written before, so that the row waits for the receipts' rows alone."""
+    writer = BatchWriter(sessionmaker(engine))
+    seen: list[list[str]] = []
+
+    def finish(session: Session) -> None:
+        seen.append(sorted(session.execute(text("SELECT v FROM t")).scalars()))
+        write(session, INSERT_T, {"v": "receipt"})
+        seen.append(sorted(session.execute(text("SELECT v FROM t")).scalars()))
+
+    outcomes = in_one_batch(writer, [(deferred("a"), True), (deferred("b"), True)], [finish, None])
+    assert outcomes == [None, None]
+    assert seen == [["a", "b"], ["a", "b"]]  # the pieces' rows before the finish; the finish's own at the commit
+    assert rows(engine) == ["a", "b", "receipt"]
+
+
 def test_a_refused_piece_forgets_its_deferred_rows_and_the_others_keep_theirs(engine: Engine) -> None:
     """Two refusals: the first ends the first attempt; the second is rolled back to its savepoint in
     the batch's second attempt, and its deferred row with it."""
