@@ -26,7 +26,11 @@ waiting when it becomes free (up to ``limit`` pieces) and runs it in one transac
   the commit: the intake gives the batch's audit entries their indexes there and signs each
   accepted message's receipt, which names its index, so that the receipt is stored with its
   message in one commit (a request waits for one batch, not two: bench/intake/README.md, eighth
-  pass). A finish that fails fails its piece alone, as its work would: the batch runs again without it;
+  pass). A finish that fails fails its piece alone, as its work would: the batch runs again without it.
+  The rows the pieces left for the commit (``gateway.store.deferred``) are written before the first
+  finish, since the intake's takes the audit log's counter row, which every process's batches wait
+  for until this one commits: with four workers on PostgreSQL it was held or waited on 65 - 70 % of
+  the time, 20 % once the row waited for the receipts' rows alone (bench/intake/README.md, ninth pass);
 - the caller's ``run`` returns only after the commit (or raises the piece's error, or the batch's
   when the commit itself fails: then nothing of the batch is stored and every piece is told);
 - a batch that PostgreSQL aborts as a deadlock or serialisation failure (two processes' batches
