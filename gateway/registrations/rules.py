@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Insert, Table, bindparam, select, update
+from sqlalchemy import Insert, Table, bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -123,9 +123,14 @@ class DestinationRegistrationRules:
             "updated_at": message.received_at,
         }
         key = {"university": message.sender.id, "registration": values["registration_id"]}
-        corrected = session.execute(_REGISTERED, key).first() is not None
-        upsert = _upsert(session.get_bind().dialect.name, tuple(values))
-        expire_held(session, Registration, session.execute(upsert, values).scalar_one())
+        dialect = session.get_bind().dialect.name
+        upsert = _upsert(dialect, tuple(values))
+        if dialect == "postgresql":  # the upsert itself says whether the row was there
+            pk, corrected = session.execute(upsert, {**values, **key}).one()
+        else:
+            corrected = session.execute(_REGISTERED, key).first() is not None
+            pk = session.execute(upsert, values).scalar_one()
+        expire_held(session, Registration, pk)
         notify(
             session,
             "registration_submitted",
@@ -161,12 +166,22 @@ def _upsert(dialect: str, columns: tuple[str, ...]) -> Insert:
 
     One statement: two messages for the same registration at once cannot both insert it. Built once
     per dialect (the ON CONFLICT clause is the dialect's) and set of columns (``apply`` has one).
+
+    On PostgreSQL it also returns whether the university had the row before (``corrected``, from
+    ``_REGISTERED`` as a WITH query, which reads the table as it was before the statement: the
+    parameters ``university`` and ``registration`` name the row), saving a SELECT a registration in
+    the group commit's serial part. SQLite evaluates such a WITH query after the insert, so there
+    ``apply`` asks first.
     """
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(_R)
     key = ("university_id", "registration_id")
     changed = {column: statement.excluded[column] for column in columns if column not in key}
-    return statement.on_conflict_do_update(index_elements=key, set_=changed).returning(_R.c.id)
+    upsert = statement.on_conflict_do_update(index_elements=key, set_=changed)
+    if dialect != "postgresql":
+        return upsert.returning(_R.c.id)
+    earlier = _REGISTERED.cte("earlier")
+    return upsert.returning(_R.c.id, exists(select(earlier.c.id)).label("corrected")).add_cte(earlier)
 
 
 class _Sent(NamedTuple):
@@ -198,13 +213,18 @@ def _named(message: DomainMessage, registration_id: str) -> dict[str, str]:
 
 def _update(message: DomainMessage, session: Session, **values: Any) -> _Sent:
     """Set ``values`` on the registration the message names, checking in the same statement what
-    :func:`_registration_for` checks; raises :class:`RegistrationUnknown` as it does."""
+    :func:`_registration_for` checks; raises :class:`RegistrationUnknown` as it does.
+
+    The one statement is the check: when it finds no row, :func:`_registration_for` says why (never
+    sent to this department, another graduate's), and if it finds the row after all, a concurrent
+    correction changed it in between.
+    """
     doc = message.document
     registration_id = required(doc, "reg:RegistrationId")
     identity_hash = message.hasher(required(doc, "reg:IdentityNumber"))
     parameters = {**_named(message, registration_id), "identity": identity_hash, **values}
     pk = session.execute(_UPDATE_SENT, parameters).scalar_one_or_none()
-    if pk is None:  # changed since the check, by a concurrent correction: say how
+    if pk is None:
         _registration_for(message, session)
         raise RegistrationUnknown(f"registration {registration_id} changed while this message was accepted")
     expire_held(session, Registration, pk)
@@ -213,7 +233,10 @@ def _update(message: DomainMessage, session: Session, **values: Any) -> _Sent:
 
 class RegistrationFiledRules:
     def check(self, message: DomainMessage, session: Session) -> None:
-        _registration_for(message, session)
+        """Nothing before the message is stored: ``apply``'s one UPDATE checks that the registration
+        was sent to this department and is this graduate's, and refuses the filing as the check did
+        (the piece is rolled back with everything it stored). A SELECT here repeated that UPDATE's
+        WHERE clause: a statement a filing, in the group commit's serial part (issue 13)."""
 
     def apply(self, message: DomainMessage, session: Session) -> None:
         transfer_number = required(message.document, "reg:TransferNumber")
@@ -245,7 +268,7 @@ class RegistrationFiledRules:
 
 class RegistrationRejectedRules:
     def check(self, message: DomainMessage, session: Session) -> None:
-        _registration_for(message, session)
+        """Nothing before the message is stored: ``apply``'s UPDATE checks it (as a filing's)."""
 
     def apply(self, message: DomainMessage, session: Session) -> None:
         record = _update(message, session, status=RegistrationStatus.REJECTED, updated_at=message.received_at)

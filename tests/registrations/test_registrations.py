@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from gateway.privacy import IdentityHasher
 from gateway.registrations.models import Registration
@@ -91,3 +91,25 @@ def test_an_employers_unit_nature_changed_in_the_registry_counts_for_the_next_re
     code, message = send(client, sign, again, UNIVERSITY, EDUCATION_DEPARTMENT)
     assert code == "EMPLOYER_UNIT_NATURE_MISMATCH"
     assert f"employer {PRIVATE_EMPLOYER}" in message and "unit nature 31" in message and "declares 39" in message
+
+
+def test_a_filing_reads_and_writes_its_registration_in_one_statement(
+    client: FlaskClient, app: Flask, sign: Signer
+) -> None:
+    """The UPDATE checks what a SELECT before it checked (sent to this department, this graduate's):
+    one statement a filing in the group commit's serial part, not two."""
+    assert send(client, sign, "destination-registration", UNIVERSITY, EDUCATION_DEPARTMENT)[0] is None
+    engine = app.extensions["gateway"].engine
+    statements: list[str] = []
+
+    def note(_connection: object, _cursor: object, sql: str, *_: object) -> None:
+        statements.append(sql)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert send(client, sign, "registration-filed", EDUCATION_DEPARTMENT, UNIVERSITY)[0] is None
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    touching = [sql for sql in statements if "registrations" in sql]
+    assert len(touching) == 1 and touching[0].startswith("UPDATE registrations"), touching
+    assert registrations(app)[0].status == "filed"

@@ -6,14 +6,16 @@ already holds must not keep the values from before any of those writes. On SQLit
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from gateway.domain.message import DomainMessage, ServiceRules
+from gateway.notices.models import Notice
 from gateway.privacy import IdentityHasher
 from gateway.registrations.models import Registration
 from gateway.registrations.rules import (
@@ -95,3 +97,28 @@ def test_a_registration_the_session_holds_is_read_anew_after_every_step(
     assert session.scalars(select(Registration.id).where(Registration.registration_id == "REG-SHARED")).all() == [
         held.id
     ]
+
+
+def test_a_registration_is_told_apart_from_its_correction(session: Session, store_settings: Settings) -> None:
+    """The notice says whether the university corrected a registration it had sent; on PostgreSQL the
+    upsert itself tells (its WITH query reads the table as before it), with no SELECT of its own."""
+    g = new_graduate()
+    rules = DestinationRegistrationRules(RegistrySnapshot())
+    statements: list[str] = []
+
+    def note(_connection: object, _cursor: object, sql: str, *_: object) -> None:
+        statements.append(sql)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        step(session, store_settings, rules, registration(g, "REG-TOLD"), UNIVERSITY)
+        step(session, store_settings, rules, registration(replace(g, name="改正后"), "REG-TOLD"), UNIVERSITY)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    submitted = session.scalars(
+        select(Notice.facts).where(Notice.kind == "registration_submitted").order_by(Notice.id)
+    ).all()
+    assert [json.loads(facts)["corrected"] for facts in submitted] == [False, True]
+    touching = [sql for sql in statements if "registrations" in sql]
+    assert len(touching) == (2 if engine.dialect.name == "postgresql" else 4), touching
