@@ -10,9 +10,8 @@ migration rebuilding the table), fails here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,20 +80,6 @@ CHANGES: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An empty store at the newest revision."""
-    url = (
-        f"sqlite:///{tmp_path / 'registry.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    created = connect(url)
-    migrate(created)
-    yield created
-    created.dispose()
-
-
 def version_of(engine: Engine) -> int:
     with engine.connect() as connection:
         found: int = connection.execute(select(RegistryVersion.version)).scalar_one()
@@ -106,49 +91,49 @@ def test_every_table_the_snapshot_reads_is_written_here() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY_TABLES))
-def test_plain_sql_inserts_updates_and_deletes_move_the_version(engine: Engine, name: str) -> None:
+def test_plain_sql_inserts_updates_and_deletes_move_the_version(migrated: Engine, name: str) -> None:
     table = Base.metadata.tables[name]
     if name != "participants":
-        with engine.begin() as connection:
+        with migrated.begin() as connection:
             connection.execute(Base.metadata.tables["participants"].insert().values(ROWS["participants"]))
     for statement in (table.insert().values(ROWS[name]), table.update().values(CHANGES[name]), table.delete()):
-        before = version_of(engine)
-        with engine.begin() as connection:
+        before = version_of(migrated)
+        with migrated.begin() as connection:
             connection.execute(statement)
-        assert version_of(engine) == before + 1, f"{statement} did not move the version"
+        assert version_of(migrated) == before + 1, f"{statement} did not move the version"
 
 
 @pytest.mark.parametrize(("name", "column"), sorted((t, c) for t, columns in REGISTRY_COLUMNS.items() for c in columns))
-def test_setting_any_column_the_snapshot_reads_moves_the_version(engine: Engine, name: str, column: str) -> None:
-    with engine.begin() as connection:
+def test_setting_any_column_the_snapshot_reads_moves_the_version(migrated: Engine, name: str, column: str) -> None:
+    with migrated.begin() as connection:
         connection.execute(Base.metadata.tables["participants"].insert().values(ROWS["participants"]))
         if name != "participants":
             connection.execute(Base.metadata.tables[name].insert().values(ROWS[name]))
-    before = version_of(engine)
+    before = version_of(migrated)
     table = Base.metadata.tables[name]
-    with engine.begin() as connection:
+    with migrated.begin() as connection:
         connection.execute(table.update().values({column: table.c[column]}))  # the same value: the write counts
-    assert version_of(engine) == before + 1
+    assert version_of(migrated) == before + 1
 
 
-def test_a_participant_s_contact_details_are_not_the_snapshot_s(engine: Engine) -> None:
-    with engine.begin() as connection:
+def test_a_participant_s_contact_details_are_not_the_snapshot_s(migrated: Engine) -> None:
+    with migrated.begin() as connection:
         connection.execute(Base.metadata.tables["participants"].insert().values(ROWS["participants"]))
-    before = version_of(engine)
-    with engine.begin() as connection:
+    before = version_of(migrated)
+    with migrated.begin() as connection:
         connection.execute(
             Base.metadata.tables["participants"].update().values(contact_phone="010 1234 5678", updated_at=NOW)
         )
-    assert version_of(engine) == before
+    assert version_of(migrated) == before
 
 
-def test_a_write_rolled_back_leaves_the_version(engine: Engine) -> None:
-    before = version_of(engine)
-    with engine.connect() as connection, connection.begin() as transaction_:
+def test_a_write_rolled_back_leaves_the_version(migrated: Engine) -> None:
+    before = version_of(migrated)
+    with migrated.connect() as connection, connection.begin() as transaction_:
         connection.execute(Base.metadata.tables["participants"].insert().values(ROWS["participants"]))
         assert connection.execute(select(RegistryVersion.version)).scalar_one() == before + 1  # in the same transaction
         transaction_.rollback()
-    assert version_of(engine) == before
+    assert version_of(migrated) == before
 
 
 def test_truncate_moves_the_version_on_postgresql(postgres_url: str) -> None:
@@ -161,8 +146,8 @@ def test_truncate_moves_the_version_on_postgresql(postgres_url: str) -> None:
     engine.dispose()
 
 
-def test_the_version_row_is_one(engine: Engine) -> None:
-    with engine.connect() as connection:
+def test_the_version_row_is_one(migrated: Engine) -> None:
+    with migrated.connect() as connection:
         assert connection.execute(select(RegistryVersion.id, RegistryVersion.version)).all() == [(1, 1)]
 
 

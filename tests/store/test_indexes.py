@@ -6,7 +6,6 @@ was analysed (migration 0014)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -16,19 +15,6 @@ from sqlalchemy import Engine, inspect, text
 import gateway.store.models  # noqa: F401  # every table in Base.metadata
 from gateway.store.base import Base
 from gateway.store.db import connect, migrate
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def migrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """An engine on a database brought to the newest revision: SQLite, then a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('indexes') / 'gateway.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = connect(url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_the_migrations_build_what_the_models_declare(migrated: Engine) -> None:
