@@ -109,15 +109,11 @@ def sequence(session: Session) -> None:
         return
     if session.get_bind().dialect.name == "postgresql":
         first = _take_indexes_and_write(session, pending)
-        for offset, entry in enumerate(pending):
-            entry.position = LogPosition(first + offset, entry.leaf_hash)
-        return
-    first = _take_indexes(session, len(pending))
-    rows: list[dict[str, Any]] = []
+    else:
+        first = _take_indexes(session, len(pending))
+        session.execute(_INSERT_ENTRY, [{"leaf_index": first + n, **_row(entry)} for n, entry in enumerate(pending)])
     for offset, entry in enumerate(pending):
         entry.position = LogPosition(first + offset, entry.leaf_hash)
-        rows.append({"leaf_index": first + offset, **_row(entry)})
-    session.execute(_INSERT_ENTRY, rows)
 
 
 # On PostgreSQL the counter's increment and the entries' rows go in one statement: every other
