@@ -11,6 +11,13 @@ A session opts in with :func:`defer_writes` (the writer's sessions do); in any o
 :func:`write` runs the statement at once, as before. A piece of a batch that is rolled back to its
 savepoint forgets its deferred rows with it (the writer keeps the earlier pieces', as it does the
 audit entries'); a rollback of the transaction forgets them all.
+
+On PostgreSQL (psycopg 3 with libpq's pipeline mode) the statements of one :func:`write_now` go to
+the server together and are answered together: one round trip for the batch's mailbox deliveries,
+notices and graduates' subjects instead of one each. Nothing reads their results, which is what
+allows it (SQLAlchemy reads no rows in pipeline mode). Each round trip costs the writer's thread
+its wait for the server and then its wait for the interpreter lock, which the request threads
+hold meanwhile (bench/intake/README.md, tenth pass).
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import Insert
 
 DEFERRED_KEY = "gateway.deferred_writes"  # session.info: [(statement, parameters), ...] in order
 _OPTED_IN = "gateway.defer_writes"
@@ -58,8 +67,44 @@ def write_now(session: Session) -> None:
     by_statement: dict[Executable, list[Mapping[str, Any]]] = {}
     for statement, parameters in pending:  # each statement's rows in the order they were written
         by_statement.setdefault(statement, []).append(parameters)
+    if len(by_statement) > 1 and _pipelined(connection := session.connection()):
+        _in_one_round_trip(session, connection, by_statement)
+        return
     for statement, rows in by_statement.items():
         session.execute(statement, rows)
+
+
+def _pipelined(connection: Connection) -> bool:
+    """psycopg 3 on a libpq with pipeline mode (14 or later)."""
+    if connection.dialect.driver != "psycopg":
+        return False
+    from psycopg import Pipeline
+
+    return bool(Pipeline.is_supported())
+
+
+def _in_one_round_trip(
+    session: Session, connection: Connection, by_statement: dict[Executable, list[Mapping[str, Any]]]
+) -> None:
+    """The statements in one psycopg pipeline: sent together, their errors raised at its end.
+
+    An error the server reports there comes from psycopg as it is; it is raised as SQLAlchemy's
+    (``IntegrityError``, ``OperationalError`` ...), as a statement run on its own would raise it,
+    so that the writer and the intake tell a lost database from a failed statement the same way.
+    """
+    import psycopg
+
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    try:
+        with dbapi_connection.pipeline():
+            for statement, rows in by_statement.items():
+                # a lone row's INSERT would fetch the new primary key, which is not there yet
+                session.execute(statement.inline() if isinstance(statement, Insert) else statement, rows)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(
+            None, None, exc, psycopg.Error, dialect=connection.dialect, connection_invalidated=dbapi_connection.closed
+        ) from exc
 
 
 @event.listens_for(Session, "before_commit")

@@ -1,0 +1,86 @@
+"""Rows kept for the commit (``gateway.store.deferred``): all written, on PostgreSQL in one round
+trip, and a failing row fails the transaction with SQLAlchemy's error, as a statement of its own would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.store.deferred import defer_writes, write, write_now
+
+_METADATA = MetaData()
+NOTES = Table("deferred_notes", _METADATA, Column("id", Integer, primary_key=True), Column("text", String(40)))
+TAGS = Table(
+    "deferred_tags", _METADATA, Column("id", Integer, primary_key=True), Column("tag", String(40), unique=True)
+)
+
+
+@pytest.fixture
+def tables(migrated: Engine) -> Iterator[Engine]:
+    """The two tables above beside the store's (SQLite, then a fresh PostgreSQL schema)."""
+    _METADATA.create_all(migrated)
+    yield migrated
+    _METADATA.drop_all(migrated)
+
+
+def _keep_rows(session: Session) -> None:
+    defer_writes(session)
+    for text in ("a", "b", "c"):
+        write(session, insert(NOTES), {"text": text})
+    write(session, insert(TAGS), {"tag": "only"})  # a lone row: its INSERT must not wait for a key
+    write(session, update(NOTES).where(NOTES.c.text == "a").values(text="A"), {})
+
+
+def test_every_kept_row_is_written_in_order_at_the_commit(tables: Engine) -> None:
+    with Session(tables) as session, session.begin():
+        _keep_rows(session)
+        assert session.execute(select(NOTES.c.text)).all() == []  # kept, not written yet
+    with Session(tables) as session:
+        assert session.scalars(select(NOTES.c.text).order_by(NOTES.c.id)).all() == ["A", "b", "c"]
+        assert session.scalars(select(TAGS.c.tag)).all() == ["only"]
+
+
+def _syncs(trace: Path) -> int:
+    """The Sync messages a client sent, in a libpq trace: one for each round trip of the extended protocol."""
+    return sum(1 for line in trace.read_text().splitlines() if "\tF\t" in line and "\tSync" in line)
+
+
+def test_on_postgresql_the_kept_rows_of_several_statements_go_in_one_round_trip(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from gateway.store.db import connect, migrate
+
+    engine = connect(postgres_url)
+    migrate(engine)
+    _METADATA.create_all(engine)
+    trace = tmp_path / "libpq.trace"
+    try:
+        with Session(engine) as session, session.begin(), trace.open("w") as traced:
+            _keep_rows(session)
+            session.execute(select(NOTES.c.id))  # the transaction's BEGIN, before the trace (as in the writer)
+            dbapi_connection = session.connection().connection.dbapi_connection
+            dbapi_connection.pgconn.trace(traced.fileno())  # type: ignore[union-attr]
+            write_now(session)
+            dbapi_connection.pgconn.untrace()  # type: ignore[union-attr]
+        assert _syncs(trace) == 1  # three statements: three round trips when each went alone
+        with Session(engine) as session:
+            assert session.scalars(select(NOTES.c.text).order_by(NOTES.c.id)).all() == ["A", "b", "c"]
+    finally:
+        _METADATA.drop_all(engine)
+        engine.dispose()
+
+
+def test_a_kept_row_that_breaks_a_key_fails_the_commit_with_sqlalchemys_error(tables: Engine) -> None:
+    with pytest.raises(IntegrityError), Session(tables) as session, session.begin():
+        defer_writes(session)
+        write(session, insert(NOTES), {"text": "x"})
+        write(session, insert(TAGS), {"tag": "twice"})
+        write(session, insert(TAGS), {"tag": "twice"})
+    with Session(tables) as session:  # nothing of the transaction is stored
+        assert session.execute(select(NOTES.c.text)).all() == []
+        assert session.execute(select(TAGS.c.tag)).all() == []
