@@ -59,6 +59,7 @@ from gateway.errors import (
     UnknownService,
 )
 from gateway.intake.catalog import Service, ServiceCatalog
+from gateway.intake.earlier import look_ahead
 from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_envelope
 from gateway.intake.writer import BatchWriter
 from gateway.messages.models import Delivery, Message
@@ -235,6 +236,7 @@ class Pipeline:
             sessions,
             limit=batch_limit,
             prepare=_defer_indexes if defer_indexes else None,
+            look_ahead=look_ahead,  # the batch's replay checks in one look-up (gateway.intake.earlier)
             turn=database_turn(sessions.kw.get("bind")),
         )
 
@@ -254,7 +256,12 @@ class Pipeline:
                 self.receipts.prepare(inbound)
                 finish = lambda session: self._receipt_in_batch(inbound, session)  # noqa: E731
             try:
-                self.writer.run(lambda session: self._in_transaction(inbound, session), finish=finish)
+                routing = inbound.routing
+                self.writer.run(
+                    lambda session: self._in_transaction(inbound, session),
+                    finish=finish,
+                    key=(routing.sender, routing.message_id) if routing is not None else None,
+                )
             finally:
                 _observe_stage_times(inbound)
             if inbound.resent is not None:

@@ -77,6 +77,7 @@ class _Piece:
     work: Work
     savepoint: bool = True
     finish: Work | None = None  # run after every piece's work, before the commit (``BatchWriter.run``)
+    key: object = None  # handed to ``look_ahead`` with the batch's others (``BatchWriter.run``)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -94,8 +95,11 @@ class BatchWriter:
     """Runs pieces of database work from many threads in shared transactions (group commit).
 
     ``prepare`` is called on each batch's session before its first piece (``defer_indexes`` on
-    PostgreSQL, for instance). ``turn`` is entered before a batch is gathered and left after its
-    commit (``gateway.store.db.database_turn``: on SQLite, the database's lock across processes).
+    PostgreSQL, for instance). ``look_ahead(session, keys)`` is called after it with the ``key``
+    of every piece that has one, so that what each piece would look up can be looked up for all at
+    once (the intake's replay check: ``gateway.intake.earlier``). ``turn`` is entered before a
+    batch is gathered and left after its commit (``gateway.store.db.database_turn``: on SQLite,
+    the database's lock across processes).
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class BatchWriter:
         *,
         limit: int = 64,
         prepare: Callable[[Session], None] | None = None,
+        look_ahead: Callable[[Session, list[object]], None] | None = None,
         name: str = "gateway-writer",
         turn: AbstractContextManager[object] | None = None,
     ) -> None:
@@ -112,6 +117,7 @@ class BatchWriter:
         self._sessions = sessions
         self._limit = limit
         self._prepare = prepare
+        self._look_ahead = look_ahead
         self._turn = turn or contextlib.nullcontext()
         self._name = name
         self._queue: queue.SimpleQueue[_Piece] = queue.SimpleQueue()
@@ -121,7 +127,7 @@ class BatchWriter:
         self.batches = 0  # committed or failed, since start (for tests)
         self.reruns = 0  # batches run again with savepoints after a piece failed without (for tests)
 
-    def run(self, work: Work, *, savepoint: bool = True, finish: Work | None = None) -> None:
+    def run(self, work: Work, *, savepoint: bool = True, finish: Work | None = None, key: object = None) -> None:
         """Run ``work(session)`` in the next batch; returns after its commit, or raises its error.
 
         ``savepoint=False``: a piece that can fail only with the database (an UPDATE by primary
@@ -133,8 +139,11 @@ class BatchWriter:
         first (the intake signs a receipt there, once the batch's audit entries have their leaf
         indexes). If it raises, the batch is rolled back and runs again without this piece, which
         gets the error, as a failing ``work`` does.
+
+        ``key``, if not None, goes to the writer's ``look_ahead`` with the batch's other keys,
+        before any piece's work.
         """
-        piece = _Piece(work, savepoint, finish)
+        piece = _Piece(work, savepoint, finish, key)
         self._ensure_thread()
         self._queue.put(piece)
         piece.done.wait()
@@ -221,6 +230,8 @@ class BatchWriter:
             defer_writes(session)  # the notices', subjects' and receipts' rows: one statement each at the commit
             if self._prepare is not None:
                 self._prepare(session)
+            if self._look_ahead is not None and (keys := [piece.key for piece in batch if piece.key is not None]):
+                self._look_ahead(session, keys)
             for piece in batch:
                 if not piece.savepoint:
                     piece.work(session)  # an error fails the batch

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.clock import utc
@@ -33,6 +33,7 @@ from gateway.errors import (
     TimestampStale,
 )
 from gateway.intake.catalog import SOAP_ENV_NS
+from gateway.intake.earlier import stored_message
 from gateway.intake.envelope import stored_envelope
 from gateway.intake.pipeline import Inbound, Resent
 from gateway.messages.models import Message
@@ -46,17 +47,6 @@ from gateway.security.trust import TrustStore
 from gateway.security.wsse import NS, WSSE_NS, SecurityHeader, SignedReference, read_security_header
 
 SIGNATURE_LOCATION = f"./{{{SOAP_ENV_NS}}}Header/{{{WSSE_NS}}}Security/"
-
-# Built once and run on the session's connection (Core: no ORM entities to load, nothing to compile twice).
-_messages = Message.__table__.c
-_EARLIER = select(
-    _messages.signature_sha256,
-    _messages.received_at,
-    _messages.body_sha256,
-    _messages.service,
-    _messages.recipient_id,
-    _messages.receipt,
-).where(_messages.sender_id == bindparam("sender"), _messages.message_id == bindparam("message_id"))
 
 
 @dataclass(frozen=True)
@@ -127,9 +117,10 @@ class CheckRegistration:
                 f"certificate {security.certificate_sha256[:16]}… ({security.certificate_subject}) is not "
                 f"registered to sender {inbound.routing.sender}"
             )
-        earlier = _find_earlier(session.connection(), inbound.routing.sender, inbound.routing.message_id)
-        if earlier is not None:
-            self._earlier_copy(inbound, earlier, session)
+        # looked up with the batch's other messages at its start (gateway.intake.earlier), or now
+        found = stored_message(session, inbound.routing.sender, inbound.routing.message_id)
+        if found is not None:
+            self._earlier_copy(inbound, found, session)
 
     def _earlier_copy(self, inbound: Inbound, earlier: Any, session: Session) -> None:
         """A message id this sender used before: the same document sent again, a replay, or a new message.
@@ -175,11 +166,6 @@ class CheckRegistration:
 
 def _canonical(element: etree._Element) -> bytes:
     return etree.tostring(element, method="c14n", exclusive=True)
-
-
-def _find_earlier(connection: Connection, sender: str, message_id: str) -> Any:
-    """The stored message with this sender and id, if any (a row of ``_EARLIER``)."""
-    return connection.execute(_EARLIER, {"sender": sender, "message_id": message_id}).first()
 
 
 def check_timestamp(header: SecurityHeader, now: datetime, max_age: timedelta, skew: timedelta) -> datetime:

@@ -260,3 +260,51 @@ def test_a_batchs_mailbox_deliveries_are_written_together_at_its_commit(app: Fla
     assert {(row.recipient_id, row.mode, row.status) for row in rows} == {
         (EDUCATION_DEPARTMENT, DeliveryMode.PULL, DeliveryStatus.QUEUED)
     }
+
+
+@pytest.mark.parametrize("store_settings", ["sqlite", "postgresql"], indirect=True)
+def test_a_batchs_replay_checks_are_one_look_up_that_sees_what_was_stored_before(app: Flask, sign: Signer) -> None:
+    """The batch's messages are looked up in one statement at its start (gateway.intake.earlier),
+    not one each; what it finds is answered as before: the same document sent again gets its
+    original receipt, another document under a used id is a duplicate, new messages are accepted."""
+    before = registrations(sign, "REG-BEFORE", 2)
+    receipts = []
+    for body in before:
+        status, answer = post(app, body)
+        assert status == 200, answer
+        receipts.append(receipt_bytes(answer))
+    used_id = etree.fromstring(before[1]).findtext(".//{urn:gradex:gateway:1}MessageId")
+    reused = envelope(
+        sign,
+        registration(new_graduate(), "REG-REUSED"),
+        UNIVERSITY,
+        EDUCATION_DEPARTMENT,
+        "DestinationRegistration",
+        used_id,
+    )
+    new = registrations(sign, "REG-NEW", 2)
+    batch_look_ups: list[str] = []
+    single_look_ups: list[str] = []
+
+    def note(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        flat = " ".join(statement.split())
+        if flat.startswith("SELECT messages.sender_id, messages.message_id, messages.signature_sha256"):
+            batch_look_ups.append(flat)
+        elif flat.startswith("SELECT messages.signature_sha256, messages.received_at"):
+            single_look_ups.append(flat)
+
+    engine, writer = app.extensions["gateway"].engine, app.extensions["gateway"].pipeline.writer
+    reruns = writer.reruns
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        answers = send_in_one_batch(app, [new[0], before[0], reused, new[1]])
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert [status for status, _ in answers] == [200, 200, 500, 200], answers  # a SOAP 1.1 fault: 500
+    assert receipt_bytes(answers[1][1]) == receipts[0]  # sent again: its original receipt
+    assert fault_code(answers[2][1]) is not None and b"DUPLICATE_MESSAGE" in answers[2][1]
+    # the refusal made the batch run again without it (gateway.intake.writer): one look-up a run
+    assert writer.reruns - reruns == 1
+    assert (len(batch_look_ups), len(single_look_ups)) == (2, 0)
+    new_ids = {etree.fromstring(body).findtext(".//{urn:gradex:gateway:1}MessageId") for body in new}
+    assert new_ids <= stored_ids(app)

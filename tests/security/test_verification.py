@@ -416,7 +416,7 @@ def test_the_same_message_accepted_meanwhile_is_refused_as_a_duplicate_not_an_in
     # writes at a time, so the race exists only between processes on PostgreSQL.
     app, other_process = create_app(store_settings), create_app(store_settings)
     data = sign(registration())
-    find = verify_module._find_earlier
+    find = verify_module.stored_message  # the replay check's look-up (its batch's, here of one message)
     other: dict[str, int] = {}
 
     def find_then_let_the_other_delivery_in(*args: Any) -> Any:
@@ -426,7 +426,7 @@ def test_the_same_message_accepted_meanwhile_is_refused_as_a_duplicate_not_an_in
             other["status"] = post(other_process.test_client(), data)[0]
         return found
 
-    monkeypatch.setattr(verify_module, "_find_earlier", find_then_let_the_other_delivery_in)
+    monkeypatch.setattr(verify_module, "stored_message", find_then_let_the_other_delivery_in)
     try:
         status, body = post(app.test_client(), data)
     finally:

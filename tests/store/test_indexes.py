@@ -81,3 +81,29 @@ def test_a_lookup_by_a_participants_own_key_does_not_read_all_its_rows(
     conditions = [line for line in plan if line.startswith("Index Cond:")]
     assert conditions, plan
     assert all(re.search(rf"\b{key}\b", line) for line in conditions), plan
+
+
+def test_the_batchs_replay_look_up_reads_the_unique_key_even_in_a_generic_plan(postgres_url: str) -> None:
+    """The group commit looks up all its messages at once (gateway.intake.earlier); the plan of the
+    statement as psycopg prepares it, generic and made before the table was analysed, must search
+    the unique key for both columns, not scan the table (as ``(sender_id, message_id) IN (pairs)``
+    did)."""
+    from gateway.intake.earlier import _MANY
+
+    engine = connect(postgres_url)
+    migrate(engine)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SET plan_cache_mode = force_generic_plan"))
+            for _ in range(8):  # psycopg prepares a statement on the server at its fifth run
+                connection.execute(_MANY, {"senders": ["A", "B"], "ids": ["x", "y", "z"]}).all()
+            name = connection.execute(
+                text("SELECT name FROM pg_prepared_statements WHERE statement LIKE '%FROM messages%'")
+            ).scalar_one()
+            explain = f'EXPLAIN EXECUTE "{name}"(NULL, NULL, NULL, NULL, NULL)'
+            plan = [str(row[0]).strip() for row in connection.execute(text(explain))]
+    finally:
+        engine.dispose()
+    assert not any("Seq Scan" in line for line in plan), plan
+    conditions = [line for line in plan if line.startswith("Index Cond:")]
+    assert conditions and all("sender_id" in line and "message_id" in line for line in conditions), plan
