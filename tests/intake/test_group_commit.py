@@ -262,6 +262,10 @@ def test_a_batchs_mailbox_deliveries_are_written_together_at_its_commit(app: Fla
     }
 
 
+# gateway.intake.earlier's statements: SQLite's, PostgreSQL's
+BATCH_LOOK_UPS = ("SELECT messages.sender_id, messages.message_id, messages.signature_sha256", "SELECT given.sender_id")
+
+
 @pytest.mark.parametrize("store_settings", ["sqlite", "postgresql"], indirect=True)
 def test_a_batchs_replay_checks_are_one_look_up_that_sees_what_was_stored_before(app: Flask, sign: Signer) -> None:
     """The batch's messages are looked up in one statement at its start (gateway.intake.earlier),
@@ -288,7 +292,7 @@ def test_a_batchs_replay_checks_are_one_look_up_that_sees_what_was_stored_before
 
     def note(_connection: object, _cursor: object, statement: str, *_: object) -> None:
         flat = " ".join(statement.split())
-        if flat.startswith("SELECT messages.sender_id, messages.message_id, messages.signature_sha256"):
+        if flat.startswith(BATCH_LOOK_UPS):
             batch_look_ups.append(flat)
         elif flat.startswith("SELECT messages.signature_sha256, messages.received_at"):
             single_look_ups.append(flat)
