@@ -6,6 +6,10 @@ each used to ask with a SELECT of its own: on PostgreSQL one round trip each, an
 costs the writer's thread its wait for the server and then its wait for the interpreter lock,
 which the request threads hold meanwhile. :func:`look_ahead` asks for all the batch's messages
 in one SELECT at the batch's start, in its transaction; :func:`stored_message` answers from it.
+Measured (bench/intake/README.md, tenth pass): in process on PostgreSQL the writer's CPU went from
+1.34 to 1.22 ms a message in batches of four; served on a 2-core machine with the database on
+loopback, where the interpreter lock and the cores bound the intake, no change. The round trips
+it saves count where the database is across a network.
 
 Only ids that occur once in the batch are looked up ahead: a message id sent twice in one batch
 must see the first one's row, written by the batch itself, so each of those is looked up when
