@@ -22,10 +22,9 @@ did when the same happened between the check and the INSERT.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from gateway.messages.models import Message
@@ -67,19 +66,16 @@ _BY_PAIRS = text(
     " LIMIT 1) AS found"
 ).columns(_messages.sender_id, _messages.message_id, *_COLUMNS)
 
-LOOKED_UP = "gateway.earlier_messages"  # session.info: (the keys looked up, {key: row})
-
-Key = tuple[str, str]  # (sender, message id) as the message claims them
+LOOKED_UP = "gateway.earlier_messages"  # session.info: {(sender, message id): its row, or None}
 
 
-def look_ahead(session: Session, keys: Iterable[object]) -> None:
-    """Look up the stored messages of ``keys`` (``(sender, message id)`` pairs) in one SELECT, for
-    :func:`stored_message` (the group commit's ``look_ahead``; keys of another shape are left alone)."""
-    counted = Counter(key for key in keys if isinstance(key, tuple))
+def look_ahead(session: Session, keys: list[object]) -> None:
+    """Look up the stored messages of ``keys`` (the intake's ``(sender, message id)`` pairs) in one
+    SELECT, for :func:`stored_message` (the group commit's ``look_ahead``)."""
+    counted = Counter(cast(list[tuple[str, str]], keys))
     once = [key for key, count in counted.items() if count == 1]
     if not once:
         return
-    asked = frozenset(once)
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         pairs = {"senders": [sender for sender, _ in once], "ids": [message_id for _, message_id in once]}
@@ -88,7 +84,7 @@ def look_ahead(session: Session, keys: Iterable[object]) -> None:
         senders, ids = sorted({sender for sender, _ in once}), sorted({message_id for _, message_id in once})
         rows = connection.execute(_BY_LISTS, {"senders": senders, "ids": ids}).all()
     found = {(row.sender_id, row.message_id): row for row in rows}
-    session.info[LOOKED_UP] = (asked, {key: row for key, row in found.items() if key in asked})
+    session.info[LOOKED_UP] = {key: found.get(key) for key in once}
 
 
 def stored_message(session: Session, sender: str, message_id: str) -> Any:
@@ -96,11 +92,6 @@ def stored_message(session: Session, sender: str, message_id: str) -> Any:
     recipient, receipt and time): from the batch's look-up when it asked for it, else asked now."""
     looked_up = session.info.get(LOOKED_UP)
     key = (sender, message_id)
-    if looked_up is not None and key in looked_up[0]:
-        return looked_up[1].get(key)
-    return find_earlier(session.connection(), sender, message_id)
-
-
-def find_earlier(connection: Connection, sender: str, message_id: str) -> Any:
-    """The stored message with this sender and id, if any, asked now."""
-    return connection.execute(_ONE, {"sender": sender, "message_id": message_id}).first()
+    if looked_up is not None and key in looked_up:
+        return looked_up[key]
+    return session.connection().execute(_ONE, {"sender": sender, "message_id": message_id}).first()
