@@ -17,6 +17,11 @@ its check runs, as before. A look-up ahead sees what was committed at the batch'
 process that stores the same id between then and this batch's INSERT makes that INSERT fail on
 the unique key, which the intake refuses as a duplicate (``gateway.intake.pipeline.store``), as it
 did when the same happened between the check and the INSERT.
+
+On PostgreSQL the same statement reads the registry's version (``registry_version``), which the
+batch's first check read with a SELECT of its own (``gateway.registry.snapshot``): one round trip
+a batch fewer. :func:`look_ahead` returns it, and the intake brings its registry snapshot up to
+date with it (``RegistrySnapshot.refresh(session, version=...)``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, cast
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Integer, bindparam, column, select, text
 from sqlalchemy.orm import Session
 
 from gateway.messages.models import Message
@@ -56,35 +61,51 @@ _BY_LISTS = select(_messages.sender_id, _messages.message_id, *_COLUMNS).where(
 # IN (pairs)``, an OR of pairs, and a plain join of the arrays both took a sequential scan in the
 # generic plan of a schema not yet analysed (tests/store/test_indexes.py); the LIMIT keeps the
 # subquery from being flattened into such a join. SQLAlchemy's Core has no construct for the
-# lateral subquery over unnested arrays, hence the text.
+# lateral subquery over unnested arrays, hence the text. Every pair gives a row (a LEFT JOIN: the
+# found columns are NULL, ``found_id`` among them, for an id not stored), so that the registry's
+# version, read by the same statement, comes back even when no message was stored before.
 _BY_PAIRS = text(
-    "SELECT given.sender_id, given.message_id, found.signature_sha256, found.received_at, found.body_sha256,"
-    " found.service, found.recipient_id, found.receipt"
+    "SELECT given.sender_id, given.message_id, found.id AS found_id, found.signature_sha256, found.received_at,"
+    " found.body_sha256, found.service, found.recipient_id, found.receipt,"
+    " (SELECT version FROM registry_version WHERE id = 1) AS registry_version"
     " FROM unnest(CAST(:senders AS varchar[]), CAST(:ids AS varchar[])) AS given(sender_id, message_id)"
-    " CROSS JOIN LATERAL (SELECT signature_sha256, received_at, body_sha256, service, recipient_id, receipt"
+    " LEFT JOIN LATERAL (SELECT id, signature_sha256, received_at, body_sha256, service, recipient_id, receipt"
     " FROM messages WHERE messages.sender_id = given.sender_id AND messages.message_id = given.message_id"
-    " LIMIT 1) AS found"
-).columns(_messages.sender_id, _messages.message_id, *_COLUMNS)
+    " LIMIT 1) AS found ON true"
+).columns(
+    _messages.sender_id,
+    _messages.message_id,
+    column("found_id", Integer),
+    *_COLUMNS,
+    column("registry_version", Integer),
+)
 
 LOOKED_UP = "gateway.earlier_messages"  # session.info: {(sender, message id): its row, or None}
 
 
-def look_ahead(session: Session, keys: list[object]) -> None:
+def look_ahead(session: Session, keys: list[object]) -> int | None:
     """Look up the stored messages of ``keys`` (the intake's ``(sender, message id)`` pairs) in one
-    SELECT, for :func:`stored_message` (the group commit's ``look_ahead``)."""
+    SELECT, for :func:`stored_message` (the group commit's ``look_ahead``).
+
+    Returns the registry's version when the statement read it too (PostgreSQL), else None.
+    """
     counted = Counter(cast(list[tuple[str, str]], keys))
     once = [key for key, count in counted.items() if count == 1]
     if not once:
-        return
+        return None
     connection = session.connection()
+    version: int | None = None
     if connection.dialect.name == "postgresql":
         pairs = {"senders": [sender for sender, _ in once], "ids": [message_id for _, message_id in once]}
         rows = connection.execute(_BY_PAIRS, pairs).all()
+        version = rows[0].registry_version
+        rows = [row for row in rows if row.found_id is not None]
     else:
         senders, ids = sorted({sender for sender, _ in once}), sorted({message_id for _, message_id in once})
         rows = connection.execute(_BY_LISTS, {"senders": senders, "ids": ids}).all()
     found = {(row.sender_id, row.message_id): row for row in rows}
     session.info[LOOKED_UP] = {key: found.get(key) for key in once}
+    return version
 
 
 def stored_message(session: Session, sender: str, message_id: str) -> Any:

@@ -22,12 +22,13 @@ meanwhile, in one transaction, each in a savepoint of its own, so a message is s
 at all and a refused one is rolled back alone. Who the sender and the recipient are, whose the
 certificate is and which access overrides apply is read from the process's registry snapshot
 (``gateway.registry.snapshot``), brought up to date once per batch by reading the registry's
-version in the batch's transaction. Inside the transaction there is only database work, and
-the receipts' signatures: the audit log's counter row is taken once per batch, just before its
-commit (``gateway.audit.log.sequence``), and each accepted message's receipt, which names its place
-in the log, is signed then and stored with it. With ``defer_indexes`` (an option on PostgreSQL)
-the batch takes no counter at all: the receipt is signed after the commit and kept in the writer's
-next batch (``Pipeline``).
+version in the batch's transaction (on PostgreSQL by the batch's replay look-up,
+``gateway.intake.earlier``, when the pipeline is given the ``registry``). Inside the transaction
+there is only database work, and the receipts' signatures: the audit log's counter row is taken
+once per batch, just before its commit (``gateway.audit.log.sequence``), and each accepted
+message's receipt, which names its place in the log, is signed then and stored with it. With
+``defer_indexes`` (an option on PostgreSQL) the batch takes no counter at all: the receipt is
+signed after the commit and kept in the writer's next batch (``Pipeline``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
 
 from lxml import etree
-from sqlalchemy import Table, insert
+from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -216,6 +217,10 @@ class Pipeline:
       request's thread and kept with the message in the writer's next batch. If the gateway stops
       in between, the message is stored without its receipt; the sender, told nothing, sends again
       and gets the receipt signed anew from the stored message (``ReceiptIssuer.again``).
+
+    ``registry``, the stages' registry snapshot: given, a batch's replay look-up on PostgreSQL
+    reads the registry's version in the same statement and brings the snapshot up to date with it
+    (one round trip a batch fewer); not given, the batch's first check reads it.
     """
 
     def __init__(
@@ -225,20 +230,31 @@ class Pipeline:
         receipts: ReceiptIssuer | None = None,
         defer_indexes: bool = False,
         batch_limit: int = 64,
+        registry: RegistrySnapshot | None = None,
     ) -> None:
         self.checks = tuple(stages.checks)
         self.stages = tuple(stages.stages)
         self._sessions = sessions
         self.receipts = receipts
+        self.registry = registry
         self.receipt_in_batch = receipts is not None and not defer_indexes  # else after the commit
         self.positions = PositionWaiter(sessions)
         self.writer = BatchWriter(
             sessions,
             limit=batch_limit,
             prepare=_defer_indexes if defer_indexes else None,
-            look_ahead=look_ahead,  # the batch's replay checks in one look-up (gateway.intake.earlier)
+            look_ahead=self._look_ahead,  # the batch's replay checks in one look-up (gateway.intake.earlier)
             turn=database_turn(sessions.kw.get("bind")),
+            # PostgreSQL: one connection kept by the writer, not a pool checkout (and its ping) a batch.
+            hold_connection=_is_postgresql(sessions.kw.get("bind")),
         )
+
+    def _look_ahead(self, session: Session, keys: list[object]) -> None:
+        """The writer's ``look_ahead``: the batch's replay look-up, which on PostgreSQL also reads
+        the registry's version, with which ``registry`` (the stages') is brought up to date."""
+        version = look_ahead(session, keys)
+        if version is not None and self.registry is not None:
+            self.registry.refresh(session, version=version)
 
     def process(self, raw: bytes, received_at: datetime, client: str | None = None) -> Accepted:
         """Run every stage; returns the acceptance or raises the first stage's :class:`Fault`.
@@ -380,6 +396,10 @@ class Pipeline:
         )
 
 
+def _is_postgresql(bind: object) -> bool:
+    return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+
+
 def _observe_stage_times(inbound: Inbound) -> None:
     """Observe the database stages' times that the writer noted (``Inbound.stage_times``)."""
     noted, inbound.stage_times = inbound.stage_times, None
@@ -451,7 +471,8 @@ class CheckSender:
     """The sender is a registered, enabled participant (in the registry snapshot of this transaction).
 
     The first message of a batch reads the registry's version here, bringing the process's
-    snapshot up to date in the batch's transaction (``RegistrySnapshot.view``); the batch's other
+    snapshot up to date in the batch's transaction (``RegistrySnapshot.view``), unless the batch's
+    look-up read it already (``Pipeline``'s ``registry``, on PostgreSQL); the batch's other
     messages, and the later stages, reuse that view.
     """
 

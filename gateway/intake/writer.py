@@ -45,6 +45,14 @@ the file joins it: measured with two workers, a median of 444 accepted/s before 
 
 The thread is started on first use, and again in a forked child (gunicorn's workers), where the
 parent's thread does not exist.
+
+With ``hold_connection`` (the intake on PostgreSQL) the thread keeps one connection from batch to
+batch instead of taking one from the engine's pool for each: every checkout cost a round trip (the
+pool's pre-ping) and the pool's bookkeeping, about 0.15 ms of the writer's CPU a batch
+(bench/intake/README.md, eleventh pass). What the ping was for is kept: a connection that has been
+idle for :data:`IDLE_CHECK_SECONDS` goes back to the pool and the next batch takes one, pinged,
+from it (so the first message after a quiet spell, or after the database came back, finds a live
+connection); one that a batch failed on is given back too (invalidated when it broke).
 """
 
 from __future__ import annotations
@@ -54,10 +62,12 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,6 +78,11 @@ log = logging.getLogger(__name__)
 
 # PostgreSQL's SQLSTATEs of a transaction aborted for a conflict with another, which succeeds when run again.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+# A connection held by the writer (``hold_connection``) that has been idle this long is given back to
+# the pool, which pings it when the next batch takes one: under load batches follow each other within
+# milliseconds; after a pause (or a database restart) the next batch's connection is checked first.
+IDLE_CHECK_SECONDS = 1.0
 
 Work = Callable[[Session], None]
 
@@ -99,7 +114,8 @@ class BatchWriter:
     of every piece that has one, so that what each piece would look up can be looked up for all at
     once (the intake's replay check: ``gateway.intake.earlier``). ``turn`` is entered before a
     batch is gathered and left after its commit (``gateway.store.db.database_turn``: on SQLite,
-    the database's lock across processes).
+    the database's lock across processes). ``hold_connection``: the writer's thread keeps one
+    connection of the sessions' engine from batch to batch (the module's docstring).
     """
 
     def __init__(
@@ -111,9 +127,16 @@ class BatchWriter:
         look_ahead: Callable[[Session, list[object]], None] | None = None,
         name: str = "gateway-writer",
         turn: AbstractContextManager[object] | None = None,
+        hold_connection: bool = False,
     ) -> None:
         if limit < 1:
             raise ValueError("a batch holds at least one piece of work")
+        if hold_connection and not isinstance(sessions.kw.get("bind"), Engine):
+            raise ValueError("hold_connection needs sessions bound to an engine")
+        self._hold = hold_connection
+        self._held: Connection | None = None  # the writer thread's connection (hold_connection)
+        self._held_until = 0.0  # time.monotonic() after which it is given back before the next batch
+        self._committing = False  # the attempt's COMMIT may have been sent
         self._sessions = sessions
         self._limit = limit
         self._prepare = prepare
@@ -156,6 +179,9 @@ class BatchWriter:
         with self._start_lock:
             if self._thread is None or self._pid != os.getpid():  # first use, or a forked child
                 self._queue = queue.SimpleQueue()
+                if self._held is not None:  # the parent's: its socket is the parent's, never used or closed here
+                    _PARENTS_CONNECTIONS.append(self._held)
+                    self._held = None
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._pid = os.getpid()
                 self._thread.start()
@@ -182,6 +208,26 @@ class BatchWriter:
             finally:
                 for piece in batch:
                     piece.done.set()
+
+    def _session(self) -> tuple[Session, bool]:
+        """A session for one attempt at a batch: on the held connection (``hold_connection``), else
+        on one from the engine's pool; and whether it is the held connection used again unchecked."""
+        engine = self._sessions.kw.get("bind")
+        if not (self._hold and isinstance(engine, Engine)):
+            return self._sessions(), False
+        held = self._held
+        if held is not None and (held.invalidated or held.engine is not engine or time.monotonic() > self._held_until):
+            self._give_back()  # broken, idle too long, or the sessions were bound to another engine
+        if self._held is not None:
+            return self._sessions(bind=self._held), True
+        self._held = engine.connect()  # the pool's checkout pings it
+        return self._sessions(bind=self._held), False
+
+    def _give_back(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(Exception):  # a broken one is dropped by the pool
+                held.close()
 
     def _commit(self, batch: list[_Piece]) -> None:
         self.batches += 1
@@ -225,28 +271,63 @@ class BatchWriter:
                 savepoints = True
 
     def _attempt(self, batch: list[_Piece], *, savepoints: bool) -> None:
-        with self._sessions() as session, session.begin():
-            _begin_for_savepoints(session)
-            defer_writes(session)  # the notices', subjects' and receipts' rows: one statement each at the commit
-            if self._prepare is not None:
-                self._prepare(session)
-            if self._look_ahead is not None and (keys := [piece.key for piece in batch if piece.key is not None]):
-                self._look_ahead(session, keys)
-            for piece in batch:
-                if not piece.savepoint:
-                    piece.work(session)  # an error fails the batch
-                elif savepoints:
-                    piece.error = _run_piece(session, piece.work)
-                else:
-                    _run_bare(session, piece, piece.work)
-            finishes = [(piece, piece.finish) for piece in batch if piece.finish is not None and piece.error is None]
-            if finishes:
-                # The rows that wait for the commit go now: the finishes take the audit log's counter
-                # row, which every process's batches wait for until this one commits.
-                write_now(session)
-            for piece, finish in finishes:
-                _run_bare(session, piece, finish)
-        # committed: the pieces without an error are stored
+        """One attempt at ``batch`` in one transaction. On a held connection found broken before
+        the COMMIT was sent (the database restarted, the connection was cut), nothing is stored:
+        the attempt is made again, once, on a connection the pool has checked, as the pool's
+        pre-ping would have done at a checkout."""
+        session, unchecked = self._session()
+        try:
+            self._attempt_in(session, batch, savepoints=savepoints)
+        except _RunAgain:
+            raise  # a piece's own failure: the transaction was rolled back, the connection is fine
+        except DBAPIError as exc:
+            self._give_back()
+            if not (unchecked and exc.connection_invalidated and not self._committing):
+                raise
+            log.info("the writer's connection was broken (%s): the batch runs on another", type(exc.orig).__name__)
+            session, _ = self._session()
+            self._attempt_in(session, batch, savepoints=savepoints)
+        except BaseException:
+            self._give_back()  # the next attempt takes a connection the pool has checked
+            raise
+        finally:
+            self._held_until = time.monotonic() + IDLE_CHECK_SECONDS
+
+    def _attempt_in(self, session: Session, batch: list[_Piece], *, savepoints: bool) -> None:
+        self._committing = False
+        with session:
+            session.begin()
+            self._work(session, batch, savepoints=savepoints)
+            self._committing = True  # from here a broken connection may have committed: not run again
+            session.commit()
+
+    def _work(self, session: Session, batch: list[_Piece], *, savepoints: bool) -> None:
+        """The batch's pieces in ``session``'s transaction, up to its commit."""
+        _begin_for_savepoints(session)
+        defer_writes(session)  # the notices', subjects' and receipts' rows: one statement each at the commit
+        if self._prepare is not None:
+            self._prepare(session)
+        if self._look_ahead is not None and (keys := [piece.key for piece in batch if piece.key is not None]):
+            self._look_ahead(session, keys)
+        for piece in batch:
+            if not piece.savepoint:
+                piece.work(session)  # an error fails the batch
+            elif savepoints:
+                piece.error = _run_piece(session, piece.work)
+            else:
+                _run_bare(session, piece, piece.work)
+        finishes = [(piece, piece.finish) for piece in batch if piece.finish is not None and piece.error is None]
+        if finishes:
+            # The rows that wait for the commit go now: the finishes take the audit log's counter
+            # row, which every process's batches wait for until this one commits.
+            write_now(session)
+        for piece, finish in finishes:
+            _run_bare(session, piece, finish)
+
+
+# Connections a forked child inherited from its parent's writer: kept referenced, so that no
+# finaliser ever resets or closes the parent's socket from the child.
+_PARENTS_CONNECTIONS: list[Connection] = []
 
 
 def _begin_for_savepoints(session: Session) -> None:

@@ -147,14 +147,17 @@ class RegistrySnapshot:
         self._view: RegistryView | None = None
         self._loading = threading.Lock()
 
-    def refresh(self, session: Session) -> RegistryView:
+    def refresh(self, session: Session, version: int | None = None) -> RegistryView:
         """The view for ``session``'s transaction: the registry's version read in it (one small
         SELECT), the tables reloaded in it only if that version is newer than the view held.
 
+        ``version``: the registry's version as the caller has just read it in this transaction (the
+        intake's batch reads it with its replay look-up, ``gateway.intake.earlier``): no SELECT then.
         Call it once per transaction, before the checks; :meth:`view` gives its answer again.
         """
         session.flush()  # the session's own pending writes first, as any ORM query would (none: a no-op)
-        version: int = session.connection().execute(_VERSION).scalar_one()
+        if version is None:
+            version = session.connection().execute(_VERSION).scalar_one()
         view = self._view
         if view is None or view.version < version:
             view = self._reload(session, version)

@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # sequencer indexes the entries afterwards): measured, the sequencer's lock was the busier.
         defer_indexes=settings.intake_deferred_indexes and engine.dialect.name == "postgresql",
         batch_limit=settings.intake_batch_limit,
+        registry=registry,  # brought up to date by the batch's look-up (gateway.intake.earlier)
     )
     broker = make_broker(settings)
     delivery = DeliveryService(
