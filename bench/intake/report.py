@@ -180,7 +180,27 @@ def scaling(by_workers: dict[int, dict[str, Any]], tolerance: float) -> tuple[li
     within = worst <= tolerance
     lines.append(f"gateway accepted per server CPU-second, {counts[0]} to {counts[-1]} workers: largest change "
                  f"{worst:.0%}, {'within' if within else 'NOT within'} {tolerance:.0%}")
+    lines.extend(baselines_own_change(by_workers))
     return lines, within
+
+
+def baselines_own_change(by_workers: dict[int, dict[str, Any]]) -> list[str]:
+    """For each baseline measured at every worker count: its own largest change of accepted per
+    server CPU-second from the first count. A baseline holds no lock and shares nothing between its
+    processes, so its change is what more processes cost any server on this machine (on two cores,
+    four processes take turns at them), beside which the gateway's change is to be read."""
+    counts = sorted(by_workers)
+    lines = []
+    for target in BASELINES:
+        figures = [by_workers[count].get(target, {}).get("per_cpu_s") for count in counts]
+        if not figures[0] or any(figure is None for figure in figures):
+            continue
+        changes = [figure / figures[0] - 1 for figure in figures]
+        worst = max(changes, key=abs)
+        steps = ", ".join(f"{change:+.0%}" for change in changes)
+        lines.append(f"  the {LABELS[target]} baseline beside it, same workers: {steps} from the first count "
+                     f"(largest change {abs(worst):.0%}): what more processes cost a server with no shared state here")
+    return lines
 
 
 def _ratio_figure(summary: dict[str, Any], name: str, key: str) -> str:
