@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
 
 from lxml import etree
-from sqlalchemy import Engine, Table, insert
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -245,8 +245,6 @@ class Pipeline:
             prepare=_defer_indexes if defer_indexes else None,
             look_ahead=self._look_ahead,  # the batch's replay checks in one look-up (gateway.intake.earlier)
             turn=database_turn(sessions.kw.get("bind")),
-            # PostgreSQL: one connection kept by the writer, not a pool checkout (and its ping) a batch.
-            hold_connection=_is_postgresql(sessions.kw.get("bind")),
         )
 
     def _look_ahead(self, session: Session, keys: list[object]) -> None:
@@ -394,10 +392,6 @@ class Pipeline:
             push_delivery_ids=(),
             resent=True,
         )
-
-
-def _is_postgresql(bind: object) -> bool:
-    return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
 
 
 def _observe_stage_times(inbound: Inbound) -> None:

@@ -46,13 +46,10 @@ the file joins it: measured with two workers, a median of 444 accepted/s before 
 The thread is started on first use, and again in a forked child (gunicorn's workers), where the
 parent's thread does not exist.
 
-With ``hold_connection`` (the intake on PostgreSQL) the thread keeps one connection from batch to
-batch instead of taking one from the engine's pool for each: every checkout cost a round trip (the
-pool's pre-ping) and the pool's bookkeeping, about 0.15 ms of the writer's CPU a batch
-(bench/intake/README.md, eleventh pass). What the ping was for is kept: a connection that has been
-idle for :data:`IDLE_CHECK_SECONDS` goes back to the pool and the next batch takes one, pinged,
-from it (so the first message after a quiet spell, or after the database came back, finds a live
-connection); one that a batch failed on is given back too (invalidated when it broke).
+A batch whose connection turns out broken before its COMMIT was sent (PostgreSQL restarted, the
+connection was cut; the pool checks a connection only after it has lain unused a second,
+``gateway.store.db``) stored nothing: it runs again, once, on a new connection, as a checkout's ping
+would have found the broken one and taken another.
 """
 
 from __future__ import annotations
@@ -62,12 +59,10 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -78,11 +73,6 @@ log = logging.getLogger(__name__)
 
 # PostgreSQL's SQLSTATEs of a transaction aborted for a conflict with another, which succeeds when run again.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
-
-# A connection held by the writer (``hold_connection``) that has been idle this long is given back to
-# the pool, which pings it when the next batch takes one: under load batches follow each other within
-# milliseconds; after a pause (or a database restart) the next batch's connection is checked first.
-IDLE_CHECK_SECONDS = 1.0
 
 Work = Callable[[Session], None]
 
@@ -114,8 +104,7 @@ class BatchWriter:
     of every piece that has one, so that what each piece would look up can be looked up for all at
     once (the intake's replay check: ``gateway.intake.earlier``). ``turn`` is entered before a
     batch is gathered and left after its commit (``gateway.store.db.database_turn``: on SQLite,
-    the database's lock across processes). ``hold_connection``: the writer's thread keeps one
-    connection of the sessions' engine from batch to batch (the module's docstring).
+    the database's lock across processes).
     """
 
     def __init__(
@@ -127,15 +116,9 @@ class BatchWriter:
         look_ahead: Callable[[Session, list[object]], None] | None = None,
         name: str = "gateway-writer",
         turn: AbstractContextManager[object] | None = None,
-        hold_connection: bool = False,
     ) -> None:
         if limit < 1:
             raise ValueError("a batch holds at least one piece of work")
-        if hold_connection and not isinstance(sessions.kw.get("bind"), Engine):
-            raise ValueError("hold_connection needs sessions bound to an engine")
-        self._hold = hold_connection
-        self._held: Connection | None = None  # the writer thread's connection (hold_connection)
-        self._held_until = 0.0  # time.monotonic() after which it is given back before the next batch
         self._committing = False  # the attempt's COMMIT may have been sent
         self._sessions = sessions
         self._limit = limit
@@ -179,9 +162,6 @@ class BatchWriter:
         with self._start_lock:
             if self._thread is None or self._pid != os.getpid():  # first use, or a forked child
                 self._queue = queue.SimpleQueue()
-                if self._held is not None:  # the parent's: its socket is the parent's, never used or closed here
-                    _PARENTS_CONNECTIONS.append(self._held)
-                    self._held = None
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._pid = os.getpid()
                 self._thread.start()
@@ -208,26 +188,6 @@ class BatchWriter:
             finally:
                 for piece in batch:
                     piece.done.set()
-
-    def _session(self) -> tuple[Session, bool]:
-        """A session for one attempt at a batch: on the held connection (``hold_connection``), else
-        on one from the engine's pool; and whether it is the held connection used again unchecked."""
-        engine = self._sessions.kw.get("bind")
-        if not (self._hold and isinstance(engine, Engine)):
-            return self._sessions(), False
-        held = self._held
-        if held is not None and (held.invalidated or held.engine is not engine or time.monotonic() > self._held_until):
-            self._give_back()  # broken, idle too long, or the sessions were bound to another engine
-        if self._held is not None:
-            return self._sessions(bind=self._held), True
-        self._held = engine.connect()  # the pool's checkout pings it
-        return self._sessions(bind=self._held), False
-
-    def _give_back(self) -> None:
-        held, self._held = self._held, None
-        if held is not None:
-            with contextlib.suppress(Exception):  # a broken one is dropped by the pool
-                held.close()
 
     def _commit(self, batch: list[_Piece]) -> None:
         self.batches += 1
@@ -271,27 +231,16 @@ class BatchWriter:
                 savepoints = True
 
     def _attempt(self, batch: list[_Piece], *, savepoints: bool) -> None:
-        """One attempt at ``batch`` in one transaction. On a held connection found broken before
-        the COMMIT was sent (the database restarted, the connection was cut), nothing is stored:
-        the attempt is made again, once, on a connection the pool has checked, as the pool's
-        pre-ping would have done at a checkout."""
-        session, unchecked = self._session()
+        """One attempt at ``batch`` in one transaction. On a connection found broken before the
+        COMMIT was sent nothing is stored: the attempt is made again, once, on a new connection
+        (the module's docstring)."""
         try:
-            self._attempt_in(session, batch, savepoints=savepoints)
-        except _RunAgain:
-            raise  # a piece's own failure: the transaction was rolled back, the connection is fine
+            self._attempt_in(self._sessions(), batch, savepoints=savepoints)
         except DBAPIError as exc:
-            self._give_back()
-            if not (unchecked and exc.connection_invalidated and not self._committing):
+            if not exc.connection_invalidated or self._committing:
                 raise
-            log.info("the writer's connection was broken (%s): the batch runs on another", type(exc.orig).__name__)
-            session, _ = self._session()
-            self._attempt_in(session, batch, savepoints=savepoints)
-        except BaseException:
-            self._give_back()  # the next attempt takes a connection the pool has checked
-            raise
-        finally:
-            self._held_until = time.monotonic() + IDLE_CHECK_SECONDS
+            log.info("the batch's connection was broken (%s): it runs on another", type(exc.orig).__name__)
+            self._attempt_in(self._sessions(), batch, savepoints=savepoints)
 
     def _attempt_in(self, session: Session, batch: list[_Piece], *, savepoints: bool) -> None:
         self._committing = False
@@ -323,11 +272,6 @@ class BatchWriter:
             write_now(session)
         for piece, finish in finishes:
             _run_bare(session, piece, finish)
-
-
-# Connections a forked child inherited from its parent's writer: kept referenced, so that no
-# finaliser ever resets or closes the parent's socket from the child.
-_PARENTS_CONNECTIONS: list[Connection] = []
 
 
 def _begin_for_savepoints(session: Session) -> None:

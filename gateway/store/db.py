@@ -3,6 +3,17 @@
 ``connect(settings)`` builds the engine for ``settings.database_url``; ``migrate(engine)`` brings
 the schema to the newest Alembic revision (idempotent). SQLite gets WAL mode and a busy timeout so
 that several gunicorn threads and the delivery worker can share it.
+
+On PostgreSQL the pool checks a connection before lending it only when it has lain unused for
+:data:`PING_AFTER_IDLE_SECONDS` (SQLAlchemy's ``pool_pre_ping`` checks every one, a round trip
+and about 40 - 60 us of the borrowing thread's CPU a checkout, which every group-commit batch of
+the intake and every claim of a delivery paid: bench/intake/README.md, eleventh pass). The pool
+lends the connection returned last first (LIFO), so that under load the same few connections
+go round and are never idle long, and a spare one that has waited is checked before use. A
+connection that broke within the second (the database restarted under load) fails its statement
+with a disconnection error, and SQLAlchemy then replaces every connection of the pool older than
+that moment; the intake's group commit runs such a batch again on a new connection, once
+(``gateway.intake.writer``).
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 import urllib.parse
 import weakref
 from collections.abc import Iterator
@@ -20,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -31,6 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+# A pooled PostgreSQL connection unused for this long is checked (a ping) before it is lent again.
+PING_AFTER_IDLE_SECONDS = 1.0
+_RETURNED_AT = "gateway.returned_at"  # the connection record's info: time.monotonic() at its return
+
 
 def connect(database_url: str) -> Engine:
     """An engine for ``database_url`` with the connection settings the gateway relies on."""
@@ -41,7 +58,36 @@ def connect(database_url: str) -> Engine:
         return engine
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
-    return create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(database_url, pool_size=10, max_overflow=10, pool_use_lifo=True)
+    _ping_after_idle(engine)
+    return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Check a pooled connection at its checkout only if it was returned :data:`PING_AFTER_IDLE_SECONDS`
+    ago or more (the module's docstring). One found broken is replaced, and the pool's older ones
+    with it, as ``pool_pre_ping`` does: the pool tries the checkout again with a new connection when
+    a checkout listener raises ``InvalidatePoolError``."""
+    dialect = engine.dialect
+
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    def lent(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
+            return  # just opened, or in use a moment ago
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            alive = False
+        if not alive:  # as pre-ping does: every connection of the pool older than now is replaced
+            raise InvalidatePoolError("the pooled connection was closed while it lay unused")
+
+    event.listen(engine, "checkin", returned)
+    event.listen(engine, "checkout", lent)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

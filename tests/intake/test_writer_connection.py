@@ -1,7 +1,9 @@
-"""The group commit's writer on PostgreSQL keeps one connection from batch to batch
-(``gateway.intake.writer``, ``hold_connection``), and still never fails a message on a connection
-that went bad while it was held: one idle for a while is checked by the pool before the next
-batch, and one found broken before the COMMIT is replaced and the batch run again."""
+"""A connection that broke while it lay in the pool does not fail a message.
+
+The pool checks a PostgreSQL connection only when it has been unused for a second
+(``gateway.store.db``); the group commit runs a batch whose connection turns out broken before its
+COMMIT again, once, on a new connection (``gateway.intake.writer``).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, text
 
-from gateway.intake import writer as writer_module
 from gateway.intake.writer import BatchWriter
 from gateway.sdk.envelope import wrap
 from gateway.settings import Settings
+from gateway.store import db
+from gateway.store.db import connect
 from gateway.web.app import create_app
 from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer
 from tests.domain.documents import new_graduate, registration
@@ -44,55 +47,32 @@ def message(sign: Signer) -> bytes:
     return sign(wrapped, as_=UNIVERSITY)
 
 
-def accepted(app: Flask, sign: Signer) -> None:
-    answer = app.test_client().post("/soap", data=message(sign), content_type=SOAP)
-    assert answer.status_code == 200, answer.data
+def post(app: Flask, sign: Signer) -> int:
+    return app.test_client().post("/soap", data=message(sign), content_type=SOAP).status_code
 
 
-def writers_checkouts(app: Flask) -> list[str]:
-    """Records the pool checkouts made by the writer's thread (a list that grows)."""
-    seen: list[str] = []
+@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)
+def test_a_batchs_connection_cut_while_pooled_is_replaced_and_the_message_accepted(
+    app: Flask, sign: Signer, store_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 60.0)  # lent again unchecked
+    engine = app.extensions["gateway"].engine
+    writers: list[int] = []
 
-    def checkout(*_: object) -> None:
+    def lent(dbapi_connection: object, *_: object) -> None:
         if threading.current_thread().name.startswith("gateway-writer"):
-            seen.append("checkout")
+            writers.append(dbapi_connection.info.backend_pid)  # type: ignore[attr-defined]
 
-    event.listen(app.extensions["gateway"].engine, "checkout", checkout)
-    return seen
-
-
-@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)
-def test_the_writer_keeps_its_connection_while_batches_follow_each_other(
-    app: Flask, sign: Signer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(writer_module, "IDLE_CHECK_SECONDS", 60.0)
-    accepted(app, sign)  # the writer takes its connection
-    checkouts = writers_checkouts(app)
-    for _ in range(4):
-        accepted(app, sign)
-    assert checkouts == []  # before: one checkout (and its ping) a batch
-
-    monkeypatch.setattr(writer_module, "IDLE_CHECK_SECONDS", 0.0)  # every batch comes after a pause
-    accepted(app, sign)  # still within the minute the batch before gave it
-    assert checkouts == []
-    accepted(app, sign)  # given back and taken again from the pool, which pings it
-    accepted(app, sign)
-    assert checkouts == ["checkout", "checkout"]
-
-
-@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)
-def test_a_held_connection_the_database_cut_is_replaced_and_the_message_accepted(
-    app: Flask, sign: Signer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(writer_module, "IDLE_CHECK_SECONDS", 60.0)  # held, not checked again by the pool
-    accepted(app, sign)
+    event.listen(engine, "checkout", lent)
+    assert post(app, sign) == 200
+    other = connect(store_settings.database_url)
+    try:
+        with other.connect() as connection:  # the database cuts the connection the writer used
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": writers[-1]}).scalar_one()
+    finally:
+        other.dispose()
     writer: BatchWriter = app.extensions["gateway"].pipeline.writer
-    held = writer._held
-    assert held is not None
-    pid = held.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
-    with app.extensions["gateway"].engine.connect() as other:
-        assert other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
     batches = writer.batches
-    accepted(app, sign)  # before the retry: 503, the database was unavailable for this batch
+    assert post(app, sign) == 200  # without the batch run again: 503, the database "unavailable"
     assert writer.batches == batches + 1
-    assert writer._held is not held and writer._held is not None
+    assert writers[-2] == writers[-3] and writers[-1] != writers[-2]  # the cut one lent again, then a new one
