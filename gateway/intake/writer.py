@@ -67,7 +67,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.log import PENDING_KEY
-from gateway.store.deferred import DEFERRED_KEY, defer_writes, write_now
+from gateway.store.deferred import DEFERRED_KEY, commit, defer_writes, write_now
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class BatchWriter:
             session.begin()
             self._work(session, batch, savepoints=savepoints)
             self._committing = True  # from here a broken connection may have committed: not run again
-            session.commit()
+            commit(session)  # on PostgreSQL the rows kept for the commit and the COMMIT in one round trip
 
     def _work(self, session: Session, batch: list[_Piece], *, savepoints: bool) -> None:
         """The batch's pieces in ``session``'s transaction, up to its commit."""

@@ -3,7 +3,7 @@ trip, and a failing row fails the transaction with SQLAlchemy's error, as a stat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.store.deferred import defer_writes, write, write_now
+from gateway.store.deferred import commit, defer_writes, write, write_now
 
 _METADATA = MetaData()
 NOTES = Table("deferred_notes", _METADATA, Column("id", Integer, primary_key=True), Column("text", String(40)))
@@ -50,6 +50,13 @@ def _syncs(trace: Path) -> int:
     return sum(1 for line in trace.read_text().splitlines() if "\tF\t" in line and "\tSync" in line)
 
 
+def _round_trips(trace: Path) -> int:
+    """Round trips in a libpq trace: the client's Sync messages and its simple Query messages (a COMMIT)."""
+    return sum(
+        1 for line in trace.read_text().splitlines() if "\tF\t" in line and ("\tSync" in line or "\tQuery" in line)
+    )
+
+
 def test_on_postgresql_the_kept_rows_of_several_statements_go_in_one_round_trip(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -82,5 +89,59 @@ def test_a_kept_row_that_breaks_a_key_fails_the_commit_with_sqlalchemys_error(ta
         write(session, insert(TAGS), {"tag": "twice"})
         write(session, insert(TAGS), {"tag": "twice"})
     with Session(tables) as session:  # nothing of the transaction is stored
+        assert session.execute(select(NOTES.c.text)).all() == []
+        assert session.execute(select(TAGS.c.tag)).all() == []
+
+
+def _traced_commit(engine: Engine, trace: Path, keep: Callable[[Session], None]) -> None:
+    with Session(engine) as session, trace.open("w") as traced:
+        session.begin()
+        session.execute(select(NOTES.c.id))  # the transaction's BEGIN, before the trace
+        keep(session)
+        dbapi_connection = session.connection().connection.dbapi_connection
+        dbapi_connection.pgconn.trace(traced.fileno())  # type: ignore[union-attr]
+        try:
+            commit(session)
+        finally:
+            dbapi_connection.pgconn.untrace()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def postgres_tables(postgres_url: str) -> Iterator[Engine]:
+    from gateway.store.db import connect, migrate
+
+    engine = connect(postgres_url)
+    migrate(engine)
+    _METADATA.create_all(engine)
+    yield engine
+    _METADATA.drop_all(engine)
+    engine.dispose()
+
+
+def test_on_postgresql_the_rows_kept_for_the_commit_and_the_commit_go_in_one_round_trip(
+    postgres_tables: Engine, tmp_path: Path
+) -> None:
+    def keep(session: Session) -> None:
+        defer_writes(session)
+        write(session, insert(NOTES), {"text": "kept"})
+        write(session, update(NOTES).where(NOTES.c.text == "kept").values(text="committed"), {})
+
+    trace = tmp_path / "libpq.trace"
+    _traced_commit(postgres_tables, trace, keep)
+    assert _round_trips(trace) == 1  # with session.commit(): the rows' round trip, then the COMMIT's
+    with Session(postgres_tables) as session:  # committed, seen from another connection
+        assert session.scalars(select(NOTES.c.text)).all() == ["committed"]
+
+
+def test_on_postgresql_a_kept_row_that_fails_leaves_the_commit_unrun(postgres_tables: Engine, tmp_path: Path) -> None:
+    def keep(session: Session) -> None:
+        defer_writes(session)
+        write(session, insert(NOTES), {"text": "x"})
+        write(session, insert(TAGS), {"tag": "twice"})
+        write(session, insert(TAGS), {"tag": "twice"})
+
+    with pytest.raises(IntegrityError):
+        _traced_commit(postgres_tables, tmp_path / "libpq.trace", keep)
+    with Session(postgres_tables) as session:  # nothing of the transaction is stored
         assert session.execute(select(NOTES.c.text)).all() == []
         assert session.execute(select(TAGS.c.tag)).all() == []
