@@ -126,16 +126,21 @@ def commit(session: Session) -> None:
 
     On PostgreSQL (psycopg 3, pipeline mode) the kept rows and the COMMIT go to the server together,
     in one round trip; the session's own commit then finds the transaction ended on the server (the
-    driver's commit has nothing to do) and ends its own. Elsewhere, and in a savepoint, it is
-    ``session.commit()``. An error of a kept row aborts the transaction there (the COMMIT is not
-    run) and is raised as SQLAlchemy's, as :func:`write_now` raises it.
+    driver's commit has nothing to do) and ends its own. What the commit does first runs first, in
+    the transaction: the session's ``before_commit`` listeners (the audit entries' indexes,
+    ``gateway.audit.log``) and the ORM's flush; the listeners run again in the session's commit and
+    must find nothing left to do then (each takes its work from ``session.info``). Elsewhere, and in
+    a savepoint, it is ``session.commit()``. An error of a kept row aborts the transaction there
+    (the COMMIT is not run) and is raised as SQLAlchemy's, as :func:`write_now` raises it.
     """
     connection = session.connection()
     if session.in_nested_transaction() or not _pipelined(connection):
         session.commit()
         return
-    session.flush()  # the ORM's changes, as the commit would make them, before the pipeline (which reads no rows)
     pending: list[tuple[Executable, Mapping[str, Any]]] = session.info.pop(DEFERRED_KEY, None) or []
+    session.dispatch.before_commit(session)  # in the transaction, before its COMMIT is sent
+    session.flush()  # the ORM's changes, as the commit would make them, before the pipeline (which reads no rows)
+    pending += session.info.pop(DEFERRED_KEY, None) or []
     by_statement: dict[Executable, list[Mapping[str, Any]]] = {}
     for statement, parameters in pending:
         by_statement.setdefault(statement, []).append(parameters)

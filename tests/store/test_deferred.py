@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,8 +30,8 @@ def tables(migrated: Engine) -> Iterator[Engine]:
 
 def _keep_rows(session: Session) -> None:
     defer_writes(session)
-    for text in ("a", "b", "c"):
-        write(session, insert(NOTES), {"text": text})
+    for note in ("a", "b", "c"):
+        write(session, insert(NOTES), {"text": note})
     write(session, insert(TAGS), {"tag": "only"})  # a lone row: its INSERT must not wait for a key
     write(session, update(NOTES).where(NOTES.c.text == "a").values(text="A"), {})
 
@@ -145,3 +145,29 @@ def test_on_postgresql_a_kept_row_that_fails_leaves_the_commit_unrun(postgres_ta
     with Session(postgres_tables) as session:  # nothing of the transaction is stored
         assert session.execute(select(NOTES.c.text)).all() == []
         assert session.execute(select(TAGS.c.tag)).all() == []
+
+
+def test_on_postgresql_what_the_commit_does_first_runs_in_the_transaction(postgres_tables: Engine) -> None:
+    """A ``before_commit`` listener's write (the audit entries' indexes) is part of the transaction
+    that :func:`commit` ends, not run after its COMMIT."""
+    seen: list[int] = []
+
+    def before_commit(session: Session) -> None:
+        if session.info.pop("test.note", None):
+            session.execute(insert(NOTES), {"text": "by the listener"})
+            seen.append(session.execute(text("SELECT txid_current()")).scalar_one())
+
+    event.listen(Session, "before_commit", before_commit)
+    try:
+        with Session(postgres_tables) as session:
+            session.begin()
+            transaction = session.execute(text("SELECT txid_current()")).scalar_one()
+            defer_writes(session)
+            write(session, insert(NOTES), {"text": "kept"})
+            session.info["test.note"] = True
+            commit(session)
+    finally:
+        event.remove(Session, "before_commit", before_commit)
+    assert seen == [transaction]
+    with Session(postgres_tables) as session:
+        assert sorted(session.scalars(select(NOTES.c.text))) == ["by the listener", "kept"]
