@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit.entries import AuditEvent
 from gateway.audit.merkle import leaf_hash
 from gateway.audit.models import AuditEntry, AuditLogState, AuditPending
-from gateway.store.deferred import write_now_and_read
 
 STATE_ID = 1
 PENDING_KEY = "gateway.audit.pending"  # in Session.info: the entries recorded and not yet sequenced
@@ -139,8 +138,7 @@ def _take_indexes_and_write(session: Session, entries: Sequence[RecordedEntry]) 
     statement; the first index (the counter row is locked until the commit)."""
     rows = [_row(entry) for entry in entries]
     columns = {name: [row[name] for row in rows] for name in ("at", "kind", "message_id", "entry", "leaf_hash")}
-    # the rows the batch kept for its commit go in the same round trip, just before (gateway.store.deferred)
-    written = write_now_and_read(session, _TAKE_AND_WRITE, {"count": len(entries), "state": STATE_ID, **columns})
+    written = session.execute(_TAKE_AND_WRITE, {"count": len(entries), "state": STATE_ID, **columns}).scalars().all()
     if not written:
         raise RuntimeError("the audit log's state row is missing: run `gateway init` (migration 0005 creates it)")
     return int(min(written))

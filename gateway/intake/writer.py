@@ -67,7 +67,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.log import PENDING_KEY
-from gateway.store.deferred import DEFERRED_KEY, commit, defer_writes, pipelined, write_now
+from gateway.store.deferred import DEFERRED_KEY, commit, defer_writes, write_now
 
 log = logging.getLogger(__name__)
 
@@ -266,11 +266,9 @@ class BatchWriter:
             else:
                 _run_bare(session, piece, piece.work)
         finishes = [(piece, piece.finish) for piece in batch if piece.finish is not None and piece.error is None]
-        if finishes and not pipelined(session.connection()):
+        if finishes:
             # The rows that wait for the commit go now: the finishes take the audit log's counter
-            # row, which every process's batches wait for until this one commits. On PostgreSQL
-            # they go in the counter's own round trip, just before it (``gateway.audit.log.sequence``,
-            # ``gateway.store.deferred.write_now_and_read``), or with the COMMIT when no finish takes it.
+            # row, which every process's batches wait for until this one commits.
             write_now(session)
         for piece, finish in finishes:
             _run_bare(session, piece, finish)

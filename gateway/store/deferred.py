@@ -20,8 +20,7 @@ its wait for the server and then its wait for the interpreter lock, which the re
 hold meanwhile (bench/intake/README.md, tenth pass). :func:`commit` sends the rows kept for the
 commit (the intake's receipts) and the COMMIT itself together too: one round trip, and the audit
 log's counter row, which the batch holds from its receipts' indexes to its commit, let go one
-round trip sooner (eleventh pass). :func:`write_now_and_read` sends the rows kept so far with a
-statement whose rows are read (the audit log's counter and entries): one round trip for both.
+round trip sooner (eleventh pass).
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.elements import TextClause
 
 DEFERRED_KEY = "gateway.deferred_writes"  # session.info: [(statement, parameters), ...] in order
 _OPTED_IN = "gateway.defer_writes"
@@ -72,45 +70,14 @@ def write_now(session: Session) -> None:
     by_statement: dict[Executable, list[Mapping[str, Any]]] = {}
     for statement, parameters in pending:  # each statement's rows in the order they were written
         by_statement.setdefault(statement, []).append(parameters)
-    if len(by_statement) > 1 and pipelined(connection := session.connection()):
+    if len(by_statement) > 1 and _pipelined(connection := session.connection()):
         _in_one_round_trip(session, connection, by_statement)
         return
     for statement, rows in by_statement.items():
         session.execute(statement, rows)
 
 
-def write_now_and_read(session: Session, statement: TextClause, parameters: Mapping[str, Any]) -> list[Any]:
-    """Run the rows kept so far, then ``statement``; its rows' first column.
-
-    On PostgreSQL (psycopg 3, pipeline mode), with rows kept, both go in one round trip: the kept
-    rows as :func:`write_now` sends them, ``statement`` from a psycopg cursor in the same pipeline
-    (SQLAlchemy reads no rows there), its rows read once the pipeline has ended. Elsewhere
-    :func:`write_now`, then ``statement``. The group commit's batch takes the audit log's counter
-    row with it (``gateway.audit.log.sequence``): its kept rows no longer need a round trip of their
-    own before it (bench/intake/README.md, eleventh pass).
-    """
-    connection = session.connection()
-    if not session.info.get(DEFERRED_KEY) or not pipelined(connection):
-        write_now(session)
-        return list(session.execute(statement, parameters).scalars())
-    pending: list[tuple[Executable, Mapping[str, Any]]] = session.info.pop(DEFERRED_KEY)
-    by_statement: dict[Executable, list[Mapping[str, Any]]] = {}
-    for kept, kept_parameters in pending:
-        by_statement.setdefault(kept, []).append(kept_parameters)
-    compiled = statement.compile(dialect=connection.dialect)
-    dbapi_connection = connection.connection.dbapi_connection
-    assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
-    try:
-        _in_one_round_trip(
-            session, connection, by_statement, then=(cursor, compiled.string, compiled.construct_params(parameters))
-        )
-        return [row[0] for row in cursor.fetchall()]
-    finally:
-        cursor.close()
-
-
-def pipelined(connection: Connection) -> bool:
+def _pipelined(connection: Connection) -> bool:
     """psycopg 3 on a libpq with pipeline mode (14 or later)."""
     if connection.dialect.driver != "psycopg":
         return False
@@ -125,12 +92,9 @@ def _in_one_round_trip(
     by_statement: dict[Executable, list[Mapping[str, Any]]],
     *,
     commit: bool = False,
-    then: tuple[Any, str, Mapping[str, Any]] | None = None,
 ) -> None:
     """The statements in one psycopg pipeline: sent together, their errors raised at its end; with
-    ``commit``, followed by the transaction's COMMIT (not run when a statement before it failed);
-    with ``then`` (a psycopg cursor, a statement in the driver's form, its parameters), followed by
-    that statement on that cursor, whose rows the caller reads after.
+    ``commit``, followed by the transaction's COMMIT (not run when a statement before it failed).
 
     An error the server reports there comes from psycopg as it is; it is raised as SQLAlchemy's
     (``IntegrityError``, ``OperationalError`` ...), as a statement run on its own would raise it,
@@ -145,9 +109,6 @@ def _in_one_round_trip(
             for statement, rows in by_statement.items():
                 # a lone row's INSERT would fetch the new primary key, which is not there yet
                 session.execute(statement.inline() if isinstance(statement, Insert) else statement, rows)
-            if then is not None:
-                then_cursor, then_sql, then_parameters = then
-                then_cursor.execute(then_sql, then_parameters)
             if commit:
                 cursor = dbapi_connection.cursor()
                 try:
@@ -173,7 +134,7 @@ def commit(session: Session) -> None:
     (the COMMIT is not run) and is raised as SQLAlchemy's, as :func:`write_now` raises it.
     """
     connection = session.connection()
-    if session.in_nested_transaction() or not pipelined(connection):
+    if session.in_nested_transaction() or not _pipelined(connection):
         session.commit()
         return
     pending: list[tuple[Executable, Mapping[str, Any]]] = session.info.pop(DEFERRED_KEY, None) or []

@@ -11,7 +11,7 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, event, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.store.deferred import commit, defer_writes, write, write_now, write_now_and_read
+from gateway.store.deferred import commit, defer_writes, write, write_now
 
 _METADATA = MetaData()
 NOTES = Table("deferred_notes", _METADATA, Column("id", Integer, primary_key=True), Column("text", String(40)))
@@ -171,32 +171,3 @@ def test_on_postgresql_what_the_commit_does_first_runs_in_the_transaction(postgr
     assert seen == [transaction]
     with Session(postgres_tables) as session:
         assert sorted(session.scalars(select(NOTES.c.text))) == ["by the listener", "kept"]
-
-
-_COUNT_NOTES = text("SELECT count(*) + :extra FROM deferred_notes")
-
-
-def test_the_kept_rows_are_written_before_a_statement_whose_rows_are_read(tables: Engine) -> None:
-    with Session(tables) as session, session.begin():
-        defer_writes(session)
-        write(session, insert(NOTES), {"text": "a"})
-        write(session, insert(NOTES), {"text": "b"})
-        assert write_now_and_read(session, _COUNT_NOTES, {"extra": 10}) == [12]  # the statement sees them
-        assert write_now_and_read(session, _COUNT_NOTES, {"extra": 0}) == [2]  # nothing kept: the statement alone
-
-
-def test_on_postgresql_the_kept_rows_and_the_statement_read_go_in_one_round_trip(
-    postgres_tables: Engine, tmp_path: Path
-) -> None:
-    trace = tmp_path / "libpq.trace"
-    with Session(postgres_tables) as session, session.begin(), trace.open("w") as traced:
-        session.execute(select(NOTES.c.id))  # the transaction's BEGIN, before the trace
-        defer_writes(session)
-        write(session, insert(NOTES), {"text": "kept"})
-        write(session, insert(TAGS), {"tag": "kept too"})
-        dbapi_connection = session.connection().connection.dbapi_connection
-        dbapi_connection.pgconn.trace(traced.fileno())  # type: ignore[union-attr]
-        counted = write_now_and_read(session, _COUNT_NOTES, {"extra": 0})
-        dbapi_connection.pgconn.untrace()  # type: ignore[union-attr]
-    assert counted == [1]
-    assert _round_trips(trace) == 1  # write_now, then the statement: two
