@@ -8,7 +8,6 @@ participant's key, and one whose Timestamp is an hour old (which only the gatewa
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -18,18 +17,13 @@ from flask.testing import FlaskClient
 
 from gateway.errors import ConfigurationError
 from gateway.sdk.envelope import wrap
-from gateway.settings import PROJECT_ROOT, Settings
+from gateway.settings import Settings
+from tests.bench_modules import load_bench_module
 from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer, example
-
-BASELINE_APP = PROJECT_ROOT / "bench" / "intake" / "baseline_app.py"
 
 
 def _baseline_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_intake_baseline_app", BASELINE_APP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("intake/baseline_app.py")
 
 
 @pytest.fixture
@@ -48,8 +42,12 @@ def baseline(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[[s
 
 
 def _registration(sign: Signer, as_: str = UNIVERSITY, **options: object) -> bytes:
-    envelope = wrap(example("destination-registration"), sender=UNIVERSITY, recipient=EDUCATION_DEPARTMENT,
-                    service="DestinationRegistration")
+    envelope = wrap(
+        example("destination-registration"),
+        sender=UNIVERSITY,
+        recipient=EDUCATION_DEPARTMENT,
+        service="DestinationRegistration",
+    )
     return sign(envelope, as_=as_, **options)
 
 
@@ -58,35 +56,40 @@ def _status(client: FlaskClient, body: bytes) -> int:
 
 
 @pytest.mark.parametrize("mode", ["xsd", "xsd+sig", "xsd+dsig"])
-def test_every_baseline_accepts_a_signed_envelope(baseline: Callable[[str], FlaskClient], sign: Signer,
-                                                  mode: str) -> None:
+def test_every_baseline_accepts_a_signed_envelope(
+    baseline: Callable[[str], FlaskClient], sign: Signer, mode: str
+) -> None:
     assert _status(baseline(mode), _registration(sign)) == 200
 
 
 @pytest.mark.parametrize("mode", ["xsd+sig", "xsd+dsig"])
-def test_the_signature_baselines_refuse_a_tampered_body(baseline: Callable[[str], FlaskClient], sign: Signer,
-                                                        mode: str) -> None:
+def test_the_signature_baselines_refuse_a_tampered_body(
+    baseline: Callable[[str], FlaskClient], sign: Signer, mode: str
+) -> None:
     tampered = _registration(sign).replace(b"REG-2025-000123", b"REG-2025-000124")
     assert _status(baseline("xsd"), tampered) == 200  # still valid against the schema
     assert _status(baseline(mode), tampered) == 400
 
 
 @pytest.mark.parametrize("mode", ["xsd+sig", "xsd+dsig"])
-def test_the_signature_baselines_refuse_another_participants_key(baseline: Callable[[str], FlaskClient],
-                                                                 sign: Signer, mode: str) -> None:
+def test_the_signature_baselines_refuse_another_participants_key(
+    baseline: Callable[[str], FlaskClient], sign: Signer, mode: str
+) -> None:
     # a valid signature by a trusted certificate, but not the one of the sender the routing header names
     assert _status(baseline(mode), _registration(sign, as_=EDUCATION_DEPARTMENT)) == 400
 
 
-def test_only_the_gateways_own_check_refuses_a_stale_timestamp(baseline: Callable[[str], FlaskClient],
-                                                               sign: Signer) -> None:
+def test_only_the_gateways_own_check_refuses_a_stale_timestamp(
+    baseline: Callable[[str], FlaskClient], sign: Signer
+) -> None:
     stale = _registration(sign, now=datetime.now(UTC) - timedelta(hours=1), ttl=timedelta(hours=2))
     assert _status(baseline("xsd+sig"), stale) == 200  # signxml checks no freshness
     assert _status(baseline("xsd+dsig"), stale) == 400  # VerifySignature: older than GATEWAY_TIMESTAMP_MAX_AGE
 
 
-def test_the_gateways_own_check_refuses_to_start_without_revocation(baseline: Callable[[str], FlaskClient],
-                                                                    settings: Settings) -> None:
+def test_the_gateways_own_check_refuses_to_start_without_revocation(
+    baseline: Callable[[str], FlaskClient], settings: Settings
+) -> None:
     settings.crls[0].unlink()
     with pytest.raises(ConfigurationError, match="revocation cannot be checked"):
         baseline("xsd+dsig")

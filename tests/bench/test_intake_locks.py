@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from sqlalchemy import text
 
-from gateway.settings import PROJECT_ROOT
 from gateway.store import db
 from gateway.store.db import connect
-
-LOCKS = PROJECT_ROOT / "bench" / "intake" / "locks.py"
+from tests.bench_modules import load_bench_module
 
 
 def _locks_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_intake_locks", LOCKS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("intake/locks.py")
 
 
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks")

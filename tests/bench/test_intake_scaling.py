@@ -3,26 +3,13 @@ baseline's own change over the same counts (``bench/intake/report.py``)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 
-from gateway.settings import PROJECT_ROOT
-
-REPORT = PROJECT_ROOT / "bench" / "intake" / "report.py"
+from tests.bench_modules import load_bench_module
 
 
 def _report_module() -> ModuleType:
-    sys.path.insert(0, str(REPORT.parent))  # report.py imports its neighbours as run.py has them
-    try:
-        spec = importlib.util.spec_from_file_location("bench_intake_report", REPORT)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(REPORT.parent))
+    return load_bench_module("intake/report.py")
 
 
 def summary(gateway: float, dsig: float | None) -> dict[str, dict[str, float]]:

@@ -9,7 +9,6 @@ audit log that ``gateway audit verify`` finds whole.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -28,6 +27,7 @@ import requests
 from gateway.sdk.envelope import wrap
 from gateway.sdk.signing import sign_envelope_bytes
 from gateway.settings import PROJECT_ROOT
+from tests.bench_modules import load_bench_module
 from tests.conftest import credentials
 from tests.serving import served_process
 from tests.test_cli_send import gateway
@@ -37,13 +37,7 @@ MESSAGES = 48
 
 
 def _envelopes_module() -> ModuleType:
-    path = PROJECT_ROOT / "bench" / "intake" / "envelopes.py"
-    spec = importlib.util.spec_from_file_location("bench_intake_envelopes", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("intake/envelopes.py")
 
 
 def test_two_embedded_workers_accept_concurrent_messages_into_one_consistent_log(
