@@ -64,17 +64,24 @@ def write_now(session: Session) -> None:
     receipts' rows alone, not for every deferred row of the batch (bench/intake/README.md, ninth
     pass). Rows kept later still wait for the commit.
     """
-    pending: list[tuple[Executable, Mapping[str, Any]]] | None = session.info.pop(DEFERRED_KEY, None)
-    if not pending:
+    by_statement = _by_statement(session.info.pop(DEFERRED_KEY, None) or [])
+    if not by_statement:
         return
-    by_statement: dict[Executable, list[Mapping[str, Any]]] = {}
-    for statement, parameters in pending:  # each statement's rows in the order they were written
-        by_statement.setdefault(statement, []).append(parameters)
     if len(by_statement) > 1 and _pipelined(connection := session.connection()):
         _in_one_round_trip(session, connection, by_statement)
         return
     for statement, rows in by_statement.items():
         session.execute(statement, rows)
+
+
+def _by_statement(
+    pending: list[tuple[Executable, Mapping[str, Any]]],
+) -> dict[Executable, list[Mapping[str, Any]]]:
+    """The kept rows grouped by statement, each statement's rows in the order they were written."""
+    grouped: dict[Executable, list[Mapping[str, Any]]] = {}
+    for statement, parameters in pending:
+        grouped.setdefault(statement, []).append(parameters)
+    return grouped
 
 
 def _pipelined(connection: Connection) -> bool:
@@ -141,10 +148,7 @@ def commit(session: Session) -> None:
     session.dispatch.before_commit(session)  # in the transaction, before its COMMIT is sent
     session.flush()  # the ORM's changes, as the commit would make them, before the pipeline (which reads no rows)
     pending += session.info.pop(DEFERRED_KEY, None) or []
-    by_statement: dict[Executable, list[Mapping[str, Any]]] = {}
-    for statement, parameters in pending:
-        by_statement.setdefault(statement, []).append(parameters)
-    _in_one_round_trip(session, connection, by_statement, commit=True)
+    _in_one_round_trip(session, connection, _by_statement(pending), commit=True)
     session.commit()
 
 
