@@ -44,6 +44,21 @@ def emit(event: str, **fields: Any) -> None:
     log.info(redact(json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)))
 
 
+def request(method: str, path: str, status: int, client: str | None, seconds: float, **facts: str | None) -> None:
+    """The line of one answered HTTP request (``path`` without its query string): the Flask app's
+    requests (``gateway.monitoring.views``) and the intake's, with its message's ``facts`` (ids,
+    service, outcome, fault code: ``gateway.intake.endpoint``)."""
+    emit(
+        "request",
+        method=method,
+        path=redact(path),
+        status=status,
+        client=client,
+        duration_ms=round(seconds * 1000, 2),
+        **facts,
+    )
+
+
 def delivery_attempt(
     message: Message, recipient_id: str, attempt: int, outcome: str, error: str | None, seconds: float
 ) -> None:

@@ -1,4 +1,6 @@
-"""``GET /metrics`` (Prometheus text format) and the per-request hooks (a JSON line, the intake counters).
+"""``GET /metrics`` (Prometheus text format) and the per-request hooks (a JSON line, the time).
+
+The intake (``POST /soap``) writes its own line and counts its messages (``gateway.intake.endpoint``).
 
 ``/metrics`` answers only when the operator chose how to protect it (docs/operations.md, *Metrics*):
 ``GATEWAY_METRICS_TOKEN`` (a bearer token the scraper sends), or ``GATEWAY_METRICS_PORT`` (a port of
@@ -12,7 +14,6 @@ import hmac
 import os
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, abort, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Metric, generate_latest
@@ -21,13 +22,8 @@ from prometheus_client.registry import Collector
 
 from gateway.monitoring import events
 from gateway.monitoring.collector import StoreCollector
-from gateway.monitoring.instruments import MULTIPROC_ENV, count_message, instruments
-from gateway.privacy import redact
+from gateway.monitoring.instruments import MULTIPROC_ENV, instruments
 from gateway.web.context import gateway
-
-if TYPE_CHECKING:
-    from gateway.errors import Fault
-    from gateway.intake.pipeline import Accepted
 
 blueprint = Blueprint("monitoring", __name__)
 # Polled every few seconds by load balancers and scrapers: not worth a log line each.
@@ -65,33 +61,6 @@ def _bearer_ok(token: str | None) -> bool:
     return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
 
 
-def note_intake(accepted: Accepted | None = None, fault: Fault | None = None) -> None:
-    """What the intake view answered, for the request's log line and the message counters."""
-    if accepted is not None:
-        g.intake = {
-            "message_id": accepted.message_id,
-            "sender": accepted.sender_id,
-            "service": accepted.service.name,
-            "outcome": "resent" if accepted.resent else "accepted",  # resent: its original receipt again
-        }
-    elif fault is not None:
-        g.intake = {
-            "message_id": fault.message_id,
-            "sender": fault.sender,
-            "service": fault.service,
-            "outcome": "refused",
-            "fault_code": fault.code,
-        }
-    else:
-        return
-    count_message(
-        g.intake["service"],
-        g.intake.get("fault_code"),
-        time.perf_counter() - g.get("started", 0.0),
-        resent=g.intake["outcome"] == "resent",
-    )
-
-
 def init_app(app: Flask) -> None:
     """Register ``/metrics``, time every request and write its JSON line; refuse other paths on the
     metrics port."""
@@ -108,14 +77,11 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _log(response: Response) -> Response:
         if request.path not in UNLOGGED_PATHS:
-            intake = g.get("intake") or {}
-            events.emit(
-                "request",
+            events.request(
                 method=request.method,
-                path=redact(request.path),  # never the query string
+                path=request.path,  # never the query string
                 status=response.status_code,
                 client=request.remote_addr,
-                duration_ms=round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
-                **intake,
+                seconds=time.perf_counter() - g.get("started", time.perf_counter()),
             )
         return response

@@ -8,8 +8,9 @@
   so a copy of the cookie taken before sign-out is worthless after it. A session ends after
   ``session_idle_minutes`` without a request or ``session_max_hours`` after sign-in, whichever is
   first (checked here on every read, not trusted to the browser's cookie expiry).
-- CSRF: Flask-WTF's ``CSRFProtect`` on every POST except the SOAP endpoint (machine clients sign
-  their messages instead); forms carry ``{{ csrf_token() }}``.
+- CSRF: Flask-WTF's ``CSRFProtect`` on every POST; forms carry ``{{ csrf_token() }}``. The SOAP
+  endpoint (machine clients sign their messages instead) is answered in front of this app
+  (``gateway.intake.endpoint``), with none of this module's sessions, tokens or limits.
 - Rate limits: Flask-Limiter, in ``GATEWAY_RATE_LIMIT_STORAGE`` (memory for one process; ``redis://``
   so that all gunicorn workers and nodes count together). :func:`sign_in_limit` is the decorator for
   the POST of a sign-in or activation form: it counts failed attempts per account from one client
@@ -47,6 +48,9 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enable
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SESSION_KEY = "signed_in"
+# Every answer: a browser must never read a JSON, CSV or XML answer as a page (or a script). The
+# intake's answers carry it too (``gateway.intake.endpoint``, outside this app's hooks).
+NO_SNIFF = {"X-Content-Type-Options": "nosniff"}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
@@ -71,22 +75,10 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.config.setdefault("SIGN_IN_RATE_LIMIT", settings.sign_in_rate_limit)
     app.config.setdefault("SIGN_IN_ACCOUNT_RATE_LIMIT", settings.sign_in_account_rate_limit)
     app.config.setdefault("SIGN_IN_ADDRESS_RATE_LIMIT", settings.sign_in_address_rate_limit)
-    limiter.init_app(app)
-    limiter.request_filter(_intake_unlimited)
+    limiter.init_app(app)  # the SOAP intake has no limit, and never reaches it (gateway.intake.endpoint)
     csrf.init_app(app)
     app.after_request(_headers)
     # The pages for a refused CSRF token (400), too many attempts (429) and every other status: gateway.web.errors.
-
-
-def _intake_unlimited() -> bool:
-    """The SOAP intake has no rate limit: skip the limiter's look-ups for it.
-
-    Its senders are registered participants and every message is signed and checked; a flood is met
-    by the serving layer's connection limits per client (``GATEWAY_MAX_CONNECTIONS_PER_CLIENT``). On
-    every message, resolving that no limit applies cost about 3 % of the intake's CPU
-    (bench/intake/README.md). A limit put on the intake later must remove this filter.
-    """
-    return request.endpoint == "intake.receive"
 
 
 def sign_in_limit(account_field: str) -> Callable[[F], F]:
@@ -158,8 +150,8 @@ def safe_next(target: str | None, *prefixes: str) -> str | None:
 
 
 def _headers(response: Response) -> Response:
-    # Every answer: a browser must never read a JSON, CSV or XML answer as a page (or a script).
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    for name, value in NO_SNIFF.items():
+        response.headers.setdefault(name, value)
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("Referrer-Policy", "no-referrer")

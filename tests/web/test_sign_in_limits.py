@@ -132,19 +132,3 @@ def test_identity_numbers_never_reach_the_rate_limit_storage(app: Flask) -> None
     keys = " ".join(storage.storage) if storage is not None and hasattr(storage, "storage") else ""  # memory://
     assert "198.51.100.50" in keys and "identity_number:" in keys
     assert LI_MING.identity_number not in keys and LI_MING.identity_number.lower() not in keys
-
-
-def test_the_intake_skips_the_limiter_and_has_no_limit_it_would_skip(app: Flask) -> None:
-    """``_intake_unlimited`` spares POST /soap the limiter's look-ups; it would also hide a limit put on it."""
-    from flask_limiter.util import get_qualified_name
-
-    from gateway.intake.views import receive
-    from gateway.web.security import _intake_unlimited
-
-    with app.test_request_context("/soap", method="POST"):  # routed as it is pushed
-        assert _intake_unlimited()
-    with app.test_request_context("/soap", method="GET"):  # the WSDL
-        assert not _intake_unlimited()
-    # Flask-Limiter's record of decorated views (a private attribute of the pinned 4.x)
-    assert get_qualified_name(receive) not in limiter._marked_for_limiting
-    assert limiter._marked_for_limiting, "the sign-in views are decorated with limits"

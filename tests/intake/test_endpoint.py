@@ -1,0 +1,95 @@
+"""POST /soap is answered in front of the Flask app (``gateway.intake.endpoint``): none of the pages'
+hooks, cookies or limits run for it; its answer, JSON line, counters, header and client address are
+what the app gave it before."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask, request
+from flask.testing import FlaskClient
+
+from gateway.monitoring import events
+from gateway.sdk.envelope import wrap
+from gateway.settings import Settings
+from gateway.web.app import create_app
+from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer, example
+
+
+def registration(sign: Signer) -> bytes:
+    return sign(
+        wrap(
+            example("destination-registration"),
+            sender=UNIVERSITY,
+            recipient=EDUCATION_DEPARTMENT,
+            service="DestinationRegistration",
+        ),
+        as_=UNIVERSITY,
+    )
+
+
+@pytest.fixture
+def lines() -> Iterator[list[dict[str, object]]]:
+    """The JSON lines written meanwhile (``gateway.monitoring.events``)."""
+    kept: list[dict[str, object]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(json.loads(record.getMessage()))
+
+    logger = logging.getLogger(events.LOGGER)
+    handler = Keep()
+    logger.addHandler(handler)
+    yield kept
+    logger.removeHandler(handler)
+
+
+def test_the_intake_runs_none_of_the_apps_request_hooks(app: Flask, sign: Signer) -> None:
+    hooked: list[str] = []
+    app.before_request(lambda: hooked.append(f"{request.method} {request.path}"))
+    client = app.test_client()
+    accepted = client.post("/soap?lang=zh", data=registration(sign), content_type="text/xml")
+    refused = client.post("/soap", data=b"<not-xml", content_type="text/xml")
+    assert (accepted.status_code, refused.status_code) == (200, 500)
+    assert hooked == []  # neither the limiter's look-ups, nor the session, nor the metrics port's check
+    assert "Set-Cookie" not in accepted.headers  # the language cookie a page's ?lang= sets
+    for answer in (accepted, refused):
+        assert answer.headers["Content-Type"] == "text/xml; charset=utf-8"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Content-Length"] == str(len(answer.data))
+    assert client.get("/soap?wsdl").status_code == 200
+    assert hooked == ["GET /soap"]  # the WSDL is the app's
+
+
+def test_the_intake_writes_its_line_with_the_client_its_trusted_proxy_names(
+    settings: Settings, sign: Signer, lines: list[dict[str, object]]
+) -> None:
+    app = create_app(dataclasses.replace(settings, trusted_proxies=("10.0.0.0/8",)))
+    try:
+        client = app.test_client()
+        forwarded = {"REMOTE_ADDR": "10.0.0.1"}
+        headers = {"X-Forwarded-For": "203.0.113.9"}
+        assert (
+            client.post(
+                "/soap", data=registration(sign), content_type="text/xml", headers=headers, environ_base=forwarded
+            ).status_code
+            == 200
+        )
+        client.post("/soap", data=b"<not-xml", content_type="text/xml", environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    finally:
+        app.extensions["gateway"].engine.dispose()
+    accepted, refused = lines
+    assert accepted["event"] == "request" and (accepted["method"], accepted["path"]) == ("POST", "/soap")
+    assert accepted["client"] == "203.0.113.9" and accepted["status"] == 200
+    assert accepted["outcome"] == "accepted" and accepted["sender"] == UNIVERSITY
+    assert refused["client"] == "198.51.100.7" and refused["fault_code"] == "XML_MALFORMED"
+    assert isinstance(accepted["duration_ms"], float) and accepted["duration_ms"] > 0
+
+
+def test_other_methods_and_paths_go_on_to_the_app(client: FlaskClient) -> None:
+    assert client.put("/soap", data=b"<x/>", content_type="text/xml").status_code == 405
+    assert client.post("/soap/", data=b"<x/>", content_type="text/xml").status_code == 404
