@@ -45,6 +45,7 @@ from gateway.xmlparse import hardened_parser
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from flask import Flask
 
     from gateway.intake.pipeline import Accepted
     from gateway.web.context import Gateway
@@ -57,22 +58,31 @@ READ_ONLY_TRANSACTION = "25006"  # PostgreSQL: a read-only server (a standby, de
 
 
 class SoapIntake:
-    """WSGI middleware: ``POST /soap`` to the intake, every other request to ``app``."""
+    """WSGI middleware: ``POST /soap`` to the intake, every other request to ``app``.
 
-    def __init__(self, app: WSGIApplication, context: Gateway) -> None:
+    The gateway's context (``gateway.web.context.Gateway``) is the one ``flask_app`` holds when the
+    request comes, as for the app's own views.
+    """
+
+    def __init__(self, app: WSGIApplication, flask_app: Flask) -> None:
         self.app = app
-        self.context = context
-        port = context.settings.metrics_port
-        self._metrics_port = str(port) if port is not None else None
+        self.flask_app = flask_app
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if (
-            environ.get("PATH_INFO") != PATH
-            or environ.get("REQUEST_METHOD") != "POST"
-            or environ.get("SERVER_PORT") == self._metrics_port
-        ):
+        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
-        return self.receive(Request(environ))(environ, start_response)
+        context: Gateway = self.flask_app.extensions["gateway"]
+        port = context.settings.metrics_port
+        if port is not None and environ.get("SERVER_PORT") == str(port):
+            return self.app(environ, start_response)  # the metrics port serves /metrics alone: the app says 404
+        return _Answering(context).receive(Request(environ))(environ, start_response)
+
+
+class _Answering:
+    """The intake's answer to one request, in the gateway's ``context``."""
+
+    def __init__(self, context: Gateway) -> None:
+        self.context = context
 
     def receive(self, request: Request) -> Response:
         """The answer to one message: its receipt (or other answer), or a SOAP fault; never an exception."""

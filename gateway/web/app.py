@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     # POST /soap is answered in front of the app's hooks and views (gateway.intake.endpoint); for
     # both, request.remote_addr is the client as the trusted front proxies report it (rate limits, audit).
     app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
-        SoapIntake(app.wsgi_app, context), settings.trusted_proxies
+        SoapIntake(app.wsgi_app, app), settings.trusted_proxies
     )
     context.init_app(app)
     security.init_app(app, settings)
