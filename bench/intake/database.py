@@ -3,7 +3,9 @@ in the PostgreSQL database given, dropped after the run (as the test suite does)
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +29,24 @@ def scratch_database(data_dir: Path, postgres_url: str | None) -> Iterator[str]:
         yield f"{postgres_url}{separator}options={quote(f'-csearch_path={schema}', safe='')}"
     finally:
         _execute(postgres_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def init_demo_home(work: Path, database_url: str, ttl_seconds: int, **settings: str) -> None:
+    """A demo gateway's home under ``work`` (data and keys) on ``database_url``, for an in-process
+    profile: its ``GATEWAY_*`` settings put in this process's environment (with ``settings``, e.g.
+    ``PROMETHEUS_MULTIPROC_DIR``), then ``gateway init --demo``. The envelopes' Timestamps live
+    ``ttl_seconds``: so long is the gateway told to accept them."""
+    os.environ.update(
+        GATEWAY_DATA_DIR=str(work / "data"),
+        GATEWAY_KEYS_DIR=str(work / "keys"),
+        GATEWAY_DATABASE_URL=database_url,
+        GATEWAY_TIMESTAMP_MAX_AGE=str(ttl_seconds),
+        **settings,
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        [str(root / ".venv" / "bin" / "gateway"), "init", "--demo"], cwd=root, check=True, capture_output=True
+    )
 
 
 def _execute(url: str, statement: str) -> None:
@@ -64,7 +84,8 @@ def backend_pids(url: str, application: str) -> set[int]:
     try:
         with engine.connect() as connection:
             rows = connection.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"), {"name": application})
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"), {"name": application}
+            )
             return {int(pid) for pid in rows.scalars()}
     finally:
         engine.dispose()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import sys
 import tempfile
@@ -41,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
-from database import scratch_database  # noqa: E402
+from database import init_demo_home, scratch_database  # noqa: E402
 from envelopes import SIGNATURE_TTL, generate, load_traffic  # noqa: E402
 
 
@@ -59,17 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scratch_database(Path(tmp) / "data", options.postgres) as database_url,
     ):
         work = Path(tmp)
-        os.environ.update(
-            GATEWAY_DATA_DIR=str(work / "data"),
-            GATEWAY_KEYS_DIR=str(work / "keys"),
-            GATEWAY_DATABASE_URL=database_url,
-            GATEWAY_TIMESTAMP_MAX_AGE=str(int(SIGNATURE_TTL.total_seconds())),
-        )
-        import subprocess
-
-        subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "gateway"), "init", "--demo"], cwd=ROOT, check=True, capture_output=True
-        )
+        init_demo_home(work, database_url, int(SIGNATURE_TTL.total_seconds()))
         from gateway.clock import SystemClock
         from gateway.web.app import create_app
 

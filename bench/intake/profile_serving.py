@@ -22,7 +22,6 @@ import argparse
 import io
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
-from database import scratch_database  # noqa: E402
+from database import init_demo_home, scratch_database  # noqa: E402
 from envelopes import SIGNATURE_TTL, generate, load_traffic  # noqa: E402
 
 WsgiApp = Callable[..., Iterable[bytes]]
@@ -51,16 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         scratch_database(Path(tmp) / "data", None) as database_url,
     ):
         work = Path(tmp)
-        os.environ.update(
-            GATEWAY_DATA_DIR=str(work / "data"),
-            GATEWAY_KEYS_DIR=str(work / "keys"),
-            GATEWAY_DATABASE_URL=database_url,
-            GATEWAY_TIMESTAMP_MAX_AGE=str(int(SIGNATURE_TTL.total_seconds())),
-            PROMETHEUS_MULTIPROC_DIR=str(work / "metrics"),  # as gateway serve sets it
-        )
         (work / "metrics").mkdir()
-        subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "gateway"), "init", "--demo"], cwd=ROOT, check=True, capture_output=True
+        # the metrics in files, as gateway serve keeps them
+        init_demo_home(
+            work, database_url, int(SIGNATURE_TTL.total_seconds()), PROMETHEUS_MULTIPROC_DIR=str(work / "metrics")
         )
         from gateway.clock import SystemClock
         from gateway.web.app import create_app

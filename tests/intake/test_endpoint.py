@@ -7,29 +7,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 
 from gateway.monitoring import events
-from gateway.sdk.envelope import wrap
 from gateway.settings import Settings
 from gateway.web.app import create_app
-from tests.conftest import EDUCATION_DEPARTMENT, UNIVERSITY, Signer, example
-
-
-def registration(sign: Signer) -> bytes:
-    return sign(
-        wrap(
-            example("destination-registration"),
-            sender=UNIVERSITY,
-            recipient=EDUCATION_DEPARTMENT,
-            service="DestinationRegistration",
-        ),
-        as_=UNIVERSITY,
-    )
+from tests.conftest import UNIVERSITY
 
 
 @pytest.fixture
@@ -48,11 +35,15 @@ def lines() -> Iterator[list[dict[str, object]]]:
     logger.removeHandler(handler)
 
 
-def test_the_intake_runs_none_of_the_apps_request_hooks(app: Flask, sign: Signer) -> None:
+def test_the_intake_runs_none_of_the_apps_request_hooks(app: Flask, signed_message: Callable[..., bytes]) -> None:
     hooked: list[str] = []
     app.before_request(lambda: hooked.append(f"{request.method} {request.path}"))
     client = app.test_client()
-    accepted = client.post("/soap?lang=zh", data=registration(sign), content_type="text/xml")
+    accepted = client.post(
+        "/soap?lang=zh",
+        data=signed_message("destination-registration", "DestinationRegistration"),
+        content_type="text/xml",
+    )
     refused = client.post("/soap", data=b"<not-xml", content_type="text/xml")
     assert (accepted.status_code, refused.status_code) == (200, 500)
     assert hooked == []  # neither the limiter's look-ups, nor the session, nor the metrics port's check
@@ -66,7 +57,7 @@ def test_the_intake_runs_none_of_the_apps_request_hooks(app: Flask, sign: Signer
 
 
 def test_the_intake_writes_its_line_with_the_client_its_trusted_proxy_names(
-    settings: Settings, sign: Signer, lines: list[dict[str, object]]
+    settings: Settings, signed_message: Callable[..., bytes], lines: list[dict[str, object]]
 ) -> None:
     app = create_app(dataclasses.replace(settings, trusted_proxies=("10.0.0.0/8",)))
     try:
@@ -75,7 +66,11 @@ def test_the_intake_writes_its_line_with_the_client_its_trusted_proxy_names(
         headers = {"X-Forwarded-For": "203.0.113.9"}
         assert (
             client.post(
-                "/soap", data=registration(sign), content_type="text/xml", headers=headers, environ_base=forwarded
+                "/soap",
+                data=signed_message("destination-registration", "DestinationRegistration"),
+                content_type="text/xml",
+                headers=headers,
+                environ_base=forwarded,
             ).status_code
             == 200
         )
