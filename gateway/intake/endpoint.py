@@ -87,7 +87,12 @@ class _Answering:
     def receive(self, request: Request) -> Response:
         """The answer to one message: its receipt (or other answer), or a SOAP fault; never an exception."""
         started = time.perf_counter()
-        facts, response = self._answer_message(request, started)
+        try:
+            facts, response = self._answer_message(request, started)
+        except Exception:  # outside the message's own handling (its counters, say): a SOAP fault all the same
+            log.exception("the intake could not answer")
+            failure = InternalError()
+            facts, response = _refused_facts(failure), self._answer(fault_element(failure), failure.http_status)
         events.request(
             method="POST",
             path=PATH,

@@ -88,3 +88,21 @@ def test_the_intake_writes_its_line_with_the_client_its_trusted_proxy_names(
 def test_other_methods_and_paths_go_on_to_the_app(client: FlaskClient) -> None:
     assert client.put("/soap", data=b"<x/>", content_type="text/xml").status_code == 405
     assert client.post("/soap/", data=b"<x/>", content_type="text/xml").status_code == 404
+
+
+def test_a_failure_outside_the_messages_handling_is_still_a_soap_fault(
+    app: Flask, signed_message: Callable[..., bytes], lines: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flask answered an error escaping the view with its error page; the endpoint answers a SOAP fault."""
+    from gateway.intake import endpoint
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("the metrics directory is gone")
+
+    monkeypatch.setattr(endpoint, "count_message", broken)
+    answer = app.test_client().post(
+        "/soap", data=signed_message("destination-registration", "DestinationRegistration"), content_type="text/xml"
+    )
+    assert answer.status_code == 500 and answer.mimetype == "text/xml"
+    assert b"INTERNAL_ERROR" in answer.data and answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert [(line["status"], line["fault_code"]) for line in lines] == [(500, "INTERNAL_ERROR")]
