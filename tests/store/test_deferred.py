@@ -45,9 +45,17 @@ def test_every_kept_row_is_written_in_order_at_the_commit(tables: Engine) -> Non
         assert session.scalars(select(TAGS.c.tag)).all() == ["only"]
 
 
-def _syncs(trace: Path) -> int:
-    """The Sync messages a client sent, in a libpq trace: one for each round trip of the extended protocol."""
-    return sum(1 for line in trace.read_text().splitlines() if "\tF\t" in line and "\tSync" in line)
+@pytest.fixture
+def postgres_tables(postgres_url: str) -> Iterator[Engine]:
+    """The two tables above beside the store's, on PostgreSQL alone (the pipeline's round trips)."""
+    from gateway.store.db import connect, migrate
+
+    engine = connect(postgres_url)
+    migrate(engine)
+    _METADATA.create_all(engine)
+    yield engine
+    _METADATA.drop_all(engine)
+    engine.dispose()
 
 
 def _round_trips(trace: Path) -> int:
@@ -58,28 +66,19 @@ def _round_trips(trace: Path) -> int:
 
 
 def test_on_postgresql_the_kept_rows_of_several_statements_go_in_one_round_trip(
-    postgres_url: str, tmp_path: Path
+    postgres_tables: Engine, tmp_path: Path
 ) -> None:
-    from gateway.store.db import connect, migrate
-
-    engine = connect(postgres_url)
-    migrate(engine)
-    _METADATA.create_all(engine)
     trace = tmp_path / "libpq.trace"
-    try:
-        with Session(engine) as session, session.begin(), trace.open("w") as traced:
-            _keep_rows(session)
-            session.execute(select(NOTES.c.id))  # the transaction's BEGIN, before the trace (as in the writer)
-            dbapi_connection = session.connection().connection.dbapi_connection
-            dbapi_connection.pgconn.trace(traced.fileno())  # type: ignore[union-attr]
-            write_now(session)
-            dbapi_connection.pgconn.untrace()  # type: ignore[union-attr]
-        assert _syncs(trace) == 1  # three statements: three round trips when each went alone
-        with Session(engine) as session:
-            assert session.scalars(select(NOTES.c.text).order_by(NOTES.c.id)).all() == ["A", "b", "c"]
-    finally:
-        _METADATA.drop_all(engine)
-        engine.dispose()
+    with Session(postgres_tables) as session, session.begin(), trace.open("w") as traced:
+        _keep_rows(session)
+        session.execute(select(NOTES.c.id))  # the transaction's BEGIN, before the trace (as in the writer)
+        dbapi_connection = session.connection().connection.dbapi_connection
+        dbapi_connection.pgconn.trace(traced.fileno())  # type: ignore[union-attr]
+        write_now(session)
+        dbapi_connection.pgconn.untrace()  # type: ignore[union-attr]
+    assert _round_trips(trace) == 1  # three statements: three round trips when each went alone
+    with Session(postgres_tables) as session:
+        assert session.scalars(select(NOTES.c.text).order_by(NOTES.c.id)).all() == ["A", "b", "c"]
 
 
 def test_a_kept_row_that_breaks_a_key_fails_the_commit_with_sqlalchemys_error(tables: Engine) -> None:
@@ -106,18 +105,6 @@ def _traced_commit(engine: Engine, trace: Path, keep: Callable[[Session], None])
             dbapi_connection.pgconn.untrace()  # type: ignore[union-attr]
 
 
-@pytest.fixture
-def postgres_tables(postgres_url: str) -> Iterator[Engine]:
-    from gateway.store.db import connect, migrate
-
-    engine = connect(postgres_url)
-    migrate(engine)
-    _METADATA.create_all(engine)
-    yield engine
-    _METADATA.drop_all(engine)
-    engine.dispose()
-
-
 def test_on_postgresql_the_rows_kept_for_the_commit_and_the_commit_go_in_one_round_trip(
     postgres_tables: Engine, tmp_path: Path
 ) -> None:
@@ -133,15 +120,17 @@ def test_on_postgresql_the_rows_kept_for_the_commit_and_the_commit_go_in_one_rou
         assert session.scalars(select(NOTES.c.text)).all() == ["committed"]
 
 
-def test_on_postgresql_a_kept_row_that_fails_leaves_the_commit_unrun(postgres_tables: Engine, tmp_path: Path) -> None:
+def test_on_postgresql_a_kept_row_that_fails_leaves_the_commit_unrun(postgres_tables: Engine) -> None:
     def keep(session: Session) -> None:
         defer_writes(session)
         write(session, insert(NOTES), {"text": "x"})
         write(session, insert(TAGS), {"tag": "twice"})
         write(session, insert(TAGS), {"tag": "twice"})
 
-    with pytest.raises(IntegrityError):
-        _traced_commit(postgres_tables, tmp_path / "libpq.trace", keep)
+    with pytest.raises(IntegrityError), Session(postgres_tables) as session:
+        session.begin()
+        keep(session)
+        commit(session)
     with Session(postgres_tables) as session:  # nothing of the transaction is stored
         assert session.execute(select(NOTES.c.text)).all() == []
         assert session.execute(select(TAGS.c.tag)).all() == []
