@@ -127,9 +127,9 @@ def sequence(session: Session) -> None:
 # construct for an UPDATE feeding an INSERT ... SELECT in one statement, hence the text. The rows
 # the transaction kept for its commit (``gateway.store.deferred``: the group commit's mailbox
 # deliveries, notices and graduates' subjects) go in the same statement, in front (thirteenth pass).
-_TAKE_AND_WRITE = (
-    "taken AS ("
-    " UPDATE audit_log_state SET size = size + :count WHERE id = :state RETURNING size - :count AS first"
+_TAKE = "taken AS (UPDATE audit_log_state SET size = size + :count WHERE id = :state"
+_AND_WRITE = (
+    " RETURNING size - :count AS first"
     ") INSERT INTO audit_entries (leaf_index, at, kind, message_id, entry, leaf_hash)"
     " SELECT taken.first + given.place - 1, CAST(given.value->>0 AS timestamptz), given.value->>1,"
     " given.value->>2, decode(given.value->>3, 'hex'), decode(given.value->>4, 'hex')"
@@ -139,9 +139,18 @@ _TAKE_AND_WRITE = (
 
 
 @functools.lru_cache(maxsize=64)
-def _take_and_write(kept: tuple[str, ...]) -> TextClause:
-    """The statement that takes the indexes and writes the entries, after the kept rows' expressions."""
-    return text(f"WITH {''.join(expression + ', ' for expression in kept)}{_TAKE_AND_WRITE}")
+def _take_and_write(names: tuple[str, ...], expressions: tuple[str, ...]) -> TextClause:
+    """The statement that takes the indexes and writes the entries, after the kept rows' expressions.
+
+    The kept rows are written before the counter row is locked, not while it is held: an expression
+    nothing in the statement reads runs after its main part (PostgreSQL), which here is after the
+    UPDATE took the row; counted in the UPDATE's condition, each runs when that condition is first
+    evaluated, before the row is locked (with four workers the row was held or waited on 29 - 34 %
+    of the time the other way, 17 - 22 % before the kept rows joined the statement: thirteenth pass).
+    """
+    kept = "".join(expression + ", " for expression in expressions)
+    kept_first = "".join(f" AND (SELECT count(*) FROM {name}) >= 0" for name in names)  # noqa: S608 (our names)
+    return text(f"WITH {kept}{_TAKE}{kept_first}{_AND_WRITE}")
 
 
 def _take_indexes_and_write(session: Session, entries: Sequence[RecordedEntry]) -> int:
@@ -153,7 +162,7 @@ def _take_indexes_and_write(session: Session, entries: Sequence[RecordedEntry]) 
         for row in map(_row, entries)
     ]
     kept = take_inserts(session)
-    statement = _take_and_write(kept.expressions if kept is not None else ())
+    statement = _take_and_write(*((kept.names, kept.expressions) if kept is not None else ((), ())))
     parameters = {
         "count": len(entries),
         "state": STATE_ID,

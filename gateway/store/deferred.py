@@ -103,7 +103,8 @@ def write_now(session: Session) -> None:
 class KeptInserts:
     """Kept rows as the common table expressions of one PostgreSQL statement (:func:`take_inserts`)."""
 
-    expressions: tuple[str, ...]  # "kept_0 AS (INSERT INTO ... SELECT ... FROM json_array_elements(...))", ...
+    names: tuple[str, ...]  # the expressions' names ("kept_0", ...): each returns a row a row written
+    expressions: tuple[str, ...]  # "kept_0 AS (INSERT INTO ... SELECT ... FROM json_array_elements(...) ...)", ...
     parameters: dict[str, str]  # each statement's rows as one JSON array of arrays, named as its expression
 
 
@@ -120,6 +121,7 @@ def take_inserts(session: Session) -> KeptInserts | None:
     dialect = session.get_bind().dialect
     if dialect.name != "postgresql":
         return None
+    names: list[str] = []
     expressions: list[str] = []
     parameters: dict[str, str] = {}
     for position, (statement, rows) in enumerate(_by_statement(pending).items()):
@@ -129,10 +131,11 @@ def take_inserts(session: Session) -> KeptInserts | None:
         form = _insert_form(statement, columns, dialect, f"kept_{position}")
         if form is None:
             return None
+        names.append(form.name)
         expressions.append(form.expression)
         parameters[form.name] = _json_rows(rows, form.converters)
     del session.info[DEFERRED_KEY]
-    return KeptInserts(tuple(expressions), parameters)
+    return KeptInserts(tuple(names), tuple(expressions), parameters)
 
 
 def _json_rows(rows: list[Mapping[str, Any]], converters: tuple[tuple[int, Callable[[Any], Any]], ...]) -> str:
@@ -191,7 +194,8 @@ def _insert_form(statement: Insert, columns: tuple[str, ...], dialect: Dialect, 
     expression = (
         f"{name} AS (INSERT INTO {prepare.format_table(table)} "  # noqa: S608
         f"({', '.join(prepare.format_column(column) for column in given)}) SELECT {', '.join(read)} "
-        f"FROM json_array_elements(CAST(:{name} AS json)) WITH ORDINALITY AS given(value, place) ORDER BY given.place)"
+        f"FROM json_array_elements(CAST(:{name} AS json)) WITH ORDINALITY AS given(value, place) ORDER BY given.place "
+        "RETURNING 1)"
     )
     return _InsertForm(name, expression, tuple(converters))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import (
@@ -83,5 +85,47 @@ def test_on_postgresql_the_rows_kept_for_the_commit_go_in_the_statement_that_tak
             ("archive_requested", '{"n": 2}'),
         ]
         assert stored == [first, first + 1, first + 2]
+    finally:
+        engine.dispose()
+
+
+def test_on_postgresql_the_kept_rows_are_written_before_the_counter_row_is_locked(postgres_url: str) -> None:
+    """While another transaction holds the counter row, the statement waiting for it has already
+    written the kept rows (their ids, from a sequence, are taken outside any transaction): the row
+    is not held while they are written."""
+    engine = connect(postgres_url)
+    migrate(engine)
+    now = datetime.now(UTC)
+    last_id = text("SELECT last_value + CAST(is_called AS integer) FROM graduate_notices_id_seq")
+    try:
+        with engine.connect() as holder, engine.connect() as watcher:
+            before = watcher.execute(last_id).scalar_one()
+            holder.execute(text("SELECT size FROM audit_log_state WHERE id = 1 FOR UPDATE"))
+            failed: list[BaseException] = []
+
+            def batch() -> None:
+                try:
+                    with transaction(session_factory(engine)) as session:
+                        defer_writes(session)
+                        for kind in ("registration_filed", "archive_requested"):
+                            notify(session, kind, now, identity_hash="c" * 64)
+                        record(session, AuditEvent("test.event", now, {}))
+                        sequence(session)
+                except BaseException as exc:
+                    failed.append(exc)
+
+            waiting = threading.Thread(target=batch)
+            waiting.start()
+            deadline = time.monotonic() + 20
+            while not watcher.execute(
+                text("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'")
+            ).scalar_one():
+                assert time.monotonic() < deadline, "the batch never waited for the counter row"
+                time.sleep(0.05)
+            written_while_waiting = watcher.execute(last_id).scalar_one() - before
+            holder.rollback()
+            waiting.join(20)
+        assert not failed
+        assert written_while_waiting == 2
     finally:
         engine.dispose()
