@@ -21,21 +21,18 @@ through its neighbours' commits.
 
 from __future__ import annotations
 
-import functools
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, TextClause, bindparam, delete, event, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, event, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
 from gateway.audit.merkle import leaf_hash
 from gateway.audit.models import AuditEntry, AuditLogState, AuditPending
-from gateway.store.deferred import take_inserts
 
 STATE_ID = 1
 PENDING_KEY = "gateway.audit.pending"  # in Session.info: the entries recorded and not yet sequenced
@@ -122,54 +119,26 @@ def sequence(session: Session) -> None:
 # On PostgreSQL the counter's increment and the entries' rows go in one statement: every other
 # process's batch waits on the counter row from this statement to the commit, and one round trip
 # less in that stretch is a round trip less of everybody's wait (bench/intake/README.md, ninth
-# pass). The entries travel as one JSON array, read in its order (an array parameter a column cost
-# psycopg more: thirteenth pass), the bytes as hex; SQLAlchemy's Core has no
-# construct for an UPDATE feeding an INSERT ... SELECT in one statement, hence the text. The rows
-# the transaction kept for its commit (``gateway.store.deferred``: the group commit's mailbox
-# deliveries, notices and graduates' subjects) go in the same statement, in front (thirteenth pass).
-_TAKE = "taken AS (UPDATE audit_log_state SET size = size + :count WHERE id = :state"
-_AND_WRITE = (
-    " RETURNING size - :count AS first"
+# pass). The entries travel as arrays, unnested in their order; SQLAlchemy's Core has no
+# construct for an UPDATE feeding an INSERT ... SELECT in one statement, hence the text.
+_TAKE_AND_WRITE = text(
+    "WITH taken AS ("
+    " UPDATE audit_log_state SET size = size + :count WHERE id = :state RETURNING size - :count AS first"
     ") INSERT INTO audit_entries (leaf_index, at, kind, message_id, entry, leaf_hash)"
-    " SELECT taken.first + given.place - 1, CAST(given.value->>0 AS timestamptz), given.value->>1,"
-    " given.value->>2, decode(given.value->>3, 'hex'), decode(given.value->>4, 'hex')"
-    " FROM taken, json_array_elements(CAST(:entries AS json)) WITH ORDINALITY AS given(value, place)"
+    " SELECT taken.first + given.place - 1, given.at, given.kind, given.message_id, given.entry, given.leaf_hash"
+    " FROM taken, unnest(CAST(:at AS timestamptz[]), CAST(:kind AS varchar[]), CAST(:message_id AS varchar[]),"
+    " CAST(:entry AS bytea[]), CAST(:leaf_hash AS bytea[]))"
+    " WITH ORDINALITY AS given(at, kind, message_id, entry, leaf_hash, place)"
     " RETURNING leaf_index"
 )
 
 
-@functools.lru_cache(maxsize=64)
-def _take_and_write(names: tuple[str, ...], expressions: tuple[str, ...]) -> TextClause:
-    """The statement that takes the indexes and writes the entries, after the kept rows' expressions.
-
-    The kept rows are written before the counter row is locked, not while it is held: an expression
-    nothing in the statement reads runs after its main part (PostgreSQL), which here is after the
-    UPDATE took the row; counted in the UPDATE's condition, each runs when that condition is first
-    evaluated, before the row is locked (with four workers the row was held or waited on 29 - 34 %
-    of the time the other way, 17 - 22 % before the kept rows joined the statement: thirteenth pass).
-    """
-    kept = "".join(expression + ", " for expression in expressions)
-    kept_first = "".join(f" AND (SELECT count(*) FROM {name}) >= 0" for name in names)  # noqa: S608 (our names)
-    return text(f"WITH {kept}{_TAKE}{kept_first}{_AND_WRITE}")
-
-
 def _take_indexes_and_write(session: Session, entries: Sequence[RecordedEntry]) -> int:
-    """PostgreSQL: take ``len(entries)`` leaf indexes and write the entries with them, and the rows
-    the transaction kept for its commit, in one statement; the first index (the counter row is
-    locked until the commit)."""
-    rows = [
-        [row["at"].isoformat(), row["kind"], row["message_id"], row["entry"].hex(), row["leaf_hash"].hex()]
-        for row in map(_row, entries)
-    ]
-    kept = take_inserts(session)
-    statement = _take_and_write(*((kept.names, kept.expressions) if kept is not None else ((), ())))
-    parameters = {
-        "count": len(entries),
-        "state": STATE_ID,
-        "entries": json.dumps(rows, ensure_ascii=False, separators=(",", ":")),
-        **(kept.parameters if kept is not None else {}),
-    }
-    written = session.execute(statement, parameters).scalars().all()
+    """PostgreSQL: take ``len(entries)`` leaf indexes and write the entries with them, in one
+    statement; the first index (the counter row is locked until the commit)."""
+    rows = [_row(entry) for entry in entries]
+    columns = {name: [row[name] for row in rows] for name in ("at", "kind", "message_id", "entry", "leaf_hash")}
+    written = session.execute(_TAKE_AND_WRITE, {"count": len(entries), "state": STATE_ID, **columns}).scalars().all()
     if not written:
         raise RuntimeError("the audit log's state row is missing: run `gateway init` (migration 0005 creates it)")
     return int(min(written))

@@ -27,13 +27,10 @@ waiting when it becomes free (up to ``limit`` pieces) and runs it in one transac
   accepted message's receipt, which names its index, so that the receipt is stored with its
   message in one commit (a request waits for one batch, not two: bench/intake/README.md, eighth
   pass). A finish that fails fails its piece alone, as its work would: the batch runs again without it.
-  The rows the pieces left for the commit (``gateway.store.deferred``) must not be written after
-  the intake's finish has taken the audit log's counter row, which every process's batches wait
+  The rows the pieces left for the commit (``gateway.store.deferred``) are written before the first
+  finish, since the intake's takes the audit log's counter row, which every process's batches wait
   for until this one commits: with four workers on PostgreSQL it was held or waited on 65 - 70 % of
-  the time, 20 % once the row waited for the receipts' rows alone (bench/intake/README.md, ninth
-  pass). On PostgreSQL they go in the very statement that takes the row (``gateway.audit.log``),
-  which spares the batch a round trip and three statements of its own (thirteenth pass); on
-  SQLite, whose whole file is the batch's for its length, at the commit;
+  the time, 20 % once the row waited for the receipts' rows alone (bench/intake/README.md, ninth pass);
 - the caller's ``run`` returns only after the commit (or raises the piece's error, or the batch's
   when the commit itself fails: then nothing of the batch is stored and every piece is told);
 - a batch that PostgreSQL aborts as a deadlock or serialisation failure (two processes' batches
@@ -70,7 +67,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.log import PENDING_KEY
-from gateway.store.deferred import DEFERRED_KEY, commit, defer_writes
+from gateway.store.deferred import DEFERRED_KEY, commit, defer_writes, write_now
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +266,10 @@ class BatchWriter:
             else:
                 _run_bare(session, piece, piece.work)
         finishes = [(piece, piece.finish) for piece in batch if piece.finish is not None and piece.error is None]
-        # The rows kept for the commit go with the first finish's audit statement on PostgreSQL
-        # (``gateway.audit.log``), otherwise at the commit: not on their own before the finishes.
+        if finishes:
+            # The rows that wait for the commit go now: the finishes take the audit log's counter
+            # row, which every process's batches wait for until this one commits.
+            write_now(session)
         for piece, finish in finishes:
             _run_bare(session, piece, finish)
 

@@ -21,39 +21,18 @@ hold meanwhile (bench/intake/README.md, tenth pass). :func:`commit` sends the ro
 commit (the intake's receipts) and the COMMIT itself together too: one round trip, and the audit
 log's counter row, which the batch holds from its receipts' indexes to its commit, let go one
 round trip sooner (eleventh pass).
-
-On PostgreSQL, rows kept by INSERTs alone can go as one statement instead: each INSERT a
-data-modifying common table expression that reads its rows from one JSON parameter, an array of
-arrays (``kept_0 AS (INSERT INTO t (a, b) SELECT CAST(given.value->>0 AS INTEGER), ... FROM
-json_array_elements(:kept_0) ...)``). :func:`take_inserts` gives them so to the caller, who runs
-them in a statement of its own: the audit log's (``gateway.audit.log``) takes the batch's leaf
-indexes and writes its entries and these rows together, one statement and one round trip where
-there were two round trips and four statements, each with SQLAlchemy's and psycopg's bookkeeping
-around it (bench/intake/README.md, thirteenth pass). :func:`write_now` uses the same form when it
-is given. One JSON text a statement, not an array a column: psycopg adapts each list parameter in
-Python, some 20 - 40 us a column here, which cost more than the statements saved. Not for an
-UPDATE or a DELETE: the expressions of one statement see the tables as they were before it, so
-an UPDATE there would not find a row an INSERT beside it wrote; such a statement, or an INSERT
-with a Python-side default the rows leave out, or rows that name different columns, or a column
-of a type with no JSON form here, keeps the rows for :func:`write_now`'s way. Hand-written SQL
-because SQLAlchemy's Core has no construct for an INSERT from a JSON parameter, let alone several
-of them in one statement.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Column, Connection, Dialect, Table, TextClause, event, insert, text
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.types import Boolean, Date, DateTime, Integer, LargeBinary, NullType, String
 
 DEFERRED_KEY = "gateway.deferred_writes"  # session.info: [(statement, parameters), ...] in order
 _OPTED_IN = "gateway.defer_writes"
@@ -85,10 +64,6 @@ def write_now(session: Session) -> None:
     receipts' rows alone, not for every deferred row of the batch (bench/intake/README.md, ninth
     pass). Rows kept later still wait for the commit.
     """
-    kept = take_inserts(session)
-    if kept is not None:
-        session.execute(_inserts_alone(kept.expressions), kept.parameters)
-        return
     by_statement = _by_statement(session.info.pop(DEFERRED_KEY, None) or [])
     if not by_statement:
         return
@@ -97,127 +72,6 @@ def write_now(session: Session) -> None:
         return
     for statement, rows in by_statement.items():
         session.execute(statement, rows)
-
-
-@dataclass(frozen=True)
-class KeptInserts:
-    """Kept rows as the common table expressions of one PostgreSQL statement (:func:`take_inserts`)."""
-
-    names: tuple[str, ...]  # the expressions' names ("kept_0", ...): each returns a row a row written
-    expressions: tuple[str, ...]  # "kept_0 AS (INSERT INTO ... SELECT ... FROM json_array_elements(...) ...)", ...
-    parameters: dict[str, str]  # each statement's rows as one JSON array of arrays, named as its expression
-
-
-def take_inserts(session: Session) -> KeptInserts | None:
-    """The rows kept so far in ``session``, taken out of it as :class:`KeptInserts`, for the caller
-    to put in front of a statement of its own (``WITH <expressions>, ... <statement>``) and run.
-
-    None, the rows left kept, when nothing is kept, off PostgreSQL, or when a kept statement has no
-    such form (the module's docstring): :func:`write_now` or the commit writes them then.
-    """
-    pending: list[tuple[Executable, Mapping[str, Any]]] | None = session.info.get(DEFERRED_KEY)
-    if not pending:
-        return None
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
-        return None
-    names: list[str] = []
-    expressions: list[str] = []
-    parameters: dict[str, str] = {}
-    for position, (statement, rows) in enumerate(_by_statement(pending).items()):
-        columns = tuple(rows[0])
-        if not isinstance(statement, Insert) or any(tuple(row) != columns for row in rows):
-            return None
-        form = _insert_form(statement, columns, dialect, f"kept_{position}")
-        if form is None:
-            return None
-        names.append(form.name)
-        expressions.append(form.expression)
-        parameters[form.name] = _json_rows(rows, form.converters)
-    del session.info[DEFERRED_KEY]
-    return KeptInserts(tuple(names), tuple(expressions), parameters)
-
-
-def _json_rows(rows: list[Mapping[str, Any]], converters: tuple[tuple[int, Callable[[Any], Any]], ...]) -> str:
-    """The rows as one JSON array of arrays, each value as its column's expression reads it."""
-    listed = []
-    for row in rows:
-        values = list(row.values())
-        for index, convert in converters:
-            if values[index] is not None:
-                values[index] = convert(values[index])
-        listed.append(values)
-    return json.dumps(listed, ensure_ascii=False, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class _InsertForm:
-    name: str  # of the expression, and of its parameter
-    expression: str
-    converters: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column's place, its value to JSON's)
-
-
-@functools.lru_cache(maxsize=256)
-def _insert_form(statement: Insert, columns: tuple[str, ...], dialect: Dialect, name: str) -> _InsertForm | None:
-    """``statement`` (a plain INSERT) with rows of ``columns`` as the common table expression
-    ``name``, reading them from a JSON parameter of the same name; None when it is not a plain
-    INSERT of its table's columns, when a column the rows leave out has a default SQLAlchemy would
-    compute in Python, or when a column's type has no JSON form here (text, integers, booleans,
-    timestamps and dates as ISO 8601, bytes as hex: what the kept rows hold)."""
-    table = statement.table
-    if not isinstance(table, Table) or not statement.compare(insert(table)):
-        return None
-    if any(key not in table.c for key in columns):
-        return None
-    if any(column.default is not None for column in table.c if column.key not in columns):
-        return None
-    given = [table.c[key] for key in columns]
-    read: list[str] = []
-    converters: list[tuple[int, Callable[[Any], Any]]] = []
-    for index, column in enumerate(given):
-        column_type = _column_type(column)
-        kind = getattr(column_type, "impl_instance", column_type)  # a TypeDecorator's underlying type
-        value = f"given.value->>{index}"
-        if isinstance(kind, LargeBinary):
-            read.append(f"decode({value}, 'hex')")
-            converters.append((index, bytes.hex))
-            continue
-        if not isinstance(kind, (String, Integer, Boolean, DateTime, Date)):
-            return None
-        read.append(f"CAST({value} AS {column_type.compile(dialect=dialect)})")
-        if isinstance(kind, (DateTime, Date)):
-            process = column_type.dialect_impl(dialect).bind_processor(dialect)
-            converters.append((index, _iso_format(process)))
-    # Built from the table's metadata alone (names quoted by the dialect, types compiled by it); the
-    # rows' values travel in the JSON parameter.
-    prepare = dialect.identifier_preparer
-    expression = (
-        f"{name} AS (INSERT INTO {prepare.format_table(table)} "  # noqa: S608
-        f"({', '.join(prepare.format_column(column) for column in given)}) SELECT {', '.join(read)} "
-        f"FROM json_array_elements(CAST(:{name} AS json)) WITH ORDINALITY AS given(value, place) ORDER BY given.place "
-        "RETURNING 1)"
-    )
-    return _InsertForm(name, expression, tuple(converters))
-
-
-def _iso_format(process: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
-    """A timestamp's or a date's ISO 8601 form, after its type's bind processor (the store's UTC)."""
-    if process is None:
-        return lambda value: value.isoformat()
-    return lambda value: process(value).isoformat()
-
-
-def _column_type(column: Column[Any]) -> Any:
-    """A column's type; a foreign key's declared without one is its target's."""
-    if isinstance(column.type, NullType) and column.foreign_keys:
-        return next(iter(column.foreign_keys)).column.type
-    return column.type
-
-
-@functools.lru_cache(maxsize=64)
-def _inserts_alone(expressions: tuple[str, ...]) -> TextClause:
-    """The kept rows' expressions as a statement of their own (their INSERTs run whatever it selects)."""
-    return text(f"WITH {', '.join(expressions)} SELECT 1")
 
 
 def _by_statement(

@@ -238,7 +238,7 @@ def test_a_batchs_mailbox_deliveries_are_written_together_at_its_commit(app: Fla
     inserts: list[str] = []
 
     def note(_connection: object, _cursor: object, statement: str, *_: object) -> None:
-        if "INSERT INTO DELIVERIES" in statement.upper():  # on PostgreSQL, in the audit log's statement
+        if statement.lstrip().upper().startswith("INSERT INTO DELIVERIES"):
             inserts.append(statement)
 
     engine = app.extensions["gateway"].engine

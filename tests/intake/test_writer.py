@@ -310,19 +310,22 @@ def test_the_batchs_deferred_rows_go_in_one_statement_at_its_commit(engine: Engi
     assert inserts == [(inserts[0][0], True)]  # one executemany for the three rows
 
 
-def test_the_pieces_deferred_rows_wait_through_the_finishes_for_the_commit(engine: Engine) -> None:
-    """Nothing writes the pieces' kept rows on their own before the finishes: on PostgreSQL the
-    intake's finish writes them in its audit statement (tests/audit/test_log.py), here the commit."""
+def test_the_pieces_deferred_rows_are_written_before_the_finishes_and_the_finishes_at_the_commit(
+    engine: Engine,
+) -> None:
+    """The finishes take the audit log's counter row, held to the commit: what the pieces deferred
+    is written before, so that the row waits for the receipts' rows alone."""
     writer = BatchWriter(sessionmaker(engine))
     seen: list[list[str]] = []
 
     def finish(session: Session) -> None:
         seen.append(sorted(session.execute(text("SELECT v FROM t")).scalars()))
         write(session, INSERT_T, {"v": "receipt"})
+        seen.append(sorted(session.execute(text("SELECT v FROM t")).scalars()))
 
     outcomes = in_one_batch(writer, [(deferred("a"), True), (deferred("b"), True)], [finish, None])
     assert outcomes == [None, None]
-    assert seen == [[]]  # kept, not written, when the finish ran
+    assert seen == [["a", "b"], ["a", "b"]]  # the pieces' rows before the finish; the finish's own at the commit
     assert rows(engine) == ["a", "b", "receipt"]
 
 

@@ -4,46 +4,19 @@ trip, and a failing row fails the transaction with SQLAlchemy's error, as a stat
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import (
-    Column,
-    Engine,
-    ForeignKey,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    event,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.store.base import UtcDateTime
-from gateway.store.deferred import commit, defer_writes, take_inserts, write, write_now
+from gateway.store.deferred import commit, defer_writes, write, write_now
 
 _METADATA = MetaData()
 NOTES = Table("deferred_notes", _METADATA, Column("id", Integer, primary_key=True), Column("text", String(40)))
 TAGS = Table(
     "deferred_tags", _METADATA, Column("id", Integer, primary_key=True), Column("tag", String(40), unique=True)
-)
-# Columns of the kinds the intake keeps (its deliveries', notices' and subjects'): a foreign key
-# declared without a type, a timestamp through the store's type decorator, bytes, NULLs.
-EVENTS = Table(
-    "deferred_events",
-    _METADATA,
-    Column("id", Integer, primary_key=True),
-    Column("note_id", ForeignKey("deferred_notes.id")),
-    Column("at", UtcDateTime),
-    Column("data", LargeBinary),
-    Column("label", String(20)),
 )
 
 
@@ -187,70 +160,3 @@ def test_on_postgresql_what_the_commit_does_first_runs_in_the_transaction(postgr
     assert seen == [transaction]
     with Session(postgres_tables) as session:
         assert sorted(session.scalars(select(NOTES.c.text))) == ["by the listener", "kept"]
-
-
-def _statements(engine: Engine) -> tuple[list[str], Callable[[], None]]:
-    """The statements ``engine`` runs from now on, and the function that stops noting them."""
-    run: list[str] = []
-
-    def note(_connection: object, _cursor: object, statement: str, *_: object) -> None:
-        run.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", note)
-    return run, lambda: event.remove(engine, "before_cursor_execute", note)
-
-
-def test_on_postgresql_kept_inserts_are_written_in_one_statement_as_the_statement_of_each_would_write_them(
-    postgres_tables: Engine,
-) -> None:
-    at = datetime(2026, 7, 1, 8, 30, 15, 250_000, tzinfo=UTC)
-    with Session(postgres_tables) as session, session.begin():
-        first, second = (session.execute(insert(NOTES).returning(NOTES.c.id), {"text": t}).scalar_one() for t in "ab")
-        defer_writes(session)
-        events, notes = insert(EVENTS), insert(NOTES)  # as the gateway's, each built once
-        for note_id, data, label in ((second, b"\x00\xff", "b"), (first, None, None), (None, b"", "c")):
-            write(session, events, {"note_id": note_id, "at": at, "data": data, "label": label})
-        for note in ("x", "y"):
-            write(session, notes, {"text": note})
-        run, stop = _statements(postgres_tables)
-        write_now(session)
-        stop()
-    assert len(run) == 1 and run[0].startswith("WITH kept_0 AS (INSERT INTO deferred_events")
-    with Session(postgres_tables) as session:
-        stored = session.execute(
-            select(EVENTS.c.note_id, EVENTS.c.at, EVENTS.c.data, EVENTS.c.label).order_by(EVENTS.c.id)
-        ).all()
-        texts = session.scalars(select(NOTES.c.text).order_by(NOTES.c.id)).all()
-    assert [tuple(row) for row in stored] == [
-        (second, at, b"\x00\xff", "b"),
-        (first, at, None, None),
-        (None, at, b"", "c"),
-    ]
-    assert texts == ["a", "b", "x", "y"]  # in the order they were kept
-
-
-def test_kept_rows_have_no_single_statement_form_with_an_update_among_them_or_on_sqlite(tables: Engine) -> None:
-    """An UPDATE beside the INSERTs would not see their rows in one statement: the rows stay kept."""
-    with Session(tables) as session, session.begin():
-        _keep_rows(session)  # three INSERTs and an UPDATE
-        assert take_inserts(session) is None
-    with Session(tables) as session:
-        assert session.scalars(select(NOTES.c.text).order_by(NOTES.c.id)).all() == ["A", "b", "c"]
-    with Session(tables) as session, session.begin():
-        defer_writes(session)
-        write(session, insert(NOTES), {"text": "alone"})
-        kept = take_inserts(session)
-        assert (kept is None) == (tables.dialect.name == "sqlite")
-
-
-def test_on_postgresql_a_kept_insert_that_breaks_a_key_in_the_one_statement_raises_sqlalchemys_error(
-    postgres_tables: Engine,
-) -> None:
-    with pytest.raises(IntegrityError), Session(postgres_tables) as session, session.begin():
-        defer_writes(session)
-        write(session, insert(NOTES), {"text": "x"})
-        write(session, insert(TAGS), {"tag": "twice"})
-        write(session, insert(TAGS), {"tag": "twice"})
-        write_now(session)
-    with Session(postgres_tables) as session:  # nothing of the transaction is stored
-        assert session.execute(select(NOTES.c.text)).all() == []
