@@ -138,8 +138,8 @@ class _Answering:
                 accepted.message_id,
                 accepted.sender_id,
             )
-        else:
-            log.info("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
+        else:  # at DEBUG: the request's JSON line says the same (docs/operations.md, Logs)
+            log.debug("accepted %s %s from %s", accepted.service.name, accepted.message_id, accepted.sender_id)
         count_message(accepted.service.name, None, time.perf_counter() - started, resent=accepted.resent)
         push = list(accepted.push_delivery_ids)  # all to the message's recipient
         context.delivery.enqueue(push, dict.fromkeys(push, accepted.recipient_id))

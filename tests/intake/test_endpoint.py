@@ -85,6 +85,22 @@ def test_the_intake_writes_its_line_with_the_client_its_trusted_proxy_names(
     assert isinstance(accepted["duration_ms"], float) and accepted["duration_ms"] > 0
 
 
+def test_an_accepted_message_is_one_line_at_info_and_a_refused_one_also_says_why(
+    client: FlaskClient, signed_message: Callable[..., bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The JSON line says all there is of an acceptance; a refusal's text line adds the fault's message."""
+    with caplog.at_level(logging.INFO):
+        answer = client.post(
+            "/soap", data=signed_message("destination-registration", "DestinationRegistration"), content_type="text/xml"
+        )
+        client.post("/soap", data=b"<not-xml", content_type="text/xml")
+    assert answer.status_code == 200
+    endpoint = [record.getMessage() for record in caplog.records if record.name == "gateway.intake.endpoint"]
+    assert len(endpoint) == 1 and endpoint[0].startswith("refused XML_MALFORMED: ")
+    requests = [record for record in caplog.records if record.name == events.LOGGER]
+    assert [json.loads(record.getMessage())["outcome"] for record in requests] == ["accepted", "refused"]
+
+
 def test_other_methods_and_paths_go_on_to_the_app(client: FlaskClient) -> None:
     assert client.put("/soap", data=b"<x/>", content_type="text/xml").status_code == 405
     assert client.post("/soap/", data=b"<x/>", content_type="text/xml").status_code == 404
