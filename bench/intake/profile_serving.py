@@ -12,8 +12,8 @@ body: the least a Flask request costs here. Prints the CPU time of the calling t
 for both, per round, and their ratio. Nothing is served over a socket; run it on one CPU for
 steadier figures: ``taskset -c 1 .venv/bin/python bench/intake/profile_serving.py``.
 
-The request's JSON line is written (to ``/dev/null``); the intake's text lines (``accepted ...``)
-are not, since no logging is configured here (``gateway serve`` writes them at INFO).
+The request's JSON line is written (to ``/dev/null``), as ``gateway serve`` writes it; an
+acceptance has no text line at INFO (``accepted ...`` is at DEBUG).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import io
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -83,8 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         gateway_app.extensions["gateway"].engine.dispose()
         devnull.close()
     for name, values in spent.items():
-        print(f"{name:<11} CPU a request: {', '.join(f'{v:.0f}' for v in values)} us (median {_median(values):.0f})")
-    print(f"gateway / bare Flask: {_median(spent['gateway']) / _median(spent['bare Flask']):.2f}")
+        print(
+            f"{name:<11} CPU a request: {', '.join(f'{v:.0f}' for v in values)} us "
+            f"(median {statistics.median(values):.0f})"
+        )
+    print(f"gateway / bare Flask: {statistics.median(spent['gateway']) / statistics.median(spent['bare Flask']):.2f}")
     return 0
 
 
@@ -131,11 +135,6 @@ def _call(application: WsgiApp, body: bytes, count: int) -> None:
         b"".join(application(environ, start_response))
         if not statuses[0].startswith("200"):
             raise SystemExit(f"POST /soap answered {statuses[0]}, not 200")
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
 
 
 if __name__ == "__main__":
