@@ -10,6 +10,11 @@ held nearly all the time and every message in every process waited on it.
 Indexes stay contiguous: a transaction takes ``n`` at once from the counter row updated in that
 same transaction, so a rolled-back transaction rolls its increment back too.
 
+The intake on PostgreSQL sends that statement with the COMMIT, in one round trip
+(``index_at_commit``, ``gateway.store.deferred.with_commit``): the row is then locked on the server
+from the statement to the COMMIT only, and the entries' positions are known when the commit
+returns, so the receipts that name them are signed after it (``gateway.intake.pipeline``).
+
 The intake on PostgreSQL goes further (``defer_indexes``; so do the delivery outcomes, which nobody
 waits for): its transaction writes its entries to
 ``audit_pending`` and takes no counter at all; after the commit, one sequencer at a time
@@ -33,10 +38,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit.entries import AuditEvent
 from gateway.audit.merkle import leaf_hash
 from gateway.audit.models import AuditEntry, AuditLogState, AuditPending
+from gateway.store.deferred import with_commit
 
 STATE_ID = 1
 PENDING_KEY = "gateway.audit.pending"  # in Session.info: the entries recorded and not yet sequenced
 DEFER_KEY = "gateway.audit.defer"  # in Session.info: write them to audit_pending, indexed in batches
+AT_COMMIT_KEY = "gateway.audit.at_commit"  # in Session.info: index them in the COMMIT's round trip
 # Two Core statements built once, not the ORM's unit of work: an entry is never read back in the
 # transaction that writes it, and building the statements and the ORM's bookkeeping cost several
 # times what the two statements themselves do (bench/audit measured it).
@@ -108,6 +115,10 @@ def sequence(session: Session) -> None:
             entry.pending_id = pending_id
         return
     if session.get_bind().dialect.name == "postgresql":
+        if session.info.get(AT_COMMIT_KEY) and with_commit(
+            session, _TAKE_AND_WRITE, _take_parameters(pending), lambda rows: _place(pending, rows)
+        ):
+            return  # positions given once the COMMIT has succeeded
         first = _take_indexes_and_write(session, pending)
     else:
         first = _take_indexes(session, len(pending))
@@ -133,15 +144,29 @@ _TAKE_AND_WRITE = text(
 )
 
 
+def _take_parameters(entries: Sequence[RecordedEntry]) -> dict[str, Any]:
+    """``_TAKE_AND_WRITE``'s parameters for ``entries``."""
+    rows = [_row(entry) for entry in entries]
+    columns = {name: [row[name] for row in rows] for name in ("at", "kind", "message_id", "entry", "leaf_hash")}
+    return {"count": len(entries), "state": STATE_ID, **columns}
+
+
 def _take_indexes_and_write(session: Session, entries: Sequence[RecordedEntry]) -> int:
     """PostgreSQL: take ``len(entries)`` leaf indexes and write the entries with them, in one
     statement; the first index (the counter row is locked until the commit)."""
-    rows = [_row(entry) for entry in entries]
-    columns = {name: [row[name] for row in rows] for name in ("at", "kind", "message_id", "entry", "leaf_hash")}
-    written = session.execute(_TAKE_AND_WRITE, {"count": len(entries), "state": STATE_ID, **columns}).scalars().all()
+    written = session.execute(_TAKE_AND_WRITE, _take_parameters(entries)).scalars().all()
     if not written:
         raise RuntimeError("the audit log's state row is missing: run `gateway init` (migration 0005 creates it)")
     return int(min(written))
+
+
+def _place(entries: Sequence[RecordedEntry], rows: Sequence[tuple[Any, ...]]) -> None:
+    """The positions of ``entries``, written by ``_TAKE_AND_WRITE`` in the commit's round trip (its rows)."""
+    if not rows:
+        raise RuntimeError("the audit log's state row is missing: run `gateway init` (migration 0005 creates it)")
+    first = min(int(row[0]) for row in rows)
+    for offset, entry in enumerate(entries):
+        entry.position = LogPosition(first + offset, entry.leaf_hash)
 
 
 def _take_indexes(session: Session, count: int) -> int:
@@ -161,6 +186,17 @@ def _row(entry: RecordedEntry) -> dict[str, Any]:
         "entry": entry.encoded,
         "leaf_hash": entry.leaf_hash,
     }
+
+
+def index_at_commit(session: Session) -> None:
+    """Let ``session``'s entries take their indexes in its commit's round trip (PostgreSQL with
+    psycopg's pipeline mode, committed by ``gateway.store.deferred.commit``; elsewhere as usual).
+
+    The counter row is then locked on the server from that statement to the COMMIT only, with no
+    round trip to the client in between; the entries' positions are known once the commit returns,
+    so whatever names them (the intake's receipts) is written after it.
+    """
+    session.info[AT_COMMIT_KEY] = True
 
 
 def defer_indexes(session: Session) -> None:

@@ -41,12 +41,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
 
 from lxml import etree
-from sqlalchemy import Table, insert
+from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import PositionWaiter, RecordedEntry, record, sequence, sequence_pending
+from gateway.audit.log import PositionWaiter, RecordedEntry, index_at_commit, record, sequence, sequence_pending
 from gateway.audit.log import defer_indexes as _defer_indexes
 from gateway.errors import (
     DatabaseUnavailable,
@@ -62,14 +62,14 @@ from gateway.errors import (
 from gateway.intake.catalog import Service, ServiceCatalog
 from gateway.intake.earlier import look_ahead
 from gateway.intake.envelope import EnvelopeParts, Routing, read_routing, split_envelope
-from gateway.intake.writer import BatchWriter
+from gateway.intake.writer import BatchWriter, Work
 from gateway.messages.models import Delivery, Message
 from gateway.messages.payloads import ENVELOPE, PayloadCipher, Sealed
 from gateway.registry.models import DeliveryMode
 from gateway.registry.snapshot import ParticipantEntry, RegistrySnapshot
 from gateway.routing.resolve import resolve_recipient
 from gateway.store.db import database_turn
-from gateway.store.deferred import write
+from gateway.store.deferred import pipelined, write
 from gateway.xmlparse import XmlLimits, hardened_parser, parse_untrusted
 
 if TYPE_CHECKING:
@@ -205,13 +205,23 @@ class Pipeline:
     The receipt names the acceptance's place in the audit log, so it is signed once that place is
     known:
 
-    - in the message's own batch, by default: once every piece of the batch has done its work, the
+    - in the message's own batch, on SQLite: once every piece of the batch has done its work, the
       batch's audit entries get their indexes, all at once (``gateway.audit.log.sequence``), and
       each accepted message's receipt is signed and written with it, just before the commit (the
       writer's ``finish``). A message is stored with its receipt or not at all, and its request
-      waits for one commit, not two. The receipt's lxml work, the copy of the sender's references,
-      is done before, in the request's thread (``ReceiptIssuer.prepare``): in the writer, lxml's
-      letting go of the interpreter lock would make the batch wait for the request threads;
+      waits for one commit, not two (on SQLite every commit is a turn at the file). The receipt's
+      lxml work, the copy of the sender's references, is done before, in the request's thread
+      (``ReceiptIssuer.prepare``): in the writer, lxml's letting go of the interpreter lock would
+      make the batch wait for the request threads;
+    - just after the batch's commit, on PostgreSQL (``receipt_settled``): the batch's audit entries
+      take their indexes in the COMMIT's round trip (``gateway.audit.log.index_at_commit``), the
+      writer signs each receipt once that commit has returned (its ``settle``) and keeps them in
+      its next batch; the request waits for both commits. The audit log's counter row, which every
+      process's batches take, is then held on the server from the indexes' statement to the COMMIT
+      and never while the gateway signs (bench/intake/README.md, fourteenth pass). If the gateway
+      stops, or the database fails, in between, the message is stored without its receipt and the
+      sender is not answered (or told to send again): sent again, it gets the receipt signed anew
+      from the stored message (``ReceiptIssuer.again``). An answered receipt is always kept;
     - after the commit, with ``defer_indexes`` (an option on PostgreSQL: the batch takes no audit
       counter at all, and one sequencer gives many batches' entries their indexes afterwards): signed in the
       request's thread and kept with the message in the writer's next batch. If the gateway stops
@@ -237,12 +247,15 @@ class Pipeline:
         self._sessions = sessions
         self.receipts = receipts
         self.registry = registry
-        self.receipt_in_batch = receipts is not None and not defer_indexes  # else after the commit
+        bind = sessions.kw.get("bind")
+        at_commit = receipts is not None and not defer_indexes and isinstance(bind, Engine) and pipelined(bind)
+        self.receipt_in_batch = receipts is not None and not defer_indexes and not at_commit
+        self.receipt_settled = at_commit  # signed by the writer after the commit, kept in its next batch
         self.positions = PositionWaiter(sessions)
         self.writer = BatchWriter(
             sessions,
             limit=batch_limit,
-            prepare=_defer_indexes if defer_indexes else None,
+            prepare=_defer_indexes if defer_indexes else index_at_commit if at_commit else None,
             look_ahead=self._look_ahead,  # the batch's replay checks in one look-up (gateway.intake.earlier)
             turn=database_turn(sessions.kw.get("bind")),
         )
@@ -264,17 +277,22 @@ class Pipeline:
         try:
             for check in self.checks:
                 check(inbound, NO_DATABASE)
-            finish = None
-            if self.receipt_in_batch and inbound.service is not None and not inbound.service.is_plumbing:
+            finish = settle = None
+            receipted = self.receipts is not None and inbound.service is not None and not inbound.service.is_plumbing
+            if receipted and (self.receipt_in_batch or self.receipt_settled):
                 assert self.receipts is not None
                 self.receipts.prepare(inbound)
-                finish = lambda session: self._receipt_in_batch(inbound, session)  # noqa: E731
+                if self.receipt_in_batch:
+                    finish = lambda session: self._receipt_in_batch(inbound, session)  # noqa: E731
+                else:
+                    settle = lambda: self._receipt_after_batch(inbound)  # noqa: E731
             try:
                 routing = inbound.routing
                 self.writer.run(
                     lambda session: self._in_transaction(inbound, session),
                     finish=finish,
                     key=(routing.sender, routing.message_id) if routing is not None else None,
+                    settle=settle,
                 )
             finally:
                 _observe_stage_times(inbound)
@@ -323,6 +341,17 @@ class Pipeline:
         sequence(session)  # the batch's entries, at the first finish (the counter row held to the commit)
         self.receipts.sign(inbound)
         self.receipts.keep(inbound, session)
+
+    def _receipt_after_batch(self, inbound: Inbound) -> Work | None:
+        """The writer's ``settle``: once the batch has committed, and with it given the acceptance
+        its leaf index, sign the receipt (in the writer's thread, the audit counter free); it is
+        kept with the message in the writer's next batch."""
+        if inbound.resent is not None or inbound.acceptance is None:
+            return None  # a resend is answered with its original receipt
+        receipts = self.receipts
+        assert receipts is not None
+        receipts.sign(inbound)
+        return lambda session: receipts.keep(inbound, session)
 
     def _issue_receipt(self, inbound: Inbound) -> None:
         """After the commit: the receipt, unless it was signed in the batch (then only the answer

@@ -31,6 +31,15 @@ waiting when it becomes free (up to ``limit`` pieces) and runs it in one transac
   finish, since the intake's takes the audit log's counter row, which every process's batches wait
   for until this one commits: with four workers on PostgreSQL it was held or waited on 65 - 70 % of
   the time, 20 % once the row waited for the receipts' rows alone (bench/intake/README.md, ninth pass);
+- a piece may bring a ``settle`` instead, run in the writer's thread once the batch has committed,
+  outside any transaction; the work it returns runs in the writer's next batch (which starts at
+  once, with whatever queued meanwhile), and the caller's ``run`` returns after that commit. On
+  PostgreSQL the intake signs its receipts there: the batch's audit entries take their indexes in
+  the COMMIT's round trip (``gateway.audit.log.index_at_commit``), so the counter row is held for
+  no round trip to the gateway and no signature; with four workers it was held or waited on 16 -
+  21 % of the time with the receipts signed inside, 4 - 5 % this way (bench/intake/README.md,
+  fourteenth pass). The message is then committed before its receipt: a settle or a settling work
+  that fails fails its caller's ``run``, the piece's work staying committed;
 - the caller's ``run`` returns only after the commit (or raises the piece's error, or the batch's
   when the commit itself fails: then nothing of the batch is stored and every piece is told);
 - a batch that PostgreSQL aborts as a deadlock or serialisation failure (two processes' batches
@@ -75,6 +84,7 @@ log = logging.getLogger(__name__)
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 
 Work = Callable[[Session], None]
+Settle = Callable[[], Work | None]
 
 
 @dataclass
@@ -83,6 +93,7 @@ class _Piece:
     savepoint: bool = True
     finish: Work | None = None  # run after every piece's work, before the commit (``BatchWriter.run``)
     key: object = None  # handed to ``look_ahead`` with the batch's others (``BatchWriter.run``)
+    settle: Settle | None = None  # run after the batch's commit; its work goes in the next batch (``BatchWriter.run``)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -133,7 +144,15 @@ class BatchWriter:
         self.batches = 0  # committed or failed, since start (for tests)
         self.reruns = 0  # batches run again with savepoints after a piece failed without (for tests)
 
-    def run(self, work: Work, *, savepoint: bool = True, finish: Work | None = None, key: object = None) -> None:
+    def run(
+        self,
+        work: Work,
+        *,
+        savepoint: bool = True,
+        finish: Work | None = None,
+        key: object = None,
+        settle: Settle | None = None,
+    ) -> None:
         """Run ``work(session)`` in the next batch; returns after its commit, or raises its error.
 
         ``savepoint=False``: a piece that can fail only with the database (an UPDATE by primary
@@ -148,8 +167,16 @@ class BatchWriter:
 
         ``key``, if not None, goes to the writer's ``look_ahead`` with the batch's other keys,
         before any piece's work.
+
+        ``settle()``, if given, runs in the writer's thread once the batch has committed, when this
+        piece's work succeeded, outside any transaction; the work it returns, if any, runs in the
+        writer's next batch as a piece without a savepoint, and ``run`` returns after that batch's
+        commit (or raises its error: this piece's work is then committed, its settling's is not).
+        The intake signs a receipt there on PostgreSQL, once its batch's commit has given the
+        audit entries their indexes, and keeps it in the next batch. If ``settle`` raises, ``run``
+        raises its error.
         """
-        piece = _Piece(work, savepoint, finish, key)
+        piece = _Piece(work, savepoint, finish, key, settle)
         self._ensure_thread()
         self._queue.put(piece)
         piece.done.wait()
@@ -168,8 +195,9 @@ class BatchWriter:
 
     def _loop(self) -> None:
         pieces = self._queue
+        settling: list[_Piece] = []  # the last batch's pieces whose settling work waits for this one
         while True:
-            batch = [pieces.get()]
+            batch, settling = settling or [pieces.get()], []
             try:
                 # The database's turn first (``turn``: on SQLite, its lock across processes), then
                 # whatever queued meanwhile: the longer the wait for another process, the larger the batch.
@@ -180,14 +208,17 @@ class BatchWriter:
                         except queue.Empty:
                             break
                     self._commit(batch)
+                settling = _settle(batch)
             except BaseException as exc:  # never leave a caller waiting, whatever happened
                 log.exception("the batch writer failed")
                 for piece in batch:
                     if piece.error is None:
                         piece.error = exc
             finally:
+                later = {id(piece) for piece in settling}  # their settling work is in the next batch
                 for piece in batch:
-                    piece.done.set()
+                    if id(piece) not in later:
+                        piece.done.set()
 
     def _commit(self, batch: list[_Piece]) -> None:
         self.batches += 1
@@ -272,6 +303,25 @@ class BatchWriter:
             write_now(session)
         for piece, finish in finishes:
             _run_bare(session, piece, finish)
+
+
+def _settle(batch: list[_Piece]) -> list[_Piece]:
+    """After ``batch``'s commit: each successful piece's ``settle``, in order; the pieces whose
+    settling work is to run in the next batch, made into pieces of that work (without a savepoint)."""
+    settling = []
+    for piece in batch:
+        settle, piece.settle = piece.settle, None
+        if settle is None or piece.error is not None:
+            continue
+        try:
+            work = settle()
+        except Exception as exc:
+            piece.error = exc
+            continue
+        if work is not None:
+            piece.work, piece.savepoint, piece.finish, piece.key = work, False, None, None
+            settling.append(piece)
+    return settling
 
 
 def _begin_for_savepoints(session: Session) -> None:

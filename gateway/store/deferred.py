@@ -20,22 +20,28 @@ its wait for the server and then its wait for the interpreter lock, which the re
 hold meanwhile (bench/intake/README.md, tenth pass). :func:`commit` sends the rows kept for the
 commit (the intake's receipts) and the COMMIT itself together too: one round trip, and the audit
 log's counter row, which the batch holds from its receipts' indexes to its commit, let go one
-round trip sooner (eleventh pass).
+round trip sooner (eleventh pass). A ``before_commit`` listener may also send a statement whose
+rows it needs in that round trip, last before the COMMIT (:func:`with_commit`): the intake's audit
+entries take their indexes there, so that the counter row is held on the server only, from that
+statement to the COMMIT (fourteenth pass).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.dml import Insert
 
 DEFERRED_KEY = "gateway.deferred_writes"  # session.info: [(statement, parameters), ...] in order
 _OPTED_IN = "gateway.defer_writes"
+WITH_COMMIT_KEY = "gateway.with_commit"  # session.info: [(statement, parameters, on_rows), ...] (``with_commit``)
+_COMMITTING = "gateway.committing"  # session.info: set while ``commit`` runs the session's before_commit listeners
 
 
 def defer_writes(session: Session) -> None:
@@ -56,6 +62,28 @@ def write(session: Session, statement: Executable, parameters: Mapping[str, Any]
         session.execute(statement, parameters)
 
 
+def with_commit(
+    session: Session,
+    statement: ClauseElement,
+    parameters: Mapping[str, Any],
+    on_rows: Callable[[Sequence[tuple[Any, ...]]], None],
+) -> bool:
+    """Send ``statement`` in the commit's round trip, the last before the COMMIT, and hand its rows
+    to ``on_rows`` once the COMMIT has succeeded; False (nothing queued) where that cannot be done:
+    then the caller runs the statement itself.
+
+    Only from a ``before_commit`` listener run by :func:`commit` on PostgreSQL with pipeline mode
+    (``session.info`` says so while it runs them). A lock the statement takes is then held on the
+    server from the statement to the COMMIT, with no round trip to the client in between: the
+    audit log's counter row, which every process's batches take (``gateway.audit.log``).
+    ``statement`` is built once (a module's constant): its compiled form is kept.
+    """
+    if not session.info.get(_COMMITTING):
+        return False
+    session.info.setdefault(WITH_COMMIT_KEY, []).append((statement, parameters, on_rows))
+    return True
+
+
 def write_now(session: Session) -> None:
     """Run the rows kept so far in ``session`` now, one statement each, rather than at the commit.
 
@@ -67,7 +95,7 @@ def write_now(session: Session) -> None:
     by_statement = _by_statement(session.info.pop(DEFERRED_KEY, None) or [])
     if not by_statement:
         return
-    if len(by_statement) > 1 and _pipelined(connection := session.connection()):
+    if len(by_statement) > 1 and pipelined(connection := session.connection()):
         _in_one_round_trip(session, connection, by_statement)
         return
     for statement, rows in by_statement.items():
@@ -84,7 +112,7 @@ def _by_statement(
     return grouped
 
 
-def _pipelined(connection: Connection) -> bool:
+def pipelined(connection: Connection | Engine) -> bool:
     """psycopg 3 on a libpq with pipeline mode (14 or later)."""
     if connection.dialect.driver != "psycopg":
         return False
@@ -111,21 +139,45 @@ def _in_one_round_trip(
 
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
+    returning: list[tuple[Any, Callable[[Sequence[tuple[Any, ...]]], None]]] = []
     try:
         with dbapi_connection.pipeline():
             for statement, rows in by_statement.items():
                 # a lone row's INSERT would fetch the new primary key, which is not there yet
                 session.execute(statement.inline() if isinstance(statement, Insert) else statement, rows)
             if commit:
+                # SQLAlchemy reads no rows in pipeline mode: these go on the driver's cursor, as compiled
+                for statement, parameters, on_rows in session.info.pop(WITH_COMMIT_KEY, None) or []:
+                    sql, values = _compiled(connection, statement, parameters)
+                    cursor = dbapi_connection.cursor()
+                    cursor.execute(sql, values)
+                    returning.append((cursor, on_rows))
                 cursor = dbapi_connection.cursor()
                 try:
                     cursor.execute("COMMIT")
                 finally:
                     cursor.close()
+        for cursor, on_rows in returning:
+            rows = cursor.fetchall()
+            cursor.close()
+            on_rows(rows)
     except psycopg.Error as exc:
         raise DBAPIError.instance(
             None, None, exc, psycopg.Error, dialect=connection.dialect, connection_invalidated=dbapi_connection.closed
         ) from exc
+
+
+_COMPILED: dict[tuple[ClauseElement, str], Compiled] = {}  # (statement, dialect): its compiled form
+
+
+def _compiled(connection: Connection, statement: ClauseElement, parameters: Mapping[str, Any]) -> tuple[str, Any]:
+    """``statement``'s SQL for the driver and its parameters, as SQLAlchemy would pass them. The
+    statement is compiled once (``with_commit`` takes statements built once, at import)."""
+    key = (statement, connection.dialect.name)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = _COMPILED[key] = statement.compile(dialect=connection.dialect)
+    return compiled.string, compiled.construct_params(parameters)
 
 
 def commit(session: Session) -> None:
@@ -141,11 +193,15 @@ def commit(session: Session) -> None:
     (the COMMIT is not run) and is raised as SQLAlchemy's, as :func:`write_now` raises it.
     """
     connection = session.connection()
-    if session.in_nested_transaction() or not _pipelined(connection):
+    if session.in_nested_transaction() or not pipelined(connection):
         session.commit()
         return
     pending: list[tuple[Executable, Mapping[str, Any]]] = session.info.pop(DEFERRED_KEY, None) or []
-    session.dispatch.before_commit(session)  # in the transaction, before its COMMIT is sent
+    session.info[_COMMITTING] = True  # ``with_commit`` may queue statements for the COMMIT's round trip
+    try:
+        session.dispatch.before_commit(session)  # in the transaction, before its COMMIT is sent
+    finally:
+        session.info.pop(_COMMITTING, None)
     session.flush()  # the ORM's changes, as the commit would make them, before the pipeline (which reads no rows)
     pending += session.info.pop(DEFERRED_KEY, None) or []
     _in_one_round_trip(session, connection, _by_statement(pending), commit=True)
@@ -161,3 +217,4 @@ def _write_before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_on_rollback(session: Session) -> None:
     session.info.pop(DEFERRED_KEY, None)
+    session.info.pop(WITH_COMMIT_KEY, None)

@@ -1,5 +1,6 @@
 """Entries indexed at their transaction's commit: contiguous, in the order recorded, and on
-PostgreSQL the counter's increment and the entries' rows in one statement."""
+PostgreSQL the counter's increment and the entries' rows in one statement; with ``index_at_commit``,
+that statement in the COMMIT's round trip."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from datetime import UTC, datetime
 from sqlalchemy import event, select
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import record, sequence
+from gateway.audit.log import index_at_commit, record, sequence
 from gateway.audit.merkle import leaf_hash
 from gateway.audit.models import AuditEntry, AuditLogState
 from gateway.settings import Settings
 from gateway.store.db import connect, session_factory, transaction
+from gateway.store.deferred import commit, defer_writes
 
 MESSAGE_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 
@@ -58,3 +60,37 @@ def test_a_transactions_entries_take_the_next_indexes_in_their_order(store_setti
         assert all("UPDATE audit_log_state" in sql and "INSERT INTO audit_entries" in sql for sql in touching)
     else:
         assert len(touching) == 4
+
+
+def test_entries_indexed_at_the_commit_get_their_positions_once_it_has_succeeded(store_settings: Settings) -> None:
+    """On PostgreSQL the statement that takes the indexes goes with the COMMIT (``commit``), so the
+    counter row is held for no round trip to the gateway; the positions are there when it returns,
+    and the counter row is free. On SQLite the entries are indexed at the commit as usual."""
+    engine = connect(store_settings.database_url)
+    sessions = session_factory(engine)
+    now = datetime.now(UTC)
+    with transaction(sessions) as session:
+        before = session.execute(select(AuditLogState.size)).scalar_one()
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
+    try:
+        with sessions() as session:
+            session.begin()
+            defer_writes(session)
+            index_at_commit(session)
+            recorded = [record(session, AuditEvent("test.event", now, {"number": n})) for n in range(3)]
+            commit(session)
+        assert [entry.position.leaf_index for entry in recorded if entry.position] == list(range(before, before + 3))
+        with transaction(sessions) as session:
+            rows = session.execute(
+                select(AuditEntry.leaf_index, AuditEntry.leaf_hash).where(AuditEntry.leaf_index >= before)
+            ).all()
+            assert sorted(rows) == [(before + n, entry.leaf_hash) for n, entry in enumerate(recorded)]
+            assert session.execute(select(AuditLogState.size)).scalar_one() == before + 3
+    finally:
+        engine.dispose()
+    through_sqlalchemy = [sql for sql in statements if "UPDATE audit_log_state" in sql]
+    if engine.dialect.name == "postgresql":
+        assert through_sqlalchemy == []  # on the driver's cursor, in the COMMIT's pipeline
+    else:
+        assert len(through_sqlalchemy) == 1

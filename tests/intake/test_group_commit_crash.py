@@ -1,6 +1,7 @@
 """A gateway killed between a batch's commit and its answers loses nothing and answers honestly.
 
-`gateway serve` (one worker, eight threads, the embedded default) takes messages from eight
+`gateway serve` (one worker, eight threads; the embedded default, then PostgreSQL, where the
+receipts are signed after their batch's commit and kept in the next) takes messages from eight
 senders at once, so its group commit runs them in batches, and is killed with SIGKILL in the
 middle. Then, served again on the same home:
 
@@ -39,12 +40,13 @@ GW = "{urn:gradex:gateway:1}"
 
 
 @contextmanager
-def serving(home: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serving(home: Path, database_url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     env = {
         **os.environ,
         "GATEWAY_DATA_DIR": str(home / "data"),
         "GATEWAY_KEYS_DIR": str(home / "keys"),
+        "GATEWAY_DATABASE_URL": database_url,
         "GATEWAY_PORT": str(port),
         "GATEWAY_THREADS": "8",
     }
@@ -79,7 +81,8 @@ def serving(home: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
                 process.wait()
 
 
-def test_a_kill_between_commits_and_answers_loses_nothing(home: Path, settings: Settings, sign: Signer) -> None:
+def test_a_kill_between_commits_and_answers_loses_nothing(home: Path, store_settings: Settings, sign: Signer) -> None:
+    settings = store_settings
     count = 160
     bodies: dict[str, bytes] = {}
     for n in range(count):
@@ -97,7 +100,7 @@ def test_a_kill_between_commits_and_answers_loses_nothing(home: Path, settings: 
     answered: dict[str, bytes] = {}  # message id -> the receipt answered
     lock = threading.Lock()
 
-    with serving(home) as (base, process):
+    with serving(home, settings.database_url) as (base, process):
 
         def sender(mine: list[str]) -> None:
             with requests.Session() as http:
@@ -135,7 +138,7 @@ def test_a_kill_between_commits_and_answers_loses_nothing(home: Path, settings: 
     stored_without_answer = set(kept) - set(answered)
     lost_in_flight = set(ids) - set(kept)
 
-    with serving(home) as (base, _process), requests.Session() as http:
+    with serving(home, settings.database_url) as (base, _process), requests.Session() as http:
         for message_id in ids:
             answer = http.post(f"{base}/soap", data=bodies[message_id], headers=SOAP, timeout=30)
             assert answer.status_code == 200, (message_id, answer.content[:500])

@@ -1,9 +1,13 @@
 """Where the receipt is signed and kept.
 
-By default in the message's own batch, just before its commit: a message is stored with its receipt
-or not at all. With deferred indexes (GATEWAY_INTAKE_DEFERRED_INDEXES, PostgreSQL) the intake
-transaction takes no audit counter, and the receipt follows the commit: a receipt that was never
-kept or never answered is signed anew when the sender sends again."""
+On SQLite in the message's own batch, just before its commit: a message is stored with its receipt
+or not at all. On PostgreSQL the batch's audit entries take their indexes in the COMMIT's round
+trip, and the writer signs the receipts after the commit, with the audit counter free, and keeps
+them in its next batch: a message may be stored without its receipt (the gateway stopped, the
+database failed in between), never answered without it kept. With deferred indexes
+(GATEWAY_INTAKE_DEFERRED_INDEXES, PostgreSQL) the intake transaction takes no audit counter, and the
+receipt follows the sequencer. A receipt that was never kept or never answered is signed anew when
+the sender sends again."""
 
 from __future__ import annotations
 
@@ -94,7 +98,8 @@ def test_with_deferred_indexes_the_intake_commits_while_the_audit_counter_is_loc
     app.extensions["gateway"].engine.dispose()
 
 
-def test_a_message_is_stored_with_its_receipt_in_one_commit(
+@pytest.mark.parametrize("store_settings", ["sqlite"], indirect=True)  # PostgreSQL: the next test
+def test_on_sqlite_a_message_is_stored_with_its_receipt_in_one_commit(
     store_settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = create_app(store_settings)
@@ -123,7 +128,81 @@ def test_a_message_is_stored_with_its_receipt_in_one_commit(
     app.extensions["gateway"].engine.dispose()
 
 
-def test_a_receipt_that_cannot_be_written_fails_its_batch_and_nothing_is_stored(
+@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)
+def test_on_postgresql_the_receipt_is_signed_after_the_commit_with_the_audit_counter_free_and_kept_next(
+    store_settings: Settings, postgres_url: str, sign: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(store_settings)
+    pipeline = app.extensions["gateway"].pipeline
+    assert pipeline.receipt_settled and not pipeline.receipt_in_batch
+    writer = pipeline.writer
+    message_id = str(uuid.uuid4())
+    issuer = pipeline.receipts.receipts
+    sign_receipt, keep = type(issuer).sign, type(issuer).keep
+    other = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    seen: list[tuple[bool, bool]] = []  # at signing: (the message stored, the counter row free)
+    kept_at: list[int] = []
+
+    def signing(self: object, inbound: pipeline_module.Inbound) -> None:
+        with other.connect() as connection:
+            free = connection.execute(text("SELECT size FROM audit_log_state WHERE id = 1 FOR UPDATE NOWAIT")).all()
+            connection.rollback()
+        seen.append((stored(app, message_id) is not None, bool(free)))
+        sign_receipt(self, inbound)  # type: ignore[arg-type]
+
+    def noting(self: object, inbound: pipeline_module.Inbound, session: object) -> None:
+        kept_at.append(writer.batches)
+        keep(self, inbound, session)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(issuer), "sign", signing)
+    monkeypatch.setattr(type(issuer), "keep", noting)
+    before = writer.batches
+    status, body = post(app, registration(sign, message_id))
+    other.dispose()
+    assert status == 200
+    assert seen == [(True, True)]  # signed once its message was committed, the counter row locked by nobody
+    assert writer.batches == before + 2 and kept_at == [before + 2]  # the message's batch, then the receipt's
+    kept = stored(app, message_id)
+    assert kept is not None and kept.receipt is not None
+    assert b"<gw:LeafIndex>" + str(leaf_index_of_acceptance(app, message_id)).encode() in kept.receipt
+    answered = body.find(".//gw:Receipt", namespaces=NS)
+    assert answered is not None
+    assert etree.tostring(answered, method="c14n", exclusive=True) == kept.receipt  # the answered one is kept
+    app.extensions["gateway"].engine.dispose()
+
+
+@pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)
+def test_on_postgresql_a_receipt_that_cannot_be_kept_is_not_answered_and_is_signed_anew_on_a_resend(
+    store_settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(store_settings)
+    message_id = str(uuid.uuid4())
+    data = registration(sign, message_id)
+    issuer = app.extensions["gateway"].pipeline.receipts.receipts
+
+    def lose_it(inbound: pipeline_module.Inbound, session: object) -> None:
+        raise OperationalError("UPDATE messages", {}, OSError("the connection was lost"))
+
+    monkeypatch.setattr(type(issuer), "keep", lambda self, inbound, session: lose_it(inbound, session))
+    answer = app.test_client().post("/soap", data=data, content_type="text/xml; charset=utf-8")
+    assert answer.status_code == 503 and b"DATABASE_UNAVAILABLE" in answer.data  # send again, it says
+    monkeypatch.undo()
+    lost = stored(app, message_id)
+    assert lost is not None and lost.receipt is None  # stored, its receipt not kept (and not answered)
+    status, body = post(app, data)
+    assert status == 200
+    assert body.findtext(".//gw:Receipt/gw:LogPosition/gw:LeafIndex", namespaces=NS) == str(
+        leaf_index_of_acceptance(app, message_id)
+    )
+    kept = stored(app, message_id)
+    assert kept is not None and kept.receipt is not None
+    answered = body.find(".//gw:Receipt", namespaces=NS)
+    assert answered is not None and etree.tostring(answered, method="c14n", exclusive=True) == kept.receipt
+    app.extensions["gateway"].engine.dispose()
+
+
+@pytest.mark.parametrize("store_settings", ["sqlite"], indirect=True)  # PostgreSQL: the test above
+def test_on_sqlite_a_receipt_that_cannot_be_written_fails_its_batch_and_nothing_is_stored(
     store_settings: Settings, sign: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = create_app(store_settings)

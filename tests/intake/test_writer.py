@@ -361,3 +361,77 @@ def test_outside_the_writer_a_write_runs_at_once_and_a_rollback_forgets_deferred
         with session.begin():
             pass  # a commit after the rollback writes nothing left over
     assert rows(engine) == ["now"]
+
+
+def test_a_settle_runs_after_the_commit_and_its_work_in_the_next_batch(engine: Engine) -> None:
+    """``settle`` runs once the piece's batch has committed (another connection sees its row), its
+    work goes in the writer's next batch, and ``run`` returns after that batch's commit."""
+    writer = BatchWriter(sessionmaker(engine))
+    seen_at_settle: list[list[str]] = []
+
+    def settle() -> Callable[[Session], None]:
+        seen_at_settle.append(rows(engine))
+        return insert("settled")
+
+    writer.run(insert("work"), settle=settle)
+    assert seen_at_settle == [["work"]]  # committed before its settle ran
+    assert rows(engine) == ["settled", "work"]  # and the settling work committed before run returned
+    assert writer.batches == 2
+
+
+def test_a_settle_that_gives_no_work_returns_after_its_own_batch(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+    settled: list[bool] = []
+    writer.run(insert("work"), settle=lambda: settled.append(True) or None)
+    assert settled == [True] and writer.batches == 1 and rows(engine) == ["work"]
+
+
+def test_a_refused_pieces_settle_does_not_run(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+    writer.run(insert("taken"))
+    settled: list[bool] = []
+    with pytest.raises(Exception, match="UNIQUE"):
+        writer.run(insert("taken"), settle=lambda: settled.append(True) or None)
+    assert settled == []
+
+
+def test_a_failing_settle_or_settling_work_is_raised_and_the_piece_stays_committed(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+
+    def broken() -> Callable[[Session], None]:
+        raise RuntimeError("cannot sign")
+
+    with pytest.raises(RuntimeError, match="cannot sign"):
+        writer.run(insert("first"), settle=broken)
+
+    def lost(_session: Session) -> None:
+        raise OperationalError("UPDATE t", {}, OSError("the connection was lost"))
+
+    with pytest.raises(OperationalError):
+        writer.run(insert("second"), settle=lambda: lost)
+    assert rows(engine) == ["first", "second"]  # committed in their own batches all the same
+    writer.run(insert("third"))  # and the writer goes on
+    assert rows(engine) == ["first", "second", "third"]
+
+
+def test_settling_work_shares_the_next_batch_with_new_pieces(engine: Engine) -> None:
+    writer = BatchWriter(sessionmaker(engine))
+    gate = threading.Event()
+    queued: list[threading.Thread] = []
+
+    def settle() -> Callable[[Session], None]:
+        # a new piece queues while the settle runs: the next batch takes it with the settling work
+        thread = threading.Thread(target=writer.run, args=(insert("new"),))
+        thread.start()
+        queued.append(thread)
+        deadline = time.monotonic() + 30
+        while writer._queue.qsize() < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        gate.set()
+        return insert("settled")
+
+    writer.run(insert("work"), settle=settle)
+    assert gate.is_set()
+    queued[0].join(30)
+    assert rows(engine) == ["new", "settled", "work"] and writer.batches == 2

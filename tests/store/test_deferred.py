@@ -1,17 +1,20 @@
 """Rows kept for the commit (``gateway.store.deferred``): all written, on PostgreSQL in one round
-trip, and a failing row fails the transaction with SQLAlchemy's error, as a statement of its own would."""
+trip, and a failing row fails the transaction with SQLAlchemy's error, as a statement of its own would.
+A statement sent with the commit (``with_commit``) goes in the COMMIT's round trip on PostgreSQL,
+its rows handed over once the COMMIT has succeeded."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, event, insert, select, text, update
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, bindparam, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.store.deferred import commit, defer_writes, write, write_now
+from gateway.store.deferred import commit, defer_writes, with_commit, write, write_now
 
 _METADATA = MetaData()
 NOTES = Table("deferred_notes", _METADATA, Column("id", Integer, primary_key=True), Column("text", String(40)))
@@ -160,3 +163,80 @@ def test_on_postgresql_what_the_commit_does_first_runs_in_the_transaction(postgr
     assert seen == [transaction]
     with Session(postgres_tables) as session:
         assert sorted(session.scalars(select(NOTES.c.text))) == ["by the listener", "kept"]
+
+
+_TAG_RETURNING = insert(TAGS).values(tag=bindparam("tag")).returning(TAGS.c.id, TAGS.c.tag)
+
+
+def test_with_commit_queues_nothing_outside_the_commit(tables: Engine) -> None:
+    """Called anywhere but in a ``before_commit`` listener run by :func:`commit` on PostgreSQL, it
+    declines, and the caller runs the statement itself."""
+    handed: list[object] = []
+    with Session(tables) as session:
+        session.begin()
+        defer_writes(session)
+        assert not with_commit(session, _TAG_RETURNING, {"tag": "x"}, handed.append)
+        commit(session)
+    assert handed == []
+    with Session(tables) as session:
+        assert session.execute(select(TAGS.c.tag)).all() == []
+
+
+class _SendWithCommit:
+    """A ``before_commit`` listener that sends one tag's INSERT with the commit, noting what it was handed."""
+
+    def __init__(self, engine: Engine, tag: str) -> None:
+        self.engine, self.tag = engine, tag
+        self.queued: list[bool] = []
+        self.handed: list[tuple[Sequence[tuple[Any, ...]], list[str]]] = []
+
+    def __call__(self, session: Session) -> None:
+        if session.info.pop("test.tag", None):
+            self.queued.append(with_commit(session, _TAG_RETURNING, {"tag": self.tag}, self.rows))
+
+    def rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        with Session(self.engine) as other:  # another connection sees the row: handed after the COMMIT
+            self.handed.append((rows, list(other.scalars(select(TAGS.c.tag)))))
+
+
+def test_on_postgresql_a_statement_sent_with_the_commit_goes_in_its_round_trip_and_its_rows_after_it(
+    postgres_tables: Engine, tmp_path: Path
+) -> None:
+    listener = _SendWithCommit(postgres_tables, "sent with the commit")
+    event.listen(Session, "before_commit", listener)
+    try:
+
+        def keep(session: Session) -> None:
+            defer_writes(session)
+            write(session, insert(NOTES), {"text": "kept"})
+            session.info["test.tag"] = True
+
+        trace = tmp_path / "libpq.trace"
+        _traced_commit(postgres_tables, trace, keep)
+    finally:
+        event.remove(Session, "before_commit", listener)
+    assert listener.queued == [True]
+    assert _round_trips(trace) == 1  # the kept row, the statement and the COMMIT
+    ((rows, seen),) = listener.handed
+    assert [tag for _id, tag in rows] == ["sent with the commit"] and seen == ["sent with the commit"]
+    with Session(postgres_tables) as session:
+        assert session.scalars(select(NOTES.c.text)).all() == ["kept"]
+
+
+def test_on_postgresql_a_statement_sent_with_the_commit_that_fails_fails_the_commit(postgres_tables: Engine) -> None:
+    listener = _SendWithCommit(postgres_tables, "taken")
+    with Session(postgres_tables) as session, session.begin():
+        session.execute(insert(TAGS), {"tag": "taken"})
+    event.listen(Session, "before_commit", listener)
+    try:
+        with pytest.raises(IntegrityError), Session(postgres_tables) as session:
+            session.begin()
+            defer_writes(session)
+            write(session, insert(NOTES), {"text": "x"})
+            session.info["test.tag"] = True
+            commit(session)
+    finally:
+        event.remove(Session, "before_commit", listener)
+    assert listener.queued == [True] and listener.handed == []  # no rows handed: nothing was committed
+    with Session(postgres_tables) as session:
+        assert session.execute(select(NOTES.c.text)).all() == []
