@@ -131,13 +131,17 @@ def sequence(session: Session) -> None:
 # process's batch waits on the counter row from this statement to the commit, and one round trip
 # less in that stretch is a round trip less of everybody's wait (bench/intake/README.md, ninth
 # pass). The entries travel as arrays, unnested in their order; SQLAlchemy's Core has no
-# construct for an UPDATE feeding an INSERT ... SELECT in one statement, hence the text.
+# construct for an UPDATE feeding an INSERT ... SELECT in one statement, hence the text. Without
+# the counter row the first index is NULL, and the statement fails on the leaf index's NOT NULL:
+# sent with the COMMIT (``index_at_commit``), it must fail there, for its rows are read only
+# after the COMMIT.
 _TAKE_AND_WRITE = text(
     "WITH taken AS ("
     " UPDATE audit_log_state SET size = size + :count WHERE id = :state RETURNING size - :count AS first"
     ") INSERT INTO audit_entries (leaf_index, at, kind, message_id, entry, leaf_hash)"
-    " SELECT taken.first + given.place - 1, given.at, given.kind, given.message_id, given.entry, given.leaf_hash"
-    " FROM taken, unnest(CAST(:at AS timestamptz[]), CAST(:kind AS varchar[]), CAST(:message_id AS varchar[]),"
+    " SELECT (SELECT first FROM taken) + given.place - 1, given.at, given.kind, given.message_id, given.entry,"
+    " given.leaf_hash"
+    " FROM unnest(CAST(:at AS timestamptz[]), CAST(:kind AS varchar[]), CAST(:message_id AS varchar[]),"
     " CAST(:entry AS bytea[]), CAST(:leaf_hash AS bytea[]))"
     " WITH ORDINALITY AS given(at, kind, message_id, entry, leaf_hash, place)"
     " RETURNING leaf_index"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import event, select
 
 from gateway.audit.entries import AuditEvent
@@ -94,3 +95,35 @@ def test_entries_indexed_at_the_commit_get_their_positions_once_it_has_succeeded
         assert through_sqlalchemy == []  # on the driver's cursor, in the COMMIT's pipeline
     else:
         assert len(through_sqlalchemy) == 1
+
+
+def test_without_the_counter_row_entries_indexed_at_the_commit_fail_it_and_nothing_is_stored(
+    postgres_url: str,
+) -> None:
+    """Their statement goes with the COMMIT and its rows are read after it: without the counter row
+    (an insider deleted it) the statement itself must fail, so that the COMMIT is not run."""
+    from sqlalchemy import delete, inspect, text
+    from sqlalchemy.exc import IntegrityError
+
+    from gateway.store.db import migrate
+
+    engine = connect(postgres_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    try:
+        with transaction(sessions) as session:
+            session.execute(delete(AuditLogState))
+        with sessions() as session:
+            session.begin()
+            session.execute(text("CREATE TABLE written_beside (n integer)"))  # the transaction's other work
+            defer_writes(session)
+            index_at_commit(session)
+            entry = record(session, AuditEvent("test.event", datetime.now(UTC), {"number": 1}))
+            with pytest.raises(IntegrityError, match="leaf_index"):
+                commit(session)
+        assert entry.position is None
+        assert not inspect(engine).has_table("written_beside")  # nothing of the transaction committed
+        with transaction(sessions) as session:
+            assert session.execute(select(AuditEntry.leaf_index)).all() == []
+    finally:
+        engine.dispose()
