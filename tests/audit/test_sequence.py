@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
 from gateway.audit.log import index_at_commit, record, sequence
@@ -20,18 +21,27 @@ from gateway.store.deferred import commit, defer_writes
 MESSAGE_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 
 
-def test_a_transactions_entries_take_the_next_indexes_in_their_order(store_settings: Settings) -> None:
+class _Statements(list[str]):
+    """The SQL of every statement run through the engine, as a ``before_cursor_execute`` listener."""
+
+    def __call__(self, _connection: object, _cursor: object, sql: str, *_: object) -> None:
+        self.append(sql)
+
+
+def _noted(store_settings: Settings) -> tuple[Engine, sessionmaker[Session], int, _Statements]:
+    """An engine on the store, its sessions, the log's size now and the statements run from now on."""
     engine = connect(store_settings.database_url)
     sessions = session_factory(engine)
-    now = datetime.now(UTC)
     with transaction(sessions) as session:
         before = session.execute(select(AuditLogState.size)).scalar_one()
-    statements: list[str] = []
+    statements = _Statements()
+    event.listen(engine, "before_cursor_execute", statements)
+    return engine, sessions, before, statements
 
-    def note(_connection: object, _cursor: object, sql: str, *_: object) -> None:
-        statements.append(sql)
 
-    event.listen(engine, "before_cursor_execute", note)
+def test_a_transactions_entries_take_the_next_indexes_in_their_order(store_settings: Settings) -> None:
+    engine, sessions, before, statements = _noted(store_settings)
+    now = datetime.now(UTC)
     try:
         recorded = []
         for numbers in ([0, 1, 2], [3, 4]):
@@ -41,7 +51,7 @@ def test_a_transactions_entries_take_the_next_indexes_in_their_order(store_setti
                     recorded.append(record(session, AuditEvent("test.event", now, {"number": number}, message_id)))
                 sequence(session)  # as the intake's receipt does, before the commit
     finally:
-        event.remove(engine, "before_cursor_execute", note)
+        event.remove(engine, "before_cursor_execute", statements)
     assert [entry.position.leaf_index for entry in recorded if entry.position] == list(range(before, before + 5))
     try:
         with transaction(sessions) as session:
@@ -64,16 +74,11 @@ def test_a_transactions_entries_take_the_next_indexes_in_their_order(store_setti
 
 
 def test_entries_indexed_at_the_commit_get_their_positions_once_it_has_succeeded(store_settings: Settings) -> None:
-    """On PostgreSQL the statement that takes the indexes goes with the COMMIT (``commit``), so the
-    counter row is held for no round trip to the gateway; the positions are there when it returns,
-    and the counter row is free. On SQLite the entries are indexed at the commit as usual."""
-    engine = connect(store_settings.database_url)
-    sessions = session_factory(engine)
+    """On PostgreSQL the statement that takes the indexes goes with the COMMIT (``commit``), on the
+    driver's cursor, so the counter row is held for no round trip to the gateway; the positions are
+    there when it returns. On SQLite the entries are indexed at the commit as usual."""
+    engine, sessions, before, statements = _noted(store_settings)
     now = datetime.now(UTC)
-    with transaction(sessions) as session:
-        before = session.execute(select(AuditLogState.size)).scalar_one()
-    statements: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
     try:
         with sessions() as session:
             session.begin()

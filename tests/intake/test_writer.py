@@ -379,10 +379,19 @@ def test_a_settle_runs_after_the_commit_and_its_work_in_the_next_batch(engine: E
     assert writer.batches == 2
 
 
+def noting_settle(settled: list[bool]) -> Callable[[], None]:
+    """A settle that notes it ran and gives no work."""
+
+    def settle() -> None:
+        settled.append(True)
+
+    return settle
+
+
 def test_a_settle_that_gives_no_work_returns_after_its_own_batch(engine: Engine) -> None:
     writer = BatchWriter(sessionmaker(engine))
     settled: list[bool] = []
-    writer.run(insert("work"), settle=lambda: settled.append(True) or None)
+    writer.run(insert("work"), settle=noting_settle(settled))
     assert settled == [True] and writer.batches == 1 and rows(engine) == ["work"]
 
 
@@ -391,7 +400,7 @@ def test_a_refused_pieces_settle_does_not_run(engine: Engine) -> None:
     writer.run(insert("taken"))
     settled: list[bool] = []
     with pytest.raises(Exception, match="UNIQUE"):
-        writer.run(insert("taken"), settle=lambda: settled.append(True) or None)
+        writer.run(insert("taken"), settle=noting_settle(settled))
     assert settled == []
 
 
