@@ -225,8 +225,9 @@ class Pipeline:
     - after the commit, with ``defer_indexes`` (an option on PostgreSQL: the batch takes no audit
       counter at all, and one sequencer gives many batches' entries their indexes afterwards): signed in the
       request's thread and kept with the message in the writer's next batch. If the gateway stops
-      in between, the message is stored without its receipt; the sender, told nothing, sends again
-      and gets the receipt signed anew from the stored message (``ReceiptIssuer.again``).
+      in between, the message is stored without its receipt; the sender, told nothing (or told to
+      send again, when the receipt could not be kept), sends again and gets the receipt signed
+      anew from the stored message (``ReceiptIssuer.again``).
 
     ``registry``, the stages' registry snapshot: given, a batch's replay look-up on PostgreSQL
     reads the registry's version in the same statement and brings the snapshot up to date with it
@@ -376,9 +377,10 @@ class Pipeline:
         try:
             self.writer.run(lambda session: receipts.keep(inbound, session), savepoint=False)  # one UPDATE
         except DBAPIError as exc:
-            # The message is accepted and the receipt is valid: answer it. It is signed again from
-            # the stored message if the sender ever sends the message again.
+            # An answered receipt is always kept: the sender is told to send again, and then gets
+            # the receipt signed anew from the stored message (as on the default paths).
             log.warning("the receipt of %s was not kept: %s", inbound.message_id, str(exc).splitlines()[0])
+            raise DatabaseUnavailable() from None
 
     @staticmethod
     def _record_resend(inbound: Inbound, resent: Resent, session: Session) -> None:
