@@ -23,17 +23,15 @@ import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from gateway.intake.catalog import SOAP_ENV_NS
 from gateway.pki.keystore import KeyStore
+from gateway.security.signer import signature_method, signature_value
 from gateway.security.wsse import BASE64_BINARY, DS_NS, SHA256_URI, WSSE_NS, WSU_NS, X509_V3
 
 EXC_C14N_URI = "http://www.w3.org/2001/10/xml-exc-c14n#"
-RSA_SHA256_URI = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-ECDSA_SHA256_URI = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 
 # The Body is parsed on its own to canonicalise it: it declares every namespace it has in scope in
 # the full envelope (soapenv from the Envelope, wsu for its Id), so its exclusive C14N is the same.
@@ -52,8 +50,7 @@ class ResponseSigner:
 
     def __init__(self, keys: KeyStore, ttl: timedelta = timedelta(minutes=5)) -> None:
         self._key = keys.signing_key()
-        self._ec_bytes = (self._key.curve.key_size + 7) // 8 if isinstance(self._key, ec.EllipticCurvePrivateKey) else 0
-        method = ECDSA_SHA256_URI if self._ec_bytes else RSA_SHA256_URI
+        method = signature_method(self._key)
         self._signed_info_open = (
             f'<ds:SignedInfo xmlns:ds="{DS_NS}"><ds:CanonicalizationMethod Algorithm="{EXC_C14N_URI}">'
             f'</ds:CanonicalizationMethod><ds:SignatureMethod Algorithm="{method}"></ds:SignatureMethod>'
@@ -110,13 +107,7 @@ class ResponseSigner:
         return _DECLARATION + _ENVELOPE_OPEN + security + b"</soapenv:Header>" + body + b"</soapenv:Envelope>"
 
     def _sign(self, data: bytes) -> str:
-        if isinstance(self._key, ec.EllipticCurvePrivateKey):
-            # XML Signature's ECDSA value is r and s, each padded to the curve's size (RFC 4050), not DER.
-            r, s = utils.decode_dss_signature(self._key.sign(data, ec.ECDSA(hashes.SHA256())))
-            raw = r.to_bytes(self._ec_bytes, "big") + s.to_bytes(self._ec_bytes, "big")
-        else:
-            raw = self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        return base64.b64encode(raw).decode("ascii")
+        return signature_value(self._key, data)
 
 
 def _digest(canonical: bytes) -> str:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from gateway.pki.keystore import KeyStore
+from gateway.pki.keystore import KeyStore, PrivateKey
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 EXCLUSIVE_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
@@ -50,15 +50,31 @@ def canonical_attribute(value: str) -> str:
     return value.translate(_ATTRIBUTE_ESCAPES)
 
 
+def signature_method(key: PrivateKey) -> str:
+    """The XML Signature method of the gateway's ``key``: ECDSA-SHA256 for an EC key, else RSA-SHA256."""
+    return ECDSA_SHA256 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA256
+
+
+def signature_value(key: PrivateKey, data: bytes) -> str:
+    """``data`` (a canonical ds:SignedInfo) signed with ``key`` by ``signature_method(key)``, as the
+    text of ds:SignatureValue: base64 of the signature, for ECDSA r and s each padded to the
+    curve's size (RFC 4050), not DER. The gateway's own signatures (this module's and its SOAP
+    answers', ``gateway.security.response``) are all made here."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        size = (key.curve.key_size + 7) // 8
+        r, s = utils.decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    else:
+        raw = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return base64.b64encode(raw).decode("ascii")
+
+
 class GatewaySigner:
     """Signs elements that carry an ``Id`` attribute with the key store's key. Thread-safe."""
 
     def __init__(self, keys: KeyStore) -> None:
         self._key = keys.signing_key()
-        self._ec_bytes = (
-            (self._key.curve.key_size + 7) // 8 if isinstance(self._key, ec.EllipticCurvePrivateKey) else 0
-        )
-        self._method = ECDSA_SHA256 if self._ec_bytes else RSA_SHA256
+        self._method = signature_method(self._key)
         self._certificate = base64.b64encode(keys.certificate().public_bytes(serialization.Encoding.DER)).decode()
         # The fixed parts of a signature written in exclusive canonical form (``sign_canonical``).
         self._signed_info_head = (
@@ -131,10 +147,4 @@ class GatewaySigner:
         return f"{start_tag}{content}{signature}{end_tag}".encode()
 
     def _sign(self, data: bytes) -> str:
-        if isinstance(self._key, ec.EllipticCurvePrivateKey):
-            # XML Signature's ECDSA value is r and s, each padded to the curve's size (RFC 4050), not DER.
-            r, s = utils.decode_dss_signature(self._key.sign(data, ec.ECDSA(hashes.SHA256())))
-            raw = r.to_bytes(self._ec_bytes, "big") + s.to_bytes(self._ec_bytes, "big")
-        else:
-            raw = self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        return base64.b64encode(raw).decode("ascii")
+        return signature_value(self._key, data)
