@@ -258,7 +258,7 @@ class Pipeline:
             limit=batch_limit,
             prepare=_defer_indexes if defer_indexes else index_at_commit if at_commit else None,
             look_ahead=self._look_ahead,  # the batch's replay checks in one look-up (gateway.intake.earlier)
-            turn=database_turn(sessions.kw.get("bind")),
+            turn=database_turn(bind),
         )
 
     def _look_ahead(self, session: Session, keys: list[object]) -> None:

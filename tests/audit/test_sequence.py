@@ -102,11 +102,13 @@ def test_entries_indexed_at_the_commit_get_their_positions_once_it_has_succeeded
         assert len(through_sqlalchemy) == 1
 
 
+@pytest.mark.parametrize("at_commit", [True, False], ids=["with the COMMIT", "before it"])
 def test_without_the_counter_row_entries_indexed_at_the_commit_fail_it_and_nothing_is_stored(
-    postgres_url: str,
+    postgres_url: str, at_commit: bool
 ) -> None:
-    """Their statement goes with the COMMIT and its rows are read after it: without the counter row
-    (an insider deleted it) the statement itself must fail, so that the COMMIT is not run."""
+    """With the COMMIT, the statement's rows are read after it: without the counter row (an
+    insider deleted it) the statement itself must fail, so that the COMMIT is not run. Run before
+    the commit (``sequence``), it fails the same way."""
     from sqlalchemy import delete, inspect, text
     from sqlalchemy.exc import IntegrityError
 
@@ -122,10 +124,11 @@ def test_without_the_counter_row_entries_indexed_at_the_commit_fail_it_and_nothi
             session.begin()
             session.execute(text("CREATE TABLE written_beside (n integer)"))  # the transaction's other work
             defer_writes(session)
-            index_at_commit(session)
+            if at_commit:
+                index_at_commit(session)
             entry = record(session, AuditEvent("test.event", datetime.now(UTC), {"number": 1}))
             with pytest.raises(IntegrityError, match="leaf_index"):
-                commit(session)
+                commit(session) if at_commit else sequence(session)
         assert entry.position is None
         assert not inspect(engine).has_table("written_beside")  # nothing of the transaction committed
         with transaction(sessions) as session:

@@ -63,6 +63,27 @@ def leaf_index_of_acceptance(app: Flask, message_id: str) -> int:
         ).one()
 
 
+def assert_the_answered_receipt_is_kept(app: Flask, message_id: str, body: etree._Element) -> None:
+    """The receipt answered in ``body`` names the acceptance's leaf index and is the one kept, byte for byte."""
+    answered = body.find(".//gw:Receipt", namespaces=NS)
+    assert answered is not None
+    index = leaf_index_of_acceptance(app, message_id)
+    assert answered.findtext("gw:LogPosition/gw:LeafIndex", namespaces=NS) == str(index)
+    kept = stored(app, message_id)
+    assert kept is not None and kept.receipt is not None
+    assert etree.tostring(answered, method="c14n", exclusive=True) == kept.receipt
+
+
+def lose_the_receipts(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every receipt's UPDATE fails as a lost connection would make it fail (until ``monkeypatch.undo()``)."""
+    issuer = app.extensions["gateway"].pipeline.receipts.receipts  # inside its TimedReceipts
+
+    def lose_it(self: object, inbound: pipeline_module.Inbound, session: object) -> None:
+        raise OperationalError("UPDATE messages", {}, OSError("the connection was lost"))
+
+    monkeypatch.setattr(type(issuer), "keep", lose_it)
+
+
 @pytest.mark.parametrize("store_settings", ["postgresql"], indirect=True)  # SQLite: one writer at a time anyway
 def test_with_deferred_indexes_the_intake_commits_while_the_audit_counter_is_locked(
     postgres_url: str, store_settings: Settings, sign: Signer
@@ -119,12 +140,7 @@ def test_on_sqlite_a_message_is_stored_with_its_receipt_in_one_commit(
     status, body = post(app, registration(sign, message_id))
     assert status == 200
     assert writer.batches == before + 1 and kept_at == [before + 1]  # one batch: the message and its receipt
-    kept = stored(app, message_id)
-    assert kept is not None and kept.receipt is not None
-    assert b"<gw:LeafIndex>" + str(leaf_index_of_acceptance(app, message_id)).encode() in kept.receipt
-    answered = body.find(".//gw:Receipt", namespaces=NS)
-    assert answered is not None
-    assert etree.tostring(answered, method="c14n", exclusive=True) == kept.receipt  # the answered one is kept
+    assert_the_answered_receipt_is_kept(app, message_id, body)
     app.extensions["gateway"].engine.dispose()
 
 
@@ -162,12 +178,7 @@ def test_on_postgresql_the_receipt_is_signed_after_the_commit_with_the_audit_cou
     assert status == 200
     assert seen == [(True, True)]  # signed once its message was committed, the counter row locked by nobody
     assert writer.batches == before + 2 and kept_at == [before + 2]  # the message's batch, then the receipt's
-    kept = stored(app, message_id)
-    assert kept is not None and kept.receipt is not None
-    assert b"<gw:LeafIndex>" + str(leaf_index_of_acceptance(app, message_id)).encode() in kept.receipt
-    answered = body.find(".//gw:Receipt", namespaces=NS)
-    assert answered is not None
-    assert etree.tostring(answered, method="c14n", exclusive=True) == kept.receipt  # the answered one is kept
+    assert_the_answered_receipt_is_kept(app, message_id, body)
     app.extensions["gateway"].engine.dispose()
 
 
@@ -180,12 +191,7 @@ def test_a_receipt_that_cannot_be_kept_is_not_answered_and_the_message_is_answer
     app = create_app(store_settings)
     message_id = str(uuid.uuid4())
     data = registration(sign, message_id)
-    issuer = app.extensions["gateway"].pipeline.receipts.receipts
-
-    def lose_it(inbound: pipeline_module.Inbound, session: object) -> None:
-        raise OperationalError("UPDATE messages", {}, OSError("the connection was lost"))
-
-    monkeypatch.setattr(type(issuer), "keep", lambda self, inbound, session: lose_it(inbound, session))
+    lose_the_receipts(app, monkeypatch)
     answer = app.test_client().post("/soap", data=data, content_type="text/xml; charset=utf-8")
     assert answer.status_code == 503 and b"DATABASE_UNAVAILABLE" in answer.data  # send again, it says
     monkeypatch.undo()
@@ -199,13 +205,7 @@ def test_a_receipt_that_cannot_be_kept_is_not_answered_and_the_message_is_answer
         assert lost is not None and lost.receipt is None  # stored, its receipt neither kept nor answered
     status, body = post(app, data)
     assert status == 200
-    assert body.findtext(".//gw:Receipt/gw:LogPosition/gw:LeafIndex", namespaces=NS) == str(
-        leaf_index_of_acceptance(app, message_id)
-    )
-    kept = stored(app, message_id)
-    assert kept is not None and kept.receipt is not None
-    answered = body.find(".//gw:Receipt", namespaces=NS)
-    assert answered is not None and etree.tostring(answered, method="c14n", exclusive=True) == kept.receipt
+    assert_the_answered_receipt_is_kept(app, message_id, body)
     app.extensions["gateway"].engine.dispose()
 
 
@@ -217,12 +217,7 @@ def test_with_deferred_indexes_a_receipt_that_could_not_be_kept_is_not_answered_
     assert not app.extensions["gateway"].pipeline.receipt_in_batch
     message_id = str(uuid.uuid4())
     data = registration(sign, message_id)
-    issuer = app.extensions["gateway"].pipeline.receipts.receipts  # inside its TimedReceipts
-
-    def lose_it(inbound: pipeline_module.Inbound, session: object) -> None:
-        raise OperationalError("UPDATE messages", {}, OSError("the connection was lost"))
-
-    monkeypatch.setattr(type(issuer), "keep", lambda self, inbound, session: lose_it(inbound, session))
+    lose_the_receipts(app, monkeypatch)
     answer = app.test_client().post("/soap", data=data, content_type="text/xml; charset=utf-8")
     assert answer.status_code == 503 and b"DATABASE_UNAVAILABLE" in answer.data  # not answered without it kept
     monkeypatch.undo()
@@ -230,17 +225,13 @@ def test_with_deferred_indexes_a_receipt_that_could_not_be_kept_is_not_answered_
     assert lost is not None and lost.receipt is None
     status, again = post(app, data)
     assert status == 200
-    assert again.findtext(".//gw:Receipt/gw:LogPosition/gw:LeafIndex", namespaces=NS) == str(
-        leaf_index_of_acceptance(app, message_id)
-    )
+    assert_the_answered_receipt_is_kept(app, message_id, again)
     assert again.findtext(".//gw:Receipt/gw:MessageId", namespaces=NS) == message_id
     dsig = "{http://www.w3.org/2000/09/xmldsig#}"
     sent = etree.fromstring(data).find(f".//{dsig}Signature/{dsig}SignedInfo")
     assert sent is not None
     named = [d.text for d in again.iterfind(f".//gw:SignedParts//{dsig}DigestValue", NS)]
     assert sorted(named) == sorted(d.text for d in sent.iter(f"{dsig}DigestValue")) and len(named) >= 2  # read anew
-    kept = stored(app, message_id)
-    assert kept is not None and kept.receipt is not None  # kept this time
     app.extensions["gateway"].engine.dispose()
 
 
