@@ -7,12 +7,15 @@ in the default namespace and with an InclusiveNamespaces prefix list, and throug
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from flask.testing import FlaskClient
 from lxml import etree
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from gateway.audit.log import LogPosition
 from gateway.bootstrap import gateway_key_paths
@@ -20,6 +23,7 @@ from gateway.intake.catalog import GATEWAY_NS, SOAP_ENV_NS
 from gateway.pki.keystore import PemKeyStore
 from gateway.sdk.envelope import wrap
 from gateway.sdk.receipts import ReceiptInvalid, verify_receipt, verify_signed_response
+from gateway.security.policy import ALLOWED_DIGESTS, ALLOWED_SIGNATURE_METHODS, EXCLUSIVE_C14N
 from gateway.security.receipt import ReceiptFacts, build_receipt
 from gateway.security.signer import GatewaySigner, canonical_attribute, canonical_text
 from gateway.security.wsse import DS_NS, WSSE_NS, SignedReference
@@ -40,6 +44,20 @@ def canonical(data: bytes) -> bytes:
 def signer(settings: Settings) -> GatewaySigner:
     key, cert = gateway_key_paths(settings.keys_dir)
     return GatewaySigner(PemKeyStore(key, cert, settings.key_passphrase))
+
+
+SIGNXML_CONFIG = SignatureConfiguration(
+    location="./",
+    expect_references=1,
+    signature_methods=ALLOWED_SIGNATURE_METHODS,
+    digest_algorithms=ALLOWED_DIGESTS,
+    default_reference_c14n_method=EXCLUSIVE_C14N,
+)
+
+
+def signing_certificate(settings: Settings) -> x509.Certificate:
+    _key, cert = gateway_key_paths(settings.keys_dir)
+    return x509.load_pem_x509_certificate(cert.read_bytes())
 
 
 def anchors(settings: Settings) -> tuple[Path, ...]:
@@ -125,6 +143,16 @@ def test_the_receipt_is_its_own_exclusive_canonical_form_and_verifies(
     receipt = build_receipt(facts(**changes), signer(settings))
     assert canonical(receipt) == receipt
     element = etree.fromstring(receipt, PARSER)
+    if "'" in str(facts(**changes).message_id):
+        # libxmlsec1 cannot address an Id with both quotes (its XPointer id() takes one kind): the
+        # SDK refuses such a receipt, and signxml verifies the canonical form. (Message ids are
+        # UUIDs: the gateway never writes such an Id.)
+        with pytest.raises(ReceiptInvalid, match="does not verify"):
+            verify_receipt(copy.deepcopy(element), anchors(settings))
+        XMLVerifier().verify(
+            element, x509_cert=signing_certificate(settings), id_attribute="Id", expect_config=SIGNXML_CONFIG
+        )
+        return
     verified = verify_receipt(element, anchors(settings))
     assert verified.message_id == facts(**changes).message_id
     assert element.get("Id") == f"receipt-{facts(**changes).message_id}"
