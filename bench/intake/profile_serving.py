@@ -75,11 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         applications: dict[str, WsgiApp] = {"gateway": gateway_app, "bare Flask": _bare_flask()}
         spent: dict[str, list[float]] = {name: [] for name in applications}
         for application in applications.values():
-            _call(application, body, 200)  # warm-up
+            post_soap(application, body, 200)  # warm-up
         for _ in range(options.rounds):
             for name, application in applications.items():
                 started = time.thread_time()
-                _call(application, body, options.requests)
+                post_soap(application, body, options.requests)
                 spent[name].append((time.thread_time() - started) / options.requests * 1e6)
         gateway_app.extensions["gateway"].engine.dispose()
         devnull.close()
@@ -104,8 +104,10 @@ def _bare_flask() -> WsgiApp:
     return bare
 
 
-def _call(application: WsgiApp, body: bytes, count: int) -> None:
-    """``count`` POST /soap requests of ``body`` through ``application``; each must be answered 200."""
+def post_soap(application: WsgiApp, body: bytes, count: int) -> None:
+    """``count`` POST /soap requests of ``body`` through ``application``; each must be answered 200.
+
+    Also used by ``bench/delivery/profile_recipient.py``."""
     statuses: list[str] = []
 
     def start_response(status: str, headers: object, exc_info: object = None) -> None:
