@@ -24,8 +24,9 @@ run: $(STAMP)  ## Initialise on first run (SQLite, dev PKI, demo participants) a
 
 test: lint typecheck pytest  ## ruff, mypy --strict and the whole pytest suite (what CI runs)
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff: the lint rules and the formatting (`ruff format .` fixes the latter)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)  ## mypy --strict on gateway/, connectors/, agencies/ and tools/
 	$(BIN)/mypy

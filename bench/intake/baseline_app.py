@@ -154,7 +154,9 @@ def _gateway_verifier(settings: Settings) -> VerifySignature:
 
 
 def _validate_and_verify_as_gateway(
-    schema: etree.XMLSchema, catalog: ServiceCatalog, verify: VerifySignature,
+    schema: etree.XMLSchema,
+    catalog: ServiceCatalog,
+    verify: VerifySignature,
     certificates: dict[str, x509.Certificate],
 ) -> Check:
     """Parse and validate as the other modes do, then the gateway's own check stages up to and

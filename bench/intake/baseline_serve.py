@@ -49,11 +49,30 @@ def main() -> None:
 
 
 def _exec_gunicorn(settings: Settings, worker_class: str) -> None:
-    os.execv(sys.executable, [  # noqa: S606 - becomes gunicorn in place: same pid, fixed arguments
-        sys.executable, "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}",
-        "--workers", str(settings.workers), "--worker-class", worker_class, "--threads", str(settings.threads),
-        "--timeout", "60", "--access-logfile", "-", "--pythonpath", str(HERE), "baseline_app:create_app()",
-    ])
+    # becomes gunicorn in place: same pid, fixed arguments
+    os.execv(  # noqa: S606
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{settings.host}:{settings.port}",
+            "--workers",
+            str(settings.workers),
+            "--worker-class",
+            worker_class,
+            "--threads",
+            str(settings.threads),
+            "--timeout",
+            "60",
+            "--access-logfile",
+            "-",
+            "--pythonpath",
+            str(HERE),
+            "baseline_app:create_app()",
+        ],
+    )
 
 
 if __name__ == "__main__":

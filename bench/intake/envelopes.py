@@ -153,16 +153,14 @@ def generate(routes: list[Route], sizes: Sequence[int], keys_dir: Path | None = 
         envelopes = _sign(envelopes, [route.sender for route, _ in chosen], keys_dir)
     segments, start = [], 0
     for segment, after in planned:
-        segments.append(Segment(envelopes[start:start + len(segment)], after))
+        segments.append(Segment(envelopes[start : start + len(segment)], after))
         start += len(segment)
     return segments
 
 
 def _sign(envelopes: list[bytes], senders: list[str], keys_dir: Path) -> list[bytes]:
     count = len(envelopes)
-    jobs = [
-        (keys_dir, senders[i:i + _CHUNK], envelopes[i:i + _CHUNK]) for i in range(0, count, _CHUNK)
-    ]
+    jobs = [(keys_dir, senders[i : i + _CHUNK], envelopes[i : i + _CHUNK]) for i in range(0, count, _CHUNK)]
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return [signed for chunk in pool.map(_sign_chunk, jobs) for signed in chunk]
 

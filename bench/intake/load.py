@@ -73,8 +73,15 @@ class _Shared:
 
 
 def drive(
-    host: str, port: int, path: str, bodies: Sequence[bytes], connections: int,
-    accept: Acceptance, max_seconds: float, repeat: bool = False, after: Sequence[int | None] = (),
+    host: str,
+    port: int,
+    path: str,
+    bodies: Sequence[bytes],
+    connections: int,
+    accept: Acceptance,
+    max_seconds: float,
+    repeat: bool = False,
+    after: Sequence[int | None] = (),
 ) -> LoadResult:
     """POST every body of ``bodies`` once over ``connections`` keep-alive connections.
 
@@ -83,11 +90,11 @@ def drive(
     None, is the index of a body that must be answered before body ``i`` is sent.
     """
     result = LoadResult(generator="python", connections=connections)
-    shared = _Shared(bodies, time.monotonic() + max_seconds, accept, result, itertools.count().__next__, repeat,
-                     after=after)
+    shared = _Shared(
+        bodies, time.monotonic() + max_seconds, accept, result, itertools.count().__next__, repeat, after=after
+    )
     threads = [
-        threading.Thread(target=_connection, args=(host, port, path, shared), daemon=True)
-        for _ in range(connections)
+        threading.Thread(target=_connection, args=(host, port, path, shared), daemon=True) for _ in range(connections)
     ]
     cpu_before = _own_cpu()
     started = time.perf_counter()
@@ -106,8 +113,9 @@ def _connection(host: str, port: int, path: str, shared: _Shared) -> None:
     latencies: list[float] = []
     sock: socket.socket | None = None
     try:
-        while ((index := shared.next_index()) < len(shared.bodies) or shared.repeat) \
-                and time.monotonic() < shared.deadline:
+        while (
+            (index := shared.next_index()) < len(shared.bodies) or shared.repeat
+        ) and time.monotonic() < shared.deadline:
             body = shared.bodies[index % len(shared.bodies)]
             request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
             shared.wait_for(index)
@@ -118,8 +126,16 @@ def _connection(host: str, port: int, path: str, shared: _Shared) -> None:
             shared.result.latencies_s.extend(latencies)
 
 
-def _send_and_record(shared: _Shared, sock: socket.socket | None, host: str, port: int, request: bytes,
-                     index: int, since: float | None, latencies: list[float]) -> socket.socket | None:
+def _send_and_record(
+    shared: _Shared,
+    sock: socket.socket | None,
+    host: str,
+    port: int,
+    request: bytes,
+    index: int,
+    since: float | None,
+    latencies: list[float],
+) -> socket.socket | None:
     """Send request ``index`` on ``sock`` (connecting when None), record its answer and its latency
     from ``since`` (a scheduled time; None: from sending); returns the socket, None after an error."""
     try:
@@ -172,7 +188,7 @@ def _exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
     body_start = end + len(_HEADER_END)
     while len(buffer) < body_start + length:
         buffer += _receive(sock)
-    return status, bytes(buffer[body_start:body_start + length])
+    return status, bytes(buffer[body_start : body_start + length])
 
 
 def _receive(sock: socket.socket) -> bytes:

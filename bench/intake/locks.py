@@ -67,7 +67,6 @@ _SAMPLE = text(r"""
 """)
 
 
-
 @dataclass
 class LockFigures:
     """What the sampler saw during one or more gateway rounds."""
@@ -100,8 +99,11 @@ class LockFigures:
     def as_json(self) -> dict[str, Any]:
         ages = sorted(self.ages_s)
         return {
-            "database": self.database, "samples": self.samples, "sampled_s": round(self.sampled_s, 3),
-            "interval_s": self.sampled_s / self.samples if self.samples else None, "errors": self.errors,
+            "database": self.database,
+            "samples": self.samples,
+            "sampled_s": round(self.sampled_s, 3),
+            "interval_s": self.sampled_s / self.samples if self.samples else None,
+            "errors": self.errors,
             "first_error": self.first_error,
             "top_resources": [{"resource": r, "held_or_waited_share": s, "waited_share": w} for r, s, w in self.top(5)],
             "transaction_open_share": self.share(self.transaction_open_samples),
@@ -109,9 +111,15 @@ class LockFigures:
             "mean_lock_waiters": self.share(self.lock_waiters),
             "mean_idle_in_transaction": self.share(self.idle_in_transaction),
             "transaction_age_ms": {
-                "p50": _rank(ages, 0.5) * 1000, "p99": _rank(ages, 0.99) * 1000, "max": _rank(ages, 1.0) * 1000,
-            } if ages else None,
-            "note": self.note, "sampler_cpu_s": self.sampler_cpu_s, "backend_cpu_s": self.backend_cpu_s,
+                "p50": _rank(ages, 0.5) * 1000,
+                "p99": _rank(ages, 0.99) * 1000,
+                "max": _rank(ages, 1.0) * 1000,
+            }
+            if ages
+            else None,
+            "note": self.note,
+            "sampler_cpu_s": self.sampler_cpu_s,
+            "backend_cpu_s": self.backend_cpu_s,
         }
 
 
@@ -256,9 +264,9 @@ class SqliteSampler(_SamplingThread):
         self.figures = LockFigures(
             database="sqlite",
             note="the gateway's transaction lock (gateway.store.db.DatabaseLock, taken at the first statement, "
-                 "reads included) is sampled as its flock on gateway.db.lock, which a worker process holds "
-                 "while any of its threads has a transaction open; a thread waiting for another thread of its "
-                 "own process is not seen",
+            "reads included) is sampled as its flock on gateway.db.lock, which a worker process holds "
+            "while any of its threads has a transaction open; a thread waiting for another thread of its "
+            "own process is not seen",
         )
         self._shm = Path(f"{database}-shm")
         self._lock_file = Path(f"{database}.lock")
@@ -313,7 +321,7 @@ def _process_cpu(pid: int) -> float | None:
         text_ = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text_[text_.rindex(")") + 2:].split()
+    fields = text_[text_.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -327,37 +335,50 @@ def describe(figures: LockFigures, limit: float) -> list[str]:
         return [f"lock sampling ({figures.database}): no samples"]
     interval_ms = figures.sampled_s / figures.samples * 1000
     failed = f", {figures.errors} failed (first: {figures.first_error})" if figures.errors else ""
-    lines = [f"lock sampling ({figures.database}): {figures.samples} samples over {figures.sampled_s:.1f} s "
-             f"of gateway rounds (one every {interval_ms:.1f} ms){failed}"]
+    lines = [
+        f"lock sampling ({figures.database}): {figures.samples} samples over {figures.sampled_s:.1f} s "
+        f"of gateway rounds (one every {interval_ms:.1f} ms){failed}"
+    ]
     top = figures.top()
     if top:
         name, share, waited = top[0]
         verdict = "OVER" if share > limit else "within"
         if share > limit and figures.database == "postgresql" and waited <= limit:
-            verdict = f"held, though waited on no more than {limit:.0%} of the time (a lock taken with a try, " \
-                      "or one few requests need); OVER"
+            verdict = (
+                f"held, though waited on no more than {limit:.0%} of the time (a lock taken with a try, "
+                "or one few requests need); OVER"
+            )
         if figures.database == "postgresql":
             waiters = f" (a waiter present {waited:.0%})"
         elif name == GATEWAY_LOCK:
             waiters = f" (another process waiting {waited:.0%}; threads waiting inside a process are not seen)"
         else:
             waiters = " (its waiters wait for the gateway's transaction lock, which is held longer)"
-        lines.append(f"  most-held resource: {name}: held or waited on {share:.0%} of wall time{waiters}; "
-                     f"{verdict} the {limit:.0%} limit")
+        lines.append(
+            f"  most-held resource: {name}: held or waited on {share:.0%} of wall time{waiters}; "
+            f"{verdict} the {limit:.0%} limit"
+        )
         for name, share, waited in top[1:]:
             lines.append(f"  next: {name}: {share:.0%} (waited {waited:.0%})")
     else:
         lines.append("  no lock held in a self-conflicting mode and none waited for in any sample")
-    lines.append(f"  transactions: at least one open {figures.share(figures.transaction_open_samples):.0%} of wall time"
-                 + (f"; on average {figures.share(figures.open_transactions):.1f} open, "
-                    f"{figures.share(figures.lock_waiters):.1f} waiting for a lock, "
-                    f"{figures.share(figures.idle_in_transaction):.1f} idle in transaction"
-                    if figures.database == "postgresql" else ""))
+    lines.append(
+        f"  transactions: at least one open {figures.share(figures.transaction_open_samples):.0%} of wall time"
+        + (
+            f"; on average {figures.share(figures.open_transactions):.1f} open, "
+            f"{figures.share(figures.lock_waiters):.1f} waiting for a lock, "
+            f"{figures.share(figures.idle_in_transaction):.1f} idle in transaction"
+            if figures.database == "postgresql"
+            else ""
+        )
+    )
     if figures.ages_s:
         ages = sorted(figures.ages_s)
-        lines.append(f"  open transactions' age when sampled: p50 {_rank(ages, 0.5) * 1000:.1f} ms, "
-                     f"p99 {_rank(ages, 0.99) * 1000:.1f} ms, max {ages[-1] * 1000:.1f} ms "
-                     f"(the longest transaction: at least {ages[-1] / figures.sampled_s:.1%} of the sampled time)")
+        lines.append(
+            f"  open transactions' age when sampled: p50 {_rank(ages, 0.5) * 1000:.1f} ms, "
+            f"p99 {_rank(ages, 0.99) * 1000:.1f} ms, max {ages[-1] * 1000:.1f} ms "
+            f"(the longest transaction: at least {ages[-1] / figures.sampled_s:.1%} of the sampled time)"
+        )
     cost = f"sampling cost: {figures.sampler_cpu_s:.2f} CPU-s in the load generator's process"
     if figures.backend_cpu_s is not None:
         cost += f", {figures.backend_cpu_s:.2f} CPU-s in its PostgreSQL server process"

@@ -20,15 +20,28 @@ from load import Acceptance, LoadResult, _close, _own_cpu, _send_and_record, _Sh
 
 
 def drive_at_rate(
-    host: str, port: int, path: str, bodies: Sequence[bytes], connections: int,
-    accept: Acceptance, rate: float, seconds: float, after: Sequence[int | None] = (),
+    host: str,
+    port: int,
+    path: str,
+    bodies: Sequence[bytes],
+    connections: int,
+    accept: Acceptance,
+    rate: float,
+    seconds: float,
+    after: Sequence[int | None] = (),
 ) -> LoadResult:
     """Offer ``rate`` requests a second for ``seconds`` (at most ``len(bodies)`` requests, each once);
     ``after`` as for ``load.drive`` (a request waits for the answer it depends on, late if need be)."""
     count = min(len(bodies), max(1, round(rate * seconds)))
     result = LoadResult(generator="open-loop", connections=connections, offered_rate=rate)
-    shared = _Shared(bodies[:count], time.monotonic() + seconds + 600.0, accept, result,
-                     itertools.count().__next__, after=after[:count])
+    shared = _Shared(
+        bodies[:count],
+        time.monotonic() + seconds + 600.0,
+        accept,
+        result,
+        itertools.count().__next__,
+        after=after[:count],
+    )
     started = time.perf_counter() + 0.05  # every thread is up before the first request is due
     lags: list[float] = []
     threads = [
@@ -46,8 +59,9 @@ def drive_at_rate(
     return result
 
 
-def _connection(host: str, port: int, path: str, shared: _Shared, started: float, rate: float,
-                lags: list[float]) -> None:
+def _connection(
+    host: str, port: int, path: str, shared: _Shared, started: float, rate: float, lags: list[float]
+) -> None:
     head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: text/xml; charset=utf-8\r\n"
     latencies: list[float] = []
     worst_lag = 0.0

@@ -14,9 +14,13 @@ from report import TARGETS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RUN_SETTINGS = {  # gateway settings the run chooses, and the option that changes them
-    "GATEWAY_DATA_DIR": "a temporary directory", "GATEWAY_KEYS_DIR": "a temporary directory",
-    "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": "a free port", "GATEWAY_WORKERS": "--workers",
-    "GATEWAY_THREADS": "--threads", "GATEWAY_DATABASE_URL": "--database-url",
+    "GATEWAY_DATA_DIR": "a temporary directory",
+    "GATEWAY_KEYS_DIR": "a temporary directory",
+    "GATEWAY_HOST": "127.0.0.1",
+    "GATEWAY_PORT": "a free port",
+    "GATEWAY_WORKERS": "--workers",
+    "GATEWAY_THREADS": "--threads",
+    "GATEWAY_DATABASE_URL": "--database-url",
 }
 CLOSED_LOOP_CONNECTIONS = 16
 OPEN_LOOP_CONNECTIONS = 64
@@ -76,57 +80,110 @@ def _servers(text: str) -> tuple[str, ...]:
     """The targets named (the gateway is always driven), in the order of ``report.TARGETS``."""
     named = {part.strip() for part in text.split(",") if part.strip()}
     if unknown := named - set(TARGETS):
-        raise argparse.ArgumentTypeError(
-            f"unknown {', '.join(sorted(unknown))}; choose among {','.join(TARGETS)}"
-        )
+        raise argparse.ArgumentTypeError(f"unknown {', '.join(sorted(unknown))}; choose among {','.join(TARGETS)}")
     return tuple(target for target in TARGETS if target in named | {"gateway"})
 
 
 def parse_options(argv: Sequence[str] | None = None, description: str | None = None) -> Options:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--envelopes", type=int, default=None,
-                        help="envelopes generated, warm-up included; each round gets an equal share (default: "
-                             f"enough for --duration at {SIGNED_PER_SECOND}/s signed, {UNSIGNED_PER_SECOND}/s "
-                             "unsigned, or at --rate)")
+    parser.add_argument(
+        "--envelopes",
+        type=int,
+        default=None,
+        help="envelopes generated, warm-up included; each round gets an equal share (default: "
+        f"enough for --duration at {SIGNED_PER_SECOND}/s signed, {UNSIGNED_PER_SECOND}/s "
+        "unsigned, or at --rate)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds per server, alternating order (3)")
     parser.add_argument("--warmup", type=int, default=200, help="requests per server before measuring (200)")
-    parser.add_argument("--connections", type=int, default=None,
-                        help=f"concurrent keep-alive connections ({CLOSED_LOOP_CONNECTIONS}; "
-                             f"{OPEN_LOOP_CONNECTIONS} with --rate)")
-    parser.add_argument("--workers", type=_worker_counts, default=(1,),
-                        help="gunicorn worker processes of every server; several counts (1,2,4) run one after "
-                             "the other, each on a fresh database (1)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=None,
+        help=f"concurrent keep-alive connections ({CLOSED_LOOP_CONNECTIONS}; {OPEN_LOOP_CONNECTIONS} with --rate)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_worker_counts,
+        default=(1,),
+        help="gunicorn worker processes of every server; several counts (1,2,4) run one after "
+        "the other, each on a fresh database (1)",
+    )
     parser.add_argument("--threads", type=int, default=8, help="threads per worker (GATEWAY_THREADS) (8)")
-    parser.add_argument("--database-url", default=None,
-                        help="e.g. postgresql://postgres@127.0.0.1:5432/test; each worker count runs in a fresh "
-                             "schema of it (default: SQLite in a temp dir)")
-    parser.add_argument("--load", dest="generator", choices=("python", "wrk"), default="python",
-                        help="closed-loop load generator: the built-in Python one, or wrk if installed (python)")
-    parser.add_argument("--signing", choices=("auto", "on", "off"), default="auto",
-                        help="sign the envelopes (WS-Security, senders' demo keys); auto: when the gateway "
-                             "has gateway.sdk.signing; off is refused: the signxml baseline needs signatures (auto)")
-    parser.add_argument("--duration", "--max-seconds", dest="duration", type=float, default=15.0,
-                        help="seconds of one server's round: the time limit closed-loop, the length open-loop (15)")
-    parser.add_argument("--wrk-seconds", type=float, default=5.0,
-                        help="duration of one server's round with --load wrk (5)")
-    parser.add_argument("--rate", type=float, default=None,
-                        help="open loop: offer this many requests a second to each server (default: closed loop)")
-    parser.add_argument("--lock-sampling", choices=("on", "off"), default="on",
-                        help="sample the gateway's locks during its rounds (on)")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="e.g. postgresql://postgres@127.0.0.1:5432/test; each worker count runs in a fresh "
+        "schema of it (default: SQLite in a temp dir)",
+    )
+    parser.add_argument(
+        "--load",
+        dest="generator",
+        choices=("python", "wrk"),
+        default="python",
+        help="closed-loop load generator: the built-in Python one, or wrk if installed (python)",
+    )
+    parser.add_argument(
+        "--signing",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="sign the envelopes (WS-Security, senders' demo keys); auto: when the gateway "
+        "has gateway.sdk.signing; off is refused: the signxml baseline needs signatures (auto)",
+    )
+    parser.add_argument(
+        "--duration",
+        "--max-seconds",
+        dest="duration",
+        type=float,
+        default=15.0,
+        help="seconds of one server's round: the time limit closed-loop, the length open-loop (15)",
+    )
+    parser.add_argument(
+        "--wrk-seconds", type=float, default=5.0, help="duration of one server's round with --load wrk (5)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: offer this many requests a second to each server (default: closed loop)",
+    )
+    parser.add_argument(
+        "--lock-sampling", choices=("on", "off"), default="on", help="sample the gateway's locks during its rounds (on)"
+    )
     parser.add_argument("--lock-interval-ms", type=float, default=10.0, help="time between lock samples (10)")
-    parser.add_argument("--lock-limit", type=float, default=0.20,
-                        help="share of wall time above which a held resource is flagged (0.20)")
-    parser.add_argument("--scaling-tolerance", type=float, default=0.15,
-                        help="largest change of accepted per server CPU-second across --workers counts (0.15)")
-    parser.add_argument("--baseline-worker-class", default=None,
-                        help="gunicorn worker class of the baselines (default: the one `gateway serve` logs)")
-    parser.add_argument("--servers", type=_servers, default=TARGETS,
-                        help="the servers to drive, separated by commas, among " + ",".join(TARGETS) + "; the "
-                             "gateway is always driven, and a baseline left out has no column or ratio (all: "
-                             + ",".join(TARGETS) + ")")
-    parser.add_argument("--setting", dest="settings", action="append", default=[], metavar="GATEWAY_NAME=VALUE",
-                        help="a gateway setting for `gateway init` and `gateway serve` (repeatable); the run's "
-                             "environment's GATEWAY_* variables are not passed on, these are")
+    parser.add_argument(
+        "--lock-limit",
+        type=float,
+        default=0.20,
+        help="share of wall time above which a held resource is flagged (0.20)",
+    )
+    parser.add_argument(
+        "--scaling-tolerance",
+        type=float,
+        default=0.15,
+        help="largest change of accepted per server CPU-second across --workers counts (0.15)",
+    )
+    parser.add_argument(
+        "--baseline-worker-class",
+        default=None,
+        help="gunicorn worker class of the baselines (default: the one `gateway serve` logs)",
+    )
+    parser.add_argument(
+        "--servers",
+        type=_servers,
+        default=TARGETS,
+        help="the servers to drive, separated by commas, among " + ",".join(TARGETS) + "; the "
+        "gateway is always driven, and a baseline left out has no column or ratio (all: " + ",".join(TARGETS) + ")",
+    )
+    parser.add_argument(
+        "--setting",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="GATEWAY_NAME=VALUE",
+        help="a gateway setting for `gateway init` and `gateway serve` (repeatable); the run's "
+        "environment's GATEWAY_* variables are not passed on, these are",
+    )
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = vars(parser.parse_args(argv))
     if args["connections"] is None:
@@ -158,8 +215,9 @@ def _check(parser: argparse.ArgumentParser, options: Options) -> None:
         if name in RUN_SETTINGS:
             parser.error(f"--setting {name}: the run sets it itself ({RUN_SETTINGS[name]})")
     if options.signing == "off":
-        parser.error("--signing off: the signature baselines verify the envelopes' signatures, "
-                     "and the gateway requires them")
+        parser.error(
+            "--signing off: the signature baselines verify the envelopes' signatures, and the gateway requires them"
+        )
     if options.signing == "on" and not signing_available():
         parser.error("--signing on: this gateway has no gateway.sdk.signing")
     if options.database_url and not options.database_url.startswith("postgresql://"):

@@ -57,8 +57,13 @@ class RoundFigures:
 
 
 def round_figures(
-    target: str, number: int, load: LoadResult, cpu_readings: tuple[dict[int, float], dict[int, float]],
-    machine_busy_s: float, master: int, database_cpu_s: float | None = None,
+    target: str,
+    number: int,
+    load: LoadResult,
+    cpu_readings: tuple[dict[int, float], dict[int, float]],
+    machine_busy_s: float,
+    master: int,
+    database_cpu_s: float | None = None,
 ) -> RoundFigures:
     """The figures of one round: the generator's result, the server's CPU seconds by pid before and
     after it, and the CPU seconds the whole machine was busy meanwhile."""
@@ -72,17 +77,31 @@ def round_figures(
     elapsed = load.elapsed_s or float("nan")
     accepted = load.requests - load.failures
     return RoundFigures(
-        target=target, round=number, requests=load.requests, failures=load.failures, elapsed_s=load.elapsed_s,
-        rate=accepted / elapsed, p50_ms=p50 * 1000, p99_ms=p99 * 1000,
-        max_ms=max(load.latencies_s, default=float("nan")) * 1000, server_cpu_s=server_cpu,
+        target=target,
+        round=number,
+        requests=load.requests,
+        failures=load.failures,
+        elapsed_s=load.elapsed_s,
+        rate=accepted / elapsed,
+        p50_ms=p50 * 1000,
+        p99_ms=p99 * 1000,
+        max_ms=max(load.latencies_s, default=float("nan")) * 1000,
+        server_cpu_s=server_cpu,
         per_cpu_s=accepted / server_cpu if server_cpu else 0.0,
-        server_cpu_share=server_cpu / elapsed, client_cpu_share=load.client_cpu_s / elapsed,
+        server_cpu_share=server_cpu / elapsed,
+        client_cpu_share=load.client_cpu_s / elapsed,
         machine_cpu_share=machine_busy_s / elapsed,
-        cpu_by_process=by_process, statuses={str(k): v for k, v in load.statuses.items()},
-        first_failure=load.first_failure, offered_rate=load.offered_rate,
-        max_send_lag_ms=load.max_send_lag_s * 1000, database_cpu_s=database_cpu_s,
-        per_cpu_with_database_s=(accepted / (server_cpu + database_cpu_s)
-                                 if database_cpu_s is not None and server_cpu + database_cpu_s else None),
+        cpu_by_process=by_process,
+        statuses={str(k): v for k, v in load.statuses.items()},
+        first_failure=load.first_failure,
+        offered_rate=load.offered_rate,
+        max_send_lag_ms=load.max_send_lag_s * 1000,
+        database_cpu_s=database_cpu_s,
+        per_cpu_with_database_s=(
+            accepted / (server_cpu + database_cpu_s)
+            if database_cpu_s is not None and server_cpu + database_cpu_s
+            else None
+        ),
     )
 
 
@@ -115,7 +134,8 @@ def summarise(rounds: Sequence[RoundFigures]) -> dict[str, Any]:
     for baseline, (name, _) in RATIOS.items():
         summary[name] = (
             {key: _ratio(summary["gateway"][key], summary[baseline][key]) for key, _, _ in METRICS}
-            if baseline in summary else None
+            if baseline in summary
+            else None
         )
     return summary
 
@@ -134,21 +154,30 @@ def table(summary: dict[str, Any], rounds: Sequence[RoundFigures]) -> str:
     """The result as text: medians and ratios, then every round with its worker CPU split."""
     driven = targets(rounds)
     ratios = [RATIOS[target] for target in driven if target in RATIOS]
-    lines = [f"{'median of rounds':<28}" + "".join(f"{LABELS[target]:>11}" for target in driven)
-             + "".join(f"{heading:>10}" for _, heading in ratios)]
+    lines = [
+        f"{'median of rounds':<28}"
+        + "".join(f"{LABELS[target]:>11}" for target in driven)
+        + "".join(f"{heading:>10}" for _, heading in ratios)
+    ]
     for key, label, fmt in METRICS:
         values = "".join(f"{fmt.format(summary[target][key]):>11}" for target in driven)
         lines.append(f"{label:<28}{values}" + "".join(f"{summary[name][key]:>10.2f}" for name, _ in ratios))
-    lines.append(f"{'failures / requests':<28}" + "".join(
-        f"{summary[t]['failures']:>5}/{summary[t]['requests']:<5}" for t in driven))
+    lines.append(
+        f"{'failures / requests':<28}"
+        + "".join(f"{summary[t]['failures']:>5}/{summary[t]['requests']:<5}" for t in driven)
+    )
     lines.append("")
-    lines.append(f"{'round':<6}{'target':<9}{'req':>7}{'acc/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
-                 f"{'acc/CPU-s':>10}{'fail':>6}  server CPU-s by process")
+    lines.append(
+        f"{'round':<6}{'target':<9}{'req':>7}{'acc/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
+        f"{'acc/CPU-s':>10}{'fail':>6}  server CPU-s by process"
+    )
     for r in rounds:
         split = ", ".join(f"{name} {used:.2f}" for name, used in r.cpu_by_process.items())
         stuck = f"  LOPSIDED ({share:.0%} on one worker)" if (share := lopsided(r)) else ""
-        lines.append(f"{r.round:<6}{r.target:<9}{r.requests:>7}{r.rate:>8,.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}"
-                     f"{r.max_ms:>8.1f}{r.per_cpu_s:>10,.0f}{r.failures:>6}  {split}{stuck}")
+        lines.append(
+            f"{r.round:<6}{r.target:<9}{r.requests:>7}{r.rate:>8,.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}"
+            f"{r.max_ms:>8.1f}{r.per_cpu_s:>10,.0f}{r.failures:>6}  {split}{stuck}"
+        )
     return "\n".join(lines)
 
 
@@ -158,9 +187,11 @@ def scaling(by_workers: dict[int, dict[str, Any]], tolerance: float) -> tuple[li
     too), and whether the gateway's stay within ``tolerance`` of the smallest count's; None when
     there is one count. A baseline that was not driven shows "-"."""
     counts = sorted(by_workers)
-    lines = [f"{'workers':<9}{'gateway acc/s':>14}{'gateway /CPU-s':>16}{'parse+XSD /CPU-s':>18}"
-             f"{'+signxml /CPU-s':>17}{'+dsig /CPU-s':>14}{'gw/+sig':>9}{'gw/+dsig':>10}{'gw/+dsig acc/s':>16}"
-             f"{'gateway vs first':>18}{'gw+db /CPU-s':>14}"]
+    lines = [
+        f"{'workers':<9}{'gateway acc/s':>14}{'gateway /CPU-s':>16}{'parse+XSD /CPU-s':>18}"
+        f"{'+signxml /CPU-s':>17}{'+dsig /CPU-s':>14}{'gw/+sig':>9}{'gw/+dsig':>10}{'gw/+dsig acc/s':>16}"
+        f"{'gateway vs first':>18}{'gw+db /CPU-s':>14}"
+    ]
     first = by_workers[counts[0]]["gateway"]["per_cpu_s"]
     worst = 0.0
     for count in counts:
@@ -169,17 +200,21 @@ def scaling(by_workers: dict[int, dict[str, Any]], tolerance: float) -> tuple[li
         change = gateway["per_cpu_s"] / first - 1 if first else float("nan")
         worst = max(worst, abs(change))
         per_cpu = [_figure(summary.get(target, {}).get("per_cpu_s")) for target in BASELINES]
-        lines.append(f"{count:<9}{gateway['rate']:>14,.0f}{gateway['per_cpu_s']:>16,.0f}"
-                     f"{per_cpu[0]:>18}{per_cpu[1]:>17}{per_cpu[2]:>14}"
-                     f"{_ratio_figure(summary, 'ratio_sig', 'per_cpu_s'):>9}"
-                     f"{_ratio_figure(summary, 'ratio_dsig', 'per_cpu_s'):>10}"
-                     f"{_ratio_figure(summary, 'ratio_dsig', 'rate'):>16}{change:>+18.0%}"
-                     f"{_figure(gateway.get('per_cpu_with_database_s')):>14}")
+        lines.append(
+            f"{count:<9}{gateway['rate']:>14,.0f}{gateway['per_cpu_s']:>16,.0f}"
+            f"{per_cpu[0]:>18}{per_cpu[1]:>17}{per_cpu[2]:>14}"
+            f"{_ratio_figure(summary, 'ratio_sig', 'per_cpu_s'):>9}"
+            f"{_ratio_figure(summary, 'ratio_dsig', 'per_cpu_s'):>10}"
+            f"{_ratio_figure(summary, 'ratio_dsig', 'rate'):>16}{change:>+18.0%}"
+            f"{_figure(gateway.get('per_cpu_with_database_s')):>14}"
+        )
     if len(counts) < 2:
         return lines, None
     within = worst <= tolerance
-    lines.append(f"gateway accepted per server CPU-second, {counts[0]} to {counts[-1]} workers: largest change "
-                 f"{worst:.0%}, {'within' if within else 'NOT within'} {tolerance:.0%}")
+    lines.append(
+        f"gateway accepted per server CPU-second, {counts[0]} to {counts[-1]} workers: largest change "
+        f"{worst:.0%}, {'within' if within else 'NOT within'} {tolerance:.0%}"
+    )
     lines.extend(baselines_own_change(by_workers))
     return lines, within
 
@@ -198,8 +233,10 @@ def baselines_own_change(by_workers: dict[int, dict[str, Any]]) -> list[str]:
         changes = [figure / figures[0] - 1 for figure in figures]
         worst = max(changes, key=abs)
         steps = ", ".join(f"{change:+.0%}" for change in changes)
-        lines.append(f"  the {LABELS[target]} baseline beside it, same workers: {steps} from the first count "
-                     f"(largest change {abs(worst):.0%}): what more processes cost a server with no shared state here")
+        lines.append(
+            f"  the {LABELS[target]} baseline beside it, same workers: {steps} from the first count "
+            f"(largest change {abs(worst):.0%}): what more processes cost a server with no shared state here"
+        )
     return lines
 
 

@@ -72,9 +72,12 @@ def gateway_env(setup: Setup, options: Options, port: int) -> dict[str, str]:
     """The environment of ``gateway init`` and ``gateway serve``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(
-        GATEWAY_DATA_DIR=str(setup.data_dir), GATEWAY_KEYS_DIR=str(setup.keys_dir),
-        GATEWAY_HOST=servers.LOOPBACK, GATEWAY_PORT=str(port),
-        GATEWAY_WORKERS=str(setup.workers), GATEWAY_THREADS=str(options.threads),
+        GATEWAY_DATA_DIR=str(setup.data_dir),
+        GATEWAY_KEYS_DIR=str(setup.keys_dir),
+        GATEWAY_HOST=servers.LOOPBACK,
+        GATEWAY_PORT=str(port),
+        GATEWAY_WORKERS=str(setup.workers),
+        GATEWAY_THREADS=str(options.threads),
         GATEWAY_DATABASE_URL=named(setup.database_url, GATEWAY_APPLICATION),
         # the envelopes are signed before the run: their Timestamps must stay acceptable throughout it
         GATEWAY_TIMESTAMP_MAX_AGE=str(int(SIGNATURE_TTL.total_seconds())),
@@ -89,8 +92,15 @@ def gateway_env(setup: Setup, options: Options, port: int) -> dict[str, str]:
 def initialise(env: dict[str, str]) -> None:
     """``gateway init --demo``; raises ``RuntimeError`` with its output when it fails. It reuses the
     keys it finds, so every worker count's database registers the same certificates."""
-    done = subprocess.run([str(BIN / "gateway"), "init", "--demo"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [str(BIN / "gateway"), "init", "--demo"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"gateway init --demo failed:\n{done.stdout}{done.stderr}")
 
@@ -103,25 +113,43 @@ def running(setup: Setup, options: Options, env: dict[str, str]) -> Iterator[dic
     started: dict[str, servers.Server] = {}
     try:
         started["gateway"] = servers.start(
-            "gateway", [str(BIN / "gateway"), "serve"], env, int(env["GATEWAY_PORT"]),
-            setup.workdir / f"gateway-{setup.workers}.log")
+            "gateway",
+            [str(BIN / "gateway"), "serve"],
+            env,
+            int(env["GATEWAY_PORT"]),
+            setup.workdir / f"gateway-{setup.workers}.log",
+        )
         for mode in options.servers[1:]:
             port = servers.free_port()
-            baseline_env = {**env, "GATEWAY_PORT": str(port), "BENCH_BASELINE": mode,
-                            "BENCH_CERTS_DIR": str(setup.keys_dir / "participants")}
+            baseline_env = {
+                **env,
+                "GATEWAY_PORT": str(port),
+                "BENCH_BASELINE": mode,
+                "BENCH_CERTS_DIR": str(setup.keys_dir / "participants"),
+            }
             if options.baseline_worker_class:
                 baseline_env["BENCH_WORKER_CLASS"] = options.baseline_worker_class
-            started[mode] = servers.start(mode, [sys.executable, str(HERE / "baseline_serve.py")], baseline_env,
-                                          port, setup.workdir / f"{mode}-{setup.workers}.log")
+            started[mode] = servers.start(
+                mode,
+                [sys.executable, str(HERE / "baseline_serve.py")],
+                baseline_env,
+                port,
+                setup.workdir / f"{mode}-{setup.workers}.log",
+            )
         for server in started.values():
             servers.wait_ready(server, "/healthz")
         classes = {name: servers.worker_class(server) for name, server in started.items()}
-        print(f"  servers ({setup.workers} worker(s) x {options.threads} threads): "
-              + ", ".join(f"{name} on port {server.port} ({classes[name]})" for name, server in started.items()),
-              flush=True)
+        print(
+            f"  servers ({setup.workers} worker(s) x {options.threads} threads): "
+            + ", ".join(f"{name} on port {server.port} ({classes[name]})" for name, server in started.items()),
+            flush=True,
+        )
         if len(set(classes.values())) != 1:
-            print("  WARNING: the servers do not run the same gunicorn worker class: the ratios compare serving "
-                  "stacks too", flush=True)
+            print(
+                "  WARNING: the servers do not run the same gunicorn worker class: the ratios compare serving "
+                "stacks too",
+                flush=True,
+            )
         yield started
     finally:
         for server in started.values():
@@ -143,30 +171,63 @@ def drive(server: servers.Server, segment: Segment, options: Options, warmup: bo
     after = segment.after if server.name == "gateway" else ()
     if options.open_loop and not warmup:
         assert options.rate is not None
-        return openloop.drive_at_rate(servers.LOOPBACK, server.port, SOAP_PATH, bodies, options.connections,
-                                      accepts(server.name), options.rate, options.duration, after)
+        return openloop.drive_at_rate(
+            servers.LOOPBACK,
+            server.port,
+            SOAP_PATH,
+            bodies,
+            options.connections,
+            accepts(server.name),
+            options.rate,
+            options.duration,
+            after,
+        )
     if options.generator == "wrk":
         seconds = min(2.0, options.wrk_seconds) if warmup else options.wrk_seconds
-        return wrk_load.drive(servers.LOOPBACK, server.port, SOAP_PATH, bodies, options.connections,
-                              seconds, once=server.name == "gateway")
+        return wrk_load.drive(
+            servers.LOOPBACK,
+            server.port,
+            SOAP_PATH,
+            bodies,
+            options.connections,
+            seconds,
+            once=server.name == "gateway",
+        )
     # a baseline's closed-loop round lasts --duration like the gateway's: it has no replay check,
     # so it goes through its slice again when it is through
-    return load.drive(servers.LOOPBACK, server.port, SOAP_PATH, bodies, min(options.connections, 16)
-                      if warmup else options.connections, accepts(server.name),
-                      WARMUP_LIMIT_S if warmup else options.duration,
-                      repeat=not warmup and server.name != "gateway", after=after)
+    return load.drive(
+        servers.LOOPBACK,
+        server.port,
+        SOAP_PATH,
+        bodies,
+        min(options.connections, 16) if warmup else options.connections,
+        accepts(server.name),
+        WARMUP_LIMIT_S if warmup else options.duration,
+        repeat=not warmup and server.name != "gateway",
+        after=after,
+    )
 
 
 def warm_up(server: servers.Server, segment: Segment, options: Options) -> load.LoadResult:
     """The warm-up, whole (the rounds' first filings are about its graduates): the first cycle of
     the traffic mix one at a time (it registers the graduate whom the warm-up's first filings are
     about), then the rest over the connections."""
-    first = load.drive(servers.LOOPBACK, server.port, SOAP_PATH, segment.bodies[:TRAFFIC_ROUTES], 1,
-                       accepts(server.name), WARMUP_LIMIT_S)
-    rest = Segment(segment.bodies[TRAFFIC_ROUTES:], [
-        None if before is None or before < TRAFFIC_ROUTES else before - TRAFFIC_ROUTES
-        for before in segment.after[TRAFFIC_ROUTES:]
-    ])
+    first = load.drive(
+        servers.LOOPBACK,
+        server.port,
+        SOAP_PATH,
+        segment.bodies[:TRAFFIC_ROUTES],
+        1,
+        accepts(server.name),
+        WARMUP_LIMIT_S,
+    )
+    rest = Segment(
+        segment.bodies[TRAFFIC_ROUTES:],
+        [
+            None if before is None or before < TRAFFIC_ROUTES else before - TRAFFIC_ROUTES
+            for before in segment.after[TRAFFIC_ROUTES:]
+        ],
+    )
     result = drive(server, rest, options, warmup=True)
     result.requests += first.requests
     result.failures += first.failures
@@ -183,8 +244,13 @@ def lock_sampler(setup: Setup, options: Options) -> locks.Sampler | None:
     return locks.SqliteSampler(setup.data_dir / "gateway.db", interval)
 
 
-def measure(started: dict[str, servers.Server], slices: list[Segment], options: Options,
-            sampler: locks.Sampler | None, database_url: str) -> list[report.RoundFigures]:
+def measure(
+    started: dict[str, servers.Server],
+    slices: list[Segment],
+    options: Options,
+    sampler: locks.Sampler | None,
+    database_url: str,
+) -> list[report.RoundFigures]:
     """Drive the servers with each slice in turn, the order reversed every other round so that drift
     cancels; the lock sampler runs during the gateway's turns, and the CPU of the gateway's
     PostgreSQL server processes is read around them."""
@@ -210,17 +276,23 @@ def measure(started: dict[str, servers.Server], slices: list[Segment], options: 
                 backends |= backend_pids(database_url, GATEWAY_APPLICATION)
                 database_after = servers.processes_cpu_seconds(backends)
                 database_cpu = sum(used - database_before.get(pid, 0.0) for pid, used in database_after.items())
-            figures.append(report.round_figures(
-                target, number, result, (before, after), machine_after - machine_before, server.pid, database_cpu))
+            figures.append(
+                report.round_figures(
+                    target, number, result, (before, after), machine_after - machine_before, server.pid, database_cpu
+                )
+            )
             ended = ""
             count = len(segment.bodies)
             if options.open_loop and options.rate and count < options.rate * options.duration:
                 ended = f" (only {count} envelopes a round: a schedule of {count / options.rate:.1f} s)"
             elif not options.open_loop and gateway and result.elapsed_s < options.duration * 0.95:
                 ended = f" (envelopes used up after {result.elapsed_s:.1f} s: raise --envelopes)"
-            print(f"  round {number} {target:<8} {result.requests:>6} requests, "
-                  f"{(result.requests - result.failures) / (result.elapsed_s or 1):>7,.0f} accepted/s, "
-                  f"{result.failures} failures{ended}", flush=True)
+            print(
+                f"  round {number} {target:<8} {result.requests:>6} requests, "
+                f"{(result.requests - result.failures) / (result.elapsed_s or 1):>7,.0f} accepted/s, "
+                f"{result.failures} failures{ended}",
+                flush=True,
+            )
     return figures
 
 
@@ -231,8 +303,11 @@ def segment_sizes(count: int, options: Options) -> list[int]:
 
 def machine() -> dict[str, Any]:
     return {
-        "cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version(),
-        "lxml": ".".join(map(str, lxml.etree.LXML_VERSION)), "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "lxml": ".".join(map(str, lxml.etree.LXML_VERSION)),
+        "platform": platform.platform(),
     }
 
 
@@ -255,23 +330,33 @@ class Envelopes:
             sizes = segment_sizes(self._options.envelope_count(self.signed), self._options)
             self.segments = generate(routes, sizes, self._keys_dir if self.signed else None)
             bodies = [body for segment in self.segments for body in segment.bodies]
-            print(f"generated {len(bodies)} {'signed' if self.signed else 'unsigned'} envelopes "
-                  f"(mean {sum(map(len, bodies)) / len(bodies):,.0f} bytes) "
-                  f"in {time.monotonic() - started_at:.1f} s", flush=True)
+            print(
+                f"generated {len(bodies)} {'signed' if self.signed else 'unsigned'} envelopes "
+                f"(mean {sum(map(len, bodies)) / len(bodies):,.0f} bytes) "
+                f"in {time.monotonic() - started_at:.1f} s",
+                flush=True,
+            )
         return self.segments[0], self.segments[1:]
 
     def describe(self) -> dict[str, Any]:
         bodies = [body for segment in self.segments for body in segment.bodies]
-        return {"count": len(bodies), "signed": self.signed,
-                "mean_bytes": sum(map(len, bodies)) / max(1, len(bodies)), "lag_cycles": LAG_CYCLES}
+        return {
+            "count": len(bodies),
+            "signed": self.signed,
+            "mean_bytes": sum(map(len, bodies)) / max(1, len(bodies)),
+            "lag_cycles": LAG_CYCLES,
+        }
 
 
 def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str, Any]:
     """One worker count against the database of ``setup``; returns its result document."""
     env = gateway_env(setup, options, servers.free_port())
     load_average = os.getloadavg()
-    print(f"{setup.workers} worker(s): initialising a demo gateway ({setup.database_url.split('@')[-1]}); "
-          f"load average {' '.join(f'{x:.2f}' for x in load_average)}", flush=True)
+    print(
+        f"{setup.workers} worker(s): initialising a demo gateway ({setup.database_url.split('@')[-1]}); "
+        f"load average {' '.join(f'{x:.2f}' for x in load_average)}",
+        flush=True,
+    )
     initialise(env)
     warmup, slices = envelopes.get()
     stored_before = stored_messages(setup.database_url)
@@ -281,8 +366,11 @@ def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str,
             warmed = {name: warm_up(server, warmup, options) for name, server in started.items()}
             for name, result in warmed.items():
                 if result.failures:
-                    print(f"  warm-up: {name} refused {result.failures} of {result.requests}, "
-                          f"e.g. {result.first_failure}", flush=True)
+                    print(
+                        f"  warm-up: {name} refused {result.failures} of {result.requests}, "
+                        f"e.g. {result.first_failure}",
+                        flush=True,
+                    )
             rounds = measure(started, slices, options, sampler, setup.database_url)
             memory = {name: servers.resident_mb(server.pid) for name, server in started.items()}
     finally:
@@ -295,17 +383,25 @@ def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str,
     # wrk does not count the answers still in flight when its time is up (nor its warm-up's)
     slack = options.connections * (len(slices) + 1) if options.generator == "wrk" and not options.open_loop else 0
     return {
-        "workers": setup.workers, "database": setup.database_url.split("@")[-1].split("?")[0],
+        "workers": setup.workers,
+        "database": setup.database_url.split("@")[-1].split("?")[0],
         "load_average_before": load_average,
-        "envelopes": {"per_round": len(slices[0].bodies), "warmup": len(warmup.bodies),
-                      "warmup_refused": {name: r.failures for name, r in warmed.items()}},
-        "gateway_stored_check": {
-            "accepted_responses": accepted, "stored_rows": stored, "ok": accepted <= stored <= accepted + slack,
+        "envelopes": {
+            "per_round": len(slices[0].bodies),
+            "warmup": len(warmup.bodies),
+            "warmup_refused": {name: r.failures for name, r in warmed.items()},
         },
-        "summary": report.summarise(rounds), "rounds": report.as_json(rounds),
+        "gateway_stored_check": {
+            "accepted_responses": accepted,
+            "stored_rows": stored,
+            "ok": accepted <= stored <= accepted + slack,
+        },
+        "summary": report.summarise(rounds),
+        "rounds": report.as_json(rounds),
         "locks": sampler.figures.as_json() if sampler is not None else None,
-        "resident_mb_after": {name: {str(pid): round(mb, 1) for pid, mb in sizes.items()}
-                              for name, sizes in memory.items()},
+        "resident_mb_after": {
+            name: {str(pid): round(mb, 1) for pid, mb in sizes.items()} for name, sizes in memory.items()
+        },
         "_lock_figures": sampler.figures if sampler is not None else None,
     }
 
@@ -313,34 +409,54 @@ def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str,
 def print_run(run: dict[str, Any], options: Options) -> bool:
     """The text report of one worker count; True when its stored-rows check passed."""
     rounds = [report.RoundFigures(**r) for r in run["rounds"]]
-    print(f"\n=== {run['workers']} worker(s) x {options.threads} threads, {run['database']}, "
-          + (f"open loop at {options.rate:,.0f}/s offered" if options.open_loop
-             else f"closed loop, {options.connections} connections")
-          + f"; load average before: {run['load_average_before'][0]:.2f} ===")
+    print(
+        f"\n=== {run['workers']} worker(s) x {options.threads} threads, {run['database']}, "
+        + (
+            f"open loop at {options.rate:,.0f}/s offered"
+            if options.open_loop
+            else f"closed loop, {options.connections} connections"
+        )
+        + f"; load average before: {run['load_average_before'][0]:.2f} ==="
+    )
     print(report.table(run["summary"], rounds))
     if (with_database := run["summary"]["gateway"].get("per_cpu_with_database_s")) is not None:
-        print(f"gateway accepted per CPU-second of its server and its PostgreSQL server processes together: "
-              f"{with_database:,.0f} (median of rounds; the database's processes are not in the figures above)")
+        print(
+            f"gateway accepted per CPU-second of its server and its PostgreSQL server processes together: "
+            f"{with_database:,.0f} (median of rounds; the database's processes are not in the figures above)"
+        )
     if options.open_loop:
         lag = max(r.max_send_lag_ms for r in rounds if r.target == "gateway")
         gateway = run["summary"]["gateway"]
-        behind = (f"; every connection was busy, requests left the client up to {lag:.0f} ms late (that wait "
-                  "is in the latencies: the gateway did not keep up with the offered rate)" if lag > 100 else "")
-        print(f"open loop: gateway accept latency from the scheduled time p50 {gateway['p50_ms']:.1f} ms, "
-              f"p99 {gateway['p99_ms']:.1f} ms, max {gateway['max_ms']:.1f} ms (medians of rounds) at "
-              f"{options.rate:,.0f}/s offered, {gateway['rate']:,.0f}/s accepted{behind}")
+        behind = (
+            f"; every connection was busy, requests left the client up to {lag:.0f} ms late (that wait "
+            "is in the latencies: the gateway did not keep up with the offered rate)"
+            if lag > 100
+            else ""
+        )
+        print(
+            f"open loop: gateway accept latency from the scheduled time p50 {gateway['p50_ms']:.1f} ms, "
+            f"p99 {gateway['p99_ms']:.1f} ms, max {gateway['max_ms']:.1f} ms (medians of rounds) at "
+            f"{options.rate:,.0f}/s offered, {gateway['rate']:,.0f}/s accepted{behind}"
+        )
     if run["_lock_figures"] is not None:
         print("\n".join(locks.describe(run["_lock_figures"], options.lock_limit)))
     check = run["gateway_stored_check"]
-    memory = "; ".join(f"{name} {', '.join(f'{mb:,.0f}' for mb in sizes.values())}"
-                       for name, sizes in run["resident_mb_after"].items())
-    print(f"resident memory of the workers after the run, MB: {memory} "
-          f"(the gateway's after {check['accepted_responses']:,} acceptances and the warm-up)")
-    print(f"gateway rows stored {check['stored_rows']} for {check['accepted_responses']} acceptances: "
-          f"{'ok' if check['ok'] else 'MISMATCH'}")
+    memory = "; ".join(
+        f"{name} {', '.join(f'{mb:,.0f}' for mb in sizes.values())}" for name, sizes in run["resident_mb_after"].items()
+    )
+    print(
+        f"resident memory of the workers after the run, MB: {memory} "
+        f"(the gateway's after {check['accepted_responses']:,} acceptances and the warm-up)"
+    )
+    print(
+        f"gateway rows stored {check['stored_rows']} for {check['accepted_responses']} acceptances: "
+        f"{'ok' if check['ok'] else 'MISMATCH'}"
+    )
     if (foreign := report.foreign_load(rounds)) > FOREIGN_LOAD_WARNING:
-        print(f"WARNING: other work on the machine used up to {foreign:.2f} cores during a round; "
-              "the figures are disturbed (check uptime and run again; with PostgreSQL its server counts here)")
+        print(
+            f"WARNING: other work on the machine used up to {foreign:.2f} cores during a round; "
+            "the figures are disturbed (check uptime and run again; with PostgreSQL its server counts here)"
+        )
     for failure in sorted({r.first_failure for r in rounds if r.first_failure}):
         print(f"first failure: {failure}")
     return bool(check["ok"])
@@ -374,8 +490,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     load_before = os.getloadavg()
-    print(f"load average before the run: {' '.join(f'{x:.2f}' for x in load_before)} "
-          f"on {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"load average before the run: {' '.join(f'{x:.2f}' for x in load_before)} on {os.cpu_count()} CPUs", flush=True
+    )
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-intake-"))
     try:
         runs, described = run_all(options, workdir)
@@ -388,17 +505,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     stored_ok = all([print_run(run, options) for run in runs])
-    scaling_lines, within = report.scaling({run["workers"]: run["summary"] for run in runs},
-                                           options.scaling_tolerance)
+    scaling_lines, within = report.scaling({run["workers"]: run["summary"] for run in runs}, options.scaling_tolerance)
     print("\n=== per worker count (medians of rounds) ===")
     print("\n".join(scaling_lines))
-    print(f"load average before / after the run: {' '.join(f'{x:.2f}' for x in load_before)} / "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"load average before / after the run: {' '.join(f'{x:.2f}' for x in load_before)} / "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     result = {
-        "benchmark": "intake", "finished_at": datetime.now(UTC).isoformat(), "machine": machine(),
+        "benchmark": "intake",
+        "finished_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
         "load_average_before": load_before,
         "options": {**vars(options), "results_dir": str(options.results_dir)},
-        "envelopes": described, "scaling_within_tolerance": within,
+        "envelopes": described,
+        "scaling_within_tolerance": within,
         "runs": [{k: v for k, v in run.items() if not k.startswith("_")} for run in runs],
     }
     print(f"result written to {write_result(result, options.results_dir)}")

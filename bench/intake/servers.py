@@ -50,7 +50,11 @@ def start(name: str, command: Sequence[str], env: Mapping[str, str], port: int, 
     """Start ``command`` with its output in ``log_path``; the caller must :func:`stop` it."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            list(command), env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            list(command),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     return Server(name, process, port, log_path)
@@ -176,4 +180,4 @@ def _read_stat(pid: int) -> list[str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()

@@ -28,8 +28,15 @@ def available() -> bool:
 
 
 def drive(
-    host: str, port: int, path: str, bodies: Sequence[bytes], connections: int, seconds: float,
-    *, once: bool, wrk_threads: int = 2,
+    host: str,
+    port: int,
+    path: str,
+    bodies: Sequence[bytes],
+    connections: int,
+    seconds: float,
+    *,
+    once: bool,
+    wrk_threads: int = 2,
 ) -> LoadResult:
     """Send ``bodies`` with wrk for ``seconds``; raises ``RuntimeError`` when wrk fails."""
     threads = min(wrk_threads, connections)
@@ -37,8 +44,18 @@ def drive(
         pool.write(b"".join(body + SEPARATOR for body in bodies))
         pool.flush()
         command = [
-            "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
-            "-s", str(SCRIPT), f"http://{host}:{port}{path}", "--", pool.name, str(threads),
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(SCRIPT),
+            f"http://{host}:{port}{path}",
+            "--",
+            pool.name,
+            str(threads),
             "once" if once else "cycle",
         ]
         before = _children_cpu()
@@ -57,9 +74,14 @@ def _result(summary: dict[str, int], connections: int, client_cpu_s: float) -> L
         failures += 1  # the rate is void, whatever the answers were
         notes.append(f"{summary['exhausted_threads']} wrk thread(s) ran out of envelopes before the time was up")
     return LoadResult(
-        generator="wrk", connections=connections, requests=summary["requests"], failures=failures,
-        elapsed_s=summary["duration_us"] / 1e6, client_cpu_s=client_cpu_s,
-        p50_s=summary["p50_us"] / 1e6, p99_s=summary["p99_us"] / 1e6,
+        generator="wrk",
+        connections=connections,
+        requests=summary["requests"],
+        failures=failures,
+        elapsed_s=summary["duration_us"] / 1e6,
+        client_cpu_s=client_cpu_s,
+        p50_s=summary["p50_us"] / 1e6,
+        p99_s=summary["p99_us"] / 1e6,
         first_failure="; ".join(notes) or None,
     )
 

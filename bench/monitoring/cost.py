@@ -51,9 +51,16 @@ def main() -> None:
     def metrics_and_log() -> None:
         metrics_only()
         events.emit(
-            "request", method="POST", path="/soap", status=200, client="127.0.0.1", duration_ms=4.2,
-            message_id="926ecfa2-a446-4625-978a-00b1dc99f820", sender="12110108400000008J",
-            service="DestinationRegistration", outcome="accepted",
+            "request",
+            method="POST",
+            path="/soap",
+            status=200,
+            client="127.0.0.1",
+            duration_ms=4.2,
+            message_id="926ecfa2-a446-4625-978a-00b1dc99f820",
+            sender="12110108400000008J",
+            service="DestinationRegistration",
+            outcome="accepted",
         )
 
     results = {}

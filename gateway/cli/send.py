@@ -143,6 +143,7 @@ def gateway_url(value: str, source: str) -> str:
 def unreachable(base: str, exc: requests.RequestException) -> click.ClickException:
     """One line for a gateway that does not answer over HTTP."""
     import requests
+
     if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout):
         return click.ClickException(
             f"no gateway answers at {base} (connection refused or host unknown): start it with "

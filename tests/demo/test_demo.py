@@ -204,8 +204,11 @@ def test_the_logs_have_a_json_line_per_request_and_attempt_and_no_identity_numbe
     platform = Settings.from_env({}).platform_id
     accepted = database.scalar(text("SELECT count(*) FROM messages WHERE sender_id != :p"), {"p": platform})
     assert sum(1 for line in requests if line["outcome"] == "accepted") == accepted
-    assert all({"message_id", "sender", "service", "duration_ms"} <= line.keys() for line in requests
-               if line["outcome"] == "accepted")
+    assert all(
+        {"message_id", "sender", "service", "duration_ms"} <= line.keys()
+        for line in requests
+        if line["outcome"] == "accepted"
+    )
     assert {line["fault_code"] for line in requests if line["outcome"] == "refused"} >= set(PLANNED)
     delivered = database.scalar(text("SELECT count(*) FROM deliveries WHERE status = 'delivered' AND mode = 'push'"))
     assert sum(1 for line in attempts if line["outcome"] == "delivered") == delivered

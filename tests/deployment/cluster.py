@@ -139,7 +139,9 @@ class Cluster:
             self.env(node),
         )
         wait_until(
-            lambda: "delivery worker:" in started.log_tail(200) or not started.alive(), 45, f"{name} to start",
+            lambda: "delivery worker:" in started.log_tail(200) or not started.alive(),
+            45,
+            f"{name} to start",
             started.log_tail,
         )
         assert started.alive(), f"{name} exited:\n{started.log_tail()}"

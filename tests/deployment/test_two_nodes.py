@@ -142,7 +142,11 @@ def test_two_nodes_behind_a_proxy(cluster: Cluster) -> None:
     for node in NODES:
         verified = subprocess.run(
             [sys.executable, "-m", "gateway", "audit", "verify", "--json"],
-            env=cluster.env(node), capture_output=True, text=True, timeout=120, check=False,
+            env=cluster.env(node),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         assert verified.returncode == 0, verified.stdout + verified.stderr
         report = json.loads(verified.stdout)
@@ -150,9 +154,11 @@ def test_two_nodes_behind_a_proxy(cluster: Cluster) -> None:
         published[node] = report["published"]
     assert sum(published.values()) >= 1, published
     replayed = list(cluster.outcomes.values()).count("replayed")
-    print(f"sent {len(cluster.outcomes)}, {cluster.retries} sent again, {replayed} answered REPLAY; "
-          f"accepted per node run {served}; "
-          f"checkpoints {len(sizes)}, published per worker {published}")
+    print(
+        f"sent {len(cluster.outcomes)}, {cluster.retries} sent again, {replayed} answered REPLAY; "
+        f"accepted per node run {served}; "
+        f"checkpoints {len(sizes)}, published per worker {published}"
+    )
 
 
 def _accepted_lines(path: Path) -> int:

@@ -54,9 +54,7 @@ def test_wss4j_signs_a_message_the_gateway_accepts_and_checks_the_signed_answer(
     assert "status accepted" in result.stdout
 
 
-def test_a_refusal_reaches_the_java_sender_as_a_signed_fault_with_its_code(
-    gateway_url: str, served_home: Path
-) -> None:
+def test_a_refusal_reaches_the_java_sender_as_a_signed_fault_with_its_code(gateway_url: str, served_home: Path) -> None:
     require("Java with Debian's libwss4j-java", _java_with_wss4j)
     result = send(gateway_url, served_home, PRIVATE_EMPLOYER)
     assert result.returncode == 2, result.stdout + result.stderr

@@ -59,8 +59,12 @@ def test_a_served_gateway_is_scraped(home: Path, sign: Signer) -> None:
     metrics_port = free_port()
     env = {"GATEWAY_METRICS_PORT": str(metrics_port), "GATEWAY_METRICS_TOKEN": TOKEN}
     message = sign(
-        wrap(example("destination-registration"), sender=UNIVERSITY, recipient=EDUCATION_DEPARTMENT,
-             service="DestinationRegistration"),
+        wrap(
+            example("destination-registration"),
+            sender=UNIVERSITY,
+            recipient=EDUCATION_DEPARTMENT,
+            service="DestinationRegistration",
+        ),
         as_=UNIVERSITY,
     )
     with served_gateway(home, env) as base:
@@ -105,4 +109,3 @@ def test_a_served_gateway_is_scraped(home: Path, sign: Signer) -> None:
     panels = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     missing = (names_in(rules) | names_in(panels)) - found
     assert not missing, f"read by the rules or the dashboard but not served: {sorted(missing)}"
-

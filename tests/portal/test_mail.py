@@ -179,9 +179,7 @@ def test_a_failing_mail_server_loses_no_notice(
     assert "档案已签收" in page and "多次发送失败" in page
 
 
-def test_without_a_mail_server_notices_stay_in_the_portal(
-    settings: Settings, clock: FixedClock, sign: Signer
-) -> None:
+def test_without_a_mail_server_notices_stay_in_the_portal(settings: Settings, clock: FixedClock, sign: Signer) -> None:
     application = create_app(settings, clock=clock)  # no GATEWAY_SMTP_HOST
     application.config["TESTING"] = True
     try:

@@ -68,9 +68,7 @@ def test_the_archive_page_follows_the_transfer(app: Flask, client: FlaskClient, 
     assert "Held by" in english and "Confidential communication" in english
 
 
-def test_the_notices_tell_the_story_in_order_and_are_marked_read(
-    app: Flask, client: FlaskClient, sign: Signer
-) -> None:
+def test_the_notices_tell_the_story_in_order_and_are_marked_read(app: Flask, client: FlaskClient, sign: Signer) -> None:
     _registration_rejected_then_filed(client, sign)
     assert activate(client).status_code == 302  # type: ignore[attr-defined]
     send = sender(client, sign)
