@@ -87,6 +87,11 @@ class DeliveryService:
     deferrals: Deferrals = field(init=False)
 
     def __post_init__(self) -> None:
+        # On PostgreSQL the claim is one statement, atomic on its own: run without BEGIN and COMMIT
+        # (the driver's autocommit), it is one round trip instead of three. The engine shares its
+        # pool; a connection goes back to it with its usual transactions (SQLAlchemy resets it).
+        self._single_statement = self.engine.dialect.name == "postgresql"
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.actor = delivery_actor(self.broker, self.deliver)
         # A circuit stays open six retry delays (30 s by default): the recovery settings scale both.
         self.gate = RecipientGate(open_seconds=6 * self.policy.base_seconds)
@@ -146,11 +151,17 @@ class DeliveryService:
             self._push_and_record(job)
 
     def _recipient_of(self, delivery_id: int) -> str | None:
-        with self.engine.connect() as connection:
+        with (self._autocommit if self._single_statement else self.engine).connect() as connection:
             return outbox.recipient_of(connection, delivery_id)
 
     def _claim(self, delivery_id: int) -> outbox.PushJob | None:
-        """The claim, or None: delivered already, not due yet, or another worker's."""
+        """The claim, or None: delivered already, not due yet, or another worker's.
+
+        On PostgreSQL one statement in autocommit (``outbox.claim``: the UPDATE returns what the
+        push needs); on SQLite two in a transaction."""
+        if self._single_statement:
+            with self._autocommit.connect() as connection:
+                return outbox.claim(connection, delivery_id, self.clock.now(), self.policy)
         with self.engine.begin() as connection:
             return outbox.claim(connection, delivery_id, self.clock.now(), self.policy)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from gateway.bootstrap import ensure_platform, gateway_key_paths
 from gateway.delivery import outbox
@@ -76,3 +77,37 @@ def test_bulk_retry_of_dead_letters(store_app: Flask) -> None:
         rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
     assert [(rows[i].status, rows[i].attempts) for i in ids] == [("failed", 4), ("failed", 4)] + [("queued", 0)] * 3
     assert {rows[i].enqueued_at for i in ids[2:]} == {now}
+
+
+def test_the_workers_claim_is_one_statement_without_begin_or_commit_on_postgresql(
+    store_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the claim's one statement runs in the driver's autocommit (one round trip, not
+    three), and its connection goes back to the pool with transactions as before; on SQLite its
+    two statements share a transaction."""
+    service = store_app.extensions["gateway"].delivery
+    engine = service.engine
+    postgres = engine.dialect.name == "postgresql"
+    [first, second] = originate(store_app, AGENCY_CHAOYANG, 2)
+    seen: list[bool] = []
+    claim = outbox.claim
+
+    def noting(connection: Connection, *args: Any) -> outbox.PushJob | None:
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        seen.append(bool(dbapi.autocommit) if postgres else connection.in_transaction())
+        return claim(connection, *args)
+
+    monkeypatch.setattr(outbox, "claim", noting)
+    job = service._claim(first)
+    assert job is not None and (job.delivery_id, job.recipient_id, job.attempts) == (first, AGENCY_CHAOYANG, 1)
+    assert service._claim(first) is None  # taken, and kept: it was committed
+    assert seen == [True, True]
+    with transaction(service.sessions) as session:
+        assert session.get(Delivery, first).status == "in_delivery"  # type: ignore[union-attr]
+    for _ in range(10):  # every pooled connection in turn: a rolled-back change is rolled back
+        with engine.connect() as connection:
+            connection.execute(update(Delivery).where(Delivery.id == second).values(last_error="rolled back"))
+            connection.rollback()
+    with transaction(service.sessions) as session:
+        assert session.get(Delivery, second).last_error is None  # type: ignore[union-attr]
