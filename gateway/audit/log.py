@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit.entries import AuditEvent
 from gateway.audit.merkle import leaf_hash
 from gateway.audit.models import AuditEntry, AuditLogState, AuditPending
-from gateway.store.deferred import with_commit
+from gateway.store.deferred import with_commit, write
 
 STATE_ID = 1
 PENDING_KEY = "gateway.audit.pending"  # in Session.info: the entries recorded and not yet sequenced
@@ -57,6 +57,7 @@ _ADVANCE = (
 _INSERT_ENTRY = insert(cast(Table, AuditEntry.__table__))
 _PENDING = cast(Table, AuditPending.__table__)
 _INSERT_PENDING = insert(_PENDING).returning(_PENDING.c.id, sort_by_parameter_order=True)
+_INSERT_UNWAITED = insert(_PENDING)  # ``record_unwaited``: nothing reads its id
 _WAITING = select(
     _PENDING.c.id, _PENDING.c.entry, _PENDING.c.leaf_hash, _PENDING.c.at, _PENDING.c.kind, _PENDING.c.message_id
 ).where(_PENDING.c.leaf_index.is_(None))
@@ -99,6 +100,16 @@ def record(session: Session, event: AuditEvent) -> RecordedEntry:
     entry = RecordedEntry(event, encoded, leaf_hash(encoded))
     session.info.setdefault(PENDING_KEY, []).append(entry)
     return entry
+
+
+def record_unwaited(session: Session, event: AuditEvent) -> None:
+    """Append ``event`` to the log through ``audit_pending``, for an entry whose index nobody waits
+    for (a push delivery's outcome): its row goes with the rows ``session`` keeps for its commit
+    (``gateway.store.deferred.write``: on PostgreSQL in the COMMIT's round trip, no RETURNING), and
+    the sequencer's next batch gives it its index (``sequence_pending``). Only where that sequencer
+    runs: on PostgreSQL, beside ``defer_indexes``."""
+    encoded = event.encode()
+    write(session, _INSERT_UNWAITED, _row(RecordedEntry(event, encoded, leaf_hash(encoded))))
 
 
 def sequence(session: Session) -> None:

@@ -19,6 +19,7 @@ from gateway.delivery.policy import RetryPolicy
 from gateway.errors import PayloadPurged
 from gateway.messages.models import Delivery, DeliveryStatus, Message
 from gateway.registry.models import Participant
+from gateway.store.deferred import write
 
 S = DeliveryStatus
 
@@ -193,7 +194,9 @@ def unclaim(connection: Connection, delivery_id: int, now: datetime, until: date
 
 
 def delivered(session: Session, delivery_id: int, now: datetime) -> None:
-    session.connection().execute(_DELIVERED, {"delivery_id": delivery_id, "now": now})
+    """Mark an acknowledged push delivered (a row kept for the commit where ``session`` keeps them:
+    ``gateway.store.deferred``; nothing reads it back)."""
+    write(session, _DELIVERED, {"delivery_id": delivery_id, "now": now})
 
 
 def failed_attempt(

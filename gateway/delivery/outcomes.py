@@ -7,9 +7,11 @@ finish at about the same time share one transaction: the first thread to arrive 
 outcome waiting at that moment, the others wait for that commit; whoever arrives meanwhile goes
 into the next one. Nobody waits for a timer: alone, a thread writes its own outcome at once.
 
-On PostgreSQL the audit entries are deferred as the intake's are (``gateway.audit.log``): the
+On PostgreSQL the audit entries are deferred (``gateway.audit.log.record_unwaited``): the
 transaction writes them to ``audit_pending`` and takes no counter row; the sequencer gives them
-their indexes in its next batch, in the order they were written. Nobody waits for those indexes.
+their indexes in its next batch, in the order they were written. Nobody waits for those indexes,
+so their rows and the deliveries' UPDATEs wait for the commit and go to the server with the
+COMMIT, in one round trip (``gateway.store.deferred``).
 
 Each outcome is exact: the delivery's UPDATE is conditional on this worker still holding it, and
 if a batch's transaction fails, its outcomes are written one by one so that one failure cannot
@@ -27,11 +29,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.log import defer_indexes, record
+from gateway.audit.log import record, record_unwaited
 from gateway.clock import Clock
 from gateway.delivery import outbox
 from gateway.delivery.policy import RetryPolicy
-from gateway.store.db import transaction
+from gateway.store.deferred import commit, defer_writes
 
 log = logging.getLogger(__name__)
 _KINDS = {"delivered": "delivery.delivered", "failed": "delivery.dead_lettered"}
@@ -102,15 +104,24 @@ class OutcomeRecorder:
                         item[1].set_exception(exc)
 
     def _write(self, batch: list[tuple[Outcome, Future[str]]]) -> None:
-        with transaction(self._sessions) as session:
+        with self._sessions() as session:
+            session.begin()
             if self._defer_indexes:
-                defer_indexes(session)
+                # The deliveries' UPDATEs and the entries' rows wait for the commit and go with it: on
+                # PostgreSQL one round trip after the BEGIN's (``gateway.store.deferred``), where each
+                # statement was one (a failed attempt's UPDATE, whose row count says whether the
+                # delivery was still this worker's, still runs at once).
+                defer_writes(session)
             now = self._clock.now()
             statuses = [self._update(session, outcome, now) for outcome, _ in batch]
             # The audit entries last: they take the audit log's counter row, held until the commit (or,
             # deferred, wait in audit_pending for the sequencer's next batch and take nothing).
             for (outcome, _), status in zip(batch, statuses, strict=True):
-                record(session, _event(outcome, status, now))
+                if self._defer_indexes:
+                    record_unwaited(session, _event(outcome, status, now))
+                else:
+                    record(session, _event(outcome, status, now))
+            commit(session)
         self.batches += 1
         self.recorded += len(batch)
         for (_, future), status in zip(batch, statuses, strict=True):

@@ -4,19 +4,26 @@ the outcome, a deferral, and the bulk retry of dead letters."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.exc import DBAPIError
 
+from gateway.audit.log import sequence_pending
+from gateway.audit.models import AuditEntry
 from gateway.bootstrap import ensure_platform, gateway_key_paths
 from gateway.delivery import outbox
+from gateway.delivery import outcomes as outcomes_module
+from gateway.delivery.outcomes import Outcome
 from gateway.delivery.policy import RetryPolicy
 from gateway.messages.models import Delivery, Message
 from gateway.settings import Settings
 from gateway.store.db import transaction
+from gateway.store.deferred import write
 from gateway.web.app import create_app
 from tests.conftest import AGENCY_CHAOYANG
 from tests.delivery.test_fairness import originate
@@ -111,3 +118,86 @@ def test_the_workers_claim_is_one_statement_without_begin_or_commit_on_postgresq
             connection.rollback()
     with transaction(service.sessions) as session:
         assert session.get(Delivery, second).last_error is None  # type: ignore[union-attr]
+
+
+def test_outcomes_recorded_together_on_both_stores(store_app: Flask) -> None:
+    """The outcome recorder's transaction: on PostgreSQL the deliveries' UPDATEs and the audit
+    entries' rows go with the COMMIT (``gateway.store.deferred``), a failed attempt's UPDATE at once
+    (its row count says whether the delivery was still this worker's); every status and entry is
+    written, and the entries get their indexes from the sequencer."""
+    gateway = store_app.extensions["gateway"]
+    recorder = gateway.delivery.outcomes
+    ids = originate(store_app, AGENCY_CHAOYANG, 4)
+    with transaction(gateway.sessions) as session:
+        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(status="in_delivery", attempts=1))
+        session.execute(update(Delivery).where(Delivery.id == ids[3]).values(status="queued"))  # taken over
+    outcomes = [
+        Outcome(ids[0], "m-0", AGENCY_CHAOYANG, 1, 4, None),
+        Outcome(ids[1], "m-1", AGENCY_CHAOYANG, 1, 4, "HTTP 500"),
+        Outcome(ids[2], "m-2", AGENCY_CHAOYANG, 4, 4, "HTTP 500"),
+        Outcome(ids[3], "m-3", AGENCY_CHAOYANG, 1, 4, "HTTP 500"),
+    ]
+    batches = recorder.batches
+    with recorder._lock:  # the four written in one batch, as threads that finish together are
+        recorder._pending = [(outcome, Future()) for outcome in outcomes]
+        recorder._writing = True
+    pending = list(recorder._pending)
+    recorder._write_while_pending()
+    assert recorder.batches == batches + 1
+    assert [future.result(timeout=5) for _, future in pending] == [
+        "delivered",
+        "waiting_for_retry",
+        "failed",
+        "superseded",
+    ]
+    with transaction(gateway.sessions) as session:
+        rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
+    assert [rows[i].status for i in ids] == ["delivered", "waiting_for_retry", "failed", "queued"]
+    assert rows[ids[0]].delivered_at is not None
+    sequence_pending(gateway.sessions, datetime.now(UTC))
+    with transaction(gateway.sessions) as session:
+        kinds = session.execute(
+            select(AuditEntry.kind, AuditEntry.message_id).where(AuditEntry.kind.like("delivery.%"))
+        ).all()
+    assert sorted(kinds) == sorted(
+        [
+            ("delivery.delivered", None),
+            ("delivery.failed_attempt", None),
+            ("delivery.dead_lettered", None),
+            ("delivery.failed_attempt", None),
+        ]
+    )
+
+
+def test_an_outcome_batch_whose_commit_fails_is_written_one_by_one(
+    store_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that fails (here its COMMIT, with the rows kept for it) is written again outcome by
+    outcome: the outcomes that can be written are, the one that cannot gets its error."""
+    gateway = store_app.extensions["gateway"]
+    recorder = gateway.delivery.outcomes
+    ids = originate(store_app, AGENCY_CHAOYANG, 3)
+    with transaction(gateway.sessions) as session:
+        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(status="in_delivery", attempts=1))
+    real = outcomes_module.record_unwaited if gateway.engine.dialect.name == "postgresql" else outcomes_module.record
+    name = real.__name__
+
+    def refusing(session: Any, event: Any) -> Any:
+        if event.facts["message_id"] == "m-1":
+            # breaks a NOT NULL: at once on SQLite, with the rows kept for the COMMIT on PostgreSQL
+            write(session, text("UPDATE deliveries SET status = NULL WHERE id = :id"), {"id": ids[1]})
+        return real(session, event)
+
+    monkeypatch.setattr(outcomes_module, name, refusing)
+    outcomes = [Outcome(i, f"m-{n}", AGENCY_CHAOYANG, 1, 4, None) for n, i in enumerate(ids)]
+    with recorder._lock:
+        recorder._pending = [(outcome, Future()) for outcome in outcomes]
+        recorder._writing = True
+    pending = list(recorder._pending)
+    recorder._write_while_pending()
+    results = [future.exception(timeout=5) or future.result() for _, future in pending]
+    assert results[0] == "delivered" and results[2] == "delivered"
+    assert isinstance(results[1], DBAPIError)
+    with transaction(gateway.sessions) as session:
+        statuses = dict(session.execute(select(Delivery.id, Delivery.status).where(Delivery.id.in_(ids))).all())
+    assert statuses == {ids[0]: "delivered", ids[1]: "in_delivery", ids[2]: "delivered"}
