@@ -183,7 +183,7 @@ class DeliveryService:
         outcome = Outcome(job.delivery_id, message.message_id, recipient_id, job.attempts, job.max_attempts, error)
         status = self.outcomes.record(outcome)  # with the other threads' outcomes of the moment
         if error is None:
-            log.info("delivered %s to %s", message.message_id, recipient_id)
+            log.debug("delivered %s to %s", message.message_id, recipient_id)  # the JSON line below says it
         else:
             log.info("delivery %s to %s failed (%s): %s", message.message_id, recipient_id, status, error)
         # its JSON log line (the attempt's time, from building the Delivery to the recorded outcome)
