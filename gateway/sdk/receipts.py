@@ -69,6 +69,11 @@ def verify_gateway_signed(
     element_id = element.get("Id")
     if element.tag != tag or not element_id:
         raise ReceiptInvalid(f"expected a {name} with an Id")
+    if _UNSIGNED_NODES(element):
+        # Exclusive C14N leaves comments out of what is signed: ``<gw:Sender>1211<!---->0108</gw:Sender>``
+        # verifies as ``12110108``, and a reader of the element's text would see ``1211``. The
+        # gateway writes neither comments nor processing instructions.
+        raise ReceiptInvalid(f"the {name} holds a comment or a processing instruction, which the gateway never writes")
     signatures = element.findall("ds:Signature", NS)
     if len(signatures) != 1:
         raise ReceiptInvalid(f"the {name} carries no gateway signature of its own (or more than one)")
@@ -84,6 +89,9 @@ def verify_gateway_signed(
     _check_gateway_certificate(certificate, anchor_files, now)
     _xmlsec_verify(signature, certificate, {element_id: element}, ("Id", None))
     return element
+
+
+_UNSIGNED_NODES = etree.XPath("boolean(descendant::comment() | descendant::processing-instruction())")
 
 
 def _check_enveloped_shape(signature: etree._Element, element_id: str) -> None:

@@ -300,3 +300,34 @@ def test_a_delivery_signed_by_the_gateway_of_another_ca_is_not_trusted(gateway: 
     other = DevelopmentCA.ensure(tmp_path, datetime.now(UTC))
     with pytest.raises(ReceiptInvalid, match="not trusted"):
         verify_gateway_signed(in_body(gateway.sign_enveloped(delivery())), DELIVERY, (other.cert_path,))
+
+
+def test_a_comment_that_would_cut_a_signed_value_short_is_refused(
+    gateway: GatewaySigner, anchors: tuple[Path, ...]
+) -> None:
+    """Exclusive C14N leaves comments out of what is signed, so a comment slipped into a value keeps
+    the signature good while a reader of the element's text sees only what comes before it (the
+    SAML comment truncation). The SDK refuses any comment or processing instruction in the element."""
+    element = gateway.sign_enveloped(delivery())
+    sender = element.find("gw:Sender", NS)
+    assert sender is not None and sender.text == UNIVERSITY
+    sender.text = UNIVERSITY[:6]
+    comment = etree.Comment(" ")
+    comment.tail = UNIVERSITY[6:]
+    sender.append(comment)
+    signed = etree.tostring(sender, method="c14n", exclusive=True, with_comments=False)
+    assert UNIVERSITY in signed.decode()  # what is signed is unchanged
+    assert sender.text == UNIVERSITY[:6]  # what a reader would take for the sender
+    wrapped = in_body(element)
+    with pytest.raises(ReceiptInvalid, match="comment or a processing instruction"):
+        verify_gateway_signed(wrapped, DELIVERY, anchors)
+    wrapped.find("gw:Sender", NS).remove(wrapped.find("gw:Sender", NS)[0])  # type: ignore[union-attr,arg-type]
+    with pytest.raises(ReceiptInvalid, match="does not verify"):  # without it, the text is the cut one
+        verify_gateway_signed(wrapped, DELIVERY, anchors)
+
+
+def test_a_processing_instruction_in_the_element_is_refused(gateway: GatewaySigner, anchors: tuple[Path, ...]) -> None:
+    element = gateway.sign_enveloped(delivery())
+    element.find("gw:Original", NS).append(etree.ProcessingInstruction("x", "y"))  # type: ignore[union-attr]
+    with pytest.raises(ReceiptInvalid, match="comment or a processing instruction"):
+        verify_gateway_signed(in_body(element), DELIVERY, anchors)
