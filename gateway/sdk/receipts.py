@@ -211,6 +211,8 @@ def verify_signed_response(envelope: etree._Element, anchor_files: Sequence[Path
         certificate = x509.load_der_x509_certificate(base64.b64decode("".join(token.text.split())))
     except ValueError:
         raise ReceiptInvalid("the certificate of the response's signature cannot be read") from None
+    if any(_UNSIGNED_NODES(element) for element in wanted.values()):
+        raise ReceiptInvalid("the response's Body or Timestamp holds a comment or a processing instruction")
     _check_gateway_certificate(certificate, anchor_files, now)
     _xmlsec_verify(signature, certificate, {str(key): element for key, element in wanted.items()}, ("Id", WSU_NS))
 

@@ -152,6 +152,17 @@ def test_a_changed_answer_fails_zeeps_check(response: bytes, served_home: Path) 
         verify_signed_response(etree.fromstring(changed), (served_home / "keys" / "ca" / "ca.cert.pem",))
 
 
+def test_a_comment_in_the_answer_is_refused_by_the_sdk(response: bytes, served_home: Path) -> None:
+    """A comment is not signed (exclusive C14N): zeep's check passes it, and a reader of the Status
+    would see "acc"; the SDK refuses it."""
+    cert = str(served_home / "keys" / "gateway" / "cert.pem")
+    changed = response.replace(b"<gw:Status>accepted</gw:Status>", b"<gw:Status>acc<!-- -->epted</gw:Status>")
+    assert changed != response
+    verify_envelope(etree.fromstring(changed), cert)  # the signature itself still holds
+    with pytest.raises(ReceiptInvalid, match="comment or a processing instruction"):
+        verify_signed_response(etree.fromstring(changed), (served_home / "keys" / "ca" / "ca.cert.pem",))
+
+
 @pytest.mark.parametrize("algorithm", ["ec", "rsa"])
 def test_the_hand_written_canonical_forms_are_what_lxml_canonicalises(
     algorithm: str, served_home: Path, tmp_path: Path
