@@ -87,7 +87,7 @@ def verify_gateway_signed(
     except ValueError:
         raise ReceiptInvalid(f"the certificate of the {name}'s signature cannot be read") from None
     _check_gateway_certificate(certificate, anchor_files, now)
-    _xmlsec_verify(signature, certificate, {element_id: element}, ("Id", None))
+    _xmlsec_verify(signature, certificate, [element], ("Id", None))
     return element
 
 
@@ -214,7 +214,7 @@ def verify_signed_response(envelope: etree._Element, anchor_files: Sequence[Path
     if any(_UNSIGNED_NODES(element) for element in wanted.values()):
         raise ReceiptInvalid("the response's Body or Timestamp holds a comment or a processing instruction")
     _check_gateway_certificate(certificate, anchor_files, now)
-    _xmlsec_verify(signature, certificate, {str(key): element for key, element in wanted.items()}, ("Id", WSU_NS))
+    _xmlsec_verify(signature, certificate, list(wanted.values()), ("Id", WSU_NS))
 
 
 # What xmlsec may apply (``xmlsec.constants``' Transform names): the gateway's algorithms and no
@@ -227,7 +227,7 @@ _SIGNATURE_TRANSFORMS = ("ExclC14N", "RsaSha256", "RsaSha384", "RsaSha512", "Ecd
 def _xmlsec_verify(
     signature: etree._Element,
     certificate: x509.Certificate,
-    signed: dict[str, etree._Element],
+    signed: list[etree._Element],
     id_attribute: tuple[str, str | None],
 ) -> None:
     """Check ``signature`` with ``certificate``'s key, its references resolved to the ``signed``
@@ -239,7 +239,7 @@ def _xmlsec_verify(
     context = xmlsec.SignatureContext()
     name, namespace = id_attribute
     try:
-        for element in signed.values():
+        for element in signed:
             context.register_id(element, name, namespace)
     except xmlsec.Error:
         raise ReceiptInvalid("an Id of the gateway's signed element is used twice in the document") from None

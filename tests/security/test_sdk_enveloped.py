@@ -19,17 +19,18 @@ import pytest
 from cryptography import x509
 from lxml import etree
 from lxml.builder import ElementMaker
-from signxml.verifier import SignatureConfiguration, XMLVerifier
+from signxml.verifier import XMLVerifier
 
 from gateway.bootstrap import gateway_key_paths
 from gateway.intake.catalog import GATEWAY_NS
 from gateway.pki.keystore import PemKeyStore, PrivateKey
 from gateway.sdk.receipts import ReceiptInvalid, verify_gateway_signed
-from gateway.security.policy import ALLOWED_DIGESTS, ALLOWED_SIGNATURE_METHODS, EXCLUSIVE_C14N
+from gateway.security.policy import EXCLUSIVE_C14N
 from gateway.security.signer import GatewaySigner, signature_value
 from gateway.security.wsse import DS_NS
 from gateway.settings import Settings
 from tests.conftest import UNIVERSITY, credentials
+from tests.security.test_receipt import SIGNXML_CONFIG, signing_certificate
 
 GW = ElementMaker(namespace=GATEWAY_NS, nsmap={"gw": GATEWAY_NS})
 NS = {"gw": GATEWAY_NS, "ds": DS_NS}
@@ -103,19 +104,8 @@ def test_what_the_sdk_accepts_signxml_accepts(
 ) -> None:
     element = in_body(gateway.sign_enveloped(delivery()))
     verify_gateway_signed(element, DELIVERY, anchors)
-    _key, cert = gateway_key_paths(settings.keys_dir)
-    config = SignatureConfiguration(
-        location="./",
-        expect_references=1,
-        signature_methods=ALLOWED_SIGNATURE_METHODS,
-        digest_algorithms=ALLOWED_DIGESTS,
-        default_reference_c14n_method=EXCLUSIVE_C14N,
-    )
     XMLVerifier().verify(
-        copy.deepcopy(element),
-        x509_cert=x509.load_pem_x509_certificate(cert.read_bytes()),
-        id_attribute="Id",
-        expect_config=config,
+        copy.deepcopy(element), x509_cert=signing_certificate(settings), id_attribute="Id", expect_config=SIGNXML_CONFIG
     )
 
 
