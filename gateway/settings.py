@@ -21,6 +21,10 @@ from gateway.xmlparse import LIBXML_MAX_DEPTH, MAX_ELEMENTS_SETTING, MAX_TEXT_SE
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
 EMBEDDED_BROKER = "stub://"
+# Request threads per worker process. Each holds one request already read whole; the more messages in
+# flight, the larger the group commit's batches and the less each pays of a batch's fixed cost: 16
+# carried 13 - 16 % more than 8 on one worker (bench/intake/README.md, sixteenth pass).
+DEFAULT_THREADS = 16
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,7 @@ class Settings:
             host=env.get("GATEWAY_HOST", "127.0.0.1"),
             port=_int(env, "GATEWAY_PORT", 8080, 1, 65535),
             workers=_int(env, "GATEWAY_WORKERS", 1, 1, 64),
-            threads=_int(env, "GATEWAY_THREADS", 8, 1, 256),
+            threads=_int(env, "GATEWAY_THREADS", DEFAULT_THREADS, 1, 256),
             cpu_affinity=_choice(env, "GATEWAY_CPU_AFFINITY", "auto", ("auto", "on", "off")),
             request_head_timeout_seconds=_int(env, "GATEWAY_REQUEST_HEAD_TIMEOUT", 10, 1, 300),
             request_body_timeout_seconds=_int(env, "GATEWAY_REQUEST_BODY_TIMEOUT", 30, 1, 3600),

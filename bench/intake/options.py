@@ -12,6 +12,8 @@ import wrk_load
 from envelopes import signing_available
 from report import TARGETS
 
+from gateway.settings import DEFAULT_THREADS
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 RUN_SETTINGS = {  # gateway settings the run chooses, and the option that changes them
     "GATEWAY_DATA_DIR": "a temporary directory",
@@ -109,7 +111,12 @@ def parse_options(argv: Sequence[str] | None = None, description: str | None = N
         help="gunicorn worker processes of every server; several counts (1,2,4) run one after "
         "the other, each on a fresh database (1)",
     )
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker (GATEWAY_THREADS) (8)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"threads per worker (GATEWAY_THREADS), the gateway's default ({DEFAULT_THREADS})",
+    )
     parser.add_argument(
         "--database-url",
         default=None,

@@ -13,7 +13,7 @@ database. Prints medians, the ratios gateway/baseline, the lock shares and the s
 stored rows differ from its acceptances. Every process it starts is stopped on the way out.
 
     .venv/bin/python bench/intake/run.py [--duration 15] [--rounds 3] [--workers 1[,2,4]]
-        [--database-url postgresql://...] [--rate N] [--connections N] [--threads 8]
+        [--database-url postgresql://...] [--rate N] [--connections N] [--threads 16]
         [--servers gateway,xsd,xsd+sig,xsd+dsig]
 """
 
