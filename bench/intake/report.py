@@ -54,6 +54,7 @@ class RoundFigures:
     max_send_lag_ms: float = 0.0
     database_cpu_s: float | None = None  # PostgreSQL: the CPU of the gateway's database sessions' processes
     per_cpu_with_database_s: float | None = None
+    cpu_by_thread: dict[str, float] = field(default_factory=dict)  # the gateway's: its workers' threads, by name
 
 
 def round_figures(
@@ -64,9 +65,11 @@ def round_figures(
     machine_busy_s: float,
     master: int,
     database_cpu_s: float | None = None,
+    thread_readings: tuple[dict[str, float], dict[str, float]] | None = None,
 ) -> RoundFigures:
     """The figures of one round: the generator's result, the server's CPU seconds by pid before and
-    after it, and the CPU seconds the whole machine was busy meanwhile."""
+    after it, and the CPU seconds the whole machine was busy meanwhile; ``thread_readings``, the
+    CPU seconds of its workers' threads by name before and after (``servers.thread_cpu_seconds``)."""
     cpu_before, cpu_after = cpu_readings
     by_process = {
         ("master" if pid == master else f"worker {pid}"): round(used - cpu_before.get(pid, 0.0), 3)
@@ -101,6 +104,11 @@ def round_figures(
             accepted / (server_cpu + database_cpu_s)
             if database_cpu_s is not None and server_cpu + database_cpu_s
             else None
+        ),
+        cpu_by_thread=(
+            {name: round(used - thread_readings[0].get(name, 0.0), 3) for name, used in thread_readings[1].items()}
+            if thread_readings is not None
+            else {}
         ),
     )
 
@@ -258,6 +266,30 @@ def lopsided(figures: RoundFigures, limit: float = 0.8) -> float | None:
 
 def _figure(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
+
+
+def thread_split(rounds: Sequence[RoundFigures], target: str = "gateway") -> str | None:
+    """Where ``target``'s worker processes spent their CPU, by thread, over all its rounds: each
+    name's share of the threads' CPU and its CPU time per accepted message, largest first; None
+    without readings. The names are those the gateway gives its threads (``gateway-request``,
+    ``gateway-writer``, ``delivery-sweep``: ``gateway.monitoring.threads``); ``main`` is a worker
+    process's main thread, the event loop that reads requests and writes answers; threads
+    sharing a name are summed (the request threads)."""
+    mine = [r for r in rounds if r.target == target and r.cpu_by_thread]
+    used: dict[str, float] = {}
+    for r in mine:
+        for name, seconds in r.cpu_by_thread.items():
+            used[name] = used.get(name, 0.0) + seconds
+    total = sum(used.values())
+    accepted = sum(r.requests - r.failures for r in mine)
+    if total <= 0 or not accepted:
+        return None
+    parts = [
+        f"{name} {100 * seconds / total:.0f} % ({1000 * seconds / accepted:.2f} ms a message)"
+        for name, seconds in sorted(used.items(), key=lambda item: -item[1])
+        if seconds / total >= 0.005
+    ]
+    return ", ".join(parts)
 
 
 def foreign_load(rounds: Sequence[RoundFigures]) -> float:

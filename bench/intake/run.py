@@ -263,6 +263,7 @@ def measure(
             backends = backend_pids(database_url, GATEWAY_APPLICATION) if gateway else set()
             database_before = servers.processes_cpu_seconds(backends)
             before, machine_before = servers.cpu_seconds(server.pid), servers.machine_busy_seconds()
+            threads_before = servers.thread_cpu_seconds(server.pid) if gateway else None
             if sampler is not None and gateway:
                 sampler.start()
             try:
@@ -271,6 +272,7 @@ def measure(
                 if sampler is not None and gateway:
                     sampler.stop()
             after, machine_after = servers.cpu_seconds(server.pid), servers.machine_busy_seconds()
+            threads = (threads_before, servers.thread_cpu_seconds(server.pid)) if threads_before is not None else None
             database_cpu = None
             if gateway and database_url.startswith("postgresql://"):
                 backends |= backend_pids(database_url, GATEWAY_APPLICATION)
@@ -278,7 +280,14 @@ def measure(
                 database_cpu = sum(used - database_before.get(pid, 0.0) for pid, used in database_after.items())
             figures.append(
                 report.round_figures(
-                    target, number, result, (before, after), machine_after - machine_before, server.pid, database_cpu
+                    target,
+                    number,
+                    result,
+                    (before, after),
+                    machine_after - machine_before,
+                    server.pid,
+                    database_cpu,
+                    threads,
                 )
             )
             ended = ""
@@ -440,6 +449,8 @@ def print_run(run: dict[str, Any], options: Options) -> bool:
         )
     if run["_lock_figures"] is not None:
         print("\n".join(locks.describe(run["_lock_figures"], options.lock_limit)))
+    if (split := report.thread_split(rounds)) is not None:
+        print(f"gateway workers' CPU by thread (all rounds): {split}")
     check = run["gateway_stored_check"]
     memory = "; ".join(
         f"{name} {', '.join(f'{mb:,.0f}' for mb in sizes.values())}" for name, sizes in run["resident_mb_after"].items()

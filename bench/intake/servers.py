@@ -153,6 +153,29 @@ def processes_cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
     return used
 
 
+def thread_cpu_seconds(master: int) -> dict[str, float]:
+    """User plus system CPU seconds so far of the threads of ``master``'s descendants, summed by the
+    thread's name as the kernel shows it (``/proc/<pid>/task/<tid>/comm``; the gateway names its
+    threads there: ``gateway.monitoring.threads``); a process's main thread (the gunicorn
+    worker's event loop) is ``main``. A thread that has ended since is missing from the sum."""
+    used: dict[str, float] = {}
+    for pid in worker_pids(master):
+        try:
+            tasks = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+                text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            fields = text[text.rindex(")") + 2 :].split()
+            key = "main" if tid == pid else name
+            used[key] = used.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return used
+
+
 def resident_mb(master: int) -> dict[int, float]:
     """The resident memory (VmRSS) of ``master``'s descendants, in MB, by pid."""
     sizes = {}

@@ -50,6 +50,7 @@ from gateway.audit.verify import Report, verify_log
 from gateway.auditor.models import AuditVerification, Outcome
 from gateway.bootstrap import gateway_key_paths
 from gateway.clock import Clock
+from gateway.monitoring.threads import AUDIT_VERIFY, name_thread
 from gateway.settings import Settings
 from gateway.staff.services import USERNAME
 from gateway.store.db import transaction
@@ -291,11 +292,11 @@ def run_in_background(
     kept: Sequence[Anchor] = (),
 ) -> threading.Thread:
     """Start :func:`run_verification` in a daemon thread; returns the thread."""
-    thread = threading.Thread(
-        target=run_verification,
-        args=(sessions, public_key, clock, run_id, published, kept),
-        name=f"audit-verify-{run_id}",
-        daemon=True,
-    )
+
+    def run() -> None:
+        name_thread(AUDIT_VERIFY)
+        run_verification(sessions, public_key, clock, run_id, published, kept)
+
+    thread = threading.Thread(target=run, name=f"{AUDIT_VERIFY}-{run_id}", daemon=True)
     thread.start()
     return thread

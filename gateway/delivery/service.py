@@ -48,6 +48,7 @@ from gateway.intake.soap import envelope
 from gateway.messages.models import DeliveryStatus
 from gateway.messages.payloads import PayloadCipher
 from gateway.monitoring import events
+from gateway.monitoring.threads import SWEEP, name_thread
 from gateway.security.signer import GatewaySigner
 from gateway.store.db import transaction
 
@@ -274,13 +275,14 @@ class Sweeper(threading.Thread):
     def __init__(
         self, service: DeliveryService, interval: float = 5.0, also: tuple[Callable[[], object], ...] = ()
     ) -> None:
-        super().__init__(name="delivery-sweep", daemon=True)
+        super().__init__(name=SWEEP, daemon=True)
         self._service = service
         self._interval = interval
         self._tasks: tuple[Callable[[], object], ...] = (service.sweep, *also)
         self._stopping = threading.Event()  # not _stop: threading.Thread has a _stop of its own
 
     def run(self) -> None:
+        name_thread(SWEEP)
         while not self._stopping.wait(self._interval):
             for task in self._tasks:
                 try:

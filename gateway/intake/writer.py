@@ -76,6 +76,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.log import PENDING_KEY
+from gateway.monitoring.threads import WRITER, name_thread
 from gateway.store.deferred import DEFERRED_KEY, commit, defer_writes, write_now
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class BatchWriter:
         limit: int = 64,
         prepare: Callable[[Session], None] | None = None,
         look_ahead: Callable[[Session, list[object]], None] | None = None,
-        name: str = "gateway-writer",
+        name: str = WRITER,
         turn: AbstractContextManager[object] | None = None,
     ) -> None:
         if limit < 1:
@@ -194,6 +195,7 @@ class BatchWriter:
                 self._thread.start()
 
     def _loop(self) -> None:
+        name_thread(self._name)  # for top -H and bench/intake (gateway.monitoring.threads)
         pieces = self._queue
         settling: list[_Piece] = []  # the last batch's pieces whose settling work waits for this one
         while True:

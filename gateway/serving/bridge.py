@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from gateway.monitoring.threads import REQUEST, name_thread
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
@@ -37,7 +39,9 @@ class GatewayASGI:
         self.wsgi_app = wsgi_app
         self.max_body = max_body
         self.multiprocess = multiprocess
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gateway-request")
+        self.executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix=REQUEST, initializer=name_thread, initargs=(REQUEST,)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
