@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import wrk_load
@@ -38,6 +38,7 @@ class Options:
     rounds: int
     warmup: int
     connections: int
+    connections_per_worker: int | None  # closed loop: connections = this x workers, for each worker count
     workers: tuple[int, ...]
     threads: int
     database_url: str | None
@@ -58,6 +59,12 @@ class Options:
     @property
     def open_loop(self) -> bool:
         return self.rate is not None
+
+    def for_workers(self, workers: int) -> Options:
+        """These options for one worker count: with ``--connections-per-worker``, its connections."""
+        if self.connections_per_worker is None:
+            return self
+        return replace(self, connections=self.connections_per_worker * workers)
 
     def envelope_count(self, signed: bool) -> int:
         """How many envelopes to generate: ``--envelopes``, or enough for every round's duration."""
@@ -103,6 +110,14 @@ def parse_options(argv: Sequence[str] | None = None, description: str | None = N
         type=int,
         default=None,
         help=f"concurrent keep-alive connections ({CLOSED_LOOP_CONNECTIONS}; {OPEN_LOOP_CONNECTIONS} with --rate)",
+    )
+    parser.add_argument(
+        "--connections-per-worker",
+        type=int,
+        default=None,
+        metavar="N",
+        help="closed loop: N connections for each worker process (N x workers at each worker count), so "
+        "that every worker has as many messages in flight at every count; instead of --connections",
     )
     parser.add_argument(
         "--workers",
@@ -193,6 +208,12 @@ def parse_options(argv: Sequence[str] | None = None, description: str | None = N
     )
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = vars(parser.parse_args(argv))
+    if args["connections_per_worker"] is not None:
+        if args["connections"] is not None or args["rate"] is not None:
+            parser.error("--connections-per-worker is for the closed loop, instead of --connections")
+        if args["connections_per_worker"] < 1:
+            parser.error("--connections-per-worker must be at least 1")
+        args["connections"] = args["connections_per_worker"] * max(args["workers"])  # the most any count uses
     if args["connections"] is None:
         args["connections"] = OPEN_LOOP_CONNECTIONS if args["rate"] is not None else CLOSED_LOOP_CONNECTIONS
     args["lock_sampling"] = args["lock_sampling"] == "on"

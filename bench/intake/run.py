@@ -13,7 +13,7 @@ database. Prints medians, the ratios gateway/baseline, the lock shares and the s
 stored rows differ from its acceptances. Every process it starts is stopped on the way out.
 
     .venv/bin/python bench/intake/run.py [--duration 15] [--rounds 3] [--workers 1[,2,4]]
-        [--database-url postgresql://...] [--rate N] [--connections N] [--threads 16]
+        [--database-url postgresql://...] [--rate N] [--connections N | --connections-per-worker N] [--threads 16]
         [--servers gateway,xsd,xsd+sig,xsd+dsig]
 """
 
@@ -393,6 +393,7 @@ def benchmark(options: Options, setup: Setup, envelopes: Envelopes) -> dict[str,
     slack = options.connections * (len(slices) + 1) if options.generator == "wrk" and not options.open_loop else 0
     return {
         "workers": setup.workers,
+        "connections": options.connections,
         "database": setup.database_url.split("@")[-1].split("?")[0],
         "load_average_before": load_average,
         "envelopes": {
@@ -492,7 +493,8 @@ def run_all(options: Options, workdir: Path) -> tuple[list[dict[str, Any]], dict
     for workers in options.workers:
         data_dir = workdir / f"data-{workers}"
         with scratch_database(data_dir, options.database_url) as url:
-            runs.append(benchmark(options, Setup(workdir, keys_dir, data_dir, url, workers), envelopes))
+            setup = Setup(workdir, keys_dir, data_dir, url, workers)
+            runs.append(benchmark(options.for_workers(workers), setup, envelopes))
     return runs, envelopes.describe()
 
 
@@ -515,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURES
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    stored_ok = all([print_run(run, options) for run in runs])
+    stored_ok = all([print_run(run, options.for_workers(run["workers"])) for run in runs])
     scaling_lines, within = report.scaling({run["workers"]: run["summary"] for run in runs}, options.scaling_tolerance)
     print("\n=== per worker count (medians of rounds) ===")
     print("\n".join(scaling_lines))
