@@ -28,7 +28,7 @@ CLOSED_LOOP_CONNECTIONS = 16
 OPEN_LOOP_CONNECTIONS = 64
 # envelopes per second of round that the default --envelopes provides (signed; unsigned): a round
 # ends early, reported, when a faster gateway uses its slice up
-SIGNED_PER_SECOND = 300
+SIGNED_PER_SECOND = 700
 UNSIGNED_PER_SECOND = 1500
 
 
