@@ -167,10 +167,11 @@ def thread_cpu_seconds(master: int) -> dict[str, float]:
         for tid in tasks:
             try:
                 name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-                text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
             except OSError:
                 continue  # ended meanwhile
-            fields = text[text.rindex(")") + 2 :].split()
+            fields = _read_stat(pid, tid)
+            if fields is None:
+                continue
             key = "main" if tid == pid else name
             used[key] = used.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
     return used
@@ -197,10 +198,11 @@ def machine_busy_seconds() -> float:
     return (sum(fields) - idle) / _TICKS
 
 
-def _read_stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name: [state, ppid, ...]; None if gone."""
+def _read_stat(pid: int, tid: int | None = None) -> list[str] | None:
+    """The fields of /proc/<pid>/stat (with ``tid``, of its thread's /proc/<pid>/task/<tid>/stat)
+    after the command name: [state, ppid, ...]; None if gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat").read_text()
     except OSError:
         return None
     return text[text.rindex(")") + 2 :].split()

@@ -79,10 +79,10 @@ def gunicorn_options(settings: Settings, affinity: AffinityPlan | None = None) -
         "accesslog": "-",
         "timeout": 60,
         "graceful_timeout": 30,
-        "control_socket_disable": True,
+        "control_socket_disable": True,  # gunicorn's control socket is not part of the gateway's interface
         # With setproctitle installed (gateway.monitoring.threads) gunicorn titles its processes:
         # "gunicorn: master [gateway]", "gunicorn: worker [gateway]" in ps and top.
-        "proc_name": "gateway",  # gunicorn's control socket is not part of the gateway's interface
+        "proc_name": "gateway",
         # Several workers: a listening socket each (SO_REUSEPORT), the kernel spreading new connections
         # over them. On one shared socket an idle event loop accepts every connection it can, and a
         # proxy's kept-alive connections then stay with one worker: one core serving, the rest idle.
